@@ -1,0 +1,129 @@
+//! The command line (clap). The same definitions generate the man pages
+//! (`man/`) and the shell completions, so they cannot disagree.
+
+use std::ffi::OsString;
+
+use clap::{Args, Parser, Subcommand};
+
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status of `antimony run`: the program's own exit status; 128+N when the \
+program dies of signal N; 125 when antimony itself fails (a bad profile or \
+option, a pre-hook or post-hook that fails without `can_fail`, a sandbox that \
+cannot be set up or a program that cannot be executed), after one line \
+`antimony: error: …` on standard error. Other commands exit 0 on success and \
+125 on failure.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "antimony",
+    version,
+    about = "Run programs in a sandbox described by a TOML profile",
+    long_about = "antimony runs a program in a sandbox it builds itself (user, mount, PID, IPC, UTS, \
+cgroup and network namespaces; a new root of read-only binds; Landlock; no capabilities; a \
+seccomp filter), as the profile says. The profile's pre-hooks run on the host before, \
+attached hooks alongside, and post-hooks after the sandbox. No setuid bit, no helper: it \
+works for ordinary users through unprivileged user namespaces, and for root.",
+    after_long_help = EXIT_STATUS_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a profile's program in its sandbox
+    #[command(
+        long_about = "Runs the profile's pre-hooks on the host, then its program in the sandbox \
+(with the profile's `arguments`, then ARGS), passing SIGINT, SIGTERM and SIGHUP on to it; when it \
+exits, attached hooks get SIGTERM (and SIGKILL after the profile's grace period), then the \
+post-hooks run. Options here override the profile for this run only.",
+        after_long_help = EXIT_STATUS_HELP
+    )]
+    Run(RunArgs),
+    /// Check that profiles are valid
+    #[command(
+        long_about = "Loads each profile with everything it inherits, validates it, and plans a \
+run of it (so a missing program is reported too). Prints `NAME: ok` for each valid profile and one \
+error line for each invalid one; exits 125 if any is invalid."
+    )]
+    Check {
+        /// Profile names or paths to profile files
+        #[arg(required = true, value_name = "PROFILE")]
+        profiles: Vec<String>,
+    },
+    /// Print a profile, with everything it inherits, as TOML
+    #[command(
+        long_about = "Prints the fully resolved profile: its own values over everything it \
+inherits, with every default written out. The output is itself a valid profile."
+    )]
+    Show {
+        /// Profile name or path to a profile file
+        profile: String,
+    },
+    /// List every profile and where it comes from
+    #[command(
+        long_about = "Lists every profile name found in the user's folder, the system folder and \
+the shipped profiles, which copy wins, and which copies it shadows."
+    )]
+    List,
+    /// Edit the user's copy of a profile
+    #[command(
+        long_about = "Opens $VISUAL or $EDITOR (else vi) on the user's copy of the profile, making \
+that copy first from the system or shipped profile if there is none. After the editor exits, the \
+profile is validated; an invalid profile is saved only if you say so."
+    )]
+    Edit {
+        /// Profile name
+        profile: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Profile name, or path to a profile file (contains `/` or ends in `.toml`)
+    pub profile: String,
+
+    /// Also bind HOST read-only at SANDBOX (default: the same path); a leading `?` makes it optional
+    #[arg(long = "ro", value_name = "HOST[=SANDBOX]")]
+    pub ro: Vec<String>,
+
+    /// Also bind HOST read-write at SANDBOX (default: the same path); a leading `?` makes it optional
+    #[arg(long = "rw", value_name = "HOST[=SANDBOX]")]
+    pub rw: Vec<String>,
+
+    /// Set an environment variable in the sandbox (`KEY=$NAME` copies the host's NAME)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Share the host's network for this run
+    #[arg(long, overrides_with = "no_network")]
+    pub network: bool,
+
+    /// Give the sandbox no network (loopback only) for this run
+    #[arg(long = "no-network", overrides_with = "network")]
+    pub no_network: bool,
+
+    /// Run this program instead of the profile's `path` (a path inside the sandbox, or a name on its PATH)
+    #[arg(long, value_name = "PROGRAM")]
+    pub program: Option<String>,
+
+    /// Print the plan (mounts, namespaces, Landlock, seccomp, environment, hooks in order) and run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Arguments for the program, after the profile's `arguments`; everything after `--` is the program's
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<OsString>,
+}
+
+impl RunArgs {
+    pub fn network(&self) -> Option<bool> {
+        match (self.network, self.no_network) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+}

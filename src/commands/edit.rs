@@ -1,0 +1,146 @@
+//! `antimony edit`: the user's copy of a profile in $VISUAL/$EDITOR, never
+//! saved invalid without the user saying so.
+
+use std::borrow::Cow;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
+use crate::host::Host;
+use crate::profile::{Origin, ProfileError, Searcher, Source, merge, valid_name};
+
+const NEW_PROFILE: &str = "\
+# A new antimony profile. See antimony-profile(5).
+# path = \"/usr/bin/program\"
+# arguments = []
+# inherits = []
+
+[sandbox]
+network = false
+";
+
+fn editor(host: &Host) -> Vec<String> {
+    for var in ["VISUAL", "EDITOR"] {
+        if let Some(v) = host.var(var) {
+            let words: Vec<String> = v
+                .to_string_lossy()
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !words.is_empty() {
+                return words;
+            }
+        }
+    }
+    vec!["vi".into()]
+}
+
+/// Validates edited text as the user's copy of `name`, inherits included.
+fn validate(searcher: &Searcher, name: &str, path: &Path, text: &str) -> Result<(), ProfileError> {
+    let source = Source {
+        name: name.to_string(),
+        origin: Origin::User(path.to_path_buf()),
+        text: Cow::Owned(text.to_string()),
+    };
+    merge::resolve_source(searcher, source).map(drop)
+}
+
+fn ask(question: &str) -> Option<char> {
+    eprint!("{question} ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    match std::io::stdin().lock().read_line(&mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => line.trim().chars().next().map(|c| c.to_ascii_lowercase()),
+    }
+}
+
+pub fn edit(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+    if !valid_name(name) {
+        return Err(ProfileError::BadName {
+            name: name.into(),
+            at: None,
+        }
+        .into());
+    }
+    let dir = searcher.user_dir().to_path_buf();
+    let target = dir.join(format!("{name}.toml"));
+    let original = match std::fs::read_to_string(&target) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match searcher.find(name, None) {
+            Ok(source) => source.text.into_owned(),
+            Err(ProfileError::NotFound { .. }) => NEW_PROFILE.to_string(),
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => return Err(Error::io(format!("read {}", target.display()), e)),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    let temp: PathBuf = dir.join(format!(".{name}.toml.edit-{}", std::process::id()));
+    std::fs::write(&temp, &original)
+        .map_err(|e| Error::io(format!("write {}", temp.display()), e))?;
+    let result = edit_loop(name, host, searcher, &target, &temp, &original);
+    let _ = std::fs::remove_file(&temp);
+    result
+}
+
+fn edit_loop(
+    name: &str,
+    host: &Host,
+    searcher: &Searcher,
+    target: &Path,
+    temp: &Path,
+    original: &str,
+) -> Result<u8, Error> {
+    let mut argv = editor(host);
+    let program = argv.remove(0);
+    loop {
+        let status = Command::new(&program)
+            .args(&argv)
+            .arg(temp)
+            .status()
+            .map_err(|e| Error::io(format!("start the editor `{program}`"), e))?;
+        if !status.success() {
+            return Err(Error::Other(format!(
+                "the editor `{program}` failed ({status}); {} is unchanged",
+                target.display()
+            )));
+        }
+        let text = std::fs::read_to_string(temp)
+            .map_err(|e| Error::io(format!("read {}", temp.display()), e))?;
+        if text == original && target.exists() {
+            eprintln!("antimony: {} is unchanged", target.display());
+            return Ok(0);
+        }
+        match validate(searcher, name, target, &text) {
+            Ok(()) => {
+                save(temp, target)?;
+                eprintln!("antimony: saved {}", target.display());
+                return Ok(0);
+            }
+            Err(e) => {
+                crate::commands::report(&e);
+                match ask("[e]dit again, [s]ave anyway, or [d]iscard?") {
+                    Some('e') => continue,
+                    Some('s') => {
+                        save(temp, target)?;
+                        eprintln!("antimony: saved {} (invalid)", target.display());
+                        return Ok(EXIT_LAUNCHER_FAILURE);
+                    }
+                    _ => {
+                        eprintln!("antimony: discarded; {} is unchanged", target.display());
+                        return Ok(EXIT_LAUNCHER_FAILURE);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn save(temp: &Path, target: &Path) -> Result<(), Error> {
+    // Rename over the old copy: never a half-written profile.
+    let staged = temp.with_extension("save");
+    std::fs::copy(temp, &staged)
+        .and_then(|_| std::fs::rename(&staged, target))
+        .map_err(|e| Error::io(format!("save {}", target.display()), e))
+}

@@ -1,0 +1,127 @@
+//! The subcommands, and the one place errors become output and exit codes.
+
+mod edit;
+mod list;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
+use crate::host::Host;
+use crate::plan::{self, RunOptions};
+use crate::profile::{self, Searcher};
+
+/// Prints an error the one time it is reported.
+pub fn report(e: &dyn std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "antimony: error: {e}");
+}
+
+pub fn warn(w: &str) {
+    let _ = writeln!(std::io::stderr(), "antimony: warning: {w}");
+}
+
+/// Parses the command line and runs the command.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    // Children must be waitable whatever antimony inherited.
+    // SAFETY: resetting SIGCHLD to its default disposition.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    ExitCode::from(EXIT_LAUNCHER_FAILURE)
+                }
+                _ => {
+                    let text = e.render().to_string();
+                    let text = text.strip_prefix("error: ").unwrap_or(&text);
+                    let _ = write!(std::io::stderr(), "antimony: error: {text}");
+                    ExitCode::from(EXIT_LAUNCHER_FAILURE)
+                }
+            };
+        }
+    };
+    let host = Host::from_process();
+    match dispatch(cli.command, &host) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_LAUNCHER_FAILURE)
+        }
+    }
+}
+
+fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
+    let searcher = Searcher::new(host);
+    match command {
+        Command::Run(args) => run(args, host, &searcher),
+        Command::Check { profiles } => Ok(check(&profiles, host, &searcher)),
+        Command::Show { profile } => {
+            let p = profile::resolve(&searcher, &profile)?;
+            print!("{}", profile::show::to_toml(&p));
+            Ok(0)
+        }
+        Command::List => {
+            list::list(&searcher);
+            Ok(0)
+        }
+        Command::Edit { profile } => edit::edit(&profile, host, &searcher),
+    }
+}
+
+fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+    let profile = profile::resolve(searcher, &args.profile)?;
+    let opts = RunOptions {
+        network: args.network(),
+        ro: args.ro,
+        rw: args.rw,
+        env: args.env,
+        program: args.program,
+        args: args.args,
+    };
+    let plan = plan::build(&profile, &opts, host)?;
+    if args.dry_run {
+        print!("{plan}");
+        return Ok(0);
+    }
+    let outcome = crate::pipeline::run(&plan, host);
+    for w in &outcome.warnings {
+        warn(w);
+    }
+    if let Some(e) = outcome.error {
+        return Err(e);
+    }
+    Ok(outcome.code)
+}
+
+fn check(names: &[String], host: &Host, searcher: &Searcher) -> u8 {
+    let mut failed = false;
+    for name in names {
+        let result = profile::resolve(searcher, name)
+            .map_err(Error::from)
+            .and_then(|p| {
+                if !p.fragment {
+                    plan::build(&p, &RunOptions::default(), host)?;
+                }
+                Ok(p)
+            });
+        match result {
+            Ok(p) => println!("{name}: ok{}", if p.fragment { " (fragment)" } else { "" }),
+            Err(e) => {
+                report(&e);
+                failed = true;
+            }
+        }
+    }
+    if failed { EXIT_LAUNCHER_FAILURE } else { 0 }
+}

@@ -1,0 +1,43 @@
+//! The error every command returns, printed once by `main` as
+//! `antimony: error: …`.
+
+use crate::hooks::HookError;
+use crate::plan::PlanError;
+use crate::profile::ProfileError;
+use crate::sandbox::SandboxError;
+
+/// The exit status of every launcher failure: a bad profile or option, a
+/// failed pre-hook or post-hook, a failed sandbox set-up. Like `env`,
+/// `chroot` and container runtimes, antimony keeps 126 and 127 free and
+/// uses 125 for its own errors; a program that exits 125 by itself is
+/// indistinguishable, which the man page says.
+pub const EXIT_LAUNCHER_FAILURE: u8 = 125;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

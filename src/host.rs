@@ -1,0 +1,216 @@
+//! Facts about the host that the loader and the planner need: who runs
+//! antimony, where their home and XDG folders are, and the environment the
+//! sandbox may copy values from.
+//!
+//! Everything is read once, up front, so that the rest of the code is pure
+//! with respect to the process environment (and tests can build a `Host` by
+//! hand).
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+/// The identity a hook runs as when antimony runs as root on someone's behalf
+/// (`sudo`, `pkexec`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnBehalfOf {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub uid: u32,
+    pub gid: u32,
+    /// The user's login name, from `/etc/passwd`, else `$USER`, else the uid.
+    pub user: String,
+    pub home: PathBuf,
+    pub config_home: PathBuf,
+    pub data_home: PathBuf,
+    pub cache_home: PathBuf,
+    pub state_home: PathBuf,
+    pub runtime_dir: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    /// antimony's own environment, as it was at start.
+    pub env: BTreeMap<OsString, OsString>,
+    /// Set when running as root for another user (`SUDO_UID`/`SUDO_GID`, `PKEXEC_UID`).
+    pub on_behalf_of: Option<OnBehalfOf>,
+}
+
+impl Host {
+    /// Reads the host facts from the process environment and credentials.
+    pub fn from_process() -> Host {
+        let env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let pw = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten();
+        let home = env
+            .get(OsStr::new("HOME"))
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| pw.as_ref().map(|p| p.dir.clone()))
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let user = pw
+            .as_ref()
+            .map(|p| p.name.clone())
+            .or_else(|| {
+                env.get(OsStr::new("USER"))
+                    .map(|u| u.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| uid.to_string());
+        let xdg = |var: &str, default: &str| -> PathBuf {
+            env.get(OsStr::new(var))
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(default))
+        };
+        let config_home = xdg("XDG_CONFIG_HOME", ".config");
+        let data_home = xdg("XDG_DATA_HOME", ".local/share");
+        let cache_home = xdg("XDG_CACHE_HOME", ".cache");
+        let state_home = xdg("XDG_STATE_HOME", ".local/state");
+        let runtime_dir = env
+            .get(OsStr::new("XDG_RUNTIME_DIR"))
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let on_behalf_of = if uid == 0 { on_behalf_of(&env) } else { None };
+        Host {
+            uid,
+            gid,
+            user,
+            home,
+            config_home,
+            data_home,
+            cache_home,
+            state_home,
+            runtime_dir,
+            cwd: std::env::current_dir().ok(),
+            env,
+            on_behalf_of,
+        }
+    }
+
+    /// A host environment variable, if set.
+    pub fn var(&self, name: &str) -> Option<&OsStr> {
+        self.env.get(OsStr::new(name)).map(OsString::as_os_str)
+    }
+
+    /// Expands a leading `~` (alone or followed by `/`) to the host home.
+    /// Any other path is returned as written.
+    pub fn expand_tilde(&self, path: &str) -> PathBuf {
+        if path == "~" {
+            self.home.clone()
+        } else if let Some(rest) = path.strip_prefix("~/") {
+            self.home.join(rest)
+        } else {
+            PathBuf::from(path)
+        }
+    }
+
+    /// Writes a host path for humans: the home folder becomes `~`.
+    pub fn display_path(&self, path: &Path) -> String {
+        if self.home != Path::new("/") {
+            if let Ok(rest) = path.strip_prefix(&self.home) {
+                return if rest.as_os_str().is_empty() {
+                    "~".to_string()
+                } else {
+                    format!("~/{}", rest.display())
+                };
+            }
+        }
+        path.display().to_string()
+    }
+
+    /// The user's profile folder, searched first.
+    pub fn user_profiles(&self) -> PathBuf {
+        self.config_home.join("antimony/profiles")
+    }
+
+    /// antimony's folders that no sandbox may write, even one that binds the
+    /// whole home: configuration, profile homes and state, caches.
+    pub fn protected_dirs(&self) -> Vec<PathBuf> {
+        vec![
+            self.config_home.join("antimony"),
+            self.data_home.join("antimony"),
+            self.state_home.join("antimony"),
+            self.cache_home.join("antimony"),
+        ]
+    }
+}
+
+fn on_behalf_of(env: &BTreeMap<OsString, OsString>) -> Option<OnBehalfOf> {
+    let num =
+        |name: &str| -> Option<u32> { env.get(OsStr::new(name))?.to_str()?.parse::<u32>().ok() };
+    if let Some(uid) = num("SUDO_UID") {
+        let gid = num("SUDO_GID").or_else(|| primary_gid(uid))?;
+        return Some(OnBehalfOf { uid, gid });
+    }
+    if let Some(uid) = num("PKEXEC_UID") {
+        let gid = primary_gid(uid)?;
+        return Some(OnBehalfOf { uid, gid });
+    }
+    None
+}
+
+fn primary_gid(uid: u32) -> Option<u32> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.gid.as_raw())
+}
+
+#[cfg(test)]
+pub(crate) fn test_host() -> Host {
+    Host {
+        uid: 1000,
+        gid: 1000,
+        user: "user".into(),
+        home: "/home/user".into(),
+        config_home: "/home/user/.config".into(),
+        data_home: "/home/user/.local/share".into(),
+        cache_home: "/home/user/.cache".into(),
+        state_home: "/home/user/.local/state".into(),
+        runtime_dir: Some("/run/user/1000".into()),
+        cwd: Some("/home/user".into()),
+        env: [("LANG", "C.UTF-8"), ("TERM", "xterm")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect(),
+        on_behalf_of: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilde_expansion_and_display() {
+        let h = test_host();
+        assert_eq!(h.expand_tilde("~"), PathBuf::from("/home/user"));
+        assert_eq!(
+            h.expand_tilde("~/Downloads"),
+            PathBuf::from("/home/user/Downloads")
+        );
+        assert_eq!(h.expand_tilde("~other/x"), PathBuf::from("~other/x"));
+        assert_eq!(h.display_path(Path::new("/home/user/a")), "~/a");
+        assert_eq!(h.display_path(Path::new("/home/user")), "~");
+        assert_eq!(h.display_path(Path::new("/home/userx")), "/home/userx");
+    }
+
+    #[test]
+    fn sudo_identity() {
+        let env: BTreeMap<OsString, OsString> = [("SUDO_UID", "1001"), ("SUDO_GID", "1002")]
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        assert_eq!(
+            on_behalf_of(&env),
+            Some(OnBehalfOf {
+                uid: 1001,
+                gid: 1002
+            })
+        );
+    }
+}

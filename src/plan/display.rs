@@ -1,0 +1,160 @@
+//! `--dry-run`: the plan written for people.
+
+use std::fmt;
+
+use super::Plan;
+use crate::profile::{HookEvent, LandlockMode};
+
+fn quote(s: &std::ffi::OsStr) -> String {
+    let s = s.to_string_lossy();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:+,@%".contains(c))
+    {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "profile: {}", self.name)?;
+        let argv: Vec<String> = self.argv.iter().map(|a| quote(a)).collect();
+        writeln!(f, "program: {}", self.program.display())?;
+        writeln!(f, "argv: {}", argv.join(" "))?;
+        writeln!(f, "working directory: {}", self.cwd.display())?;
+        writeln!(
+            f,
+            "user: uid {} gid {} (mapped to the same ids outside; no capabilities)",
+            self.uid, self.gid
+        )?;
+        writeln!(f, "namespaces: {}", self.namespaces.names().join(", "))?;
+        let home = match &self.host_home {
+            Some(h) => format!("{:?} from {}", self.home_policy, h.display()),
+            None => "None (empty, private, discarded at exit)".into(),
+        };
+        writeln!(f, "home: {} at {}", home, self.home.display())?;
+
+        writeln!(
+            f,
+            "\nmounts (in order, on an empty tmpfs root; all nosuid, nodev unless dev):"
+        )?;
+        for m in &self.mounts {
+            writeln!(f, "  {m}")?;
+        }
+        writeln!(
+            f,
+            "  then: the root is made read-only, pivot_root, old root detached"
+        )?;
+
+        writeln!(f, "\nenvironment (everything else is cleared):")?;
+        for (k, v) in &self.env {
+            writeln!(f, "  {}={}", k.to_string_lossy(), quote(v))?;
+        }
+
+        writeln!(f, "\nprocess:")?;
+        writeln!(
+            f,
+            "  init as PID 1 (reaps zombies, forwards signals); the program runs in a new session (setsid)"
+        )?;
+        writeln!(
+            f,
+            "  no_new_privs; capabilities: none in any set (bounding, ambient, inheritable, permitted, effective)"
+        )?;
+        writeln!(f, "  file descriptors: only 0, 1 and 2 are passed")?;
+        writeln!(f, "  dies with antimony (PDEATHSIG on PID 1)")?;
+
+        let ll = &self.landlock;
+        if ll.mode == LandlockMode::Off {
+            writeln!(f, "\nlandlock: off (profile: landlock = \"off\")")?;
+        } else if !ll.enforced() {
+            writeln!(
+                f,
+                "\nlandlock: not enforced (the kernel does not implement it)"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "\nlandlock: ABI {} enforced (kernel ABI {}, mode {:?})",
+                ll.abi, ll.kernel_abi, ll.mode,
+            )?;
+            // LANDLOCK_SCOPE_SIGNAL = 2, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1.
+            if ll.scoped & 2 != 0 {
+                writeln!(f, "  scoped: no signals to processes outside the sandbox")?;
+            }
+            if ll.scoped & 1 != 0 {
+                writeln!(
+                    f,
+                    "  scoped: no connecting to abstract unix sockets made outside"
+                )?;
+            }
+            for r in &ll.rules {
+                writeln!(f, "  {:<28} {}", r.path.display(), r.grant)?;
+            }
+        }
+
+        match &self.seccomp {
+            None => writeln!(f, "\nseccomp: off (profile: seccomp = false)")?,
+            Some(s) => {
+                writeln!(f, "\nseccomp: default filter")?;
+                writeln!(f, "  EPERM: {}", s.denied.join(", "))?;
+                for (name, what) in &s.conditional {
+                    writeln!(f, "  EPERM: {name} {what}")?;
+                }
+                writeln!(f, "  ENOSYS: {}", s.enosys.join(", "))?;
+                writeln!(f, "  other architectures: {}", s.foreign_arch)?;
+            }
+        }
+        if self.nested_userns {
+            writeln!(f, "  nested user namespaces: allowed by the profile")?;
+        }
+
+        writeln!(f, "\nhooks (in the order they run):")?;
+        let pre: Vec<_> = self.hooks(HookEvent::Pre).collect();
+        let post: Vec<_> = self.hooks(HookEvent::Post).collect();
+        if pre.is_empty() && post.is_empty() {
+            writeln!(f, "  none")?;
+        }
+        let mut n = 0;
+        for (when, list) in [("before the sandbox", &pre), ("after the sandbox", &post)] {
+            for h in list {
+                n += 1;
+                let mut flags = Vec::new();
+                if h.hook.attach {
+                    flags.push("attached");
+                }
+                if h.hook.can_fail {
+                    flags.push("can fail");
+                }
+                if h.hook.env {
+                    flags.push("full environment");
+                }
+                flags.push(match h.hook.identity {
+                    crate::profile::Identity::User => "as the user",
+                    crate::profile::Identity::System => "as antimony",
+                });
+                let args: Vec<String> = h.args.iter().map(|a| quote(a)).collect();
+                writeln!(
+                    f,
+                    "  {n}. {} ({when}; {}): {} {}",
+                    h.hook.label(),
+                    flags.join(", "),
+                    h.exec.display(),
+                    args.join(" ")
+                )?;
+            }
+        }
+        if pre.iter().any(|h| h.hook.attach) {
+            writeln!(
+                f,
+                "  attached hooks get SIGTERM when the sandbox exits, SIGKILL {:?} later",
+                self.grace
+            )?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "\nwarning: {w}")?;
+        }
+        Ok(())
+    }
+}

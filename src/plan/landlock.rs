@@ -1,0 +1,277 @@
+//! The Landlock model: which access rights the ruleset handles, and which
+//! rights each place in the sandbox grants. `sandbox::landlock` applies it.
+//!
+//! Landlock rules attach to inodes and cover everything beneath them, so one
+//! rule per mount point mirrors the mount list: read-only binds may read and
+//! execute, writable places may do everything, devices may read, write and
+//! ioctl. The root itself only lists folders.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use landlock::{ABI, Access, AccessFs, BitFlags, Scope};
+
+use super::mounts::{Mount, Op};
+use crate::profile::{BindMode, LandlockMode};
+
+/// The ABI `landlock = "strict"` demands: filesystem rights including
+/// `ioctl` on devices (v5) and scoping of signals and abstract sockets (v6).
+pub const STRICT_ABI: i32 = 6;
+
+/// Asks the kernel which Landlock ABI it implements (0: none).
+pub fn probe_abi() -> i32 {
+    // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the
+    // VERSION flag only returns the ABI version (or -1 with errno); it
+    // creates nothing.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32, // LANDLOCK_CREATE_RULESET_VERSION
+        )
+    };
+    if v < 0 { 0 } else { v as i32 }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// List folders only.
+    List,
+    /// Read files, list folders, execute.
+    Read,
+    /// Read, write and device ioctls: device nodes and terminals.
+    Device,
+    /// Read and write files (procfs).
+    ReadWrite,
+    /// Every right the ruleset handles.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Path inside the sandbox.
+    pub path: PathBuf,
+    pub grant: Grant,
+    /// The rights on a folder, as Landlock bits.
+    pub dir_access: u64,
+    /// The rights on a non-folder (Landlock refuses folder-only rights there).
+    pub file_access: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandlockPlan {
+    pub mode: LandlockMode,
+    /// What the kernel implements.
+    pub kernel_abi: i32,
+    /// What will be enforced (0: nothing).
+    pub abi: i32,
+    pub handled: u64,
+    /// `LANDLOCK_SCOPE_*` bits.
+    pub scoped: u64,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    #[error(
+        "landlock = \"strict\" needs Landlock ABI {STRICT_ABI} or later; this kernel implements {0}"
+    )]
+    TooOld(i32),
+}
+
+fn abi_of(v: i32) -> ABI {
+    ABI::from(v)
+}
+
+impl LandlockPlan {
+    /// Builds the ruleset for a mount list.
+    pub fn build(
+        mode: LandlockMode,
+        kernel_abi: i32,
+        mounts: &[Mount],
+        network: bool,
+    ) -> Result<LandlockPlan, LandlockError> {
+        let abi = match mode {
+            LandlockMode::Off => 0,
+            LandlockMode::Strict if kernel_abi < STRICT_ABI => {
+                return Err(LandlockError::TooOld(kernel_abi));
+            }
+            _ => kernel_abi,
+        };
+        if abi <= 0 {
+            return Ok(LandlockPlan {
+                mode,
+                kernel_abi,
+                abi: 0,
+                handled: 0,
+                scoped: 0,
+                rules: Vec::new(),
+            });
+        }
+        let a = abi_of(abi);
+        let all = AccessFs::from_all(a);
+        let bits = |f: BitFlags<AccessFs>| (f & all).bits();
+        let file_only = AccessFs::from_file(a);
+        let read = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir | resolve_unix(a);
+        let device = AccessFs::ReadFile
+            | AccessFs::WriteFile
+            | AccessFs::ReadDir
+            | ioctl_dev(a)
+            | resolve_unix(a);
+        let rw = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir;
+        let grant_bits = |g: Grant| -> BitFlags<AccessFs> {
+            match g {
+                Grant::List => AccessFs::ReadDir.into(),
+                Grant::Read => read,
+                Grant::Device => device,
+                Grant::ReadWrite => rw,
+                Grant::Full => all,
+            }
+        };
+
+        let mut wanted: Vec<(PathBuf, Grant)> = vec![("/".into(), Grant::List)];
+        for m in mounts {
+            let grant = match &m.op {
+                Op::Bind { mode, .. } => match mode {
+                    BindMode::Ro => Grant::Read,
+                    BindMode::Rw => Grant::Full,
+                    BindMode::Dev => Grant::Device,
+                },
+                Op::Tmpfs { .. } | Op::Overlay { .. } => Grant::Full,
+                Op::Proc => Grant::ReadWrite,
+                Op::Devpts => Grant::Device,
+                Op::File { .. } => Grant::Read,
+                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask => continue,
+            };
+            wanted.push((m.dest.clone(), grant));
+        }
+        // A rule beneath another that already grants at least as much adds
+        // nothing: skip it (fewer syscalls after the fork).
+        let mut rules: Vec<Rule> = Vec::new();
+        for (path, grant) in wanted {
+            let g = grant_bits(grant);
+            let covered = rules.iter().any(|r| {
+                path.starts_with(&r.path)
+                    && r.path != path
+                    && (BitFlags::<AccessFs>::from_bits_truncate(r.dir_access) & g) == (g & all)
+            });
+            if covered {
+                continue;
+            }
+            rules.push(Rule {
+                path,
+                grant,
+                dir_access: bits(g),
+                file_access: bits(g & file_only),
+            });
+        }
+        // Scoping (ABI 6): no signals to processes outside the sandbox, and,
+        // without network, no connecting to abstract unix sockets made
+        // outside it (a shared network namespace is asked for to reach them).
+        let mut scopes: BitFlags<Scope> = BitFlags::empty();
+        if abi >= 6 {
+            scopes |= Scope::Signal;
+            if !network {
+                scopes |= Scope::AbstractUnixSocket;
+            }
+        }
+        Ok(LandlockPlan {
+            mode,
+            kernel_abi,
+            abi,
+            handled: all.bits(),
+            scoped: scopes.bits(),
+            rules,
+        })
+    }
+
+    pub fn enforced(&self) -> bool {
+        self.abi > 0
+    }
+}
+
+/// Connecting to unix sockets is a right of its own from ABI 9: keep it
+/// wherever files may be read, as the mount layout does.
+fn resolve_unix(abi: ABI) -> BitFlags<AccessFs> {
+    if abi >= ABI::V9 {
+        AccessFs::ResolveUnix.into()
+    } else {
+        BitFlags::empty()
+    }
+}
+
+fn ioctl_dev(abi: ABI) -> BitFlags<AccessFs> {
+    if abi >= ABI::V5 {
+        AccessFs::IoctlDev.into()
+    } else {
+        BitFlags::empty()
+    }
+}
+
+impl fmt::Display for Grant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Grant::List => "list",
+            Grant::Read => "read, execute",
+            Grant::Device => "read, write, device ioctl",
+            Grant::ReadWrite => "read, write",
+            Grant::Full => "all",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::mounts::Origin;
+
+    fn m(dest: &str, op: Op) -> Mount {
+        Mount {
+            dest: dest.into(),
+            op,
+            origin: Origin::Base,
+        }
+    }
+
+    #[test]
+    fn rules_mirror_mounts() {
+        let mounts = vec![
+            m(
+                "/usr",
+                Op::Bind {
+                    source: "/usr".into(),
+                    mode: BindMode::Ro,
+                    optional: false,
+                },
+            ),
+            m(
+                "/usr/share",
+                Op::Bind {
+                    source: "/usr/share".into(),
+                    mode: BindMode::Ro,
+                    optional: false,
+                },
+            ),
+            m("/tmp", Op::Tmpfs { mode: 0o1777 }),
+            m("/tmp/x", Op::Tmpfs { mode: 0o1777 }),
+        ];
+        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, false).unwrap();
+        let paths: Vec<_> = p
+            .rules
+            .iter()
+            .map(|r| r.path.display().to_string())
+            .collect();
+        assert_eq!(paths, ["/", "/usr", "/tmp"]);
+        assert_ne!(p.scoped, 0);
+        assert!(matches!(
+            LandlockPlan::build(LandlockMode::Strict, 3, &mounts, false),
+            Err(LandlockError::TooOld(3))
+        ));
+        assert!(
+            !LandlockPlan::build(LandlockMode::Off, 7, &mounts, false)
+                .unwrap()
+                .enforced()
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! The plan: everything a run will do, decided before anything is started.
+//!
+//! `build` turns a resolved profile, the run options and the host facts into
+//! a `Plan`: namespaces, the mount list, the Landlock rules, the seccomp
+//! program, the program's argv and environment, and the hooks in the order
+//! they will run. The plan is inert and printable (`--dry-run` prints it);
+//! `sandbox::spawn` carries out its sandbox part and `hooks` its hooks.
+
+mod display;
+pub mod landlock;
+pub mod mounts;
+pub mod seccomp;
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::host::Host;
+use crate::profile::validate::parse_host_path;
+use crate::profile::{
+    BindMode, EnvValue, FileEntry, HomePolicy, Hook, HookCommand, HookEvent, HostPath, Profile,
+    ProgramRef, ShareNamespace,
+};
+pub use landlock::LandlockPlan;
+pub use mounts::{Mount, Op, Origin};
+pub use seccomp::SeccompPlan;
+
+/// The PATH programs see inside the sandbox, and where a bare program name
+/// is looked up.
+pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+const SANDBOX_PATH_ROOT: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Host variables the sandbox inherits unless the profile says otherwise.
+const PASSED_VARIABLES: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
+
+/// One-run overrides from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--ro HOST[=SANDBOX]`
+    pub ro: Vec<String>,
+    /// `--rw HOST[=SANDBOX]`
+    pub rw: Vec<String>,
+    /// `--env KEY=VALUE`
+    pub env: Vec<String>,
+    /// `--network` / `--no-network`
+    pub network: Option<bool>,
+    /// `--program PATH`
+    pub program: Option<String>,
+    /// Everything after `--`.
+    pub args: Vec<OsString>,
+}
+
+/// The namespaces the sandbox gets. User, mount and PID are always new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Namespaces {
+    pub ipc: bool,
+    pub uts: bool,
+    pub cgroup: bool,
+    /// A new network namespace with only loopback.
+    pub net: bool,
+}
+
+impl Namespaces {
+    /// `clone(2)` flags.
+    pub fn clone_flags(&self) -> libc::c_int {
+        let mut f = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+        for (on, flag) in [
+            (self.ipc, libc::CLONE_NEWIPC),
+            (self.uts, libc::CLONE_NEWUTS),
+            (self.cgroup, libc::CLONE_NEWCGROUP),
+            (self.net, libc::CLONE_NEWNET),
+        ] {
+            if on {
+                f |= flag;
+            }
+        }
+        f
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = vec!["user", "mount", "pid"];
+        for (on, name) in [
+            (self.ipc, "ipc"),
+            (self.uts, "uts"),
+            (self.cgroup, "cgroup"),
+            (self.net, "net (loopback only)"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+/// A hook with its program found: what the hook runner executes.
+#[derive(Debug, Clone)]
+pub struct PlannedHook {
+    pub hook: Hook,
+    /// The program to execute (for scripts: `/usr/bin/bash`).
+    pub exec: PathBuf,
+    /// Arguments after the program.
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    /// The program, as a path inside the sandbox.
+    pub program: PathBuf,
+    pub argv: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+    /// `$HOME` inside the sandbox (the same path as on the host).
+    pub home: PathBuf,
+    pub home_policy: HomePolicy,
+    /// The persistent home folder on the host, for policies that have one.
+    pub host_home: Option<PathBuf>,
+    /// The sandbox runs as this uid and gid, mapped to the same ids outside.
+    pub uid: u32,
+    pub gid: u32,
+    pub namespaces: Namespaces,
+    pub mounts: Vec<Mount>,
+    pub landlock: LandlockPlan,
+    pub seccomp: Option<SeccompPlan>,
+    pub nested_userns: bool,
+    pub hooks: Vec<PlannedHook>,
+    pub grace: Duration,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error("program `{name}` not found in the sandbox's PATH ({path})")]
+    ProgramNotFound { name: String, path: String },
+    #[error("{hook}: program `{name}` not found in PATH")]
+    HookProgramNotFound { hook: String, name: String },
+    #[error("{option} {value}: {message}")]
+    Option {
+        option: &'static str,
+        value: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Landlock(#[from] landlock::LandlockError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+}
+
+/// Builds the plan for one run.
+pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, PlanError> {
+    if profile.fragment {
+        return Err(crate::profile::ProfileError::Fragment {
+            name: profile.name.clone(),
+        }
+        .into());
+    }
+    let mut warnings = Vec::new();
+    let home = host.home.clone();
+    let sb = &profile.sandbox;
+    let network = opts.network.unwrap_or(sb.network);
+    let namespaces = Namespaces {
+        ipc: !sb.share.contains(&ShareNamespace::Ipc),
+        uts: !sb.share.contains(&ShareNamespace::Uts),
+        cgroup: !sb.share.contains(&ShareNamespace::Cgroup),
+        net: !network,
+    };
+
+    // The program and its arguments.
+    let program = match &opts.program {
+        Some(p) if p.contains('/') || p.starts_with('~') => {
+            let path = parse_host_path(p).map_err(|message| PlanError::Option {
+                option: "--program",
+                value: p.clone(),
+                message,
+            })?;
+            program_in_sandbox(&ProgramRef::Path(path), host)?
+        }
+        Some(name) => program_in_sandbox(&ProgramRef::Name(name.clone()), host)?,
+        None => match &profile.path {
+            Some(p) => program_in_sandbox(p, host)?,
+            None => program_in_sandbox(&ProgramRef::Name(profile.name.clone()), host)?,
+        },
+    };
+    let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
+    argv.extend(profile.arguments.iter().map(OsString::from));
+    argv.extend(opts.args.iter().cloned());
+
+    // The file system.
+    let facts = mounts::BaseFacts::probe(host.uid, host.gid, &host.user, &home);
+    let mut list = mounts::base(&facts, host.uid, network);
+    let host_home = match profile.home.policy {
+        HomePolicy::None => None,
+        _ => Some(host.data_home.join("antimony").join(profile.home_name())),
+    };
+    list.push(Mount {
+        dest: home.clone(),
+        op: match (&profile.home.policy, &host_home) {
+            (HomePolicy::Enabled, Some(h)) => Op::Bind {
+                source: h.clone(),
+                mode: BindMode::Rw,
+                optional: false,
+            },
+            (HomePolicy::ReadOnly, Some(h)) => Op::Bind {
+                source: h.clone(),
+                mode: BindMode::Ro,
+                optional: false,
+            },
+            (HomePolicy::Overlay, Some(h)) => Op::Overlay { lower: h.clone() },
+            _ => Op::Tmpfs { mode: 0o700 },
+        },
+        origin: Origin::Home,
+    });
+    for entry in &profile.files {
+        list.push(file_entry(entry, &home, Origin::Profile));
+    }
+    for (mode, values, option) in [
+        (BindMode::Ro, &opts.ro, "--ro"),
+        (BindMode::Rw, &opts.rw, "--rw"),
+    ] {
+        for value in values {
+            let entry = cli_bind(mode, value, host).map_err(|message| PlanError::Option {
+                option,
+                value: value.clone(),
+                message,
+            })?;
+            list.push(file_entry(&entry, &home, Origin::CommandLine));
+        }
+    }
+    let masks = mounts::protect(&list, &host.protected_dirs());
+    list.extend(masks);
+    let mounts = mounts::finish(list);
+
+    // The environment.
+    let env = environment(profile, opts, host, &home)?;
+
+    // The working directory: the profile's, else where antimony was started
+    // if that place is the same inside, else the home.
+    let cwd = match &profile.dir {
+        Some(d) => d.resolve(&home),
+        None => host
+            .cwd
+            .clone()
+            .filter(|c| visible_as_is(c, &mounts))
+            .unwrap_or_else(|| home.clone()),
+    };
+
+    let landlock = LandlockPlan::build(sb.landlock, landlock::probe_abi(), &mounts, network)?;
+    if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
+        warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
+    }
+    let seccomp = if sb.seccomp {
+        Some(SeccompPlan::build(sb.nested_userns)?)
+    } else {
+        None
+    };
+
+    let mut hooks = Vec::new();
+    for hook in &profile.hooks {
+        hooks.push(plan_hook(hook, host)?);
+    }
+
+    Ok(Plan {
+        name: profile.name.clone(),
+        program,
+        argv,
+        env,
+        cwd,
+        home,
+        home_policy: profile.home.policy,
+        host_home,
+        uid: host.uid,
+        gid: host.gid,
+        namespaces,
+        mounts,
+        landlock,
+        seccomp,
+        nested_userns: sb.nested_userns,
+        hooks,
+        grace: profile.grace,
+        warnings,
+    })
+}
+
+impl Plan {
+    pub fn hooks(&self, event: HookEvent) -> impl Iterator<Item = &PlannedHook> {
+        self.hooks.iter().filter(move |h| h.hook.event == event)
+    }
+
+    /// Folders on the host that must exist before the sandbox starts (the
+    /// persistent home).
+    pub fn host_dirs_to_create(&self) -> Vec<&Path> {
+        self.host_home.iter().map(PathBuf::as_path).collect()
+    }
+}
+
+fn file_entry(entry: &FileEntry, home: &Path, origin: Origin) -> Mount {
+    match entry {
+        FileEntry::Bind {
+            mode,
+            source,
+            dest,
+            optional,
+        } => Mount {
+            dest: dest.resolve(home),
+            op: Op::Bind {
+                source: source.resolve(home),
+                mode: *mode,
+                optional: *optional,
+            },
+            origin,
+        },
+        FileEntry::Tmpfs { dest } => Mount {
+            dest: dest.resolve(home),
+            op: Op::Tmpfs { mode: 0o755 },
+            origin,
+        },
+    }
+}
+
+/// Parses `--ro`/`--rw`: `[?]HOST[=SANDBOX]`; a relative HOST is relative
+/// to the current folder.
+fn cli_bind(mode: BindMode, value: &str, host: &Host) -> Result<FileEntry, String> {
+    let (optional, rest) = match value.strip_prefix('?') {
+        Some(r) => (true, r),
+        None => (false, value),
+    };
+    let (h, s) = rest.split_once('=').unwrap_or((rest, rest));
+    let absolute = |p: &str| -> Result<HostPath, String> {
+        if p.starts_with('/') || p.starts_with('~') {
+            parse_host_path(p)
+        } else {
+            let cwd = host.cwd.clone().ok_or("the current folder is unknown")?;
+            parse_host_path(&cwd.join(p).to_string_lossy())
+        }
+    };
+    let source = absolute(h)?;
+    let dest = absolute(s)?;
+    if dest == HostPath::Absolute("/".into()) {
+        return Err("cannot mount over the sandbox's root `/`".into());
+    }
+    Ok(FileEntry::Bind {
+        mode,
+        source,
+        dest,
+        optional,
+    })
+}
+
+/// Finds the program as the sandbox will see it. A bare name is looked up
+/// in the sandbox's PATH, on the host's copy of those folders (they are
+/// bound read-only into every sandbox).
+fn program_in_sandbox(p: &ProgramRef, host: &Host) -> Result<PathBuf, PlanError> {
+    match p {
+        ProgramRef::Path(path) => Ok(path.resolve(&host.home)),
+        ProgramRef::Name(name) => {
+            let path = sandbox_path(host.uid);
+            find_in(name, path).ok_or_else(|| PlanError::ProgramNotFound {
+                name: name.clone(),
+                path: path.to_string(),
+            })
+        }
+    }
+}
+
+fn sandbox_path(uid: u32) -> &'static str {
+    if uid == 0 {
+        SANDBOX_PATH_ROOT
+    } else {
+        SANDBOX_PATH
+    }
+}
+
+fn find_in(name: &str, path: &str) -> Option<PathBuf> {
+    path.split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Whether a host folder is at the same path, with the same content, inside.
+fn visible_as_is(path: &Path, mounts: &[Mount]) -> bool {
+    let Some(m) = mounts.iter().rev().find(|m| path.starts_with(&m.dest)) else {
+        return false;
+    };
+    match &m.op {
+        Op::Bind { source, .. } => *source == m.dest && !masked(path, mounts),
+        _ => false,
+    }
+}
+
+fn masked(path: &Path, mounts: &[Mount]) -> bool {
+    mounts
+        .iter()
+        .any(|m| matches!(m.op, Op::Mask) && path.starts_with(&m.dest))
+}
+
+fn environment(
+    profile: &Profile,
+    opts: &RunOptions,
+    host: &Host,
+    home: &Path,
+) -> Result<Vec<(OsString, OsString)>, PlanError> {
+    let mut env: BTreeMap<OsString, OsString> = BTreeMap::new();
+    let mut set = |k: &str, v: &OsStr| {
+        env.insert(k.into(), v.to_os_string());
+    };
+    set("PATH", OsStr::new(sandbox_path(host.uid)));
+    set("HOME", home.as_os_str());
+    set("USER", OsStr::new(&host.user));
+    set("LOGNAME", OsStr::new(&host.user));
+    let runtime = format!("/run/user/{}", host.uid);
+    set("XDG_RUNTIME_DIR", OsStr::new(&runtime));
+    for name in PASSED_VARIABLES {
+        if let Some(v) = host.var(name) {
+            set(name, v);
+        }
+    }
+    for (k, v) in &host.env {
+        if k.to_string_lossy().starts_with("LC_") {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let mut apply = |key: &str, value: &EnvValue| match value {
+        EnvValue::Literal(s) => {
+            env.insert(key.into(), s.into());
+        }
+        EnvValue::FromHost(name) => match host.var(name) {
+            Some(v) => {
+                env.insert(key.into(), v.to_os_string());
+            }
+            None => {
+                env.remove(OsStr::new(key));
+            }
+        },
+    };
+    for (k, v) in &profile.environment {
+        apply(k, v);
+    }
+    for item in &opts.env {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(PlanError::Option {
+                option: "--env",
+                value: item.clone(),
+                message: "expected KEY=VALUE".into(),
+            });
+        };
+        if k.is_empty() || k.contains('\0') || v.contains('\0') {
+            return Err(PlanError::Option {
+                option: "--env",
+                value: item.clone(),
+                message: "not a variable assignment".into(),
+            });
+        }
+        // The same `$NAME` rule as in profiles.
+        let value = match v.strip_prefix('$') {
+            Some(name)
+                if !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                EnvValue::FromHost(name.into())
+            }
+            _ => EnvValue::Literal(v.into()),
+        };
+        apply(k, &value);
+    }
+    Ok(env.into_iter().collect())
+}
+
+fn plan_hook(hook: &Hook, host: &Host) -> Result<PlannedHook, PlanError> {
+    let (exec, args) = match &hook.command {
+        HookCommand::Program { path, arguments } => {
+            let exec = match path {
+                ProgramRef::Path(p) => p.resolve(&host.home),
+                ProgramRef::Name(name) => {
+                    let host_path = host
+                        .var("PATH")
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+                    find_in(name, &host_path).ok_or_else(|| PlanError::HookProgramNotFound {
+                        hook: hook.label(),
+                        name: name.clone(),
+                    })?
+                }
+            };
+            (exec, arguments.iter().map(OsString::from).collect())
+        }
+        HookCommand::Script { content, arguments } => {
+            let mut args: Vec<OsString> = vec!["-c".into(), content.into()];
+            args.push(
+                hook.name
+                    .clone()
+                    .unwrap_or_else(|| format!("antimony-{}-hook", hook.event.key()))
+                    .into(),
+            );
+            args.extend(arguments.iter().map(OsString::from));
+            (PathBuf::from("/usr/bin/bash"), args)
+        }
+    };
+    Ok(PlannedHook {
+        hook: hook.clone(),
+        exec,
+        args,
+    })
+}

@@ -1,0 +1,530 @@
+//! The sandbox's file system, as an ordered list of operations on an empty
+//! tmpfs root. Nothing here touches the file system except to look at the
+//! host (which `/etc` entries exist, what `/bin` is); the operations are
+//! carried out after the fork by `sandbox::mount`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use crate::profile::BindMode;
+
+/// Where a mount comes from; later sources replace earlier ones at the same
+/// place (a profile's bind of `/etc` replaces the default `/etc` entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    /// The sandbox's skeleton: `/usr`, `/etc` entries, `/proc`, `/dev`, `/tmp`.
+    Base,
+    /// The profile's home policy.
+    Home,
+    /// The profile's `[files]`.
+    Profile,
+    /// `--ro`/`--rw` on the command line.
+    CommandLine,
+    /// Masks over antimony's own folders; never replaced.
+    Protect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Bind a host path. `source` is a host path, resolved with the symlink
+    /// policy just before the fork.
+    Bind {
+        source: PathBuf,
+        mode: BindMode,
+        optional: bool,
+    },
+    /// A fresh tmpfs with this permission mode.
+    Tmpfs {
+        mode: u32,
+    },
+    /// A fresh procfs for the sandbox's PID namespace.
+    Proc,
+    /// Bind a path of the sandbox over itself, read-only (`/proc/sys`).
+    ReadOnly,
+    /// A private devpts instance.
+    Devpts,
+    Symlink {
+        target: PathBuf,
+    },
+    Dir {
+        mode: u32,
+    },
+    /// A small file written into the root (`/etc/passwd`).
+    File {
+        contents: Vec<u8>,
+        mode: u32,
+    },
+    /// An overlay over a host folder whose writes go to a private tmpfs.
+    Overlay {
+        lower: PathBuf,
+    },
+    /// An empty read-only tmpfs hiding what is beneath.
+    Mask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the sandbox.
+    pub dest: PathBuf,
+    pub op: Op,
+    pub origin: Origin,
+}
+
+impl Mount {
+    fn new(dest: impl Into<PathBuf>, op: Op, origin: Origin) -> Mount {
+        Mount {
+            dest: dest.into(),
+            op,
+            origin,
+        }
+    }
+
+    /// Mounts that replace what was at their place (as opposed to files,
+    /// folders and symlinks created inside the root).
+    fn covers(&self) -> bool {
+        matches!(
+            self.op,
+            Op::Bind { .. } | Op::Tmpfs { .. } | Op::Overlay { .. } | Op::Mask | Op::Proc
+        )
+    }
+}
+
+impl fmt::Display for Mount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.dest.display();
+        match &self.op {
+            Op::Bind {
+                source,
+                mode,
+                optional,
+            } => {
+                let q = if *optional { " (optional)" } else { "" };
+                write!(f, "{:<7} {} ← {}{q}", mode.key(), d, source.display())
+            }
+            Op::Tmpfs { mode } => write!(f, "tmpfs   {d} (mode {mode:04o})"),
+            Op::Proc => write!(f, "proc    {d}"),
+            Op::ReadOnly => write!(f, "ro-self {d}"),
+            Op::Devpts => write!(f, "devpts  {d}"),
+            Op::Symlink { target } => write!(f, "symlink {d} → {}", target.display()),
+            Op::Dir { mode } => write!(f, "dir     {d} (mode {mode:04o})"),
+            Op::File { contents, mode } => {
+                write!(f, "file    {d} ({} bytes, mode {mode:04o})", contents.len())
+            }
+            Op::Overlay { lower } => {
+                write!(f, "overlay {d} ← {} (writes discarded)", lower.display())
+            }
+            Op::Mask => write!(f, "mask    {d}"),
+        }
+    }
+}
+
+/// `/etc` entries programs commonly need. Never `shadow`, `gshadow`,
+/// `sudoers` or other secrets. `passwd` and `group` are written fresh with
+/// only the sandbox's own user (see `identity_files`).
+pub const ETC_ENTRIES: &[&str] = &[
+    "alternatives",
+    "bash.bashrc",
+    "debian_version",
+    "environment",
+    "fonts",
+    "gai.conf",
+    "host.conf",
+    "hostname",
+    "hosts",
+    "inputrc",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "locale.conf",
+    "localtime",
+    "lsb-release",
+    "machine-id",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "profile",
+    "protocols",
+    "services",
+    "shells",
+    "terminfo",
+    "timezone",
+    "xdg",
+];
+
+/// Top-level folders that are, on merged-/usr systems, symlinks into `/usr`.
+const USR_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// What `/proc` holds that must stay read-only even for a sandbox whose user
+/// is root: kernel tunables and triggers (bubblewrap protects the same set).
+const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus"];
+
+/// Facts about the host that the base layout depends on.
+#[derive(Debug, Clone)]
+pub struct BaseFacts {
+    /// `/bin` and friends: `Some(target)` when a symlink, `None` when a real folder.
+    pub usr_links: Vec<(String, Option<PathBuf>)>,
+    pub etc: Vec<String>,
+    pub passwd: Vec<u8>,
+    pub group: Vec<u8>,
+}
+
+impl BaseFacts {
+    /// Looks at the host: one `lstat` per candidate, two small reads.
+    pub fn probe(uid: u32, gid: u32, user: &str, home: &Path) -> BaseFacts {
+        let usr_links = USR_LINKS
+            .iter()
+            .filter_map(|name| {
+                let path = Path::new("/").join(name);
+                let meta = std::fs::symlink_metadata(&path).ok()?;
+                if meta.file_type().is_symlink() {
+                    Some((name.to_string(), std::fs::read_link(&path).ok()))
+                } else if meta.is_dir() {
+                    Some((name.to_string(), None))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let etc = ETC_ENTRIES
+            .iter()
+            .filter(|e| Path::new("/etc").join(e).exists())
+            .map(|e| e.to_string())
+            .collect();
+        let (passwd, group) = identity_files(uid, gid, user, home);
+        BaseFacts {
+            usr_links,
+            etc,
+            passwd,
+            group,
+        }
+    }
+}
+
+/// Minimal `/etc/passwd` and `/etc/group` naming only root, the sandbox's
+/// user and nobody: the sandbox learns no other account on the host.
+pub fn identity_files(uid: u32, gid: u32, user: &str, home: &Path) -> (Vec<u8>, Vec<u8>) {
+    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let host_group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    let mut passwd = String::new();
+    let mut group = String::new();
+    let keep_uid = |line: &str, wanted: u32| -> bool {
+        line.split(':').nth(2).and_then(|u| u.parse::<u32>().ok()) == Some(wanted)
+    };
+    for wanted in [0, uid, 65534] {
+        if passwd.lines().any(|l| keep_uid(l, wanted)) {
+            continue;
+        }
+        match host_passwd.lines().find(|l| keep_uid(l, wanted)) {
+            // Keep the account's name, ids and shell; the home is the sandbox's.
+            Some(line) if wanted == uid => {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() >= 7 {
+                    passwd.push_str(&format!(
+                        "{}:x:{}:{}:{}:{}:{}\n",
+                        f[0],
+                        f[2],
+                        f[3],
+                        f[4],
+                        home.display(),
+                        f[6]
+                    ));
+                }
+            }
+            Some(line) => {
+                passwd.push_str(line);
+                passwd.push('\n');
+            }
+            None if wanted == uid => passwd.push_str(&format!(
+                "{user}:x:{uid}:{gid}::{}:/bin/sh\n",
+                home.display()
+            )),
+            None => {}
+        }
+    }
+    for wanted in [0, gid, 65534] {
+        if group.lines().any(|l| keep_uid(l, wanted)) {
+            continue;
+        }
+        if let Some(line) = host_group.lines().find(|l| keep_uid(l, wanted)) {
+            // Drop the member list: it names other accounts.
+            let f: Vec<&str> = line.split(':').collect();
+            if f.len() >= 3 {
+                group.push_str(&format!("{}:x:{}:\n", f[0], f[2]));
+            }
+        }
+    }
+    (passwd.into_bytes(), group.into_bytes())
+}
+
+/// The skeleton every sandbox starts from.
+pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
+    let b = Origin::Base;
+    let mut m = vec![Mount::new(
+        "/usr",
+        Op::Bind {
+            source: "/usr".into(),
+            mode: BindMode::Ro,
+            optional: false,
+        },
+        b,
+    )];
+    for (name, link) in &facts.usr_links {
+        let dest = Path::new("/").join(name);
+        m.push(match link {
+            Some(target) => Mount::new(
+                dest,
+                Op::Symlink {
+                    target: target.clone(),
+                },
+                b,
+            ),
+            None => Mount::new(
+                dest.clone(),
+                Op::Bind {
+                    source: dest,
+                    mode: BindMode::Ro,
+                    optional: true,
+                },
+                b,
+            ),
+        });
+    }
+    for entry in &facts.etc {
+        let path = Path::new("/etc").join(entry);
+        m.push(Mount::new(
+            path.clone(),
+            Op::Bind {
+                source: path,
+                mode: BindMode::Ro,
+                optional: true,
+            },
+            b,
+        ));
+    }
+    if network_files {
+        for entry in [
+            "resolv.conf",
+            "ssl",
+            "ca-certificates",
+            "pki",
+            "crypto-policies",
+        ] {
+            let path = Path::new("/etc").join(entry);
+            m.push(Mount::new(
+                path.clone(),
+                Op::Bind {
+                    source: path,
+                    mode: BindMode::Ro,
+                    optional: true,
+                },
+                b,
+            ));
+        }
+    }
+    m.push(Mount::new(
+        "/etc/passwd",
+        Op::File {
+            contents: facts.passwd.clone(),
+            mode: 0o644,
+        },
+        b,
+    ));
+    m.push(Mount::new(
+        "/etc/group",
+        Op::File {
+            contents: facts.group.clone(),
+            mode: 0o644,
+        },
+        b,
+    ));
+    m.push(Mount::new(
+        "/etc/mtab",
+        Op::Symlink {
+            target: "../proc/self/mounts".into(),
+        },
+        b,
+    ));
+    m.push(Mount::new("/proc", Op::Proc, b));
+    for p in PROC_READ_ONLY {
+        m.push(Mount::new(Path::new("/proc").join(p), Op::ReadOnly, b));
+    }
+    m.push(Mount::new("/dev", Op::Tmpfs { mode: 0o755 }, b));
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let path = Path::new("/dev").join(node);
+        m.push(Mount::new(
+            path.clone(),
+            Op::Bind {
+                source: path,
+                mode: BindMode::Dev,
+                optional: false,
+            },
+            b,
+        ));
+    }
+    m.push(Mount::new("/dev/pts", Op::Devpts, b));
+    m.push(Mount::new(
+        "/dev/ptmx",
+        Op::Symlink {
+            target: "pts/ptmx".into(),
+        },
+        b,
+    ));
+    m.push(Mount::new("/dev/shm", Op::Tmpfs { mode: 0o1777 }, b));
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        m.push(Mount::new(
+            Path::new("/dev").join(name),
+            Op::Symlink {
+                target: target.into(),
+            },
+            b,
+        ));
+    }
+    m.push(Mount::new("/tmp", Op::Tmpfs { mode: 0o1777 }, b));
+    m.push(Mount::new("/var/tmp", Op::Tmpfs { mode: 0o1777 }, b));
+    m.push(Mount::new(
+        format!("/run/user/{uid}"),
+        Op::Tmpfs { mode: 0o700 },
+        b,
+    ));
+    m
+}
+
+/// Mounts an empty read-only tmpfs over each protected folder that a bind
+/// would otherwise expose (firejail#7154: a sandbox wrote the profile that
+/// its next launch trusted).
+pub fn protect(mounts: &[Mount], protected: &[PathBuf]) -> Vec<Mount> {
+    let mut masks = Vec::new();
+    for m in mounts {
+        let source = match &m.op {
+            Op::Bind { source, .. } => source,
+            Op::Overlay { lower } => lower,
+            _ => continue,
+        };
+        for p in protected {
+            if let Ok(rest) = p.strip_prefix(source) {
+                let dest = if rest.as_os_str().is_empty() {
+                    m.dest.clone()
+                } else {
+                    m.dest.join(rest)
+                };
+                if !masks.iter().any(|x: &Mount| x.dest == dest) {
+                    masks.push(Mount::new(dest, Op::Mask, Origin::Protect));
+                }
+            }
+        }
+    }
+    masks
+}
+
+/// Orders the list for mounting and drops what later sources replace.
+///
+/// A mount from a later origin replaces every earlier-origin mount at or
+/// beneath its place; within one origin the last mount at a place wins.
+/// Then parents come before children (stable by depth), so each mount point
+/// exists when its turn comes. O(n log n) plus a prefix check per pair of
+/// origins, never a rescan of the mount table.
+pub fn finish(mut mounts: Vec<Mount>) -> Vec<Mount> {
+    // Last one at each (origin, dest) wins.
+    let mut last: BTreeMap<(Origin, PathBuf), usize> = BTreeMap::new();
+    for (i, m) in mounts.iter().enumerate() {
+        last.insert((m.origin, m.dest.clone()), i);
+    }
+    // The covering places of each origin, to drop earlier origins beneath them.
+    let mut covering: BTreeMap<Origin, Vec<PathBuf>> = BTreeMap::new();
+    for m in mounts.iter().filter(|m| m.covers()) {
+        covering.entry(m.origin).or_default().push(m.dest.clone());
+    }
+    let keep: Vec<bool> = mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            last.get(&(m.origin, m.dest.clone())) == Some(&i)
+                && !covering.iter().any(|(origin, places)| {
+                    *origin > m.origin
+                        && m.origin != Origin::Protect
+                        && places.iter().any(|p| m.dest.starts_with(p))
+                })
+        })
+        .collect();
+    let mut i = 0;
+    mounts.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    mounts.sort_by_key(|m| m.dest.components().count());
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(dest: &str, origin: Origin) -> Mount {
+        Mount::new(
+            dest,
+            Op::Bind {
+                source: dest.into(),
+                mode: BindMode::Ro,
+                optional: false,
+            },
+            origin,
+        )
+    }
+
+    #[test]
+    fn later_origins_replace_and_parents_come_first() {
+        let list = vec![
+            bind("/etc/hosts", Origin::Base),
+            bind("/usr", Origin::Base),
+            bind("/etc", Origin::Profile),
+            bind("/home/u/a/b", Origin::Profile),
+            bind("/home/u/a", Origin::Profile),
+            bind("/home/u/a", Origin::CommandLine),
+        ];
+        let out = finish(list);
+        let dests: Vec<_> = out
+            .iter()
+            .map(|m| (m.dest.display().to_string(), m.origin))
+            .collect();
+        assert_eq!(
+            dests,
+            [
+                ("/usr".to_string(), Origin::Base),
+                ("/etc".to_string(), Origin::Profile),
+                ("/home/u/a".to_string(), Origin::CommandLine),
+            ]
+        );
+    }
+
+    #[test]
+    fn masks_follow_binds_of_ancestors() {
+        let list = vec![Mount::new(
+            "/home/u",
+            Op::Bind {
+                source: "/home/u".into(),
+                mode: BindMode::Rw,
+                optional: false,
+            },
+            Origin::Profile,
+        )];
+        let masks = protect(&list, &["/home/u/.config/antimony".into(), "/srv/x".into()]);
+        assert_eq!(masks.len(), 1);
+        assert_eq!(masks[0].dest, PathBuf::from("/home/u/.config/antimony"));
+    }
+
+    #[test]
+    fn identity_files_hold_only_the_user() {
+        let (passwd, group) = identity_files(0, 0, "root", Path::new("/root"));
+        let passwd = String::from_utf8(passwd).unwrap();
+        assert!(passwd.starts_with("root:"));
+        assert!(passwd.lines().count() <= 2, "{passwd}");
+        assert!(!String::from_utf8(group).unwrap().contains(",")); // no member lists
+    }
+}

@@ -1,0 +1,258 @@
+//! The default seccomp filter, compiled to BPF before the fork.
+//!
+//! Compiler: `seccompiler` (rust-vmm, the filter compiler of Firecracker).
+//! Chosen because it is maintained, pure Rust (no libseccomp C library to
+//! install or link), compiles to a plain BPF program we can build before the
+//! fork and install afterwards with one syscall, and compares arguments on
+//! their low 32 bits when asked (`Dword`), which is what `ioctl` requests
+//! need (CVE-2019-10063: a 64-bit compare let `TIOCSTI | 1 << 32` through).
+//!
+//! Two things it does not do are added here: x32 syscalls (same audit arch
+//! as x86_64, numbers with bit 30 set) are refused by a guard placed in front
+//! of its program, and `clone3` answers ENOSYS from a second small filter
+//! (a filter has one action for all its matches), so that libc falls back
+//! to `clone`, whose flags the first filter can inspect.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
+};
+
+/// `open_tree_attr` (Linux 6.15) has the same number on every architecture.
+const SYS_OPEN_TREE_ATTR: i64 = 467;
+
+/// What the filter refuses, for `--dry-run` and the man page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeccompPlan {
+    /// Syscalls answered EPERM, whatever their arguments.
+    pub denied: Vec<&'static str>,
+    /// Syscalls refused for some arguments only, with a description.
+    pub conditional: Vec<(&'static str, &'static str)>,
+    /// Answered ENOSYS so that callers fall back.
+    pub enosys: Vec<&'static str>,
+    /// Foreign architectures: killed (x32 syscalls: EPERM).
+    pub foreign_arch: &'static str,
+    /// The BPF programs, installed in this order.
+    pub programs: Vec<Vec<libc::sock_filter>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the seccomp filter: {0}")]
+pub struct SeccompError(String);
+
+macro_rules! syscalls {
+    ($($name:ident),* $(,)?) => {
+        &[$((stringify!($name), libc::$name as i64)),*]
+    };
+}
+
+/// Refused outright: kernel attack surface, introspection of other
+/// processes, keyrings, and every way to change the mount table or the root.
+const DENIED: &[(&str, i64)] = syscalls![
+    SYS_ptrace,
+    SYS_process_vm_readv,
+    SYS_process_vm_writev,
+    SYS_keyctl,
+    SYS_add_key,
+    SYS_request_key,
+    SYS_bpf,
+    SYS_perf_event_open,
+    SYS_userfaultfd,
+    SYS_kexec_load,
+    SYS_kexec_file_load,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_fsopen,
+    SYS_fsconfig,
+    SYS_fsmount,
+    SYS_fspick,
+    SYS_move_mount,
+    SYS_open_tree,
+    SYS_mount_setattr,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_chroot,
+    SYS_setns,
+    SYS_io_uring_setup,
+    SYS_io_uring_enter,
+    SYS_io_uring_register,
+    SYS_acct,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_reboot,
+    SYS_syslog,
+    SYS_quotactl,
+    SYS_quotactl_fd,
+    SYS_open_by_handle_at,
+    SYS_name_to_handle_at,
+    SYS_settimeofday,
+    SYS_clock_settime,
+    SYS_clock_adjtime,
+    SYS_vhangup,
+];
+
+#[cfg(target_arch = "x86_64")]
+const DENIED_ARCH: &[(&str, i64)] = syscalls![
+    SYS_iopl,
+    SYS_ioperm,
+    SYS_modify_ldt,
+    SYS_uselib,
+    SYS_lookup_dcookie,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const DENIED_ARCH: &[(&str, i64)] = &[];
+
+fn target() -> Result<TargetArch, SeccompError> {
+    TargetArch::try_from(std::env::consts::ARCH).map_err(|e| SeccompError(e.to_string()))
+}
+
+fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> SeccompCondition {
+    SeccompCondition::new(arg, len, op, value).expect("argument index below 6")
+}
+
+impl SeccompPlan {
+    /// Builds the default filter; `nested_userns` lets the sandbox create
+    /// user namespaces of its own.
+    pub fn build(nested_userns: bool) -> Result<SeccompPlan, SeccompError> {
+        let arch = target()?;
+        let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+        let mut denied = Vec::new();
+        for &(name, nr) in DENIED.iter().chain(DENIED_ARCH) {
+            rules.insert(nr, Vec::new());
+            denied.push(name.trim_start_matches("SYS_"));
+        }
+        denied.push("open_tree_attr");
+        rules.insert(SYS_OPEN_TREE_ATTR, Vec::new());
+
+        let mut conditional = Vec::new();
+        // Terminal injection: compared on the low 32 bits only, as the
+        // kernel truncates the request number.
+        let ioctl = [libc::TIOCSTI, libc::TIOCLINUX]
+            .into_iter()
+            .map(|req| {
+                SeccompRule::new(vec![cond(
+                    1,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::Eq,
+                    // `Ioctl` is c_ulong on some targets and c_int on others.
+                    #[allow(clippy::unnecessary_cast)]
+                    {
+                        req as u64
+                    },
+                )])
+                .map_err(|e| SeccompError(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.insert(libc::SYS_ioctl, ioctl);
+        conditional.push((
+            "ioctl",
+            "TIOCSTI and TIOCLINUX (low 32 bits of the request)",
+        ));
+
+        if !nested_userns {
+            let newuser = libc::CLONE_NEWUSER as u64;
+            for (name, nr) in [("clone", libc::SYS_clone), ("unshare", libc::SYS_unshare)] {
+                let rule = SeccompRule::new(vec![cond(
+                    0,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(newuser),
+                    newuser,
+                )])
+                .map_err(|e| SeccompError(e.to_string()))?;
+                rules.insert(nr, vec![rule]);
+                conditional.push((name, "with CLONE_NEWUSER (nested user namespaces)"));
+            }
+        }
+
+        let main = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            arch,
+        )
+        .map_err(|e| SeccompError(e.to_string()))?;
+        let main: seccompiler::BpfProgram = main
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
+
+        let clone3 = SeccompFilter::new(
+            [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            arch,
+        )
+        .map_err(|e| SeccompError(e.to_string()))?;
+        let clone3: seccompiler::BpfProgram = clone3
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
+
+        let mut first = x32_guard();
+        first.extend(main.iter().map(to_libc));
+        Ok(SeccompPlan {
+            denied,
+            conditional,
+            enosys: vec!["clone3"],
+            foreign_arch: "killed (x32 syscalls: EPERM)",
+            programs: vec![first, clone3.iter().map(to_libc).collect()],
+        })
+    }
+}
+
+fn to_libc(i: &seccompiler::sock_filter) -> libc::sock_filter {
+    libc::sock_filter {
+        code: i.code,
+        jt: i.jt,
+        jf: i.jf,
+        k: i.k,
+    }
+}
+
+/// On x86_64, x32 syscalls share the audit arch and set bit 30 of the
+/// number; seccompiler's arch check lets them through, so refuse them here.
+/// Other architectures need no guard.
+fn x32_guard() -> Vec<libc::sock_filter> {
+    if cfg!(target_arch = "x86_64") {
+        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+        let ld_nr = libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0, // offsetof(struct seccomp_data, nr)
+        };
+        let jge = libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: X32_SYSCALL_BIT,
+        };
+        let deny = libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        };
+        vec![ld_nr, jge, deny]
+    } else {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_with_and_without_nested_userns() {
+        let p = SeccompPlan::build(false).unwrap();
+        assert_eq!(p.programs.len(), 2);
+        assert!(p.denied.contains(&"keyctl"));
+        assert!(p.conditional.iter().any(|(n, _)| *n == "unshare"));
+        let q = SeccompPlan::build(true).unwrap();
+        assert!(!q.conditional.iter().any(|(n, _)| *n == "unshare"));
+        assert!(q.programs[0].len() < p.programs[0].len());
+    }
+}

@@ -1,0 +1,210 @@
+//! Where profiles come from. Search order, first hit wins:
+//! `$XDG_CONFIG_HOME/antimony/profiles/`, `/etc/antimony/profiles/`, then the
+//! profiles shipped in the repository's `profiles/` folder, compiled into the
+//! binary. A bare name is never looked up in the current directory.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::{ProfileError, is_path_argument, shipped, valid_name};
+use crate::host::Host;
+
+/// The system-wide profile folder.
+pub const SYSTEM_PROFILES: &str = "/etc/antimony/profiles";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The user's folder.
+    User(PathBuf),
+    /// `/etc/antimony/profiles`.
+    System(PathBuf),
+    /// Compiled into the binary from the repository's `profiles/`.
+    Shipped,
+    /// Named by path on the command line (or in `inherits`).
+    File(PathBuf),
+}
+
+impl Origin {
+    /// A short word for tables: user, system, shipped, file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Origin::User(_) => "user",
+            Origin::System(_) => "system",
+            Origin::Shipped => "shipped",
+            Origin::File(_) => "file",
+        }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Origin::User(p) | Origin::System(p) | Origin::File(p) => Some(p),
+            Origin::Shipped => None,
+        }
+    }
+}
+
+/// A profile's text and where it was found.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub origin: Origin,
+    pub text: Cow<'static, str>,
+}
+
+impl Source {
+    /// The file name used in messages: the path, or `<shipped>/NAME.toml`.
+    pub fn file_label(&self) -> String {
+        match self.origin.path() {
+            Some(p) => p.display().to_string(),
+            None => format!("<shipped>/{}.toml", self.name),
+        }
+    }
+}
+
+/// One name in `antimony list`: every copy, the winning one first.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub name: String,
+    pub copies: Vec<Origin>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Searcher {
+    user: PathBuf,
+    system: PathBuf,
+}
+
+impl Searcher {
+    pub fn new(host: &Host) -> Searcher {
+        Searcher {
+            user: host.user_profiles(),
+            system: PathBuf::from(SYSTEM_PROFILES),
+        }
+    }
+
+    pub fn user_dir(&self) -> &Path {
+        &self.user
+    }
+
+    /// Human-readable list of the places searched, for "not found" messages.
+    pub fn searched(&self) -> String {
+        format!(
+            "{}, {} and the shipped profiles",
+            self.user.display(),
+            self.system.display()
+        )
+    }
+
+    /// Finds a profile by command-line argument: a name, or a path to a file.
+    pub fn lookup(&self, arg: &str) -> Result<Source, ProfileError> {
+        if is_path_argument(arg) {
+            read_file(Path::new(arg))
+        } else {
+            self.find(arg, None)
+        }
+    }
+
+    /// Finds a profile by name in the search order.
+    pub fn find(&self, name: &str, at: Option<&super::Location>) -> Result<Source, ProfileError> {
+        if !valid_name(name) {
+            return Err(ProfileError::BadName {
+                name: name.to_string(),
+                at: at.cloned(),
+            });
+        }
+        let file = format!("{name}.toml");
+        for (dir, user) in [(&self.user, true), (&self.system, false)] {
+            let path = dir.join(&file);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let origin = if user {
+                        Origin::User(path)
+                    } else {
+                        Origin::System(path)
+                    };
+                    return Ok(Source {
+                        name: name.to_string(),
+                        origin,
+                        text: Cow::Owned(text),
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(source) => return Err(ProfileError::Read { path, source }),
+            }
+        }
+        match shipped::get(name) {
+            Some(text) => Ok(Source {
+                name: name.to_string(),
+                origin: Origin::Shipped,
+                text: Cow::Borrowed(text),
+            }),
+            None => Err(ProfileError::NotFound {
+                name: name.to_string(),
+                searched: self.searched(),
+                at: at.cloned(),
+            }),
+        }
+    }
+
+    /// Every profile name with all its copies, winning copy first.
+    pub fn list(&self) -> Vec<Listing> {
+        let mut all: BTreeMap<String, Vec<Origin>> = BTreeMap::new();
+        for (dir, user) in [(&self.user, true), (&self.system, false)] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(name) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".toml"))
+                else {
+                    continue;
+                };
+                if !valid_name(name) {
+                    continue;
+                }
+                let origin = if user {
+                    Origin::User(path.clone())
+                } else {
+                    Origin::System(path.clone())
+                };
+                all.entry(name.to_string()).or_default().push(origin);
+            }
+        }
+        for (name, _) in shipped::all() {
+            all.entry(name.to_string())
+                .or_default()
+                .push(Origin::Shipped);
+        }
+        all.into_iter()
+            .map(|(name, copies)| Listing { name, copies })
+            .collect()
+    }
+
+    /// The text of the shipped copy of a profile, if any.
+    pub fn shipped(name: &str) -> Option<&'static str> {
+        shipped::get(name)
+    }
+}
+
+/// Reads a profile named by path; its name is the file's stem.
+pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("profile")
+        .to_string();
+    Ok(Source {
+        name,
+        origin: Origin::File(path.to_path_buf()),
+        text: Cow::Owned(text),
+    })
+}

@@ -1,0 +1,217 @@
+//! Inheritance: a profile's `inherits` are merged under it, in order, and the
+//! profile's own values win.
+//!
+//! Merge rules, from the first inherited layer to the profile itself:
+//! - single values (`path`, `arguments`, `dir`, `home.*`, `[sandbox]` keys,
+//!   `hooks.grace`, `id`, `description`): the last layer that sets one wins;
+//! - `[files]` entries and hooks: concatenated in merge order, so inherited
+//!   pre-hooks run before the profile's own; a later bind to the same sandbox
+//!   path replaces an earlier one;
+//! - `[environment]`: per variable, the last layer wins;
+//! - `fragment` is never inherited.
+//!
+//! A profile inherited twice (a diamond) is merged once, at its first place.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use super::load::{Source, read_file};
+use super::model::*;
+use super::validate::{Layer, load_layer};
+use super::{Location, ProfileError, Searcher, is_path_argument};
+
+/// How deep `inherits` may nest.
+pub const MAX_DEPTH: usize = 16;
+
+/// Finds, loads, validates and merges a profile named on the command line.
+pub fn resolve(searcher: &Searcher, arg: &str) -> Result<Profile, ProfileError> {
+    let source = searcher.lookup(arg)?;
+    resolve_source(searcher, source)
+}
+
+/// Loads, validates and merges a profile whose text is already at hand.
+pub fn resolve_source(searcher: &Searcher, source: Source) -> Result<Profile, ProfileError> {
+    let name = source.name.clone();
+    let mut layers = Vec::new();
+    let mut stack = vec![(source.file_label(), source.name.clone())];
+    let mut seen = HashSet::new();
+    collect(searcher, source, &mut stack, &mut seen, &mut layers)?;
+    Ok(merge(name, layers))
+}
+
+fn collect(
+    searcher: &Searcher,
+    source: Source,
+    stack: &mut Vec<(String, String)>,
+    seen: &mut HashSet<String>,
+    out: &mut Vec<Layer>,
+) -> Result<(), ProfileError> {
+    let layer = load_layer(&source)?;
+    for (inherit, at) in &layer.inherits {
+        let child = find_inherited(searcher, &source, inherit, at)?;
+        let key = child.file_label();
+        if let Some(pos) = stack.iter().position(|(k, _)| *k == key) {
+            let mut chain: Vec<&str> = stack[pos..].iter().map(|(_, n)| n.as_str()).collect();
+            chain.push(inherit);
+            return Err(ProfileError::Cycle {
+                at: at.clone(),
+                chain: chain.join(" → "),
+            });
+        }
+        if seen.contains(&key) {
+            continue;
+        }
+        if stack.len() >= MAX_DEPTH {
+            return Err(ProfileError::Invalid {
+                at: at.clone(),
+                message: format!("inherits: more than {MAX_DEPTH} levels deep"),
+            });
+        }
+        stack.push((key, child.name.clone()));
+        collect(searcher, child, stack, seen, out)?;
+        stack.pop();
+    }
+    seen.insert(source.file_label());
+    out.push(layer);
+    Ok(())
+}
+
+fn find_inherited(
+    searcher: &Searcher,
+    from: &Source,
+    inherit: &str,
+    at: &Location,
+) -> Result<Source, ProfileError> {
+    if is_path_argument(inherit) {
+        // A path in `inherits` is relative to the file that names it.
+        let base = from
+            .origin
+            .path()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("/"));
+        let path = base.join(inherit);
+        read_file(&path).map_err(|e| match e {
+            ProfileError::Read { path, source } => ProfileError::Invalid {
+                at: at.clone(),
+                message: format!("inherits: cannot read {}: {source}", path.display()),
+            },
+            other => other,
+        })
+    } else {
+        searcher.find(inherit, Some(at))
+    }
+}
+
+/// Merges validated layers, inherited ones first and the profile itself last.
+pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
+    let mut p = Profile {
+        name,
+        description: None,
+        id: None,
+        fragment: false,
+        path: None,
+        arguments: Vec::new(),
+        dir: None,
+        home: Home::default(),
+        files: Vec::new(),
+        environment: Default::default(),
+        sandbox: SandboxSettings::default(),
+        grace: DEFAULT_GRACE,
+        hooks: Vec::new(),
+        inherited: Vec::new(),
+    };
+    let last = layers.len().saturating_sub(1);
+    for (i, layer) in layers.into_iter().enumerate() {
+        if i == last {
+            p.fragment = layer.fragment.unwrap_or(false);
+        } else {
+            p.inherited.push(layer.name.clone());
+        }
+        set(&mut p.description, layer.description);
+        set(&mut p.id, layer.id);
+        set(&mut p.path, layer.path);
+        if let Some(a) = layer.arguments {
+            p.arguments = a;
+        }
+        set(&mut p.dir, layer.dir);
+        if let Some(policy) = layer.home_policy {
+            p.home.policy = policy;
+        }
+        set(&mut p.home.name, layer.home_name);
+        p.files.extend(layer.files);
+        p.environment.extend(layer.environment);
+        if let Some(v) = layer.network {
+            p.sandbox.network = v;
+        }
+        if let Some(v) = layer.share {
+            p.sandbox.share = v;
+        }
+        if let Some(v) = layer.seccomp {
+            p.sandbox.seccomp = v;
+        }
+        if let Some(v) = layer.landlock {
+            p.sandbox.landlock = v;
+        }
+        if let Some(v) = layer.nested_userns {
+            p.sandbox.nested_userns = v;
+        }
+        if let Some(g) = layer.grace {
+            p.grace = g;
+        }
+        p.hooks.extend(layer.hooks);
+    }
+    p
+}
+
+fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Origin;
+    use std::borrow::Cow;
+
+    fn layer(name: &str, text: &str) -> Layer {
+        load_layer(&Source {
+            name: name.into(),
+            origin: Origin::File(format!("{name}.toml").into()),
+            text: Cow::Owned(text.to_string()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn own_values_win_and_lists_concatenate() {
+        let base = layer(
+            "base",
+            "path = \"/bin/a\"\n[sandbox]\nnetwork = true\n[environment]\nA = \"1\"\nB = \"1\"\n\
+             [files]\nro = [\"/x\"]\n[[hooks.pre]]\nname = \"first\"\npath = \"/bin/true\"\n",
+        );
+        let top = layer(
+            "top",
+            "path = \"/bin/b\"\nfragment = true\n[environment]\nB = \"2\"\n[files]\nro = [\"/y\"]\n\
+             [[hooks.pre]]\nname = \"second\"\npath = \"/bin/true\"\n",
+        );
+        let p = merge("top".into(), vec![base, top]);
+        assert_eq!(p.path.unwrap().to_string(), "/bin/b");
+        assert!(p.sandbox.network);
+        assert_eq!(p.environment["A"], EnvValue::Literal("1".into()));
+        assert_eq!(p.environment["B"], EnvValue::Literal("2".into()));
+        assert_eq!(p.files.len(), 2);
+        let names: Vec<_> = p.hooks.iter().map(|h| h.name.clone().unwrap()).collect();
+        assert_eq!(names, ["first", "second"]);
+        assert!(p.fragment);
+        assert_eq!(p.inherited, ["base"]);
+    }
+
+    #[test]
+    fn fragment_is_not_inherited() {
+        let base = layer("base", "fragment = true\n");
+        let top = layer("top", "");
+        assert!(!merge("top".into(), vec![base, top]).fragment);
+    }
+}

@@ -1,0 +1,125 @@
+//! Profiles: finding them (`load`), reading the TOML (`raw`), checking it
+//! (`validate`), and merging what they inherit (`merge`) into the `Profile`
+//! model that the planner and the hook runner use.
+
+pub mod load;
+pub mod merge;
+pub mod model;
+pub mod raw;
+mod shipped;
+pub mod show;
+pub mod validate;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use load::{Origin, Searcher, Source};
+pub use merge::resolve;
+pub use model::*;
+
+/// A position in a profile file, 1-based, for messages like `file:3:7`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    /// The location of byte `offset` in `text`.
+    pub fn at(file: &str, text: &str, offset: usize) -> Location {
+        let offset = offset.min(text.len());
+        let before = &text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
+        // Columns count characters, not bytes, so that editors agree.
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Location {
+            file: file.to_string(),
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, unknown keys, wrong types and invalid values.
+    #[error("{at}: {message}")]
+    Invalid { at: Location, message: String },
+    #[error("{}profile `{name}` not found (looked in {searched})", at.as_ref().map(|a| format!("{a}: inherits: ")).unwrap_or_default())]
+    NotFound {
+        name: String,
+        searched: String,
+        at: Option<Location>,
+    },
+    #[error("{at}: inherits: cycle {chain}")]
+    Cycle { at: Location, chain: String },
+    #[error("{}`{name}` is not a valid profile name: use letters, digits, `.`, `_`, `+` and `-`, starting with a letter or digit", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
+    BadName { name: String, at: Option<Location> },
+    #[error(
+        "`{name}` is a fragment, meant to be inherited by other profiles; it cannot run on its own"
+    )]
+    Fragment { name: String },
+}
+
+/// Whether a command-line argument names a profile file rather than a profile:
+/// it contains `/` or ends in `.toml`. A bare name is never looked up in the
+/// current directory.
+pub fn is_path_argument(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".toml")
+}
+
+/// Profile names: letters, digits, `.`, `_`, `+`, `-`; first a letter or digit.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_are_one_based_and_count_characters() {
+        let text = "a = 1\nbé = 2\n";
+        let l = Location::at("f", text, text.find('=').unwrap());
+        assert_eq!((l.line, l.column), (1, 3));
+        let second = text.rfind('=').unwrap();
+        let l = Location::at("f", text, second);
+        assert_eq!((l.line, l.column), (2, 4));
+        assert_eq!(l.to_string(), "f:2:4");
+    }
+
+    #[test]
+    fn names_and_paths() {
+        assert!(valid_name("firefox"));
+        assert!(valid_name("org.mozilla.firefox"));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name(""));
+        assert!(is_path_argument("./x"));
+        assert!(is_path_argument("x.toml"));
+        assert!(!is_path_argument("firefox"));
+    }
+}

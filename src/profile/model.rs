@@ -1,0 +1,261 @@
+//! The validated profile: what the planner and the hook runner see.
+//!
+//! Paths keep a leading `~` symbolically (`HostPath::Home`) so that the model
+//! does not depend on who runs it; the planner expands them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use super::raw::{HomePolicy, Identity, LandlockMode, ShareNamespace};
+
+/// A path as a profile writes it: absolute, or relative to the home folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HostPath {
+    Absolute(PathBuf),
+    /// `~` (empty) or `~/rest`.
+    Home(PathBuf),
+}
+
+impl HostPath {
+    /// Resolves against a home folder.
+    pub fn resolve(&self, home: &Path) -> PathBuf {
+        match self {
+            HostPath::Absolute(p) => p.clone(),
+            HostPath::Home(rest) if rest.as_os_str().is_empty() => home.to_path_buf(),
+            HostPath::Home(rest) => home.join(rest),
+        }
+    }
+}
+
+impl fmt::Display for HostPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPath::Absolute(p) => write!(f, "{}", p.display()),
+            HostPath::Home(rest) if rest.as_os_str().is_empty() => write!(f, "~"),
+            HostPath::Home(rest) => write!(f, "~/{}", rest.display()),
+        }
+    }
+}
+
+/// A program: a path, or a bare name looked up on PATH when the run is planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgramRef {
+    Path(HostPath),
+    Name(String),
+}
+
+impl fmt::Display for ProgramRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgramRef::Path(p) => p.fmt(f),
+            ProgramRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+/// How a host path is mounted into the sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BindMode {
+    /// Read-only, nosuid, nodev.
+    Ro,
+    /// Read-write, nosuid, nodev.
+    Rw,
+    /// Read-write with device access, nosuid.
+    Dev,
+}
+
+impl BindMode {
+    pub fn key(self) -> &'static str {
+        match self {
+            BindMode::Ro => "ro",
+            BindMode::Rw => "rw",
+            BindMode::Dev => "dev",
+        }
+    }
+}
+
+/// One entry of `[files]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileEntry {
+    Bind {
+        mode: BindMode,
+        source: HostPath,
+        dest: HostPath,
+        /// Written with a leading `?`: a missing source is skipped, not an error.
+        optional: bool,
+    },
+    Tmpfs {
+        dest: HostPath,
+    },
+}
+
+impl FileEntry {
+    pub fn dest(&self) -> &HostPath {
+        match self {
+            FileEntry::Bind { dest, .. } | FileEntry::Tmpfs { dest } => dest,
+        }
+    }
+
+    /// The entry as a profile writes it (the inverse of parsing).
+    pub fn written(&self) -> String {
+        match self {
+            FileEntry::Bind {
+                source,
+                dest,
+                optional,
+                ..
+            } => {
+                let q = if *optional { "?" } else { "" };
+                if source == dest {
+                    format!("{q}{source}")
+                } else {
+                    format!("{q}{source}={dest}")
+                }
+            }
+            FileEntry::Tmpfs { dest } => dest.to_string(),
+        }
+    }
+}
+
+/// A value of `[environment]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    /// `"$NAME"`: the host's value of NAME, or unset when the host has none.
+    FromHost(String),
+}
+
+impl EnvValue {
+    pub fn written(&self) -> String {
+        match self {
+            EnvValue::Literal(s) => s.clone(),
+            EnvValue::FromHost(name) => format!("${name}"),
+        }
+    }
+}
+
+/// What a hook runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookCommand {
+    /// `path` with its `arguments`: a program, run directly (never through a shell).
+    Program {
+        path: ProgramRef,
+        arguments: Vec<String>,
+    },
+    /// `content`: a script run by `/usr/bin/bash -c CONTENT NAME ARGUMENTS...`,
+    /// so `$0` is the hook's name and `$1`… its arguments.
+    Script {
+        content: String,
+        arguments: Vec<String>,
+    },
+}
+
+/// When a hook runs. `pre` and `post` come from Antimony's hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HookEvent {
+    Pre,
+    Post,
+}
+
+impl HookEvent {
+    pub fn key(self) -> &'static str {
+        match self {
+            HookEvent::Pre => "pre",
+            HookEvent::Post => "post",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hook {
+    pub event: HookEvent,
+    pub name: Option<String>,
+    pub command: HookCommand,
+    pub attach: bool,
+    pub identity: Identity,
+    pub env: bool,
+    pub can_fail: bool,
+    /// Where the hook is defined (`file:line:column`), for messages.
+    pub defined_at: String,
+}
+
+impl Hook {
+    /// How messages name the hook: its `name`, else what it runs.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.command) {
+            (Some(name), _) => format!("{}-hook `{name}`", self.event.key()),
+            (None, HookCommand::Program { path, .. }) => {
+                format!("{}-hook `{path}` ({})", self.event.key(), self.defined_at)
+            }
+            (None, HookCommand::Script { .. }) => {
+                format!("{}-hook script ({})", self.event.key(), self.defined_at)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Home {
+    pub policy: HomePolicy,
+    /// The folder name under `$XDG_DATA_HOME/antimony/`; default: the profile's name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    pub network: bool,
+    pub share: BTreeSet<ShareNamespace>,
+    pub seccomp: bool,
+    pub landlock: LandlockMode,
+    pub nested_userns: bool,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            network: false,
+            share: BTreeSet::new(),
+            seccomp: true,
+            landlock: LandlockMode::BestEffort,
+            nested_userns: false,
+        }
+    }
+}
+
+/// The default time attached hooks get between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
+
+/// A fully resolved profile: its own values over everything it inherits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub id: Option<String>,
+    pub fragment: bool,
+    /// The program, as written (`None`: the profile's name on the sandbox PATH).
+    pub path: Option<ProgramRef>,
+    pub arguments: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub dir: Option<HostPath>,
+    pub home: Home,
+    pub files: Vec<FileEntry>,
+    pub environment: BTreeMap<String, EnvValue>,
+    pub sandbox: SandboxSettings,
+    pub grace: Duration,
+    pub hooks: Vec<Hook>,
+    /// The profiles merged under this one, in merge order (for `show`).
+    pub inherited: Vec<String>,
+}
+
+impl Profile {
+    pub fn hooks(&self, event: HookEvent) -> impl Iterator<Item = &Hook> {
+        self.hooks.iter().filter(move |h| h.event == event)
+    }
+
+    /// The home folder's name under `$XDG_DATA_HOME/antimony/`.
+    pub fn home_name(&self) -> &str {
+        self.home.name.as_deref().unwrap_or(&self.name)
+    }
+}

@@ -1,0 +1,168 @@
+//! The TOML as written: serde structs that mirror the profile file one to one.
+//!
+//! Every struct denies unknown fields, so a typo is an error with a position
+//! instead of a silently ignored key. Values that validation may reject later
+//! are wrapped in `Spanned` so that the error can point at them. Nothing here
+//! is interpreted: `validate` turns these into the model the rest of the code
+//! uses.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Vec<Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<Spanned<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inherits: Option<Vec<Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<RawHome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<RawFiles>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<RawSandbox>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<RawHooks>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHome {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<HomePolicy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Spanned<String>>,
+}
+
+/// What the sandbox gets as its home folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum HomePolicy {
+    /// No host folder: an empty private home that vanishes at exit.
+    #[default]
+    #[serde(alias = "none")]
+    None,
+    /// A persistent private home under `$XDG_DATA_HOME/antimony/NAME`.
+    #[serde(alias = "enabled")]
+    Enabled,
+    /// That persistent home, read-only.
+    #[serde(alias = "read-only", alias = "readonly")]
+    ReadOnly,
+    /// That persistent home under an overlay whose writes vanish at exit.
+    #[serde(alias = "overlay")]
+    Overlay,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFiles {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ro: Option<Vec<Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rw: Option<Vec<Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dev: Option<Vec<Spanned<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSandbox {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<Vec<ShareNamespace>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub landlock: Option<LandlockMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_userns: Option<bool>,
+}
+
+/// Namespaces a profile may share with the host by name. The user, mount and
+/// PID namespaces are the sandbox itself and cannot be shared; the network
+/// namespace is `network = true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareNamespace {
+    Ipc,
+    Uts,
+    Cgroup,
+}
+
+/// How Landlock is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockMode {
+    /// Enforce what the kernel supports; say which ABI in `--dry-run`.
+    #[default]
+    BestEffort,
+    /// Refuse to start unless the kernel enforces every right antimony asks for.
+    Strict,
+    /// No Landlock ruleset.
+    Off,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// Seconds an attached hook gets between SIGTERM and SIGKILL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace: Option<Spanned<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pre: Option<Vec<Spanned<RawHook>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post: Option<Vec<Spanned<RawHook>>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHook {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system: Option<Identity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_fail: Option<bool>,
+    /// The seed's prose spells `can_fail` as `no_fail` once; accepted as an alias.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_fail: Option<bool>,
+}
+
+/// Whose identity a hook runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub enum Identity {
+    /// The invoking user; as root on behalf of someone (sudo, pkexec), that user.
+    #[default]
+    #[serde(alias = "user")]
+    User,
+    /// antimony's own identity.
+    #[serde(alias = "system")]
+    System,
+}

@@ -1,0 +1,475 @@
+//! From the raw TOML of one file to a validated `Layer`: every value checked,
+//! every error positioned at the value that caused it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::model::*;
+use super::raw::{RawHook, RawProfile};
+use super::{Location, ProfileError, Source, is_path_argument, valid_name};
+
+/// One profile file, validated but not merged: every setting is optional so
+/// that merging can tell "not set" from "set to the default".
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    pub id: Option<String>,
+    pub fragment: Option<bool>,
+    pub path: Option<ProgramRef>,
+    pub arguments: Option<Vec<String>>,
+    pub dir: Option<HostPath>,
+    pub inherits: Vec<(String, Location)>,
+    pub home_policy: Option<HomePolicy>,
+    pub home_name: Option<String>,
+    pub files: Vec<FileEntry>,
+    pub environment: BTreeMap<String, EnvValue>,
+    pub network: Option<bool>,
+    pub share: Option<BTreeSet<ShareNamespace>>,
+    pub seccomp: Option<bool>,
+    pub landlock: Option<LandlockMode>,
+    pub nested_userns: Option<bool>,
+    pub grace: Option<Duration>,
+    pub hooks: Vec<Hook>,
+}
+
+/// Parses a profile's TOML; syntax errors, unknown keys and wrong types come
+/// back with the file, line and column.
+pub fn parse(source: &Source) -> Result<RawProfile, ProfileError> {
+    toml::from_str::<RawProfile>(&source.text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        ProfileError::Invalid {
+            at: Location::at(&source.file_label(), &source.text, offset),
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// Parses and validates one file.
+pub fn load_layer(source: &Source) -> Result<Layer, ProfileError> {
+    let raw = parse(source)?;
+    validate(raw, source)
+}
+
+struct Ctx<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn at(&self, span: Range<usize>) -> Location {
+        Location::at(&self.file, self.text, span.start)
+    }
+
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ProfileError {
+        ProfileError::Invalid {
+            at: self.at(span),
+            message: message.into(),
+        }
+    }
+}
+
+/// Validates one parsed file.
+pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError> {
+    let cx = Ctx {
+        file: source.file_label(),
+        text: &source.text,
+    };
+    let mut layer = Layer {
+        name: source.name.clone(),
+        file: cx.file.clone(),
+        fragment: raw.fragment,
+        ..Layer::default()
+    };
+
+    if let Some(d) = raw.description {
+        if d.get_ref().contains(['\n', '\0']) {
+            return Err(cx.err(d.span(), "description: must be one line of text"));
+        }
+        layer.description = Some(d.into_inner());
+    }
+    if let Some(id) = raw.id {
+        let valid = !id.get_ref().is_empty()
+            && id
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            return Err(cx.err(
+                id.span(),
+                format!(
+                    "id: `{}` is not a desktop id (letters, digits, `.`, `_`, `-`)",
+                    id.get_ref()
+                ),
+            ));
+        }
+        layer.id = Some(id.into_inner());
+    }
+    if let Some(path) = raw.path {
+        layer.path = Some(program_ref(&cx, &path, "path")?);
+    }
+    if let Some(args) = raw.arguments {
+        let mut list = Vec::with_capacity(args.len());
+        for a in args {
+            if a.get_ref().contains('\0') {
+                return Err(cx.err(a.span(), "arguments: contains a NUL character"));
+            }
+            list.push(a.into_inner());
+        }
+        layer.arguments = Some(list);
+    }
+    if let Some(dir) = raw.dir {
+        layer.dir = Some(host_path(&cx, dir.get_ref(), dir.span(), "dir")?);
+    }
+    for entry in raw.inherits.unwrap_or_default() {
+        let name = entry.get_ref();
+        if !is_path_argument(name) && !valid_name(name) {
+            return Err(ProfileError::BadName {
+                name: name.clone(),
+                at: Some(cx.at(entry.span())),
+            });
+        }
+        layer.inherits.push((name.clone(), cx.at(entry.span())));
+    }
+    if let Some(home) = raw.home {
+        layer.home_policy = home.policy;
+        if let Some(name) = home.name {
+            if !valid_home_name(name.get_ref()) {
+                return Err(cx.err(
+                    name.span(),
+                    format!(
+                        "home.name: `{}` must be a relative folder name without `..`",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            layer.home_name = Some(name.into_inner());
+        }
+    }
+    if let Some(files) = raw.files {
+        for (mode, list) in [
+            (BindMode::Ro, files.ro),
+            (BindMode::Rw, files.rw),
+            (BindMode::Dev, files.dev),
+        ] {
+            for entry in list.unwrap_or_default() {
+                layer.files.push(bind_entry(&cx, mode, &entry)?);
+            }
+        }
+        for entry in files.tmpfs.unwrap_or_default() {
+            let dest = host_path(&cx, entry.get_ref(), entry.span(), "files.tmpfs")?;
+            check_dest(&cx, &dest, entry.span(), "files.tmpfs")?;
+            layer.files.push(FileEntry::Tmpfs { dest });
+        }
+    }
+    for (key, value) in raw.environment.unwrap_or_default() {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(cx.err(
+                value.span(),
+                format!("environment: `{key}` is not a variable name"),
+            ));
+        }
+        layer.environment.insert(key, env_value(&cx, &value)?);
+    }
+    if let Some(sb) = raw.sandbox {
+        layer.network = sb.network;
+        layer.share = sb.share.map(|s| s.into_iter().collect());
+        layer.seccomp = sb.seccomp;
+        layer.landlock = sb.landlock;
+        layer.nested_userns = sb.nested_userns;
+    }
+    if let Some(hooks) = raw.hooks {
+        if let Some(grace) = hooks.grace {
+            let secs = *grace.get_ref();
+            if !secs.is_finite() || !(0.0..=3600.0).contains(&secs) {
+                return Err(cx.err(
+                    grace.span(),
+                    "hooks.grace: must be a number of seconds from 0 to 3600",
+                ));
+            }
+            layer.grace = Some(Duration::from_secs_f64(secs));
+        }
+        for (event, list) in [(HookEvent::Pre, hooks.pre), (HookEvent::Post, hooks.post)] {
+            for h in list.unwrap_or_default() {
+                layer.hooks.push(hook(&cx, event, h)?);
+            }
+        }
+    }
+    Ok(layer)
+}
+
+fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, ProfileError> {
+    let span = h.span();
+    let at = cx.at(span.clone());
+    let raw = h.into_inner();
+    let key = event.key();
+    if raw.can_fail.is_some() && raw.no_fail.is_some() {
+        return Err(cx.err(
+            span,
+            format!("hooks.{key}: set `can_fail` or its alias `no_fail`, not both"),
+        ));
+    }
+    let attach = raw.attach.unwrap_or(false);
+    if attach && event == HookEvent::Post {
+        return Err(cx.err(
+            span,
+            "hooks.post: `attach` is for pre-hooks only (a post-hook runs after the sandbox has exited)",
+        ));
+    }
+    if let Some(name) = &raw.name {
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(cx.err(span, format!("hooks.{key}: `name` must be printable text")));
+        }
+    }
+    let arguments = raw.arguments.unwrap_or_default();
+    for a in &arguments {
+        if a.contains('\0') {
+            return Err(cx.err(
+                span,
+                format!("hooks.{key}: an argument contains a NUL character"),
+            ));
+        }
+    }
+    // With both `path` and `content`, `path` is used (Antimony's rule).
+    let command = match (raw.path, raw.content) {
+        (Some(path), _) => {
+            let sp = Spanned::new(span.clone(), path);
+            HookCommand::Program {
+                path: program_ref(cx, &sp, &format!("hooks.{key}.path"))?,
+                arguments,
+            }
+        }
+        (None, Some(content)) => {
+            if content.contains('\0') {
+                return Err(cx.err(
+                    span,
+                    format!("hooks.{key}: `content` contains a NUL character"),
+                ));
+            }
+            HookCommand::Script { content, arguments }
+        }
+        (None, None) => {
+            return Err(cx.err(
+                span,
+                format!(
+                    "hooks.{key}: a hook needs `path` (a program) or `content` (a bash script)"
+                ),
+            ));
+        }
+    };
+    Ok(Hook {
+        event,
+        name: raw.name,
+        command,
+        attach,
+        identity: raw.system.unwrap_or_default(),
+        env: raw.env.unwrap_or(false),
+        can_fail: raw.can_fail.or(raw.no_fail).unwrap_or(false),
+        defined_at: at.to_string(),
+    })
+}
+
+fn program_ref(
+    cx: &Ctx<'_>,
+    value: &Spanned<String>,
+    what: &str,
+) -> Result<ProgramRef, ProfileError> {
+    let s = value.get_ref();
+    if s.is_empty() || s.contains('\0') {
+        return Err(cx.err(value.span(), format!("{what}: must name a program")));
+    }
+    if s.contains('/') || s.starts_with('~') {
+        Ok(ProgramRef::Path(host_path(cx, s, value.span(), what)?))
+    } else {
+        Ok(ProgramRef::Name(s.clone()))
+    }
+}
+
+fn env_value(cx: &Ctx<'_>, value: &Spanned<String>) -> Result<EnvValue, ProfileError> {
+    let v = value.get_ref();
+    if v.contains('\0') {
+        return Err(cx.err(
+            value.span(),
+            "environment: a value contains a NUL character",
+        ));
+    }
+    if let Some(name) = v.strip_prefix('$') {
+        let mut chars = name.chars();
+        let is_name = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_name {
+            return Ok(EnvValue::FromHost(name.to_string()));
+        }
+    }
+    Ok(EnvValue::Literal(v.clone()))
+}
+
+fn bind_entry(
+    cx: &Ctx<'_>,
+    mode: BindMode,
+    entry: &Spanned<String>,
+) -> Result<FileEntry, ProfileError> {
+    let what = format!("files.{}", mode.key());
+    let (optional, rest) = match entry.get_ref().strip_prefix('?') {
+        Some(rest) => (true, rest),
+        None => (false, entry.get_ref().as_str()),
+    };
+    let (host, sandbox) = match rest.split_once('=') {
+        Some((h, s)) => (h, s),
+        None => (rest, rest),
+    };
+    let source = host_path(cx, host, entry.span(), &what)?;
+    let dest = host_path(cx, sandbox, entry.span(), &what)?;
+    check_dest(cx, &dest, entry.span(), &what)?;
+    Ok(FileEntry::Bind {
+        mode,
+        source,
+        dest,
+        optional,
+    })
+}
+
+fn check_dest(
+    cx: &Ctx<'_>,
+    dest: &HostPath,
+    span: Range<usize>,
+    what: &str,
+) -> Result<(), ProfileError> {
+    if *dest == HostPath::Absolute(PathBuf::from("/")) {
+        return Err(cx.err(
+            span,
+            format!("{what}: cannot mount over the sandbox's root `/`"),
+        ));
+    }
+    Ok(())
+}
+
+/// A path as profiles write it: absolute or `~`-relative, normalised, with
+/// no `..` and no NUL.
+pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
+    if s.is_empty() {
+        return Err("empty path".into());
+    }
+    if s.contains('\0') {
+        return Err("path contains a NUL character".into());
+    }
+    let (home, rest) = if s == "~" {
+        (true, "")
+    } else if let Some(rest) = s.strip_prefix("~/") {
+        (true, rest)
+    } else if s.starts_with('/') {
+        (false, s)
+    } else if s.starts_with('~') {
+        return Err(format!(
+            "`{s}`: only `~` and `~/…` (your own home) are understood"
+        ));
+    } else {
+        return Err(format!(
+            "`{s}` is relative: write an absolute path or one starting with `~/`"
+        ));
+    };
+    let mut normal = PathBuf::new();
+    for c in Path::new(rest).components() {
+        match c {
+            Component::RootDir => normal.push("/"),
+            Component::CurDir => {}
+            Component::Normal(n) => normal.push(n),
+            Component::ParentDir => return Err(format!("`{s}` contains `..`")),
+            Component::Prefix(_) => return Err(format!("`{s}` is not a Unix path")),
+        }
+    }
+    Ok(if home {
+        HostPath::Home(normal)
+    } else {
+        HostPath::Absolute(normal)
+    })
+}
+
+fn host_path(
+    cx: &Ctx<'_>,
+    s: &str,
+    span: Range<usize>,
+    what: &str,
+) -> Result<HostPath, ProfileError> {
+    parse_host_path(s).map_err(|m| cx.err(span, format!("{what}: {m}")))
+}
+
+fn valid_home_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('/') && name.split('/').all(valid_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Origin;
+    use std::borrow::Cow;
+
+    fn src(text: &str) -> Source {
+        Source {
+            name: "t".into(),
+            origin: Origin::File("t.toml".into()),
+            text: Cow::Owned(text.to_string()),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        load_layer(&src(text)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_and_types_are_positioned() {
+        assert!(err("patth = 1\n").starts_with("t.toml:1:1: unknown field `patth`"));
+        let e = err("[sandbox]\nnetwork = \"yes\"\n");
+        assert!(e.starts_with("t.toml:2:11:"), "{e}");
+        let e = err("[files]\nro = [\n  \"relative/x\",\n]\n");
+        assert!(
+            e.starts_with("t.toml:3:3: files.ro: `relative/x` is relative"),
+            "{e}"
+        );
+        assert!(err("a = [\n").starts_with("t.toml:"), "syntax");
+    }
+
+    #[test]
+    fn hooks_are_checked_at_load() {
+        let e = err("[[hooks.pre]]\nattach = true\n");
+        assert!(
+            e.starts_with("t.toml:1:1: hooks.pre: a hook needs `path`"),
+            "{e}"
+        );
+        let e = err("[[hooks.post]]\npath = \"/bin/true\"\nattach = true\n");
+        assert!(e.contains("`attach` is for pre-hooks only"), "{e}");
+        let e = err("[[hooks.pre]]\npath = \"/bin/true\"\ncan_fail = true\nno_fail = true\n");
+        assert!(e.contains("not both"), "{e}");
+        let l = load_layer(&src(
+            "[[hooks.pre]]\npath = \"/bin/p\"\ncontent = \"echo\"\nno_fail = true\n",
+        ))
+        .unwrap();
+        assert!(l.hooks[0].can_fail);
+        assert!(matches!(l.hooks[0].command, HookCommand::Program { .. }));
+    }
+
+    #[test]
+    fn binds_parse() {
+        let l = load_layer(&src(
+            "[files]\nro = [\"/usr/share\", \"?~/a=/b\"]\ntmpfs = [\"/run\"]\n",
+        ))
+        .unwrap();
+        assert_eq!(l.files[0].written(), "/usr/share");
+        assert_eq!(l.files[1].written(), "?~/a=/b");
+        assert!(matches!(l.files[2], FileEntry::Tmpfs { .. }));
+        assert!(err("[files]\nrw = [\"/x=/\"]\n").contains("root"));
+        assert!(err("[files]\nrw = [\"/x/../y\"]\n").contains("`..`"));
+    }
+
+    #[test]
+    fn env_values() {
+        let l = load_layer(&src("[environment]\nA = \"$LANG\"\nB = \"$LANG/x\"\n")).unwrap();
+        assert_eq!(l.environment["A"], EnvValue::FromHost("LANG".into()));
+        assert_eq!(l.environment["B"], EnvValue::Literal("$LANG/x".into()));
+    }
+}

@@ -1,0 +1,125 @@
+//! Applies the Landlock model (`plan::landlock`).
+//!
+//! Before the fork, the `landlock` crate creates the ruleset (handled
+//! rights and scopes). After the fork, once the new root is in place, the
+//! child opens each rule's path (an `O_PATH` descriptor; rules attach to the
+//! inode, so they hold for everything beneath), adds it with
+//! `landlock_add_rule`, and finally calls `landlock_restrict_self`: raw
+//! syscalls only, no allocation.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use landlock::{AccessFs, BitFlags, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
+
+use super::protocol::Step;
+use super::sys::{self, Errno};
+use crate::plan::LandlockPlan;
+
+#[derive(Debug)]
+pub struct Rule {
+    pub path: CString,
+    pub dir_access: u64,
+    pub file_access: u64,
+}
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub ruleset: OwnedFd,
+    pub rules: Vec<Rule>,
+}
+
+/// Creates the ruleset before the fork. The plan was built for the ABI the
+/// kernel reports, so anything the kernel refuses here is an error rather
+/// than a silent downgrade.
+pub fn prepare(plan: &LandlockPlan) -> Result<Option<Prepared>, String> {
+    if !plan.enforced() {
+        return Ok(None);
+    }
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(BitFlags::<AccessFs>::from_bits_truncate(plan.handled))
+        .map_err(|e| e.to_string())?;
+    if plan.scoped != 0 {
+        ruleset = ruleset
+            .scope(BitFlags::<Scope>::from_bits_truncate(plan.scoped))
+            .map_err(|e| e.to_string())?;
+    }
+    let created = ruleset.create().map_err(|e| e.to_string())?;
+    let fd: Option<OwnedFd> = created.into();
+    let ruleset = fd.ok_or("the kernel refused to create a Landlock ruleset")?;
+    let rules = plan
+        .rules
+        .iter()
+        .map(|r| Rule {
+            path: CString::new(r.path.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+            dir_access: r.dir_access,
+            file_access: r.file_access,
+        })
+        .collect();
+    Ok(Some(Prepared { ruleset, rules }))
+}
+
+/// `struct landlock_path_beneath_attr`: packed in the kernel's ABI.
+#[repr(C, packed)]
+struct PathBeneath {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+
+fn add_rule(ruleset: RawFd, fd: RawFd, access: u64) -> Result<(), Errno> {
+    let attr = PathBeneath {
+        allowed_access: access,
+        parent_fd: fd,
+    };
+    // SAFETY: attr is a valid landlock_path_beneath_attr for the duration of
+    // the call; the descriptors are ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const PathBeneath,
+            0u32,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// After the fork: add every rule, then restrict this process (and all it
+/// will start). Needs `no_new_privs` (set before).
+pub fn apply(p: &Prepared) -> Result<(), (Step, u32, Errno)> {
+    let rs = p.ruleset.as_raw_fd();
+    for (i, rule) in p.rules.iter().enumerate() {
+        let fd = match sys::open(&rule.path, libc::O_PATH | libc::O_CLOEXEC, 0) {
+            Ok(fd) => fd,
+            // An optional bind that was skipped.
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err((Step::LandlockRule, i as u32, e)),
+        };
+        let access = match sys::fstat_is_dir(fd) {
+            Ok(true) => rule.dir_access,
+            Ok(false) => rule.file_access,
+            Err(e) => {
+                sys::close(fd);
+                return Err((Step::LandlockRule, i as u32, e));
+            }
+        };
+        let r = if access == 0 {
+            Ok(())
+        } else {
+            add_rule(rs, fd, access)
+        };
+        sys::close(fd);
+        r.map_err(|e| (Step::LandlockRule, i as u32, e))?;
+    }
+    // SAFETY: landlock_restrict_self takes a ruleset descriptor and flags.
+    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, rs, 0u32) };
+    if r < 0 {
+        return Err((Step::LandlockRestrict, 0, Errno::last()));
+    }
+    sys::close(rs);
+    Ok(())
+}

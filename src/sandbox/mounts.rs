@@ -1,0 +1,312 @@
+//! Builds the sandbox's root after the fork, from the prepared mount list.
+//!
+//! The sequence (the one bubblewrap proved out):
+//! 1. mark every mount a slave, so nothing we do propagates to the host;
+//! 2. mount a tmpfs "base" on `/tmp` and `pivot_root` into it, keeping the
+//!    host's root at `/oldroot` (so bind sources, even under the host's
+//!    `/tmp`, stay reachable) and an empty tmpfs at `/newroot`;
+//! 3. carry out each operation under `/newroot`;
+//! 4. make `/newroot` read-only, detach `/oldroot`, `pivot_root` into
+//!    `/newroot` and detach the base: the host's root is then unreachable.
+//!
+//! Binds use the new mount API: `open_tree(OPEN_TREE_CLONE)` makes a
+//! detached copy of the source, `mount_setattr` sets read-only, nosuid and
+//! nodev on the whole copy before anything can see it, and `move_mount`
+//! puts it in place. Flags are only ever added, so flags the kernel locked
+//! on the host's mounts never make a remount fail, and no mount table is
+//! ever re-read.
+
+use std::ffi::CString;
+
+use super::protocol::Step;
+use super::sys::{self, Errno, R};
+
+/// One prepared mount operation. Paths are NUL-terminated bytes, built
+/// before the fork; `dest` is mutable so that its parents can be created in
+/// place.
+#[derive(Debug)]
+pub struct MountCmd {
+    /// `/newroot/…`, NUL-terminated.
+    pub dest: Vec<u8>,
+    pub kind: Kind,
+}
+
+#[derive(Debug)]
+pub enum Kind {
+    Bind {
+        /// `/oldroot/…`
+        source: CString,
+        /// `MOUNT_ATTR_*` bits to set on the whole copied tree.
+        attr: u64,
+        optional: bool,
+        /// Refuse any symlink on the way (user-chosen sources).
+        no_symlinks: bool,
+    },
+    Tmpfs {
+        data: CString,
+    },
+    Proc,
+    ReadOnly,
+    Devpts,
+    Symlink {
+        target: CString,
+    },
+    Dir {
+        mode: libc::mode_t,
+    },
+    File {
+        contents: Vec<u8>,
+        mode: libc::mode_t,
+    },
+    Overlay {
+        data: CString,
+        /// Scratch folders on the base tmpfs: root, upper, work.
+        scratch: [CString; 3],
+    },
+    Mask,
+}
+
+type Failure = (Step, Errno);
+
+fn at(step: Step) -> impl Fn(Errno) -> Failure {
+    move |e| (step, e)
+}
+
+fn exist_ok(r: R<()>) -> R<()> {
+    match r {
+        Err(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+/// Steps 1–2: the base and the empty new root.
+pub fn enter_base() -> Result<(), Failure> {
+    sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
+        .map_err(at(Step::Propagation))?;
+    sys::mount(
+        Some(c"tmpfs"),
+        c"/tmp",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(c"mode=0700"),
+    )
+    .map_err(at(Step::BaseRoot))?;
+    sys::mkdir(c"/tmp/newroot", 0o755).map_err(at(Step::BaseRoot))?;
+    sys::mkdir(c"/tmp/oldroot", 0o755).map_err(at(Step::BaseRoot))?;
+    sys::pivot_root(c"/tmp", c"/tmp/oldroot").map_err(at(Step::PivotBase))?;
+    sys::chdir(c"/").map_err(at(Step::PivotBase))?;
+    sys::mount(
+        Some(c"tmpfs"),
+        c"/newroot",
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV,
+        Some(c"mode=0755"),
+    )
+    .map_err(at(Step::NewRoot))?;
+    Ok(())
+}
+
+/// Step 4: seal the root and leave the host's behind.
+pub fn leave_base() -> Result<(), Failure> {
+    sys::mount_setattr(libc::AT_FDCWD, c"/newroot", 0, sys::MOUNT_ATTR_RDONLY)
+        .map_err(at(Step::RootReadOnly))?;
+    sys::umount2(c"/oldroot", libc::MNT_DETACH).map_err(at(Step::PivotRoot))?;
+    sys::chdir(c"/newroot").map_err(at(Step::PivotRoot))?;
+    // pivot_root(".", ".") stacks the base on top of the new root; the
+    // detach then drops it, leaving no path back.
+    sys::pivot_root(c".", c".").map_err(at(Step::PivotRoot))?;
+    sys::umount2(c".", libc::MNT_DETACH).map_err(at(Step::PivotRoot))?;
+    sys::chdir(c"/").map_err(at(Step::PivotRoot))?;
+    Ok(())
+}
+
+fn mount_point_dir(dest: &mut [u8]) -> Result<(), Failure> {
+    sys::mkdir_parents(dest, 0o755).map_err(at(Step::MountPoint))?;
+    exist_ok(sys::mkdir(sys::cstr(dest), 0o755)).map_err(at(Step::MountPoint))
+}
+
+fn mount_point_file(dest: &mut [u8]) -> Result<(), Failure> {
+    sys::mkdir_parents(dest, 0o755).map_err(at(Step::MountPoint))?;
+    let fd = sys::open(
+        sys::cstr(dest),
+        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
+        0o444,
+    )
+    .map_err(at(Step::MountPoint))?;
+    sys::close(fd);
+    Ok(())
+}
+
+/// Puts a detached copy of `fd`'s mount tree at `dest` with `attr` set.
+fn attach_copy(fd: i32, dest: &[u8], attr: u64) -> Result<(), Failure> {
+    let tree = sys::open_tree(
+        fd,
+        c"",
+        sys::OPEN_TREE_CLONE
+            | libc::O_CLOEXEC as u32
+            | libc::AT_EMPTY_PATH as u32
+            | sys::AT_RECURSIVE,
+    )
+    .map_err(at(Step::Mount))?;
+    let r = sys::mount_setattr(
+        tree,
+        c"",
+        libc::AT_EMPTY_PATH as u32 | sys::AT_RECURSIVE,
+        attr,
+    )
+    .and_then(|()| {
+        sys::move_mount(
+            tree,
+            c"",
+            libc::AT_FDCWD,
+            sys::cstr(dest),
+            sys::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    });
+    sys::close(tree);
+    r.map_err(at(Step::Mount))
+}
+
+/// Step 3, one operation.
+pub fn apply(cmd: &mut MountCmd) -> Result<(), Failure> {
+    let dest = &mut cmd.dest;
+    match &cmd.kind {
+        Kind::Bind {
+            source,
+            attr,
+            optional,
+            no_symlinks,
+        } => {
+            let resolve = if *no_symlinks {
+                libc::RESOLVE_NO_SYMLINKS
+            } else {
+                0
+            };
+            let fd = match sys::openat2(
+                libc::AT_FDCWD,
+                source,
+                (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                resolve,
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if *optional => return Ok(()),
+                Err(e) => return Err((Step::MountSource, e)),
+            };
+            let r = (|| {
+                if sys::fstat_is_dir(fd).map_err(at(Step::MountSource))? {
+                    mount_point_dir(dest)?;
+                } else {
+                    mount_point_file(dest)?;
+                }
+                attach_copy(fd, dest, *attr)
+            })();
+            sys::close(fd);
+            r
+        }
+        Kind::Tmpfs { data } => {
+            mount_point_dir(dest)?;
+            sys::mount(
+                Some(c"tmpfs"),
+                sys::cstr(dest),
+                Some(c"tmpfs"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(data),
+            )
+            .map_err(at(Step::Mount))
+        }
+        Kind::Proc => {
+            mount_point_dir(dest)?;
+            sys::mount(
+                Some(c"proc"),
+                sys::cstr(dest),
+                Some(c"proc"),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                None,
+            )
+            .map_err(at(Step::Mount))
+        }
+        Kind::ReadOnly => {
+            let fd = match sys::openat2(
+                libc::AT_FDCWD,
+                sys::cstr(dest),
+                (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => return Err((Step::MountSource, e)),
+            };
+            let r = attach_copy(
+                fd,
+                dest,
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+            );
+            sys::close(fd);
+            r
+        }
+        Kind::Devpts => {
+            mount_point_dir(dest)?;
+            sys::mount(
+                Some(c"devpts"),
+                sys::cstr(dest),
+                Some(c"devpts"),
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some(c"newinstance,ptmxmode=0666,mode=620"),
+            )
+            .map_err(at(Step::Mount))
+        }
+        Kind::Symlink { target } => {
+            sys::mkdir_parents(dest, 0o755).map_err(at(Step::MountPoint))?;
+            exist_ok(sys::symlink(target, sys::cstr(dest))).map_err(at(Step::Mount))
+        }
+        Kind::Dir { mode } => {
+            sys::mkdir_parents(dest, 0o755).map_err(at(Step::MountPoint))?;
+            exist_ok(sys::mkdir(sys::cstr(dest), *mode)).map_err(at(Step::Mount))
+        }
+        Kind::File { contents, mode } => {
+            sys::mkdir_parents(dest, 0o755).map_err(at(Step::MountPoint))?;
+            let fd = sys::open(
+                sys::cstr(dest),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                *mode,
+            )
+            .map_err(at(Step::Mount))?;
+            let r = sys::write_all(fd, contents);
+            sys::close(fd);
+            r.map_err(at(Step::Mount))
+        }
+        Kind::Overlay { data, scratch } => {
+            for dir in scratch {
+                exist_ok(sys::mkdir(dir, 0o700)).map_err(at(Step::MountPoint))?;
+            }
+            mount_point_dir(dest)?;
+            sys::mount(
+                Some(c"overlay"),
+                sys::cstr(dest),
+                Some(c"overlay"),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                Some(data),
+            )
+            .map_err(at(Step::Mount))
+        }
+        Kind::Mask => {
+            // Nothing to hide if the folder neither exists nor can be made
+            // (a read-only bind): the sandbox cannot create it either.
+            match sys::mkdir_parents(dest, 0o755)
+                .and_then(|()| exist_ok(sys::mkdir(sys::cstr(dest), 0o755)))
+            {
+                Ok(()) => {}
+                Err(Errno::EROFS | Errno::ENOENT | Errno::EACCES) => return Ok(()),
+                Err(e) => return Err((Step::MountPoint, e)),
+            }
+            sys::mount(
+                Some(c"tmpfs"),
+                sys::cstr(dest),
+                Some(c"tmpfs"),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                Some(c"mode=0555,size=4k"),
+            )
+            .map_err(at(Step::Mount))
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! From the plan to what the child needs after the fork: every path a
+//! NUL-terminated buffer, every descriptor open, argv and envp as pointer
+//! arrays, the Landlock ruleset created, the seccomp programs compiled.
+//! The child then makes syscalls only.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::SandboxError;
+use super::landlock;
+use super::mounts::{Kind, MountCmd};
+use super::sys;
+use crate::plan::{Op, Origin, Plan};
+use crate::profile::BindMode;
+
+#[derive(Debug)]
+pub struct Prepared {
+    pub clone_flags: libc::c_int,
+    pub new_net: bool,
+    pub uid_map: Vec<u8>,
+    pub gid_map: Vec<u8>,
+    pub mounts: Vec<MountCmd>,
+    pub landlock: Option<landlock::Prepared>,
+    pub seccomp: Vec<Vec<libc::sock_filter>>,
+    pub caps: Vec<u8>,
+    pub program: CString,
+    /// Kept alive for the pointer arrays below.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    pub argv: Vec<*const libc::c_char>,
+    pub envp: Vec<*const libc::c_char>,
+    pub cwd: CString,
+    pub home: CString,
+    pub umask: libc::mode_t,
+    /// A pidfd of antimony itself: the child checks it once, after asking
+    /// to die with its parent, to close the race where antimony died first.
+    pub parent: OwnedFd,
+}
+
+fn bytes(prefix: &str, path: &Path) -> Vec<u8> {
+    let mut v = Vec::with_capacity(prefix.len() + path.as_os_str().len() + 1);
+    v.extend_from_slice(prefix.as_bytes());
+    v.extend_from_slice(path.as_os_str().as_bytes());
+    v.push(0);
+    v
+}
+
+fn cstring(s: impl AsRef<OsStr>) -> Result<CString, SandboxError> {
+    CString::new(s.as_ref().as_bytes())
+        .map_err(|_| SandboxError::Nul(s.as_ref().to_string_lossy().into()))
+}
+
+/// Escapes `\`, `,` and `:` for overlayfs options.
+fn overlay_escape(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Resolves a user-chosen host path for binding. A symlink on the way is
+/// followed only if neither the user nor any of their sandboxes could have
+/// planted it: the link and its folder belong to root and the folder is not
+/// writable by group or others (CVE-2024-42472: a sandbox swapped a
+/// persistent folder for a link to elsewhere between two runs). A missing
+/// part ends the walk; the mount then reports it.
+pub fn resolve_source(path: &Path) -> Result<PathBuf, SandboxError> {
+    let mut out = PathBuf::from("/");
+    let mut pending: Vec<PathBuf> = path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(PathBuf::from(n)),
+            _ => None,
+        })
+        .collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        if part.as_os_str() == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&part);
+        let Ok(meta) = std::fs::symlink_metadata(&next) else {
+            let mut rest = next;
+            while let Some(p) = pending.pop() {
+                rest.push(p);
+            }
+            return Ok(rest);
+        };
+        if !meta.file_type().is_symlink() {
+            out = next;
+            continue;
+        }
+        let target = std::fs::read_link(&next).unwrap_or_default();
+        let dir = std::fs::metadata(&out).ok();
+        let trusted = meta.uid() == 0 && dir.is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0);
+        if !trusted {
+            return Err(SandboxError::Symlink {
+                path: path.to_path_buf(),
+                link: next,
+                target,
+            });
+        }
+        hops += 1;
+        if hops > 40 {
+            return Err(SandboxError::SymlinkLoop(path.to_path_buf()));
+        }
+        if target.is_absolute() {
+            out = PathBuf::from("/");
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(n) => pending.push(PathBuf::from(n)),
+                Component::ParentDir => pending.push(PathBuf::from("..")),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn pidfd_self() -> Result<OwnedFd, SandboxError> {
+    // SAFETY: pidfd_open(getpid(), 0) has no pointer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+    if fd < 0 {
+        return Err(SandboxError::Syscall {
+            what: "pidfd_open",
+            errno: sys::Errno::last(),
+        });
+    }
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Builds everything the child needs.
+pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
+    let mut mounts = Vec::with_capacity(plan.mounts.len());
+    let mut overlays = 0;
+    for m in &plan.mounts {
+        let dest = bytes("/newroot", &m.dest);
+        let kind = match &m.op {
+            Op::Bind {
+                source,
+                mode,
+                optional,
+            } => {
+                // The base layout names fixed system paths; anything a
+                // profile or the command line names goes through the
+                // symlink policy and is then opened with no symlinks at all.
+                let user_chosen = m.origin != Origin::Base;
+                let source = if user_chosen {
+                    resolve_source(source)?
+                } else {
+                    source.clone()
+                };
+                let attr = match mode {
+                    BindMode::Ro => {
+                        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
+                    }
+                    BindMode::Rw => sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+                    BindMode::Dev => sys::MOUNT_ATTR_NOSUID,
+                };
+                let mut under_old = PathBuf::from("/oldroot");
+                under_old.push(source.strip_prefix("/").unwrap_or(&source));
+                Kind::Bind {
+                    source: cstring(&under_old)?,
+                    attr,
+                    optional: *optional,
+                    no_symlinks: user_chosen,
+                }
+            }
+            Op::Tmpfs { mode } => Kind::Tmpfs {
+                data: cstring(format!("mode={mode:04o}"))?,
+            },
+            Op::Proc => Kind::Proc,
+            Op::ReadOnly => Kind::ReadOnly,
+            Op::Devpts => Kind::Devpts,
+            Op::Symlink { target } => Kind::Symlink {
+                target: cstring(target)?,
+            },
+            Op::Dir { mode } => Kind::Dir { mode: *mode },
+            Op::File { contents, mode } => Kind::File {
+                contents: contents.clone(),
+                mode: *mode,
+            },
+            Op::Overlay { lower } => {
+                let lower = resolve_source(lower)?;
+                overlays += 1;
+                let root = format!("/antimony-overlay-{overlays}");
+                Kind::Overlay {
+                    data: cstring(format!(
+                        "lowerdir=/oldroot{},upperdir={root}/upper,workdir={root}/work",
+                        overlay_escape(&lower)
+                    ))?,
+                    scratch: [
+                        cstring(&root)?,
+                        cstring(format!("{root}/upper"))?,
+                        cstring(format!("{root}/work"))?,
+                    ],
+                }
+            }
+            Op::Mask => Kind::Mask,
+        };
+        mounts.push(MountCmd { dest, kind });
+    }
+
+    let landlock = landlock::prepare(&plan.landlock).map_err(SandboxError::Landlock)?;
+    let argv: Vec<CString> = plan.argv.iter().map(cstring).collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = plan
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstring(kv)
+        })
+        .collect::<Result<_, _>>()?;
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    // SAFETY: umask(2) cannot fail; the value is put back at once.
+    let umask = unsafe {
+        let old = libc::umask(0o022);
+        libc::umask(old);
+        old
+    };
+    Ok(Prepared {
+        clone_flags: plan.namespaces.clone_flags(),
+        new_net: plan.namespaces.net,
+        uid_map: format!("{0} {0} 1\n", plan.uid).into_bytes(),
+        gid_map: format!("{0} {0} 1\n", plan.gid).into_bytes(),
+        mounts,
+        landlock,
+        seccomp: plan
+            .seccomp
+            .as_ref()
+            .map(|s| s.programs.clone())
+            .unwrap_or_default(),
+        caps: super::caps::supported(),
+        program: cstring(&plan.program)?,
+        argv: ptrs(&argv),
+        envp: ptrs(&envp),
+        _argv: argv,
+        _envp: envp,
+        cwd: cstring(&plan.cwd)?,
+        home: cstring(&plan.home)?,
+        umask,
+        parent: pidfd_self()?,
+    })
+}
+
+impl Prepared {
+    pub fn parent_fd(&self) -> i32 {
+        self.parent.as_raw_fd()
+    }
+}

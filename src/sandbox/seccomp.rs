@@ -1,0 +1,28 @@
+//! Installs the seccomp programs compiled by `plan::seccomp`. After the
+//! fork: one `seccomp(2)` call per program, no allocation. Needs
+//! `no_new_privs` (set before).
+
+use super::sys::Errno;
+
+pub fn install(programs: &[Vec<libc::sock_filter>]) -> Result<(), Errno> {
+    for prog in programs {
+        let fprog = libc::sock_fprog {
+            len: prog.len() as libc::c_ushort,
+            filter: prog.as_ptr().cast_mut(),
+        };
+        // SAFETY: fprog points to a valid BPF program that outlives the call;
+        // the kernel copies it.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0u32,
+                &fprog as *const libc::sock_fprog,
+            )
+        };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}

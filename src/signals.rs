@@ -1,0 +1,83 @@
+//! The signals antimony passes on to the sandboxed program.
+//!
+//! signal-hook's handlers only set a flag and write a byte to a pipe (both
+//! async-signal-safe); the pipeline polls that pipe alongside its children
+//! and does the actual work outside any handler.
+
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use libc::c_int;
+
+/// Forwarded to the program: the three the contract names (SIGINT,
+/// SIGTERM, SIGHUP) and the ones a terminal program also expects.
+pub const FORWARDED: &[c_int] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
+/// Signals that end a run when they arrive before the program started.
+pub fn is_stop(sig: c_int) -> bool {
+    matches!(
+        sig,
+        libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT
+    )
+}
+
+pub struct Signals {
+    flags: Vec<(c_int, Arc<AtomicBool>)>,
+    wake: UnixStream,
+}
+
+impl Signals {
+    /// Installs the handlers. From here on these signals no longer kill
+    /// antimony; the pipeline decides what they do.
+    pub fn install() -> std::io::Result<Signals> {
+        let (wake, write) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let mut flags = Vec::new();
+        for &sig in FORWARDED {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(sig, Arc::clone(&flag))?;
+            signal_hook::low_level::pipe::register(sig, write.try_clone()?)?;
+            flags.push((sig, flag));
+        }
+        Ok(Signals { flags, wake })
+    }
+
+    /// Readable when a signal arrived.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+
+    /// The signals that arrived since the last call.
+    pub fn take(&self) -> Vec<c_int> {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&self.wake).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        self.flags
+            .iter()
+            .filter(|(_, f)| f.swap(false, Ordering::SeqCst))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
+/// `SIGTERM` and friends by name, for messages.
+pub fn name(sig: c_int) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
