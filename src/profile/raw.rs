@@ -54,16 +54,12 @@ pub struct RawHome {
 pub enum HomePolicy {
     /// No host folder: an empty private home that vanishes at exit.
     #[default]
-    #[serde(alias = "none")]
     None,
     /// A persistent private home under `$XDG_DATA_HOME/antimony/NAME`.
-    #[serde(alias = "enabled")]
     Enabled,
     /// That persistent home, read-only.
-    #[serde(alias = "read-only", alias = "readonly")]
     ReadOnly,
     /// That persistent home under an overlay whose writes vanish at exit.
-    #[serde(alias = "overlay")]
     Overlay,
 }
 
@@ -160,9 +156,7 @@ pub struct RawHook {
 pub enum Identity {
     /// The invoking user; as root on behalf of someone (sudo, pkexec), that user.
     #[default]
-    #[serde(alias = "user")]
     User,
     /// antimony's own identity.
-    #[serde(alias = "system")]
     System,
 }

@@ -1,0 +1,166 @@
+//! The command line and the profile loader: the README's command, exit
+//! statuses, and bad profiles rejected with a position before anything runs.
+
+use crate::support::*;
+
+pub fn tests() -> Vec<Trial> {
+    let mut t = Vec::new();
+    t.extend(both("cli::readme_hello", readme_hello));
+    t.extend(both("cli::exit_status_is_the_programs", exit_status));
+    t.extend(both("cli::death_by_signal_is_128_plus_n", death_by_signal));
+    t.push(case("cli::args_after_double_dash_are_the_programs", args_are_data));
+    t.push(case("cli::usage_errors_are_launcher_failures", usage_errors));
+    t.extend(both("cli::bad_profiles_are_positioned_and_run_nothing", bad_profiles));
+    t.push(case("cli::missing_profile_and_missing_program", missing));
+    t
+}
+
+fn scratch(who: Who) -> Result<Scratch, TestResult> {
+    Scratch::new(who).map_err(skip)
+}
+
+macro_rules! scratch {
+    ($who:expr) => {
+        match scratch($who) {
+            Ok(s) => s,
+            Err(r) => return r,
+        }
+    };
+}
+
+fn readme_hello(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let out = s.antimony(["run", "sh", "--", "-c", "echo hello"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout == "hello\n", "{}", out.show());
+    ensure!(out.stderr.is_empty(), "{}", out.show());
+    pass()
+}
+
+fn exit_status(who: Who) -> TestResult {
+    let s = scratch!(who);
+    for code in [0, 1, 3, 42, 124, 200, 255] {
+        let out = s
+            .antimony(["run", "sh", "--", "-c", &format!("exit {code}")])
+            .run();
+        ensure!(out.code() == Some(code), "exit {code}: {}", out.show());
+    }
+    pass()
+}
+
+fn death_by_signal(who: Who) -> TestResult {
+    let s = scratch!(who);
+    for (sig, name) in [(9, "KILL"), (15, "TERM"), (6, "ABRT")] {
+        let out = s
+            .antimony(["run", "sh", "--", "-c", &format!("kill -{name} $$")])
+            .run();
+        ensure!(out.code() == Some(128 + sig), "SIG{name}: {}", out.show());
+        ensure!(out.stderr.is_empty(), "SIG{name}: {}", out.show());
+    }
+    pass()
+}
+
+fn args_are_data() -> TestResult {
+    let s = scratch!(Who::Root);
+    let out = s
+        .antimony([
+            "run", "sh", "--", "-c", "printf '%s|' \"$@\"", "sh", "--rw", "/", "--profile=x", "--",
+            "$(id)", "a;b",
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stdout == "--rw|/|--profile=x|--|$(id)|a;b|",
+        "{}",
+        out.show()
+    );
+    pass()
+}
+
+fn usage_errors() -> TestResult {
+    let s = scratch!(Who::Root);
+    for args in [
+        vec!["run"],
+        vec!["run", "sh", "-c", "true"],
+        vec!["frobnicate"],
+        vec!["run", "sh", "--no-such-option"],
+    ] {
+        let out = s.antimony(&args).run();
+        ensure!(out.code() == Some(125), "{args:?}: {}", out.show());
+        ensure!(
+            out.stderr.starts_with("antimony: error: "),
+            "{args:?}: {}",
+            out.show()
+        );
+        ensure!(!out.stderr.contains("panicked"), "{args:?}: {}", out.show());
+    }
+    let out = s.antimony(["--help"]).run();
+    ensure!(out.code() == Some(0) && out.stdout.contains("run"), "{}", out.show());
+    pass()
+}
+
+/// Each bad profile: the expected message, at the expected `line:column`,
+/// and the marker a valid pre-hook would have written is not there.
+fn bad_profiles(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let marker = s.path("home/marker");
+    let hook = format!(
+        "[[hooks.pre]]\npath = \"/usr/bin/touch\"\narguments = [\"{}\"]\n",
+        marker.display()
+    );
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("syntax", format!("{hook}path = [\n"), "4:9", "unclosed array"),
+        ("unknown", format!("{hook}\n[sandbox]\nnetwrok = true\n"), "6:1", "unknown field `netwrok`"),
+        ("types", format!("{hook}\n[sandbox]\nnetwork = \"yes\"\n"), "6:11", "invalid type"),
+        ("nocommand", format!("{hook}[[hooks.pre]]\nname = \"x\"\n"), "4:1", "needs `path`"),
+        ("postattach", format!("{hook}[[hooks.post]]\npath = \"/bin/true\"\nattach = true\n"), "4:1", "pre-hooks only"),
+        ("missing", format!("inherits = [\"sh\", \"nonexistent-x\"]\n{hook}"), "1:19", "profile `nonexistent-x` not found"),
+        ("cyclea", format!("inherits = [\"cycleb\"]\n{hook}"), "cycleb.toml:1:13", "cycle cyclea → cycleb → cyclea"),
+    ];
+    s.profile("cycleb", "inherits = [\"cyclea\"]\n");
+    for (name, text, position, message) in &cases {
+        s.profile(name, text);
+        let out = s.antimony(["run", name]).run();
+        ensure!(out.code() == Some(125), "{name}: {}", out.show());
+        let line = out.stderr.lines().next().unwrap_or_default();
+        ensure!(
+            out.stderr.lines().count() == 1 || *name == "syntax",
+            "{name}: more than one line: {}",
+            out.show()
+        );
+        ensure!(line.starts_with("antimony: error: "), "{name}: {}", out.show());
+        ensure!(line.contains(&format!("{name}.toml")) || name.starts_with("cycle"), "{name}: no file: {}", out.show());
+        ensure!(line.contains(position), "{name}: not at {position}: {}", out.show());
+        ensure!(
+            out.stderr.contains(message),
+            "{name}: no `{message}`: {}",
+            out.show()
+        );
+        ensure!(!marker.exists(), "{name}: a hook ran");
+        let check = s.antimony(["check", name]).run();
+        ensure!(check.code() == Some(125), "check {name}: {}", check.show());
+    }
+    pass()
+}
+
+fn missing() -> TestResult {
+    let s = scratch!(Who::Root);
+    let out = s.antimony(["run", "no-such-profile"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        out.stderr.contains("profile `no-such-profile` not found"),
+        "{}",
+        out.show()
+    );
+    s.profile("ghost", "path = \"no-such-program-anywhere\"\n");
+    let out = s.antimony(["run", "ghost"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(out.stderr.contains("not found"), "{}", out.show());
+    // A bare name is never looked up in the current folder.
+    s.write("home/cwdprofile.toml", "path = \"/bin/true\"\n");
+    let out = s.antimony(["run", "cwdprofile"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    let out = s.antimony(["run", "./cwdprofile.toml"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    pass()
+}

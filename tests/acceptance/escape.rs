@@ -1,0 +1,7 @@
+//! (to be written)
+
+use crate::support::*;
+
+pub fn tests() -> Vec<Trial> {
+    Vec::new()
+}

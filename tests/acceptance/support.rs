@@ -1,0 +1,493 @@
+//! The world the acceptance tests run in.
+//!
+//! - Real processes, real namespaces, real files: every test runs the built
+//!   `antimony` binary.
+//! - As root and as an ordinary user: when the suite runs as root it creates
+//!   an unprivileged user (`antimony-test`, removed at the end if the suite
+//!   created it) and `Who::User` runs antimony as that user. Binaries are
+//!   copied to a world-readable folder so that user can execute them.
+//! - Each test works in its own `Scratch` folder (home, XDG folders) that is
+//!   removed when the test ends.
+//! - A test that cannot run returns `skip(reason)`: the reason is printed,
+//!   and with `ANTIMONY_TEST_REQUIRE_ALL=1` (set by CI) it is a failure.
+
+use std::ffi::OsStr;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use libtest_mimic::{Completion, Failed, Trial};
+
+pub type TestResult = Result<Completion, Failed>;
+
+/// The test passed.
+pub fn pass() -> TestResult {
+    Ok(Completion::Completed)
+}
+
+/// The test cannot run here: skipped with the reason, or a failure under
+/// `ANTIMONY_TEST_REQUIRE_ALL=1`.
+pub fn skip(reason: impl AsRef<str>) -> TestResult {
+    let reason = reason.as_ref();
+    if std::env::var("ANTIMONY_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
+        Err(format!("cannot run: {reason} (ANTIMONY_TEST_REQUIRE_ALL=1 turns skips into failures)").into())
+    } else {
+        eprintln!("skipped: {reason}");
+        Ok(Completion::ignored_with(reason))
+    }
+}
+
+/// `ensure!(cond, "message {}", x)`: fail the test with a message.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+).into());
+        }
+    };
+}
+
+/// A test case: a name and a body.
+pub fn case(name: &str, body: fn() -> TestResult) -> Trial {
+    Trial::ignorable_test(name, body)
+}
+
+/// A test case run once as root and once as the unprivileged test user.
+pub fn both(name: &str, body: fn(Who) -> TestResult) -> Vec<Trial> {
+    vec![
+        Trial::ignorable_test(format!("{name}::root"), move || body(Who::Root)),
+        Trial::ignorable_test(format!("{name}::user"), move || body(Who::User)),
+    ]
+}
+
+/// Who runs antimony.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Root,
+    User,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct World {
+    /// `/tmp/antimony-tests-PID`, mode 0755.
+    pub root: PathBuf,
+    /// The copied `antimony` binary.
+    pub antimony: PathBuf,
+    /// The copied escape probe.
+    pub probe: PathBuf,
+    pub is_root: bool,
+    /// The unprivileged user (as root: the one created for the tests).
+    pub user: Option<TestUser>,
+    created_user: bool,
+}
+
+static WORLD: OnceLock<World> = OnceLock::new();
+const TEST_USER: &str = "antimony-test";
+
+pub fn world() -> &'static World {
+    WORLD.get().expect("support::setup ran")
+}
+
+fn lookup_user(name: &str) -> Option<TestUser> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() < 4 || f[0] != name {
+            return None;
+        }
+        Some(TestUser {
+            name: name.to_string(),
+            uid: f[2].parse().ok()?,
+            gid: f[3].parse().ok()?,
+        })
+    })
+}
+
+/// Creates the world: the test user, the folder, the binaries.
+pub fn setup() {
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let root = std::env::temp_dir().join(format!("antimony-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&root).expect("create the test folder");
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let copy = |from: &str, name: &str| -> PathBuf {
+        let to = bin.join(name);
+        std::fs::copy(from, &to).unwrap_or_else(|e| panic!("copy {from}: {e}"));
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let antimony = copy(env!("CARGO_BIN_EXE_antimony"), "antimony");
+    let probe = copy(env!("CARGO_BIN_EXE_antimony-probe"), "antimony-probe");
+    let (user, created_user) = if is_root {
+        match lookup_user(TEST_USER) {
+            Some(u) => (Some(u), false),
+            None => {
+                let ok = Command::new("useradd")
+                    .args(["--no-create-home", "--user-group", "--shell", "/bin/sh"])
+                    .args(["--comment", "antimony test user", TEST_USER])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                if ok {
+                    (lookup_user(TEST_USER), true)
+                } else {
+                    eprintln!("could not create the test user {TEST_USER} (useradd)");
+                    (None, false)
+                }
+            }
+        }
+    } else {
+        // Not root: the tests' ordinary user is whoever runs them.
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        (
+            Some(TestUser {
+                name: std::env::var("USER").unwrap_or_else(|_| uid.to_string()),
+                uid,
+                gid,
+            }),
+            false,
+        )
+    };
+    let _ = WORLD.set(World {
+        root,
+        antimony,
+        probe,
+        is_root,
+        user,
+        created_user,
+    });
+}
+
+/// Removes the world: the folder, and the test user if the suite made it.
+pub fn teardown() {
+    let w = world();
+    let _ = std::fs::remove_dir_all(&w.root);
+    if w.created_user {
+        let _ = Command::new("userdel").arg(TEST_USER).status();
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A test's own folder with a home and XDG folders, owned by whoever runs
+/// antimony in the test; removed on drop.
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub who: Who,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Scratch {
+    /// A scratch for `who`, or a skip reason when that identity is not
+    /// available here.
+    pub fn new(who: Who) -> Result<Scratch, String> {
+        let w = world();
+        let (uid, gid) = match who {
+            Who::Root if !w.is_root => return Err("needs root".into()),
+            Who::Root => (0, 0),
+            Who::User => match &w.user {
+                Some(u) => (u.uid, u.gid),
+                None => return Err("no unprivileged test user (useradd failed)".into()),
+            },
+        };
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = w.root.join(format!("t{n}"));
+        let s = Scratch { dir, who, uid, gid };
+        for sub in [
+            "home",
+            "home/.config/antimony/profiles",
+            "home/.local/share",
+            "home/.cache",
+            "home/.local/state",
+            "runtime",
+        ] {
+            s.mkdir(sub);
+        }
+        std::fs::set_permissions(s.path("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Ok(s)
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// Creates a folder (and its parents inside the scratch) owned by the
+    /// scratch's user.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let full = self.path(rel);
+        std::fs::create_dir_all(&full).unwrap();
+        let mut p = full.as_path();
+        while p.starts_with(&self.dir) {
+            let _ = chown(p, Some(self.uid), Some(self.gid));
+            match p.parent() {
+                Some(parent) => p = parent,
+                None => break,
+            }
+        }
+        full
+    }
+
+    /// Writes a file owned by the scratch's user.
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let full = self.path(rel);
+        if let Some(parent) = full.parent() {
+            let rel_parent = parent.strip_prefix(&self.dir).unwrap_or(parent);
+            self.mkdir(&rel_parent.to_string_lossy());
+        }
+        std::fs::write(&full, contents).unwrap();
+        let _ = chown(&full, Some(self.uid), Some(self.gid));
+        full
+    }
+
+    /// Writes an executable script owned by the scratch's user.
+    pub fn script(&self, rel: &str, contents: &str) -> PathBuf {
+        let p = self.write(rel, contents);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    /// Writes a profile into the user's profile folder.
+    pub fn profile(&self, name: &str, text: &str) -> PathBuf {
+        self.write(&format!("home/.config/antimony/profiles/{name}.toml"), text)
+    }
+
+    /// `antimony ARGS…` as the scratch's user, with a clean environment
+    /// pointing at the scratch's home and XDG folders.
+    pub fn antimony<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&world().antimony);
+        cmd.args(args);
+        self.environment(&mut cmd);
+        Run {
+            cmd,
+            timeout: Duration::from_secs(60),
+            stdin: None,
+        }
+    }
+
+    /// Any command, run like `antimony` above.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Run {
+        let mut cmd = Command::new(program);
+        self.environment(&mut cmd);
+        Run {
+            cmd,
+            timeout: Duration::from_secs(60),
+            stdin: None,
+        }
+    }
+
+    fn environment(&self, cmd: &mut Command) {
+        let home = self.home();
+        cmd.env_clear()
+            .env("HOME", &home)
+            .env("USER", self.user_name())
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("LANG", "C.UTF-8")
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env("XDG_RUNTIME_DIR", self.path("runtime"))
+            .current_dir(&home);
+        if self.who == Who::User && world().is_root {
+            cmd.uid(self.uid).gid(self.gid);
+        }
+    }
+
+    pub fn user_name(&self) -> String {
+        match self.who {
+            Who::Root => "root".into(),
+            Who::User => world().user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A command about to run, with a time limit.
+pub struct Run {
+    pub cmd: Command,
+    pub timeout: Duration,
+    stdin: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn signal(&self) -> Option<i32> {
+        self.status.signal()
+    }
+
+    /// A description for failure messages.
+    pub fn show(&self) -> String {
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            "status {:?} (signal {:?}){}\n--- stdout\n{}--- stderr\n{}",
+            self.code(),
+            self.signal(),
+            if self.timed_out { " TIMED OUT" } else { "" },
+            self.stdout,
+            self.stderr
+        );
+        s
+    }
+}
+
+impl Run {
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Run {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<I, S>(mut self, a: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(a);
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Run {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Run {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Run {
+        self.timeout = t;
+        self
+    }
+
+    /// Starts the command without waiting (stdout/stderr piped).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.cmd.spawn().expect("spawn")
+    }
+
+    /// Runs to completion (killed with SIGKILL at the time limit).
+    pub fn run(mut self) -> Output {
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("spawn");
+        if let Some(data) = self.stdin.take() {
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(&data);
+            });
+        }
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = out.read_to_end(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = err.read_to_end(&mut s);
+            s
+        });
+        let deadline = Instant::now() + self.timeout;
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("wait");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            status,
+            stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+            timed_out,
+        }
+    }
+}
+
+/// Whether a process with this PID exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits until `f` holds or the time is up.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The path of a file relative to the scratch's home as a string.
+pub fn s(p: &Path) -> String {
+    p.display().to_string()
+}
