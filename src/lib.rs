@@ -11,6 +11,8 @@ pub mod commands;
 pub mod error;
 pub mod hooks;
 pub mod host;
+pub mod instance;
+pub mod man;
 pub mod pipeline;
 pub mod plan;
 pub mod profile;

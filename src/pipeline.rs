@@ -70,6 +70,14 @@ pub fn run(plan: &Plan, host: &Host) -> Outcome {
         Err(e) => return fail(Error::io("create the profile's cache folder", e), warnings),
     };
 
+    // The profile's home folder exists before the first hook runs: a
+    // pre-hook may prepare what the program finds there ($ANTIMONY_HOME).
+    for dir in plan.host_dirs_to_create() {
+        if let Err(e) = create_private_dir(dir) {
+            return fail(e, warnings);
+        }
+    }
+
     // 1. Pre-hooks, in order; attached ones keep running.
     let mut attached: Vec<Attached> = Vec::new();
     let mut launch_error: Option<Error> = None;
@@ -78,7 +86,7 @@ pub fn run(plan: &Plan, host: &Host) -> Outcome {
         let result = if h.hook.attach {
             hooks::spawn_attached(h, &cx).map(|a| attached.push(a))
         } else {
-            let ran = hooks::run_blocking(h, &cx, &signals);
+            let ran = hooks::run_blocking(h, &cx, &signals, Some(plan.grace));
             interrupted = interrupted.or(ran.interrupted);
             ran.result
         };
@@ -114,7 +122,7 @@ pub fn run(plan: &Plan, host: &Host) -> Outcome {
     // 4. Post-hooks, even after a failed launch, so that clean-up happens.
     let mut post_error: Option<HookError> = None;
     for h in plan.hooks(HookEvent::Post) {
-        if let Err(e) = hooks::run_blocking(h, &cx, &signals).result {
+        if let Err(e) = hooks::run_blocking(h, &cx, &signals, None).result {
             if h.hook.can_fail {
                 warnings.push(e.to_string());
             } else {
@@ -149,9 +157,6 @@ pub fn run(plan: &Plan, host: &Host) -> Outcome {
 /// antimony go to the sandbox's init, which passes them to the program.
 /// Returns the program's wait status.
 fn run_sandbox(plan: &Plan, host: &Host, signals: &Signals) -> Result<i32, Error> {
-    for dir in plan.host_dirs_to_create() {
-        create_private_dir(dir)?;
-    }
     let mut prepared = sandbox::prepare(plan)?;
     let mut sb = sandbox::spawn(&mut prepared)?;
     drop(prepared);

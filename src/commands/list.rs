@@ -14,10 +14,9 @@ fn describe(o: &Origin) -> String {
 /// invalid copy is listed as a profile; `check` says what is wrong).
 fn is_fragment(searcher: &Searcher, l: &Listing) -> bool {
     let text = match &l.copies[0] {
-        Origin::Shipped => Searcher::shipped(&l.name).map(str::to_string),
+        Origin::Shipped => searcher.shipped(&l.name).map(str::to_string),
         o => o.path().and_then(|p| std::fs::read_to_string(p).ok()),
     };
-    let _ = searcher;
     text.and_then(|t| {
         validate::parse(&Source {
             name: l.name.clone(),

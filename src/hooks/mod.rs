@@ -5,6 +5,13 @@
 //! shell string built from data; the environment is set on the `Command`
 //! (cleared unless `env = true`), never by changing antimony's own.
 
+pub mod dropins;
+pub mod input;
+pub mod library;
+pub mod output;
+pub mod records;
+pub mod state;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -26,6 +33,12 @@ pub enum Failure {
     Start(std::io::Error),
     Exit(i32),
     Signal(i32),
+    /// A stop signal cancelled the launch, was passed on to the pre-hook,
+    /// and the hook was still running a grace period later: SIGKILLed.
+    Cancelled {
+        signal: i32,
+        grace: Duration,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -34,6 +47,11 @@ impl fmt::Display for Failure {
             Failure::Start(e) => write!(f, "could not be started: {e}"),
             Failure::Exit(code) => write!(f, "exited with status {code}"),
             Failure::Signal(sig) => write!(f, "was killed by {}", signals::name(*sig)),
+            Failure::Cancelled { signal, grace } => write!(
+                f,
+                "was still running {grace:?} after {} cancelled the launch, and was killed",
+                signals::name(*signal)
+            ),
         }
     }
 }
@@ -164,7 +182,18 @@ pub struct Ran {
 /// Runs a hook to completion. It shares antimony's terminal, stdin,
 /// stdout and stderr, so an interactive hook works; signals antimony gets
 /// meanwhile are passed on to it.
-pub fn run_blocking(h: &PlannedHook, cx: &Context, sigs: &Signals) -> Ran {
+///
+/// `cancel_grace` (pre-hooks): once a stop signal has been passed on, the
+/// hook gets that long to end before it is SIGKILLed. The hook is in
+/// antimony's process group, so only the hook itself gets the signal, and a
+/// bash script whose foreground command survives a SIGINT goes on running:
+/// without this, a cancelled launch could wait for such a hook forever.
+pub fn run_blocking(
+    h: &PlannedHook,
+    cx: &Context,
+    sigs: &Signals,
+    cancel_grace: Option<Duration>,
+) -> Ran {
     let err = |failure| HookError {
         label: h.hook.label(),
         failure,
@@ -179,30 +208,56 @@ pub fn run_blocking(h: &PlannedHook, cx: &Context, sigs: &Signals) -> Ran {
         }
     };
     let mut interrupted = None;
+    // When the hook is SIGKILLed if it has not ended by then.
+    let mut deadline: Option<Instant> = None;
+    let mut killed = false;
     let status = match pidfd(&child) {
         Ok(pfd) => loop {
             let mut fds = [
                 PollFd::new(pfd.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sigs.fd(), PollFlags::POLLIN),
             ];
-            let _ = poll(&mut fds, PollTimeout::NONE);
-            for sig in sigs.take() {
-                if signals::is_stop(sig) {
-                    interrupted = Some(sig);
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
+                    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX)
                 }
-                // SAFETY: signalling our own child.
+            };
+            let _ = poll(&mut fds, timeout);
+            for sig in sigs.take() {
+                // The first stop signal cancels the launch and starts the
+                // hook's grace period; later ones are only passed on.
+                if signals::is_stop(sig) && interrupted.is_none() {
+                    interrupted = Some(sig);
+                    deadline = cancel_grace.map(|g| Instant::now() + g);
+                }
+                // SAFETY: signalling our own child, not yet reaped.
                 unsafe { libc::kill(child.id() as libc::pid_t, sig) };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 break status;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // SAFETY: signalling our own child, not yet reaped.
+                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+                deadline = None;
+                killed = true;
             }
         },
         Err(_) => child
             .wait()
             .unwrap_or_else(|_| ExitStatus::from_raw(1 << 8)),
     };
+    let failure = match (killed, interrupted, cancel_grace) {
+        (true, Some(signal), Some(grace)) if status.signal() == Some(libc::SIGKILL) => {
+            Some(Failure::Cancelled { signal, grace })
+        }
+        _ => failure_of(status),
+    };
     Ran {
-        result: failure_of(status).map_or(Ok(()), |f| Err(err(f))),
+        result: failure.map_or(Ok(()), |f| Err(err(f))),
         interrupted,
     }
 }

@@ -17,11 +17,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::hooks::{dropins, library};
 use crate::host::Host;
 use crate::profile::validate::parse_host_path;
 use crate::profile::{
     BindMode, EnvValue, FileEntry, HomePolicy, Hook, HookCommand, HookEvent, HostPath, Profile,
-    ProgramRef, ShareNamespace,
+    ProgramRef, Searcher, ShareNamespace,
 };
 pub use landlock::LandlockPlan;
 pub use mounts::{Mount, Op, Origin};
@@ -95,19 +96,37 @@ impl Namespaces {
     }
 }
 
+/// Where a hook comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookSource {
+    Profile,
+    DropIn(dropins::Scope),
+}
+
 /// A hook with its program found: what the hook runner executes.
 #[derive(Debug, Clone)]
 pub struct PlannedHook {
+    /// The hook with every setting resolved (a `use` hook's from its
+    /// definition, unless the profile set them).
     pub hook: Hook,
-    /// The program to execute (for scripts: `/usr/bin/bash`).
+    /// The program to execute (for scripts: `/usr/bin/bash`). For hooks
+    /// inside the sandbox, a path inside it.
     pub exec: PathBuf,
     /// Arguments after the program.
     pub args: Vec<OsString>,
+    /// A reusable hook's configuration (its defaults and the profile's
+    /// overrides); handed to the hook in its JSON input.
+    pub config: toml::Table,
+    /// The key under which the hook's state is kept (and its runs serialized).
+    pub state_key: String,
+    pub source: HookSource,
 }
 
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
+    /// This run's id (ANTIMONY_INSTANCE).
+    pub instance: String,
     /// The program, as a path inside the sandbox.
     pub program: PathBuf,
     pub argv: Vec<OsString>,
@@ -259,13 +278,22 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         None
     };
 
-    let mut hooks = Vec::new();
-    for hook in &profile.hooks {
-        hooks.push(plan_hook(hook, host)?);
-    }
+    let instance = crate::pipeline::instance_id();
+    let vars = library::Vars {
+        profile: profile.name.clone(),
+        home: match profile.home.policy {
+            HomePolicy::Enabled | HomePolicy::Overlay => {
+                host_home.as_ref().map(|h| h.display().to_string())
+            }
+            _ => None,
+        },
+        instance: instance.clone(),
+    };
+    let hooks = plan_hooks(profile, host, &vars, &mut warnings)?;
 
     Ok(Plan {
         name: profile.name.clone(),
+        instance,
         program,
         argv,
         env,
@@ -475,12 +503,165 @@ fn environment(
     Ok(env.into_iter().collect())
 }
 
-fn plan_hook(hook: &Hook, host: &Host) -> Result<PlannedHook, PlanError> {
+/// Every hook of the run, event by event in the order they run: the
+/// system's and the user's drop-ins around the profile's own.
+fn plan_hooks(
+    profile: &Profile,
+    host: &Host,
+    vars: &library::Vars,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PlannedHook>, PlanError> {
+    let library = Searcher::hooks(host);
+    let user_dropins = host.config_home.join("antimony/hooks.d");
+    let mut out = Vec::new();
+    for event in HookEvent::ALL {
+        let mut system = Vec::new();
+        let mut user = Vec::new();
+        let (found, w) = dropins::find(
+            Path::new(dropins::SYSTEM_DIR),
+            dropins::Scope::System,
+            event,
+            host.uid,
+        );
+        warnings.extend(w);
+        system.extend(found.iter().map(|d| plan_dropin(d, event)));
+        if profile.user_dropins {
+            let (found, w) = dropins::find(&user_dropins, dropins::Scope::User, event, host.uid);
+            warnings.extend(w);
+            user.extend(found.iter().map(|d| plan_dropin(d, event)));
+        }
+        let mut own = Vec::new();
+        for (i, hook) in profile.hooks(event).enumerate() {
+            own.push(plan_hook(hook, i + 1, host, &library, vars)?);
+        }
+        // The system's wrap the user's, which wrap the profile's.
+        match event {
+            HookEvent::Pre | HookEvent::Started => {
+                out.extend(system);
+                out.extend(user);
+                out.extend(own);
+            }
+            HookEvent::Stopping | HookEvent::Post => {
+                out.extend(own);
+                out.extend(user);
+                out.extend(system);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {
+    PlannedHook {
+        hook: Hook {
+            event,
+            name: Some(format!("{} drop-in {}", d.scope.key(), d.name)),
+            command: HookCommand::Program {
+                path: ProgramRef::Path(HostPath::Absolute(d.path.clone())),
+                arguments: Vec::new(),
+            },
+            attach: false,
+            identity: Default::default(),
+            env: false,
+            can_fail: false,
+            on: Vec::new(),
+            timeout: None,
+            // Drop-ins serve every profile: they learn which from their input.
+            stdin: true,
+            inside: false,
+            explicit: Default::default(),
+            defined_at: d.path.display().to_string(),
+        },
+        exec: d.path.clone(),
+        args: Vec::new(),
+        config: toml::Table::new(),
+        state_key: format!("dropin-{}-{}", d.scope.key(), safe_key(&d.name)),
+        source: HookSource::DropIn(d.scope),
+    }
+}
+
+/// A file-name-safe form of a hook's name.
+fn safe_key(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn plan_hook(
+    hook: &Hook,
+    index: usize,
+    host: &Host,
+    library: &Searcher,
+    vars: &library::Vars,
+) -> Result<PlannedHook, PlanError> {
+    let mut hook = hook.clone();
+    let mut config = toml::Table::new();
+    let state_key = match (&hook.name, &hook.command) {
+        (Some(name), _) => safe_key(name),
+        (None, HookCommand::Use { name, .. }) => safe_key(name),
+        (None, _) => format!("{}-{index}", hook.event.key()),
+    };
+    // A reusable hook becomes the program or script its definition names.
+    if let HookCommand::Use {
+        name,
+        config: overrides,
+    } = &hook.command
+    {
+        let def = library::load(library, name, &hook.defined_at)?;
+        let inst = def.instantiate(hook.event, overrides, vars, &hook.defined_at)?;
+        hook.command = match (inst.path, inst.content) {
+            (Some(path), _) => HookCommand::Program {
+                path: ProgramRef::Path(parse_host_path(&path).map_err(|m| {
+                    crate::profile::ProfileError::Definition {
+                        file: def.file.clone(),
+                        message: m,
+                    }
+                })?),
+                arguments: inst.arguments,
+            },
+            (None, Some(content)) => HookCommand::Script {
+                content,
+                arguments: inst.arguments,
+            },
+            (None, None) => unreachable!("a definition's command has a path or content"),
+        };
+        let e = hook.explicit;
+        if !e.identity {
+            hook.identity = inst.system.unwrap_or_default();
+        }
+        if !e.env {
+            hook.env = inst.env.unwrap_or(false);
+        }
+        if !e.can_fail {
+            hook.can_fail = inst.can_fail.unwrap_or(false);
+        }
+        if !e.timeout {
+            hook.timeout = inst.timeout;
+        }
+        if !e.stdin {
+            hook.stdin = inst.stdin.unwrap_or(false);
+        }
+        if !e.on && hook.event == HookEvent::Post {
+            hook.on = inst.on.unwrap_or_default();
+        }
+        config = inst.config;
+    }
     let (exec, args) = match &hook.command {
         HookCommand::Program { path, arguments } => {
-            let exec = match path {
-                ProgramRef::Path(p) => p.resolve(&host.home),
-                ProgramRef::Name(name) => {
+            let exec = match (path, hook.inside) {
+                (ProgramRef::Path(p), _) => p.resolve(&host.home),
+                (ProgramRef::Name(name), true) => find_in(name, sandbox_path(host.uid))
+                    .ok_or_else(|| PlanError::HookProgramNotFound {
+                        hook: hook.label(),
+                        name: name.clone(),
+                    })?,
+                (ProgramRef::Name(name), false) => {
                     let host_path = host
                         .var("PATH")
                         .map(|p| p.to_string_lossy().into_owned())
@@ -504,10 +685,23 @@ fn plan_hook(hook: &Hook, host: &Host) -> Result<PlannedHook, PlanError> {
             args.extend(arguments.iter().map(OsString::from));
             (PathBuf::from("/usr/bin/bash"), args)
         }
+        HookCommand::Profile { name, arguments } => {
+            // The companion is another antimony run; it finds its profile
+            // through the same environment.
+            hook.env = true;
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("antimony"));
+            let mut args: Vec<OsString> = vec!["run".into(), name.into(), "--".into()];
+            args.extend(arguments.iter().map(OsString::from));
+            (exe, args)
+        }
+        HookCommand::Use { .. } => unreachable!("resolved above"),
     };
     Ok(PlannedHook {
-        hook: hook.clone(),
+        hook,
         exec,
         args,
+        config,
+        state_key,
+        source: HookSource::Profile,
     })
 }

@@ -13,6 +13,8 @@ use crate::host::Host;
 
 /// The system-wide profile folder.
 pub const SYSTEM_PROFILES: &str = "/etc/antimony/profiles";
+/// The system-wide folder of reusable hooks.
+pub const SYSTEM_HOOKS: &str = "/etc/antimony/hooks";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -70,18 +72,50 @@ pub struct Listing {
     pub copies: Vec<Origin>,
 }
 
+/// Looks files up by name in the user's folder, the system's, then the
+/// copies compiled into the binary: profiles, and reusable hooks alike.
 #[derive(Debug, Clone)]
 pub struct Searcher {
     user: PathBuf,
     system: PathBuf,
+    shipped: &'static [(&'static str, &'static str)],
+    /// "profile" or "hook", for messages.
+    what: &'static str,
 }
 
 impl Searcher {
+    /// The profile searcher.
     pub fn new(host: &Host) -> Searcher {
         Searcher {
             user: host.user_profiles(),
             system: PathBuf::from(SYSTEM_PROFILES),
+            shipped: shipped::all(),
+            what: "profile",
         }
+    }
+
+    /// The searcher of reusable hooks (`hooks/NAME.toml`).
+    pub fn hooks(host: &Host) -> Searcher {
+        Searcher {
+            user: host.config_home.join("antimony/hooks"),
+            system: PathBuf::from(SYSTEM_HOOKS),
+            shipped: shipped::hooks(),
+            what: "hook",
+        }
+    }
+
+    /// A searcher over given folders (tests).
+    pub fn with_dirs(user: PathBuf, system: PathBuf) -> Searcher {
+        Searcher {
+            user,
+            system,
+            shipped: shipped::all(),
+            what: "profile",
+        }
+    }
+
+    pub fn what(&self) -> &'static str {
+        self.what
     }
 
     pub fn user_dir(&self) -> &Path {
@@ -91,9 +125,10 @@ impl Searcher {
     /// Human-readable list of the places searched, for "not found" messages.
     pub fn searched(&self) -> String {
         format!(
-            "{}, {} and the shipped profiles",
+            "{}, {} and the shipped {}s",
             self.user.display(),
-            self.system.display()
+            self.system.display(),
+            self.what
         )
     }
 
@@ -134,16 +169,26 @@ impl Searcher {
                 Err(source) => return Err(ProfileError::Read { path, source }),
             }
         }
-        match shipped::get(name) {
+        match shipped::find(self.shipped, name) {
             Some(text) => Ok(Source {
                 name: name.to_string(),
                 origin: Origin::Shipped,
                 text: Cow::Borrowed(text),
             }),
             None => Err(ProfileError::NotFound {
+                what: self.what,
                 name: name.to_string(),
                 searched: self.searched(),
-                at: at.cloned(),
+                context: at
+                    .map(|a| {
+                        let key = if self.what == "hook" {
+                            "use"
+                        } else {
+                            "inherits"
+                        };
+                        format!("{a}: {key}: ")
+                    })
+                    .unwrap_or_default(),
             }),
         }
     }
@@ -175,7 +220,7 @@ impl Searcher {
                 all.entry(name.to_string()).or_default().push(origin);
             }
         }
-        for (name, _) in shipped::all() {
+        for (name, _) in self.shipped {
             all.entry(name.to_string())
                 .or_default()
                 .push(Origin::Shipped);
@@ -185,9 +230,9 @@ impl Searcher {
             .collect()
     }
 
-    /// The text of the shipped copy of a profile, if any.
-    pub fn shipped(name: &str) -> Option<&'static str> {
-        shipped::get(name)
+    /// The text of the shipped copy, if any.
+    pub fn shipped(&self, name: &str) -> Option<&'static str> {
+        shipped::find(self.shipped, name)
     }
 }
 

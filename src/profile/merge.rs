@@ -118,6 +118,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         sandbox: SandboxSettings::default(),
         grace: DEFAULT_GRACE,
         hooks: Vec::new(),
+        user_dropins: true,
         inherited: Vec::new(),
     };
     let last = layers.len().saturating_sub(1);
@@ -157,6 +158,9 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         }
         if let Some(g) = layer.grace {
             p.grace = g;
+        }
+        if let Some(v) = layer.user_dropins {
+            p.user_dropins = v;
         }
         p.hooks.extend(layer.hooks);
     }

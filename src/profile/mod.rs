@@ -65,20 +65,66 @@ pub enum ProfileError {
     /// TOML syntax, unknown keys, wrong types and invalid values.
     #[error("{at}: {message}")]
     Invalid { at: Location, message: String },
-    #[error("{}profile `{name}` not found (looked in {searched})", at.as_ref().map(|a| format!("{a}: inherits: ")).unwrap_or_default())]
+    /// `context` says where the name was written (`file:line:col: inherits: `), or is empty.
+    #[error("{context}{what} `{name}` not found (looked in {searched})")]
     NotFound {
+        what: &'static str,
         name: String,
         searched: String,
-        at: Option<Location>,
+        context: String,
     },
     #[error("{at}: inherits: cycle {chain}")]
     Cycle { at: Location, chain: String },
     #[error("{}`{name}` is not a valid profile name: use letters, digits, `.`, `_`, `+` and `-`, starting with a letter or digit", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]
     BadName { name: String, at: Option<Location> },
+    /// A reusable hook's definition is wrong.
+    #[error("{file}: {message}")]
+    Definition { file: String, message: String },
     #[error(
         "`{name}` is a fragment, meant to be inherited by other profiles; it cannot run on its own"
     )]
     Fragment { name: String },
+}
+
+/// Loads arbitrary bytes as a profile named `fuzz` (the fuzz targets' and
+/// the property tests' entry point): validation, inheritance from the
+/// shipped profiles, `show` and re-parsing of what `show` printed.
+/// Returns whether the bytes were a valid profile; panics only on a bug.
+pub fn fuzz_one(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let source = Source {
+        name: "fuzz".into(),
+        origin: Origin::File("/nonexistent/fuzz.toml".into()),
+        text: text.to_string().into(),
+    };
+    let searcher = Searcher::with_dirs(
+        "/nonexistent/antimony-fuzz/user".into(),
+        "/nonexistent/antimony-fuzz/system".into(),
+    );
+    match merge::resolve_source(&searcher, source) {
+        Ok(profile) => {
+            // What `show` prints must load back to the same profile.
+            let shown = show::to_toml(&profile);
+            let again = Source {
+                name: "fuzz".into(),
+                origin: Origin::File("/nonexistent/shown.toml".into()),
+                text: shown.clone().into(),
+            };
+            match merge::resolve_source(&searcher, again) {
+                Ok(p2) => assert_eq!(show::to_toml(&p2), shown, "show is not stable for {text:?}"),
+                Err(e) => panic!("show printed an invalid profile ({e}):\n{shown}\nfrom {text:?}"),
+            }
+            true
+        }
+        Err(e) => {
+            // Every error names where it is.
+            let msg = e.to_string();
+            assert!(!msg.is_empty());
+            false
+        }
+    }
 }
 
 /// Whether a command-line argument names a profile file rather than a profile:

@@ -137,7 +137,7 @@ impl EnvValue {
 }
 
 /// What a hook runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum HookCommand {
     /// `path` with its `arguments`: a program, run directly (never through a shell).
     Program {
@@ -150,22 +150,86 @@ pub enum HookCommand {
         content: String,
         arguments: Vec<String>,
     },
+    /// `use`: a reusable hook defined in `hooks/NAME.toml`, with `config`
+    /// overrides. Resolved when the run is planned.
+    Use { name: String, config: toml::Table },
+    /// `profile`: another profile, run by antimony as a companion sandbox
+    /// with these arguments for its program.
+    Profile {
+        name: String,
+        arguments: Vec<String>,
+    },
 }
 
-/// When a hook runs. `pre` and `post` come from Antimony's hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// When a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum HookEvent {
+    /// On the host, before the sandbox starts (Antimony's pre-hooks).
     Pre,
+    /// The program is running; never blocks it.
+    Started,
+    /// antimony is about to stop the sandbox (a signal, `antimony stop`);
+    /// runs before the program gets SIGTERM.
+    Stopping,
+    /// After the sandbox has exited (Antimony's post-hooks).
     Post,
 }
 
 impl HookEvent {
+    pub const ALL: [HookEvent; 4] = [
+        HookEvent::Pre,
+        HookEvent::Started,
+        HookEvent::Stopping,
+        HookEvent::Post,
+    ];
+
     pub fn key(self) -> &'static str {
         match self {
             HookEvent::Pre => "pre",
+            HookEvent::Started => "started",
+            HookEvent::Stopping => "stopping",
             HookEvent::Post => "post",
         }
     }
+}
+
+/// An outcome a post-hook can ask to run on (`on = [...]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// The program exited with status 0.
+    Ok,
+    /// The program exited with a status other than 0.
+    NonZero,
+    /// The program was killed by a signal.
+    Signal,
+    /// The program never ran (a pre-hook or the set-up failed).
+    LaunchFailed,
+    /// antimony's exit status is this number (128+N for signal N).
+    Code(u8),
+}
+
+impl Condition {
+    pub fn written(self) -> String {
+        match self {
+            Condition::Ok => "ok".into(),
+            Condition::NonZero => "non-zero".into(),
+            Condition::Signal => "signal".into(),
+            Condition::LaunchFailed => "launch-failed".into(),
+            Condition::Code(c) => c.to_string(),
+        }
+    }
+}
+
+/// Which settings a `use` hook sets itself; the rest come from the
+/// reusable hook's definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Explicit {
+    pub identity: bool,
+    pub env: bool,
+    pub can_fail: bool,
+    pub timeout: bool,
+    pub stdin: bool,
+    pub on: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +241,14 @@ pub struct Hook {
     pub identity: Identity,
     pub env: bool,
     pub can_fail: bool,
+    /// Post-hooks: run only on these outcomes (empty: always).
+    pub on: Vec<Condition>,
+    pub timeout: Option<Duration>,
+    /// Write the run's JSON description to stdin.
+    pub stdin: bool,
+    /// Started hooks: run inside the sandbox.
+    pub inside: bool,
+    pub explicit: Explicit,
     /// Where the hook is defined (`file:line:column`), for messages.
     pub defined_at: String,
 }
@@ -184,14 +256,46 @@ pub struct Hook {
 impl Hook {
     /// How messages name the hook: its `name`, else what it runs.
     pub fn label(&self) -> String {
+        let event = self.event.key();
         match (&self.name, &self.command) {
-            (Some(name), _) => format!("{}-hook `{name}`", self.event.key()),
+            (Some(name), _) => format!("{event}-hook `{name}`"),
             (None, HookCommand::Program { path, .. }) => {
-                format!("{}-hook `{path}` ({})", self.event.key(), self.defined_at)
+                format!("{event}-hook `{path}` ({})", self.defined_at)
             }
             (None, HookCommand::Script { .. }) => {
-                format!("{}-hook script ({})", self.event.key(), self.defined_at)
+                format!("{event}-hook script ({})", self.defined_at)
             }
+            (None, HookCommand::Use { name, .. }) => format!("{event}-hook `{name}`"),
+            (None, HookCommand::Profile { name, .. }) => {
+                format!("{event}-hook companion `{name}`")
+            }
+        }
+    }
+
+    /// Whether a post-hook runs for this outcome.
+    pub fn runs_on(&self, outcome: &Outcome) -> bool {
+        self.on.is_empty() || self.on.iter().any(|c| outcome.matches(*c))
+    }
+}
+
+/// How the program ended, for `on` conditions and the hooks' JSON input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signaled(i32),
+    LaunchFailed(String),
+}
+
+impl Outcome {
+    pub fn matches(&self, c: Condition) -> bool {
+        match (self, c) {
+            (Outcome::Exited(0), Condition::Ok) => true,
+            (Outcome::Exited(n), Condition::NonZero) => *n != 0,
+            (Outcome::Signaled(_), Condition::Signal) => true,
+            (Outcome::LaunchFailed(_), Condition::LaunchFailed) => true,
+            (Outcome::Exited(n), Condition::Code(c)) => *n == i32::from(c),
+            (Outcome::Signaled(s), Condition::Code(c)) => 128 + *s == i32::from(c),
+            _ => false,
         }
     }
 }
@@ -245,6 +349,8 @@ pub struct Profile {
     pub sandbox: SandboxSettings,
     pub grace: Duration,
     pub hooks: Vec<Hook>,
+    /// Whether the user's drop-in hooks run for this profile.
+    pub user_dropins: bool,
     /// The profiles merged under this one, in merge order (for `show`).
     pub inherited: Vec<String>,
 }

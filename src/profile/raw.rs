@@ -121,8 +121,16 @@ pub struct RawHooks {
     /// Seconds an attached hook gets between SIGTERM and SIGKILL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grace: Option<Spanned<f64>>,
+    /// Whether the user's drop-in hooks (`hooks.d/EVENT/`) run for this
+    /// profile (default true). The system's always run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_dropins: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pre: Option<Vec<Spanned<RawHook>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<Vec<Spanned<RawHook>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopping: Option<Vec<Spanned<RawHook>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub post: Option<Vec<Spanned<RawHook>>>,
 }
@@ -138,6 +146,15 @@ pub struct RawHook {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Vec<String>>,
+    /// A reusable hook (`hooks/NAME.toml`) instead of `path`/`content`.
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    pub uses: Option<String>,
+    /// Overrides of the reusable hook's `config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<toml::Table>,
+    /// Another profile, run by antimony as a companion sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,6 +166,26 @@ pub struct RawHook {
     /// The seed's prose spells `can_fail` as `no_fail` once; accepted as an alias.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_fail: Option<bool>,
+    /// Post-hooks: the outcomes they run on (default: always).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<RawCondition>>,
+    /// Seconds before the hook is stopped (SIGTERM, then SIGKILL after the grace period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    /// Write a JSON description of the run to the hook's stdin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<bool>,
+    /// Started hooks: run inside the sandbox, with its confinement.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inside: Option<bool>,
+}
+
+/// An entry of a post-hook's `on`: an outcome name or an exit status.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawCondition {
+    Name(String),
+    Code(i64),
 }
 
 /// Whose identity a hook runs with.

@@ -1,18 +1,23 @@
-//! The profiles shipped in the repository's `profiles/` folder, compiled into
-//! the binary by `build.rs` so that a freshly built antimony needs no install
-//! step.
+//! The profiles and reusable hooks shipped in the repository's `profiles/`
+//! and `hooks/` folders, compiled into the binary by `build.rs` so that a
+//! freshly built antimony needs no install step.
 
-include!(concat!(env!("OUT_DIR"), "/shipped_profiles.rs"));
+include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
 
-/// The text of a shipped profile.
-pub fn get(name: &str) -> Option<&'static str> {
-    SHIPPED_PROFILES
+/// Looks a name up in a sorted `(name, text)` table.
+pub fn find(table: &'static [(&'static str, &'static str)], name: &str) -> Option<&'static str> {
+    table
         .binary_search_by(|(n, _)| (*n).cmp(name))
         .ok()
-        .map(|i| SHIPPED_PROFILES[i].1)
+        .map(|i| table[i].1)
 }
 
 /// Every shipped profile, sorted by name.
 pub fn all() -> &'static [(&'static str, &'static str)] {
     SHIPPED_PROFILES
+}
+
+/// Every shipped reusable hook, sorted by name.
+pub fn hooks() -> &'static [(&'static str, &'static str)] {
+    SHIPPED_HOOKS
 }

@@ -58,14 +58,21 @@ pub fn to_toml(p: &Profile) -> String {
             nested_userns: Some(sb.nested_userns),
         }),
         hooks: {
-            let pre = hooks_of(HookEvent::Pre);
-            let post = hooks_of(HookEvent::Post);
-            let grace = (p.grace != DEFAULT_GRACE).then(|| s(p.grace.as_secs_f64()));
-            (pre.is_some() || post.is_some() || grace.is_some()).then_some(RawHooks {
-                grace,
-                pre,
-                post,
-            })
+            let raw = RawHooks {
+                grace: (p.grace != DEFAULT_GRACE).then(|| s(p.grace.as_secs_f64())),
+                user_dropins: (!p.user_dropins).then_some(false),
+                pre: hooks_of(HookEvent::Pre),
+                started: hooks_of(HookEvent::Started),
+                stopping: hooks_of(HookEvent::Stopping),
+                post: hooks_of(HookEvent::Post),
+            };
+            let empty = raw.grace.is_none()
+                && raw.user_dropins.is_none()
+                && raw.pre.is_none()
+                && raw.started.is_none()
+                && raw.stopping.is_none()
+                && raw.post.is_none();
+            (!empty).then_some(raw)
         },
     };
     let mut out = format!("# antimony show {}", p.name);
@@ -78,19 +85,56 @@ pub fn to_toml(p: &Profile) -> String {
 }
 
 fn raw_hook(h: &Hook) -> RawHook {
-    let (path, content, arguments) = match &h.command {
-        HookCommand::Program { path, arguments } => (Some(path.to_string()), None, arguments),
-        HookCommand::Script { content, arguments } => (None, Some(content.clone()), arguments),
-    };
-    RawHook {
+    let mut raw = RawHook {
         name: h.name.clone(),
-        path,
-        content,
-        arguments: (!arguments.is_empty()).then(|| arguments.clone()),
         attach: h.attach.then_some(true),
-        system: Some(h.identity),
-        env: Some(h.env),
         can_fail: Some(h.can_fail),
-        no_fail: None,
+        on: (!h.on.is_empty()).then(|| {
+            h.on.iter()
+                .map(|c| match c {
+                    Condition::Code(n) => RawCondition::Code(i64::from(*n)),
+                    other => RawCondition::Name(other.written()),
+                })
+                .collect()
+        }),
+        timeout: h.timeout.map(|t| t.as_secs_f64()),
+        stdin: h.stdin.then_some(true),
+        inside: h.inside.then_some(true),
+        ..RawHook::default()
+    };
+    if !h.inside {
+        raw.system = Some(h.identity);
+        raw.env = Some(h.env);
     }
+    let args = |a: &Vec<String>| (!a.is_empty()).then(|| a.clone());
+    match &h.command {
+        HookCommand::Program { path, arguments } => {
+            raw.path = Some(path.to_string());
+            raw.arguments = args(arguments);
+        }
+        HookCommand::Script { content, arguments } => {
+            raw.content = Some(content.clone());
+            raw.arguments = args(arguments);
+        }
+        HookCommand::Use { name, config } => {
+            raw.uses = Some(name.clone());
+            raw.config = (!config.is_empty()).then(|| config.clone());
+            // A `use` hook shows only what it sets itself.
+            if !h.explicit.identity {
+                raw.system = None;
+            }
+            if !h.explicit.env {
+                raw.env = None;
+            }
+            if !h.explicit.can_fail {
+                raw.can_fail = None;
+            }
+        }
+        HookCommand::Profile { name, arguments } => {
+            raw.profile = Some(name.clone());
+            raw.arguments = args(arguments);
+            raw.system = None;
+        }
+    }
+    raw
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::raw::{RawHook, RawProfile};
+use super::raw::{RawCondition, RawHook, RawProfile};
 use super::{Location, ProfileError, Source, is_path_argument, valid_name};
 
 /// One profile file, validated but not merged: every setting is optional so
@@ -35,6 +35,7 @@ pub struct Layer {
     pub landlock: Option<LandlockMode>,
     pub nested_userns: Option<bool>,
     pub grace: Option<Duration>,
+    pub user_dropins: Option<bool>,
     pub hooks: Vec<Hook>,
 }
 
@@ -194,7 +195,13 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
             }
             layer.grace = Some(Duration::from_secs_f64(secs));
         }
-        for (event, list) in [(HookEvent::Pre, hooks.pre), (HookEvent::Post, hooks.post)] {
+        layer.user_dropins = hooks.user_dropins;
+        for (event, list) in [
+            (HookEvent::Pre, hooks.pre),
+            (HookEvent::Started, hooks.started),
+            (HookEvent::Stopping, hooks.stopping),
+            (HookEvent::Post, hooks.post),
+        ] {
             for h in list.unwrap_or_default() {
                 layer.hooks.push(hook(&cx, event, h)?);
             }
@@ -208,59 +215,127 @@ fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, Pro
     let at = cx.at(span.clone());
     let raw = h.into_inner();
     let key = event.key();
+    let bad = |message: String| cx.err(span.clone(), format!("hooks.{key}: {message}"));
     if raw.can_fail.is_some() && raw.no_fail.is_some() {
-        return Err(cx.err(
-            span,
-            format!("hooks.{key}: set `can_fail` or its alias `no_fail`, not both"),
-        ));
+        return Err(bad("set `can_fail` or its alias `no_fail`, not both".into()));
     }
     let attach = raw.attach.unwrap_or(false);
-    if attach && event == HookEvent::Post {
-        return Err(cx.err(
-            span,
-            "hooks.post: `attach` is for pre-hooks only (a post-hook runs after the sandbox has exited)",
-        ));
+    if attach && event != HookEvent::Pre {
+        return Err(bad(format!(
+            "`attach` is for pre-hooks only (a {key}-hook {})",
+            match event {
+                HookEvent::Post => "runs after the sandbox has exited",
+                HookEvent::Started => "already runs alongside the program",
+                _ => "runs while the sandbox stops",
+            }
+        )));
     }
     if let Some(name) = &raw.name {
         if name.is_empty() || name.chars().any(char::is_control) {
-            return Err(cx.err(span, format!("hooks.{key}: `name` must be printable text")));
+            return Err(bad("`name` must be printable text".into()));
         }
     }
     let arguments = raw.arguments.unwrap_or_default();
-    for a in &arguments {
-        if a.contains('\0') {
-            return Err(cx.err(
-                span,
-                format!("hooks.{key}: an argument contains a NUL character"),
-            ));
-        }
+    if arguments.iter().any(|a| a.contains('\0')) {
+        return Err(bad("an argument contains a NUL character".into()));
     }
-    // With both `path` and `content`, `path` is used (Antimony's rule).
-    let command = match (raw.path, raw.content) {
-        (Some(path), _) => {
-            let sp = Spanned::new(span.clone(), path);
-            HookCommand::Program {
-                path: program_ref(cx, &sp, &format!("hooks.{key}.path"))?,
-                arguments,
-            }
-        }
-        (None, Some(content)) => {
-            if content.contains('\0') {
-                return Err(cx.err(
-                    span,
-                    format!("hooks.{key}: `content` contains a NUL character"),
-                ));
-            }
-            HookCommand::Script { content, arguments }
-        }
-        (None, None) => {
-            return Err(cx.err(
-                span,
-                format!(
-                    "hooks.{key}: a hook needs `path` (a program) or `content` (a bash script)"
-                ),
+    let inside = raw.inside.unwrap_or(false);
+    if inside && event != HookEvent::Started {
+        return Err(bad(
+            "`inside` is for started hooks only (the sandbox runs only then)".into(),
+        ));
+    }
+    if inside && (raw.system.is_some() || raw.env.is_some()) {
+        return Err(bad(
+            "`system` and `env` do not apply inside the sandbox (the hook runs as the sandbox's user, with its environment)".into(),
+        ));
+    }
+    if raw.on.is_some() && event != HookEvent::Post {
+        return Err(bad("`on` is for post-hooks only".into()));
+    }
+    let mut on = Vec::new();
+    for c in raw.on.unwrap_or_default() {
+        on.push(match c {
+            RawCondition::Name(n) => match n.as_str() {
+                "ok" => Condition::Ok,
+                "non-zero" => Condition::NonZero,
+                "signal" => Condition::Signal,
+                "launch-failed" => Condition::LaunchFailed,
+                other => {
+                    return Err(bad(format!(
+                        "on: `{other}` is not an outcome (ok, non-zero, signal, launch-failed, or an exit status 0-255)"
+                    )));
+                }
+            },
+            RawCondition::Code(n) => match u8::try_from(n) {
+                Ok(c) => Condition::Code(c),
+                Err(_) => return Err(bad(format!("on: {n} is not an exit status (0-255)"))),
+            },
+        });
+    }
+    let timeout = match raw.timeout {
+        None => None,
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86400.0 => Some(Duration::from_secs_f64(t)),
+        Some(_) => {
+            return Err(bad(
+                "`timeout` must be a number of seconds above 0, at most 86400".into(),
             ));
         }
+    };
+    if raw.config.is_some() && raw.uses.is_none() {
+        return Err(bad("`config` goes with `use` (a reusable hook)".into()));
+    }
+    // What the hook runs: `path` (wins over `content`, Antimony's rule),
+    // `content`, `use` or `profile`.
+    let kinds = [
+        raw.path.is_some() || raw.content.is_some(),
+        raw.uses.is_some(),
+        raw.profile.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() > 1 {
+        return Err(bad(
+            "say what the hook runs once: `path`/`content`, `use`, or `profile`".into(),
+        ));
+    }
+    let command = if let Some(path) = raw.path {
+        let sp = Spanned::new(span.clone(), path);
+        HookCommand::Program {
+            path: program_ref(cx, &sp, &format!("hooks.{key}.path"))?,
+            arguments,
+        }
+    } else if let Some(content) = raw.content {
+        if content.contains('\0') {
+            return Err(bad("`content` contains a NUL character".into()));
+        }
+        HookCommand::Script { content, arguments }
+    } else if let Some(name) = raw.uses {
+        if !valid_name(&name) {
+            return Err(bad(format!("use: `{name}` is not a hook name")));
+        }
+        if !arguments.is_empty() {
+            return Err(bad(
+                "`arguments` belong to the reusable hook's definition; pass values with `config`"
+                    .into(),
+            ));
+        }
+        HookCommand::Use {
+            name,
+            config: raw.config.unwrap_or_default(),
+        }
+    } else if let Some(name) = raw.profile {
+        if !valid_name(&name) {
+            return Err(bad(format!("profile: `{name}` is not a profile name")));
+        }
+        if inside || raw.stdin.is_some() || raw.system.is_some() {
+            return Err(bad(
+                "a companion (`profile`) is a sandbox of its own: `inside`, `stdin` and `system` do not apply".into(),
+            ));
+        }
+        HookCommand::Profile { name, arguments }
+    } else {
+        return Err(bad(
+            "a hook needs `path` (a program), `content` (a bash script), `use` (a reusable hook) or `profile` (a companion sandbox)".into(),
+        ));
     };
     Ok(Hook {
         event,
@@ -270,6 +345,18 @@ fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, Pro
         identity: raw.system.unwrap_or_default(),
         env: raw.env.unwrap_or(false),
         can_fail: raw.can_fail.or(raw.no_fail).unwrap_or(false),
+        explicit: Explicit {
+            identity: raw.system.is_some(),
+            env: raw.env.is_some(),
+            can_fail: raw.can_fail.is_some() || raw.no_fail.is_some(),
+            timeout: timeout.is_some(),
+            stdin: raw.stdin.is_some(),
+            on: !on.is_empty(),
+        },
+        on,
+        timeout,
+        stdin: raw.stdin.unwrap_or(false),
+        inside,
         defined_at: at.to_string(),
     })
 }

@@ -8,9 +8,18 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both("cli::readme_hello", readme_hello));
     t.extend(both("cli::exit_status_is_the_programs", exit_status));
     t.extend(both("cli::death_by_signal_is_128_plus_n", death_by_signal));
-    t.push(case("cli::args_after_double_dash_are_the_programs", args_are_data));
-    t.push(case("cli::usage_errors_are_launcher_failures", usage_errors));
-    t.extend(both("cli::bad_profiles_are_positioned_and_run_nothing", bad_profiles));
+    t.push(case(
+        "cli::args_after_double_dash_are_the_programs",
+        args_are_data,
+    ));
+    t.push(case(
+        "cli::usage_errors_are_launcher_failures",
+        usage_errors,
+    ));
+    t.extend(both(
+        "cli::bad_profiles_are_positioned_and_run_nothing",
+        bad_profiles,
+    ));
     t.push(case("cli::missing_profile_and_missing_program", missing));
     t
 }
@@ -64,8 +73,18 @@ fn args_are_data() -> TestResult {
     let s = scratch!(Who::Root);
     let out = s
         .antimony([
-            "run", "sh", "--", "-c", "printf '%s|' \"$@\"", "sh", "--rw", "/", "--profile=x", "--",
-            "$(id)", "a;b",
+            "run",
+            "sh",
+            "--",
+            "-c",
+            "printf '%s|' \"$@\"",
+            "sh",
+            "--rw",
+            "/",
+            "--profile=x",
+            "--",
+            "$(id)",
+            "a;b",
         ])
         .run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -95,7 +114,11 @@ fn usage_errors() -> TestResult {
         ensure!(!out.stderr.contains("panicked"), "{args:?}: {}", out.show());
     }
     let out = s.antimony(["--help"]).run();
-    ensure!(out.code() == Some(0) && out.stdout.contains("run"), "{}", out.show());
+    ensure!(
+        out.code() == Some(0) && out.stdout.contains("run"),
+        "{}",
+        out.show()
+    );
     pass()
 }
 
@@ -109,13 +132,48 @@ fn bad_profiles(who: Who) -> TestResult {
         marker.display()
     );
     let cases: Vec<(&str, String, &str, &str)> = vec![
-        ("syntax", format!("{hook}path = [\n"), "4:9", "unclosed array"),
-        ("unknown", format!("{hook}\n[sandbox]\nnetwrok = true\n"), "6:1", "unknown field `netwrok`"),
-        ("types", format!("{hook}\n[sandbox]\nnetwork = \"yes\"\n"), "6:11", "invalid type"),
-        ("nocommand", format!("{hook}[[hooks.pre]]\nname = \"x\"\n"), "4:1", "needs `path`"),
-        ("postattach", format!("{hook}[[hooks.post]]\npath = \"/bin/true\"\nattach = true\n"), "4:1", "pre-hooks only"),
-        ("missing", format!("inherits = [\"sh\", \"nonexistent-x\"]\n{hook}"), "1:19", "profile `nonexistent-x` not found"),
-        ("cyclea", format!("inherits = [\"cycleb\"]\n{hook}"), "cycleb.toml:1:13", "cycle cyclea → cycleb → cyclea"),
+        (
+            "syntax",
+            format!("{hook}path = [\n"),
+            "4:9",
+            "unclosed array",
+        ),
+        (
+            "unknown",
+            format!("{hook}\n[sandbox]\nnetwrok = true\n"),
+            "6:1",
+            "unknown field `netwrok`",
+        ),
+        (
+            "types",
+            format!("{hook}\n[sandbox]\nnetwork = \"yes\"\n"),
+            "6:11",
+            "invalid type",
+        ),
+        (
+            "nocommand",
+            format!("{hook}[[hooks.pre]]\nname = \"x\"\n"),
+            "4:1",
+            "needs `path`",
+        ),
+        (
+            "postattach",
+            format!("{hook}[[hooks.post]]\npath = \"/bin/true\"\nattach = true\n"),
+            "4:1",
+            "pre-hooks only",
+        ),
+        (
+            "missing",
+            format!("inherits = [\"sh\", \"nonexistent-x\"]\n{hook}"),
+            "1:19",
+            "profile `nonexistent-x` not found",
+        ),
+        (
+            "cyclea",
+            format!("inherits = [\"cycleb\"]\n{hook}"),
+            "cycleb.toml:1:13",
+            "cycle cyclea → cycleb → cyclea",
+        ),
     ];
     s.profile("cycleb", "inherits = [\"cyclea\"]\n");
     for (name, text, position, message) in &cases {
@@ -128,9 +186,21 @@ fn bad_profiles(who: Who) -> TestResult {
             "{name}: more than one line: {}",
             out.show()
         );
-        ensure!(line.starts_with("antimony: error: "), "{name}: {}", out.show());
-        ensure!(line.contains(&format!("{name}.toml")) || name.starts_with("cycle"), "{name}: no file: {}", out.show());
-        ensure!(line.contains(position), "{name}: not at {position}: {}", out.show());
+        ensure!(
+            line.starts_with("antimony: error: "),
+            "{name}: {}",
+            out.show()
+        );
+        ensure!(
+            line.contains(&format!("{name}.toml")) || name.starts_with("cycle"),
+            "{name}: no file: {}",
+            out.show()
+        );
+        ensure!(
+            line.contains(position),
+            "{name}: not at {position}: {}",
+            out.show()
+        );
         ensure!(
             out.stderr.contains(message),
             "{name}: no `{message}`: {}",

@@ -1,7 +1,919 @@
-//! (to be written)
+//! The escape battery: the probe (`tests/probe/main.rs`) runs inside the
+//! shipped `minimal` sandbox, once as root and once as the unprivileged test
+//! user, and attempts each escape the issue lists. The probe prints one line
+//! per attempt: `BLOCKED …` (exit 0) or `ESCAPED …` (exit 1). Each test
+//! asserts the safe outcome, checks on the host that nothing happened there,
+//! and, where it can, first shows with a control that the attempt would have
+//! worked without the sandbox (so that a probe that cannot escape anything
+//! proves nothing).
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::Duration;
 
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
-    Vec::new()
+    let mut t = Vec::new();
+    t.extend(both("escape::write_host_files", write_host_files));
+    t.extend(both("escape::read_secrets", read_secrets));
+    t.extend(both("escape::host_processes", host_processes));
+    t.extend(both("escape::ptrace_and_process_vm", ptrace_and_process_vm));
+    t.extend(both("escape::inherited_descriptor", inherited_descriptor));
+    t.extend(both("escape::chroot_and_mounts", chroot_and_mounts));
+    t.extend(both("escape::nested_userns_and_setns", userns_and_setns));
+    t.extend(both("escape::terminal_injection", terminal_injection));
+    t.extend(both("escape::keyrings", keyrings));
+    t.extend(both("escape::kernel_attack_surface", kernel_attack_surface));
+    t.extend(both("escape::foreign_architectures", foreign_architectures));
+    t.extend(both("escape::descriptors_of_init", descriptors_of_init));
+    t.extend(both("escape::setuid_binary", setuid_binary));
+    t.extend(both("escape::file_capabilities", file_capabilities));
+    t.extend(both("escape::no_capabilities", no_capabilities));
+    t.extend(both("escape::network", network));
+    t.extend(both("escape::proc_sys_and_sys", proc_sys_and_sys));
+    t.extend(both("escape::kill_9_leaves_nothing", kill_9_leaves_nothing));
+    t.extend(both("escape::kill_9_during_set_up", kill_9_during_set_up));
+    t.extend(both("escape::orphans_die_with_the_program", orphans_die));
+    t.extend(both("escape::old_root_invisible", old_root_invisible));
+    t.extend(both("escape::environment_is_the_plans", environment));
+    t
+}
+
+fn scratch(who: Who) -> Result<Scratch, TestResult> {
+    Scratch::new(who).map_err(skip)
+}
+
+macro_rules! scratch {
+    ($who:expr) => {
+        match scratch($who) {
+            Ok(s) => s,
+            Err(r) => return r,
+        }
+    };
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// `antimony run PROFILE --ro PROBE=/probe EXTRA… --program PROGRAM -- SUB…`
+fn run_in(s: &Scratch, profile: &str, extra: &[String], program: &str, sub: &[&str]) -> Run {
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        profile.into(),
+        "--ro".into(),
+        format!("{}=/probe", world().probe.display()),
+    ];
+    args.extend(extra.iter().cloned());
+    args.extend(["--program".into(), program.into(), "--".into()]);
+    args.extend(sub.iter().map(|a| a.to_string()));
+    s.antimony(args)
+}
+
+/// The probe in the minimal sandbox.
+fn sandboxed(s: &Scratch, extra: &[String], sub: &[&str]) -> Run {
+    run_in(s, "minimal", extra, "/probe", sub)
+}
+
+/// The probe on the host, as the scratch's user: the controls.
+fn on_host(s: &Scratch, sub: &[&str]) -> Run {
+    s.command(&world().probe).args(sub)
+}
+
+/// The probe's one line, if it printed exactly one.
+fn line(out: &Output) -> Result<&str, Failed> {
+    let mut lines = out.stdout.lines();
+    match (lines.next(), lines.next()) {
+        (Some(l), None) => Ok(l),
+        _ => Err(format!("the probe did not print exactly one line: {}", out.show()).into()),
+    }
+}
+
+/// The attempt was refused: exit 0, `BLOCKED …`, nothing on stderr.
+fn blocked(what: &str, out: &Output) -> Result<String, Failed> {
+    let l = line(out)?;
+    ensure!(
+        out.code() == Some(0) && l.starts_with("BLOCKED ") && out.stderr.is_empty(),
+        "{what}: not blocked: {}",
+        out.show()
+    );
+    Ok(l.to_string())
+}
+
+/// The attempt succeeded (the controls): exit 1, `ESCAPED …`.
+fn escaped(what: &str, out: &Output) -> Result<String, Failed> {
+    let l = line(out)?;
+    ensure!(
+        out.code() == Some(1) && l.starts_with("ESCAPED "),
+        "{what}: expected to succeed: {}",
+        out.show()
+    );
+    Ok(l.to_string())
+}
+
+/// Runs the probe in the sandbox and requires `BLOCKED`.
+fn expect_blocked(s: &Scratch, extra: &[String], sub: &[&str]) -> Result<String, Failed> {
+    let out = sandboxed(s, extra, sub).run();
+    blocked(&sub.join(" "), &out)
+}
+
+fn ro(host: &Path, sandbox: &str) -> Vec<String> {
+    vec!["--ro".into(), format!("{}={sandbox}", host.display())]
+}
+
+/// A name no other test or run uses.
+fn unique(s: &Scratch, what: &str) -> String {
+    let t = s.dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("antimony-{what}-{}-{t}", std::process::id())
+}
+
+/// Copies the probe to `to`, owned by root with `mode`, and waits until it
+/// can be executed: while the copy was open for writing, children that
+/// other tests forked at that moment held it too, until their exec, and an
+/// exec of the copy meanwhile fails with ETXTBSY.
+fn copy_probe(to: &Path, mode: u32) -> Result<(), Failed> {
+    std::fs::copy(&world().probe, to).map_err(|e| format!("copy: {e}"))?;
+    chown(to, Some(0), Some(0)).map_err(|e| format!("chown: {e}"))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let ready = wait_until(Duration::from_secs(10), || {
+        let r = std::process::Command::new(to)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        !matches!(r, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY))
+    });
+    ensure!(ready, "{} stayed busy", to.display());
+    Ok(())
+}
+
+/// Kills and reaps a host process when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Puts `fd` at `at` in the child before it executes (without
+/// close-on-exec), the way a caller leaks a descriptor into antimony.
+fn pass_fd(run: &mut Run, fd: RawFd, at: RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only dup2 and fcntl, which are async-signal-safe.
+    unsafe {
+        run.cmd.pre_exec(move || {
+            let r = if fd == at {
+                libc::fcntl(at, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+// ------------------------------------------------------------ file system
+
+/// Writing a host file outside the binds: the root, /etc, /usr, /var, a host
+/// folder that is not bound (at its host path), a read-only bind. Nothing
+/// appears on the host. Control: a read-write bind is written.
+fn write_host_files(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let name = unique(&s, "escape");
+    s.mkdir("outside");
+    s.mkdir("robind");
+    s.mkdir("rwbind");
+    let mut extra = ro(&s.path("robind"), "/data");
+    extra.extend(["--rw".into(), format!("{}=/rw", s.path("rwbind").display())]);
+
+    // Host path → path in the sandbox.
+    let attempts: Vec<(std::path::PathBuf, String)> = vec![
+        (format!("/{name}").into(), format!("/{name}")),
+        (format!("/etc/{name}").into(), format!("/etc/{name}")),
+        (format!("/usr/{name}").into(), format!("/usr/{name}")),
+        (format!("/var/{name}").into(), format!("/var/{name}")),
+        (
+            s.path("outside").join(&name),
+            s.path("outside").join(&name).display().to_string(),
+        ),
+        (
+            s.path("outside").join(&name),
+            format!("/proc/1/root{}", s.path("outside").join(&name).display()),
+        ),
+        (s.path("robind").join(&name), format!("/data/{name}")),
+    ];
+    let mut failure = None;
+    for (host, inside) in &attempts {
+        let out = sandboxed(&s, &extra, &["write", inside]).run();
+        if let Err(e) = blocked(&format!("write {inside}"), &out) {
+            failure.get_or_insert(e);
+        }
+        if host.exists() {
+            let _ = std::fs::remove_file(host);
+            failure.get_or_insert(format!("{} appeared on the host", host.display()).into());
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+
+    // Control: the probe's write works where the sandbox allows it.
+    let out = sandboxed(&s, &extra, &["write", &format!("/rw/{name}")]).run();
+    escaped("write to a read-write bind", &out)?;
+    ensure!(
+        s.path("rwbind").join(&name).exists(),
+        "the read-write bind was not written: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// /etc/shadow, /etc/gshadow and /etc/sudoers are not there (by any path),
+/// init's environment and memory are not readable, and a mode-0600 file of
+/// another user (nobody) in a bound folder is not readable even by root.
+/// Control: a world-readable file next to it is.
+fn read_secrets(who: Who) -> TestResult {
+    let s = scratch!(who);
+    for path in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/oldroot/etc/shadow",
+        "/proc/1/root/etc/shadow",
+        "/proc/1/environ",
+        "/proc/1/mem",
+    ] {
+        expect_blocked(&s, &[], &["read", path])?;
+    }
+    if !world().is_root {
+        return skip("needs root to create a file owned by nobody");
+    }
+    let secret = s.write("secret/key", "the other user's secret\n");
+    chown(&secret, Some(65534), Some(65534)).map_err(|e| format!("chown: {e}"))?;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let public = s.write("secret/public", "anyone may read this\n");
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let extra = ro(&s.path("secret"), "/secret");
+    let l = expect_blocked(&s, &extra, &["read", "/secret/key"])?;
+    ensure!(l.ends_with("EACCES"), "not refused by permissions: {l}");
+    let out = sandboxed(&s, &extra, &["read", "/secret/public"]).run();
+    escaped("read a world-readable file in the same bind", &out)?;
+    pass()
+}
+
+// -------------------------------------------------------------- processes
+
+/// A host process (a `sleep` of the same user) cannot be signalled, opened
+/// as a pidfd or seen in /proc; /proc lists only the sandbox's processes;
+/// /proc/1/root cannot be listed.
+fn host_processes(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let sleep = Reaped(s.command("sleep").arg("60").spawn());
+    let pid = sleep.0.id();
+    ensure!(alive(pid), "the host sleep {pid} is not running");
+    // Control: the same probe on the host sees it.
+    escaped(
+        "signal a host process from the host",
+        &on_host(&s, &["host-pid", &pid.to_string()]).run(),
+    )?;
+    expect_blocked(&s, &[], &["host-pid", &pid.to_string()])?;
+    expect_blocked(&s, &[], &["procs"])?;
+    expect_blocked(&s, &[], &["ls", "/proc/1/root"])?;
+    ensure!(alive(pid), "the host sleep {pid} died");
+    drop(sleep);
+    pass()
+}
+
+/// PTRACE_TRACEME, attaching to a child and to init, process_vm_readv of
+/// itself, a child and init, process_vm_writev: all refused by the filter.
+/// Control: on the host the same calls succeed.
+fn ptrace_and_process_vm(who: Who) -> TestResult {
+    let s = scratch!(who);
+    escaped(
+        "process_vm_readv on the host",
+        &on_host(&s, &["vm-read"]).run(),
+    )?;
+    escaped("ptrace on the host", &on_host(&s, &["ptrace"]).run())?;
+    expect_blocked(&s, &[], &["ptrace"])?;
+    expect_blocked(&s, &[], &["vm-read"])?;
+    pass()
+}
+
+/// A host folder's descriptor leaked into antimony (no close-on-exec, at
+/// 777) does not reach the program: only 0, 1 and 2 are open, and
+/// `openat(777, "..")` is EBADF. Control: on the host it is open.
+fn inherited_descriptor(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let dir = std::fs::File::open(s.mkdir("outside")).map_err(|e| format!("open: {e}"))?;
+    let mut control = on_host(&s, &["fds", "777"]);
+    pass_fd(&mut control, dir.as_raw_fd(), 777);
+    escaped("a leaked descriptor on the host", &control.run())?;
+    let mut run = sandboxed(&s, &[], &["fds", "777"]);
+    pass_fd(&mut run, dir.as_raw_fd(), 777);
+    let l = blocked("fds 777", &run.run())?;
+    ensure!(l.ends_with("EBADF"), "{l}");
+    pass()
+}
+
+/// chroot and its breakout, mount(2), remounting read-only binds (the
+/// `/usr` of the base and a `--ro` one) read-write, unmounting the
+/// read-only `/proc/sys` and a bind, the new mount API: all refused.
+fn chroot_and_mounts(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.mkdir("robind");
+    let extra = ro(&s.path("robind"), "/data");
+    let attempts: &[&[&str]] = &[
+        &["chroot"],
+        &["mount"],
+        &["remount", "/usr"],
+        &["remount", "/data"],
+        &["umount", "/proc/sys"],
+        &["umount", "/data"],
+        &["umount", "/"],
+        &["newmount"],
+    ];
+    for sub in attempts {
+        expect_blocked(&s, &extra, sub)?;
+    }
+    // Still read-only after all that.
+    expect_blocked(&s, &extra, &["write", "/data/x"])?;
+    ensure!(
+        !s.path("robind/x").exists(),
+        "the read-only bind was written"
+    );
+    pass()
+}
+
+/// unshare/clone with CLONE_NEWUSER: EPERM; clone3: ENOSYS; setns into
+/// any namespace (its own ones, init's by pidfd): EPERM. Control: on the
+/// host, a user namespace can be created.
+fn userns_and_setns(who: Who) -> TestResult {
+    let s = scratch!(who);
+    escaped(
+        "a user namespace on the host",
+        &on_host(&s, &["userns"]).run(),
+    )?;
+    let l = expect_blocked(&s, &[], &["userns"])?;
+    ensure!(l.contains("clone3(CLONE_NEWUSER) ENOSYS"), "{l}");
+    expect_blocked(&s, &[], &["setns"])?;
+    pass()
+}
+
+/// A pseudo-terminal pair, both ends close-on-exec; the slave in raw mode.
+fn open_pty() -> Result<(OwnedFd, OwnedFd), Failed> {
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open with a local
+    // buffer; each descriptor is owned right after it is created.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()).into());
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        let mut name = [0 as libc::c_char; 128];
+        if libc::grantpt(m) != 0
+            || libc::unlockpt(m) != 0
+            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
+        {
+            return Err(format!("pty: {}", std::io::Error::last_os_error()).into());
+        }
+        let sl = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if sl < 0 {
+            return Err(format!("open the pty: {}", std::io::Error::last_os_error()).into());
+        }
+        let slave = OwnedFd::from_raw_fd(sl);
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(sl, &mut t) != 0 {
+            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()).into());
+        }
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(sl, libc::TCSANOW, &t) != 0 {
+            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok((master, slave))
+    }
+}
+
+/// Whether the terminal has input waiting, within `wait`.
+fn pending(fd: &OwnedFd, wait: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, wait.as_millis() as libc::c_int) > 0 }
+}
+
+/// Reads (and discards) what the terminal has waiting.
+fn drain(fd: &OwnedFd) -> Vec<u8> {
+    let mut got = Vec::new();
+    while pending(fd, Duration::ZERO) {
+        let mut buf = [0u8; 256];
+        // SAFETY: reading into a local buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n as usize]);
+    }
+    got
+}
+
+/// TIOCSTI (plain and with high bits, CVE-2019-10063) and TIOCLINUX on a
+/// pseudo-terminal given as antimony's stdin: refused, and nothing waits in
+/// the terminal's input afterwards. Control: input injected or typed on the
+/// host is seen.
+fn terminal_injection(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let (master, slave) = open_pty()?;
+    // Control: the detection sees input. As root, the probe itself injects
+    // on the host (root may push into any terminal); otherwise a byte
+    // typed on the master.
+    if world().is_root {
+        let mut cmd = std::process::Command::new(&world().probe);
+        cmd.arg("tiocsti")
+            .stdin(std::process::Stdio::from(
+                slave.try_clone().map_err(|e| format!("dup: {e}"))?,
+            ))
+            .stdout(std::process::Stdio::piped());
+        let out = cmd.output().map_err(|e| format!("run the probe: {e}"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            text.starts_with("ESCAPED") && out.status.code() == Some(1),
+            "control: the probe could not inject on the host: {text}"
+        );
+    } else {
+        // SAFETY: writing one byte from a constant to a descriptor we own.
+        unsafe { libc::write(master.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+    }
+    ensure!(
+        pending(&slave, Duration::from_secs(5)) && !drain(&slave).is_empty(),
+        "control: the terminal's input was not seen"
+    );
+
+    for sub in ["tiocsti", "tioclinux"] {
+        let mut run = sandboxed(&s, &[], &[sub]);
+        pass_fd(&mut run, slave.as_raw_fd(), 0);
+        let out = run.run();
+        let l = blocked(sub, &out)?;
+        // The probe first made the terminal its own controlling terminal,
+        // so that only the filter could refuse TIOCSTI.
+        ensure!(
+            sub != "tiocsti" || l.contains("TIOCSCTTY ok"),
+            "the probe could not take the terminal: {l}"
+        );
+        let injected = drain(&slave);
+        ensure!(
+            injected.is_empty(),
+            "{sub}: {:?} was injected into the terminal: {}",
+            String::from_utf8_lossy(&injected),
+            out.show()
+        );
+    }
+    drop(master);
+    pass()
+}
+
+/// keyctl, add_key and request_key: EPERM. Control: on the host they work.
+fn keyrings(who: Who) -> TestResult {
+    let s = scratch!(who);
+    escaped("keyrings on the host", &on_host(&s, &["keyctl"]).run())?;
+    expect_blocked(&s, &[], &["keyctl"])?;
+    pass()
+}
+
+/// bpf, perf_event_open, userfaultfd, io_uring_*, kexec_load,
+/// init/finit/delete_module, open_by_handle_at, name_to_handle_at and
+/// pivot_root: each answered EPERM by the filter before the kernel looks at
+/// the (harmless) arguments.
+fn kernel_attack_surface(who: Who) -> TestResult {
+    let s = scratch!(who);
+    escaped(
+        "the same calls on the host",
+        &on_host(&s, &["denied"]).run(),
+    )?;
+    expect_blocked(&s, &[], &["denied"])?;
+    pass()
+}
+
+/// x32 syscalls answer EPERM and i386 ones (`int 0x80`) kill the caller.
+/// Control: on the host they reach the kernel.
+fn foreign_architectures(who: Who) -> TestResult {
+    let s = scratch!(who);
+    if !cfg!(target_arch = "x86_64") {
+        return skip("foreign syscall ABIs are probed on x86_64 only");
+    }
+    escaped(
+        "foreign ABIs on the host",
+        &on_host(&s, &["foreign-arch"]).run(),
+    )?;
+    let l = expect_blocked(&s, &[], &["foreign-arch"])?;
+    ensure!(l.contains("x32 getpid EPERM"), "{l}");
+    pass()
+}
+
+/// The program cannot take init's descriptors (among them the pipe to
+/// antimony) with pidfd_getfd: init is not dumpable. Control: on the host
+/// the probe takes those of a process of the same user.
+fn descriptors_of_init(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let sleep = Reaped(s.command("sleep").arg("60").spawn());
+    let pid = sleep.0.id().to_string();
+    escaped(
+        "pidfd_getfd on the host",
+        &on_host(&s, &["getfd", &pid]).run(),
+    )?;
+    drop(sleep);
+    expect_blocked(&s, &[], &["getfd", "1"])?;
+    pass()
+}
+
+// -------------------------------------------------------------- privilege
+
+/// A setuid-root copy of the probe, bound in: run as the program and
+/// executed by the program, it keeps the invoking uid, NoNewPrivs 1 and no
+/// capability. Control: on the host it gains root (or, for root, its
+/// capabilities).
+fn setuid_binary(who: Who) -> TestResult {
+    let s = scratch!(who);
+    if !world().is_root {
+        return skip("needs root to make a setuid-root binary");
+    }
+    let dir = s.mkdir("suid");
+    // Only the scratch's user may reach it while it exists.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let bin = dir.join("antimony-probe");
+    copy_probe(&bin, 0o4755)?;
+    let uid = s.uid.to_string();
+    let control = s.command(&bin).args(["ids", &uid]).run();
+    if control.code() != Some(1) {
+        return skip(format!(
+            "a setuid-root binary gains nothing on this host, so the test proves nothing: {}",
+            control.show()
+        ));
+    }
+    let extra = ro(&dir, "/suid");
+    let direct = run_in(
+        &s,
+        "minimal",
+        &extra,
+        "/suid/antimony-probe",
+        &["ids", &uid],
+    )
+    .run();
+    blocked("setuid binary as the program", &direct)?;
+    let nested = sandboxed(&s, &extra, &["exec", "/suid/antimony-probe", "ids", &uid]).run();
+    let l = blocked("setuid binary executed by the program", &nested)?;
+    ensure!(
+        l.contains(&format!("euid {uid} ")) && l.contains("NoNewPrivs 1"),
+        "{l}"
+    );
+    pass()
+}
+
+/// A copy of the probe with a file capability (CAP_NET_BIND_SERVICE,
+/// permitted and effective), bound in: run as the program and executed by
+/// it, it holds no capability. Control: on the host it does.
+fn file_capabilities(who: Who) -> TestResult {
+    let s = scratch!(who);
+    if !world().is_root {
+        return skip("needs root to give a file a capability");
+    }
+    let dir = s.mkdir("fcaps");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let bin = dir.join("antimony-probe");
+    copy_probe(&bin, 0o755)?;
+    // struct vfs_cap_data, revision 2, effective: permitted (low 32 bits)
+    // CAP_NET_BIND_SERVICE (10), nothing inheritable, no high bits.
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 1;
+    let mut xattr = Vec::new();
+    for word in [
+        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
+        1 << 10,
+        0,
+        0,
+        0,
+    ] {
+        xattr.extend_from_slice(&word.to_le_bytes());
+    }
+    let path =
+        std::ffi::CString::new(bin.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: setxattr with valid C strings and a buffer of the length passed.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    };
+    if r != 0 {
+        return skip(format!(
+            "cannot set a file capability here: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let control = s.command(&bin).arg("caps").run();
+    escaped("a file capability on the host", &control)?;
+    let extra = ro(&dir, "/fcaps");
+    blocked(
+        "file capability as the program",
+        &run_in(&s, "minimal", &extra, "/fcaps/antimony-probe", &["caps"]).run(),
+    )?;
+    blocked(
+        "file capability executed by the program",
+        &sandboxed(&s, &extra, &["exec", "/fcaps/antimony-probe", "caps"]).run(),
+    )?;
+    pass()
+}
+
+/// CapInh, CapPrm, CapEff, CapBnd and CapAmb are all zero.
+fn no_capabilities(who: Who) -> TestResult {
+    let s = scratch!(who);
+    expect_blocked(&s, &[], &["caps"])?;
+    pass()
+}
+
+// ---------------------------------------------------------------- network
+
+/// Connections that arrived at a listener (non-blocking).
+fn accepted_tcp(l: &std::net::TcpListener) -> usize {
+    let mut n = 0;
+    while l.accept().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+fn accepted_unix(l: &std::os::unix::net::UnixListener) -> usize {
+    let mut n = 0;
+    while l.accept().is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// A TCP listener on the host's loopback and a host abstract unix socket:
+/// refused without network (and nothing arrives); reached with `--network`
+/// and with a profile that says `network = true`.
+fn network(who: Who) -> TestResult {
+    use std::os::linux::net::SocketAddrExt;
+    let s = scratch!(who);
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
+    tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let port = tcp
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port()
+        .to_string();
+    let name = unique(&s, "socket");
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let unix = std::os::unix::net::UnixListener::bind_addr(&addr)
+        .map_err(|e| format!("listen on @{name}: {e}"))?;
+    unix.set_nonblocking(true).map_err(|e| e.to_string())?;
+
+    expect_blocked(&s, &[], &["tcp", &port])?;
+    expect_blocked(&s, &[], &["unix", &name])?;
+    ensure!(accepted_tcp(&tcp) == 0, "a TCP connection reached the host");
+    ensure!(
+        accepted_unix(&unix) == 0,
+        "a unix connection reached the host"
+    );
+
+    s.profile(
+        "escape-network",
+        "inherits = [\"minimal\"]\n\n[sandbox]\nnetwork = true\n",
+    );
+    let runs: [(&str, Vec<String>); 2] = [
+        ("minimal", vec!["--network".into()]),
+        ("escape-network", vec![]),
+    ];
+    for (profile, extra) in runs {
+        for (sub, target) in [("tcp", &port), ("unix", &name)] {
+            let out = run_in(&s, profile, &extra, "/probe", &[sub, target]).run();
+            escaped(&format!("{profile} {extra:?}: {sub}"), &out)?;
+        }
+        ensure!(
+            wait_until(Duration::from_secs(5), || accepted_tcp(&tcp) == 1),
+            "{profile}: the TCP connection did not arrive"
+        );
+        ensure!(
+            wait_until(Duration::from_secs(5), || accepted_unix(&unix) == 1),
+            "{profile}: the unix connection did not arrive"
+        );
+    }
+    pass()
+}
+
+// ------------------------------------------------------------- /proc, /sys
+
+/// Kernel tunables stay as they are: /proc/sys (read-only), the sandbox's
+/// own hostname, the user-namespace limit, /proc/sysrq-trigger (only ever
+/// opened), and /sys (absent, and the root is read-only).
+fn proc_sys_and_sys(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    for path in [
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/user/max_user_namespaces",
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sys/vm/drop_caches",
+        "/proc/sysrq-trigger",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+    ] {
+        expect_blocked(&s, &[], &["rewrite", path])?;
+    }
+    expect_blocked(&s, &[], &["write", "/sys/antimony-escape"])?;
+    expect_blocked(&s, &[], &["write", "/proc/sys/kernel/antimony-escape"])?;
+    ensure!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default() == hostname,
+        "the host's hostname changed"
+    );
+    pass()
+}
+
+// ---------------------------------------------------------- dies with it
+
+/// Live host processes whose command line holds `token`, or whose name is
+/// its last 15 bytes; `except` left out.
+fn with_token(token: &str, except: u32) -> Vec<u32> {
+    let comm = &token[token.len().saturating_sub(15)..];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != except && alive(pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            name.trim_end() == comm || cmdline.windows(token.len()).any(|w| w == token.as_bytes())
+        })
+        .collect()
+}
+
+fn kill_all(pids: &[u32]) {
+    for &pid in pids {
+        // SAFETY: kill with integer arguments.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// `kill -9` of antimony while the sandbox runs a tree of processes (some
+/// orphaned, some in sessions of their own, all ignoring SIGTERM and
+/// SIGHUP): none of them survives.
+fn kill_9_leaves_nothing(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = unique(&s, "tree");
+    const CHILDREN: usize = 6;
+    let mut child = sandboxed(&s, &[], &["tree", &token, &CHILDREN.to_string()]).spawn();
+    let antimony = child.id();
+    // The sandbox's init (a fork of antimony, same command line), the probe,
+    // and its children.
+    let expected = CHILDREN + 2;
+    let started = wait_until(Duration::from_secs(10), || {
+        with_token(&token, antimony).len() >= expected
+    });
+    let before = with_token(&token, antimony);
+    let _ = child.kill();
+    let status = child.wait();
+    if !started {
+        kill_all(&with_token(&token, antimony));
+        // Read only now: the sandbox's processes hold the pipe open.
+        let mut out = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        return Err(format!(
+            "the tree did not start: {} of {expected} processes ({before:?}); \
+             antimony {status:?}, stdout {out:?}",
+            before.len()
+        )
+        .into());
+    }
+    let gone = wait_until(Duration::from_secs(10), || {
+        with_token(&token, antimony).is_empty()
+    });
+    let left = with_token(&token, antimony);
+    kill_all(&left);
+    ensure!(
+        gone,
+        "processes of the sandbox survived kill -9 of antimony: {left:?} (of {before:?})"
+    );
+    pass()
+}
+
+/// `kill -9` of antimony at once and after 1–9 ms, while it is still
+/// building the sandbox: nothing survives either.
+fn kill_9_during_set_up(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = unique(&s, "early");
+    for delay in 0..10 {
+        let mut child = sandboxed(&s, &[], &["tree", &token, "3"]).spawn();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
+    let left = with_token(&token, 0);
+    kill_all(&left);
+    ensure!(
+        gone,
+        "processes survived antimony killed during set-up: {left:?}"
+    );
+    pass()
+}
+
+/// The program starts a tree (orphans, other sessions) and exits: antimony
+/// reports its status and nothing of the tree survives.
+fn orphans_die(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = unique(&s, "orphans");
+    let out = sandboxed(&s, &[], &["tree", &token, "6", "exit"]).run();
+    let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
+    let left = with_token(&token, 0);
+    kill_all(&left);
+    blocked("tree exit", &out)?;
+    ensure!(gone, "the program's children survived it: {left:?}");
+    pass()
+}
+
+// ------------------------------------------------------------------ misc
+
+/// The host's old root and the build folders are gone: no /oldroot,
+/// /newroot, /tmp/oldroot, /tmp/newroot.
+fn old_root_invisible(who: Who) -> TestResult {
+    let s = scratch!(who);
+    expect_blocked(
+        &s,
+        &[],
+        &[
+            "absent",
+            "/oldroot",
+            "/newroot",
+            "/tmp/oldroot",
+            "/tmp/newroot",
+        ],
+    )?;
+    pass()
+}
+
+/// Only what the plan lists is in the environment: a secret variable set
+/// in antimony's environment does not leak.
+fn environment(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let secret = "ANTIMONY_ESCAPE_SECRET";
+    let plan = sandboxed(&s, &["--dry-run".into()], &["env", secret])
+        .env(secret, "leaked")
+        .run();
+    ensure!(plan.code() == Some(0), "{}", plan.show());
+    let listed: Vec<String> = plan
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("environment"))
+        .skip(1)
+        .map_while(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    ensure!(
+        !listed.is_empty(),
+        "no environment in the plan: {}",
+        plan.show()
+    );
+    ensure!(
+        !listed.iter().any(|k| k == secret),
+        "the plan passes {secret} on: {}",
+        plan.show()
+    );
+    let out = sandboxed(&s, &[], &["env", secret])
+        .env(secret, "leaked")
+        .run();
+    let l = blocked("env", &out)?;
+    let names = l
+        .rsplit_once("(names: ")
+        .map(|(_, n)| n.trim_end_matches(')'))
+        .unwrap_or_default();
+    for n in names.split(',').filter(|n| !n.is_empty()) {
+        ensure!(
+            listed.iter().any(|k| k == n),
+            "{n} is in the environment but not in the plan ({listed:?}): {l}"
+        );
+    }
+    pass()
 }

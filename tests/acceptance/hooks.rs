@@ -1,7 +1,1416 @@
-//! (to be written)
+//! The hook pipeline, rule by rule (issue 2, rules 1–7), with real hooks,
+//! real sandboxes and real signals, as root and as an unprivileged user.
+//!
+//! Hooks and programs append what they see to a log in the scratch's `out`
+//! folder (bound read-write into the sandbox); the tests check the recorded
+//! order, never an absolute time. Timeouts only catch hangs and are
+//! generous.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
-    Vec::new()
+    let mut t = Vec::new();
+    t.extend(both(
+        "hooks::pre_hooks_run_on_the_host_in_order_before_the_sandbox",
+        pre_hooks_in_order,
+    ));
+    t.extend(both(
+        "hooks::attached_hooks_run_alongside_then_term_then_kill",
+        attached_hooks,
+    ));
+    t.extend(both(
+        "hooks::two_unnamed_attached_hooks_are_two_hooks",
+        two_unnamed_attached,
+    ));
+    t.extend(both(
+        "hooks::attached_hooks_that_end_on_term_cost_no_grace",
+        attached_no_grace,
+    ));
+    t.extend(both(
+        "hooks::environment_is_exactly_the_antimony_variables",
+        environment,
+    ));
+    t.extend(both(
+        "hooks::antimony_home_exists_for_pre_hooks",
+        antimony_home_exists,
+    ));
+    t.extend(both(
+        "hooks::failing_pre_hook_stops_the_launch",
+        failing_pre_hook,
+    ));
+    t.extend(both(
+        "hooks::failing_post_hook_skips_the_rest",
+        failing_post_hook,
+    ));
+    t.extend(both("hooks::can_fail_and_no_fail_are_warnings", can_fail));
+    t.extend(both("hooks::user_and_system_identity", identity));
+    t.push(case(
+        "hooks::root_on_behalf_of_a_user_drops_to_that_user",
+        on_behalf_of,
+    ));
+    t.extend(both(
+        "hooks::stop_signals_reach_the_program_then_the_pipeline_ends",
+        stop_signals,
+    ));
+    t.extend(both(
+        "hooks::stop_signal_during_a_pre_hook_cancels_the_launch",
+        signal_during_pre_hook,
+    ));
+    t.extend(both(
+        "hooks::hooks_share_antimonys_stdout_and_stderr",
+        shared_output,
+    ));
+    t.extend(both(
+        "hooks::background_children_holding_the_output_do_not_hang",
+        no_hang_on_output,
+    ));
+    t.extend(both(
+        "hooks::hooks_get_no_descriptors_of_antimonys_own",
+        descriptors,
+    ));
+    t.extend(both(
+        "hooks::dry_run_lists_hooks_in_order_and_runs_none",
+        dry_run,
+    ));
+    t
+}
+
+/// Time limit for anything that should take well under a second.
+const HANG: Duration = Duration::from_secs(30);
+
+/// A scratch with an `out` folder (owned by the test's user) where hooks and
+/// programs record what they see. `@OUT@` in profiles and scripts is that
+/// folder.
+struct Fixture {
+    s: Scratch,
+    out: PathBuf,
+}
+
+impl Fixture {
+    fn new(who: Who) -> Result<Fixture, TestResult> {
+        let s = Scratch::new(who).map_err(skip)?;
+        let out = s.mkdir("out");
+        Ok(Fixture { s, out })
+    }
+
+    fn subst(&self, text: &str) -> String {
+        text.replace("@OUT@", &s(&self.out))
+    }
+
+    fn profile(&self, name: &str, toml: &str) {
+        self.s.profile(name, &self.subst(toml));
+    }
+
+    fn out(&self, rel: &str) -> PathBuf {
+        self.out.join(rel)
+    }
+
+    /// `antimony run NAME --rw OUT -- -c SCRIPT` (for profiles on `sh`).
+    fn run(&self, name: &str, script: &str) -> Run {
+        let out = s(&self.out);
+        self.s
+            .antimony(["run", name, "--rw", &out, "--", "-c", &self.subst(script)])
+    }
+
+    /// The log's lines (none when there is no log yet).
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.out("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.out(rel)).unwrap_or_default()
+    }
+}
+
+macro_rules! fixture {
+    ($who:expr) => {
+        match Fixture::new($who) {
+            Ok(f) => f,
+            Err(r) => return r,
+        }
+    };
+}
+
+/// Checks that every entry is in the log, in this order.
+fn in_order(log: &[String], expected: &[&str]) -> Result<(), String> {
+    let mut last: Option<(usize, &str)> = None;
+    for want in expected {
+        let Some(i) = log.iter().position(|l| l == want) else {
+            return Err(format!("`{want}` is not in the log: {log:?}"));
+        };
+        if let Some((j, prev)) = last {
+            if i <= j {
+                return Err(format!("`{want}` is not after `{prev}`: {log:?}"));
+            }
+        }
+        last = Some((i, want));
+    }
+    Ok(())
+}
+
+fn index_of(log: &[String], want: &str) -> Option<usize> {
+    log.iter().position(|l| l == want)
+}
+
+/// The one line antimony prints for a launcher failure.
+fn one_error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    if lines.len() != 1 || !lines[0].starts_with("antimony: error: ") {
+        return Err(format!("not one `antimony: error:` line: {}", out.show()));
+    }
+    for n in naming {
+        if !lines[0].contains(n) {
+            return Err(format!("the error does not say `{n}`: {}", out.show()));
+        }
+    }
+    if out.stderr.contains("panicked") {
+        return Err(format!("a panic: {}", out.show()));
+    }
+    Ok(())
+}
+
+fn pid_in(f: &Fixture, rel: &str) -> Option<u32> {
+    f.read(rel).trim().parse().ok()
+}
+
+/// antimony started in the background. Dropping it SIGKILLs it if it still
+/// runs and creates its release file, which ends whatever the test's hooks
+/// left waiting for it.
+struct Background {
+    child: Child,
+    stdout: mpsc::Receiver<Vec<u8>>,
+    stderr: mpsc::Receiver<Vec<u8>>,
+    release: Option<PathBuf>,
+}
+
+impl Background {
+    fn start(run: Run, release: Option<PathBuf>) -> Background {
+        let mut child = run.spawn();
+        let reader = |mut r: Box<dyn Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                let _ = tx.send(buf);
+            });
+            rx
+        };
+        let stdout = reader(Box::new(child.stdout.take().expect("piped")));
+        let stderr = reader(Box::new(child.stderr.take().expect("piped")));
+        Background {
+            child,
+            stdout,
+            stderr,
+            release,
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling the antimony process this test started and has
+        // not reaped yet (its PID cannot have been reused).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+
+    /// Waits for antimony to exit (not for its output to end).
+    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(r) = self.release.take() {
+            let _ = std::fs::write(r, "");
+        }
+    }
+
+    /// Waits for the exit, releases the hooks' children, collects the output.
+    fn finish(&mut self) -> Result<Output, String> {
+        let status = self.wait_exit(HANG);
+        self.release();
+        let Some(status) = status else {
+            return Err("antimony did not exit".into());
+        };
+        let text = |rx: &mpsc::Receiver<Vec<u8>>| -> Result<String, String> {
+            rx.recv_timeout(HANG)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|_| "antimony's output did not end".to_string())
+        };
+        Ok(Output {
+            status,
+            stdout: text(&self.stdout)?,
+            stderr: text(&self.stderr)?,
+            timed_out: false,
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.release();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits until the log has this line.
+fn wait_for_line(f: &Fixture, line: &str) -> Result<(), String> {
+    if wait_until(HANG, || f.log().iter().any(|l| l == line)) {
+        Ok(())
+    } else {
+        Err(format!("`{line}` never appeared in the log: {:?}", f.log()))
+    }
+}
+
+// An attached hook that records its start and the SIGTERM that ends it.
+const WATCHER: &str = r#"
+[[hooks.pre]]
+name = "watcher"
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'echo watcher-term >> @OUT@/log; exit 0' TERM
+echo $$ > @OUT@/watcher.pid
+echo watcher-start >> @OUT@/log
+while :; do sleep 0.05; done
+'''
+"#;
+
+// ---------------------------------------------------------------- rule 1
+
+/// A slow first hook finishes before the second starts; every pre-hook
+/// finishes before the program starts; hooks run in the host's mount
+/// namespace, the program in another.
+fn pre_hooks_in_order(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.s.script("out/second.sh", "#!/bin/sh\necho \"$1\" >> \"$2\"\n");
+    f.profile(
+        "order",
+        r#"
+inherits = ["sh"]
+
+[[hooks.pre]]
+name = "slow"
+content = '''
+echo slow-start >> @OUT@/log
+sleep 0.3
+echo slow-end >> @OUT@/log
+echo "hook-ns $(readlink /proc/self/ns/mnt)" >> @OUT@/ns
+'''
+
+[[hooks.pre]]
+name = "second"
+path = "@OUT@/second.sh"
+arguments = ["second", "@OUT@/log"]
+
+[[hooks.pre]]
+content = 'echo "third|$0|$1|$2" >> @OUT@/log'
+arguments = ["a b", "$(id)"]
+"#,
+    );
+    let out = f
+        .run(
+            "order",
+            "echo program >> @OUT@/log; echo \"program-ns $(readlink /proc/self/ns/mnt)\" >> @OUT@/ns",
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stderr.is_empty(), "{}", out.show());
+    let log = f.log();
+    ensure!(
+        log == [
+            "slow-start",
+            "slow-end",
+            "second",
+            "third|antimony-pre-hook|a b|$(id)",
+            "program"
+        ],
+        "log: {log:?}"
+    );
+    let host_ns = std::fs::read_link("/proc/self/ns/mnt").map_err(|e| e.to_string())?;
+    let ns = f.read("ns");
+    let hook_ns = format!("hook-ns {}", host_ns.display());
+    ensure!(
+        ns.lines().any(|l| l == hook_ns),
+        "the hook is not on the host: {ns}"
+    );
+    ensure!(
+        ns.lines().any(|l| l.starts_with("program-ns mnt:")
+            && !l.ends_with(&format!(" {}", host_ns.display()))),
+        "the program is not in its own mount namespace: {ns}"
+    );
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 2
+
+/// The program sees attached hooks running; when it exits, a hook that
+/// traps SIGTERM ends on it, one that ignores it is alive after it and then
+/// SIGKILLed after the grace; only then do the post-hooks run.
+fn attached_hooks(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "attached",
+        r#"
+inherits = ["sh"]
+
+[hooks]
+grace = 1
+
+[[hooks.pre]]
+name = "polite"
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'echo polite-term >> @OUT@/log; exit 0' TERM
+echo $$ > @OUT@/polite.pid
+echo polite-start >> @OUT@/log
+while :; do sleep 0.05; done
+'''
+
+[[hooks.pre]]
+name = "stubborn"
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'echo stubborn-term >> @OUT@/log; got=1' TERM
+echo $$ > @OUT@/stubborn.pid
+echo stubborn-start >> @OUT@/log
+while :; do
+    if [ -n "$got" ]; then echo stubborn-alive-after-term >> @OUT@/log; got=; fi
+    sleep 0.05
+done
+'''
+
+[[hooks.pre]]
+name = "blocking"
+content = "echo blocking >> @OUT@/log"
+
+[[hooks.post]]
+name = "after"
+content = '''
+for h in polite stubborn; do
+    if kill -0 "$(cat @OUT@/$h.pid)" 2>/dev/null; then
+        echo "post-sees-$h-alive" >> @OUT@/log
+    else
+        echo "post-sees-$h-gone" >> @OUT@/log
+    fi
+done
+'''
+"#,
+    );
+    let out = f
+        .run(
+            "attached",
+            r#"n=0
+until grep -qsx polite-start @OUT@/log && grep -qsx stubborn-start @OUT@/log; do
+    n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
+done
+echo program-saw-both >> @OUT@/log"#,
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let log = f.log();
+    for (a, b) in [
+        ("polite-start", "program-saw-both"),
+        ("stubborn-start", "program-saw-both"),
+        ("blocking", "program-saw-both"),
+        ("program-saw-both", "polite-term"),
+        ("program-saw-both", "stubborn-term"),
+        ("stubborn-term", "stubborn-alive-after-term"),
+        ("polite-term", "post-sees-polite-gone"),
+        ("stubborn-alive-after-term", "post-sees-stubborn-gone"),
+    ] {
+        in_order(&log, &[a, b])?;
+    }
+    ensure!(out.stderr.is_empty(), "{}", out.show());
+    for h in ["polite.pid", "stubborn.pid"] {
+        let pid = pid_in(&f, h).ok_or(format!("no {h}"))?;
+        ensure!(!alive(pid), "{h} {pid} is still alive");
+    }
+    pass()
+}
+
+/// Two attached hooks with the same (empty) name and the same script are
+/// two hooks: both run at once, both get SIGTERM.
+fn two_unnamed_attached(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let hook = r#"
+[[hooks.pre]]
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'echo "term $$" >> @OUT@/log; exit 0' TERM
+echo "start $$" >> @OUT@/log
+while :; do sleep 0.05; done
+'''
+"#;
+    f.profile("twins", &format!("inherits = [\"sh\"]\n{hook}{hook}"));
+    let out = f
+        .run(
+            "twins",
+            r#"n=0
+until [ "$(grep -sc '^start ' @OUT@/log)" -ge 2 ]; do
+    n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
+done
+echo program-saw-two >> @OUT@/log"#,
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let log = f.log();
+    let program = index_of(&log, "program-saw-two").ok_or(format!("log: {log:?}"))?;
+    let pids = |prefix: &str, before: bool| -> BTreeSet<String> {
+        log.iter()
+            .enumerate()
+            .filter(|(i, _)| (*i < program) == before)
+            .filter_map(|(_, l)| l.strip_prefix(prefix).map(str::to_string))
+            .collect()
+    };
+    let started = pids("start ", true);
+    let termed = pids("term ", false);
+    ensure!(
+        started.len() == 2,
+        "two hooks did not run together: {log:?}"
+    );
+    ensure!(
+        termed == started,
+        "not both got SIGTERM after the program: {log:?}"
+    );
+    for pid in &started {
+        ensure!(
+            !alive(pid.parse().unwrap_or(0)),
+            "hook {pid} is still alive"
+        );
+    }
+    pass()
+}
+
+/// Attached hooks whose whole process group ends on SIGTERM are done: the
+/// pipeline does not sit out the grace period (here far longer than the
+/// time limit) even when their orphaned children are left to an init that
+/// does not reap them, as in many containers.
+fn attached_no_grace(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "nograce",
+        r#"
+inherits = ["sh"]
+
+[hooks]
+grace = 3600
+
+[[hooks.pre]]
+name = "parent"
+attach = true
+content = '''
+exec 2>/dev/null
+sleep 600 &
+echo $! > @OUT@/child.pid
+echo parent-start >> @OUT@/log
+wait
+'''
+
+[[hooks.post]]
+content = "echo post >> @OUT@/log"
+"#,
+    );
+    let out = f
+        .run(
+            "nograce",
+            r#"n=0
+until grep -qsx parent-start @OUT@/log; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done
+echo program >> @OUT@/log"#,
+        )
+        .timeout(HANG)
+        .run();
+    ensure!(
+        !out.timed_out,
+        "antimony waited out the grace: {}",
+        out.show()
+    );
+    ensure!(out.code() == Some(0), "{}", out.show());
+    in_order(&f.log(), &["parent-start", "program", "post"])?;
+    let child = pid_in(&f, "child.pid").ok_or("no child.pid")?;
+    ensure!(!alive(child), "the hook's child {child} is still alive");
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 3
+
+fn env_sets(stdout: &str) -> Vec<BTreeMap<String, String>> {
+    stdout
+        .split("--- \n")
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// `env = false`: exactly ANTIMONY_NAME, ANTIMONY_CACHE (an existing folder,
+/// read-only to an ordinary user), ANTIMONY_INSTANCE (new each run) and,
+/// for the `Enabled` and `Overlay` home policies only, ANTIMONY_HOME.
+/// `env = true`: antimony's whole environment plus those.
+fn environment(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let hooks = r#"
+[[hooks.pre]]
+path = "/usr/bin/env"
+
+[[hooks.pre]]
+path = "/usr/bin/echo"
+arguments = ["--- "]
+
+[[hooks.pre]]
+path = "/usr/bin/env"
+env = true
+
+[[hooks.pre]]
+path = "/usr/bin/echo"
+arguments = ["--- "]
+
+[[hooks.pre]]
+content = '''
+env
+echo '--- '
+if [ -d "$ANTIMONY_CACHE" ]; then echo CACHE_IS_DIR=yes; fi
+if ! : > "$ANTIMONY_CACHE/probe" 2>/dev/null; then echo CACHE_IS_READ_ONLY=yes; fi
+'''
+
+[[hooks.post]]
+path = "/usr/bin/echo"
+arguments = ["--- "]
+
+[[hooks.post]]
+path = "/usr/bin/env"
+"#;
+    let harness_env: BTreeMap<String, String> = {
+        let home = f.s.home();
+        [
+            ("HOME", s(&home)),
+            ("USER", f.s.user_name()),
+            (
+                "PATH",
+                "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into(),
+            ),
+            ("LANG", "C.UTF-8".into()),
+            ("XDG_CONFIG_HOME", s(&home.join(".config"))),
+            ("XDG_DATA_HOME", s(&home.join(".local/share"))),
+            ("XDG_CACHE_HOME", s(&home.join(".cache"))),
+            ("XDG_STATE_HOME", s(&home.join(".local/state"))),
+            ("XDG_RUNTIME_DIR", s(&f.s.path("runtime"))),
+            ("HOOK_TEST_VAR", "a value with spaces".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    let mut instances = BTreeSet::new();
+    for (policy, has_home) in [
+        ("None", false),
+        ("Enabled", true),
+        ("ReadOnly", false),
+        ("Overlay", true),
+    ] {
+        let name = format!("env{}", policy.to_lowercase());
+        f.profile(
+            &name,
+            &format!("inherits = [\"minimal\"]\n[home]\npolicy = \"{policy}\"\n{hooks}"),
+        );
+        let out =
+            f.s.antimony(["run", &name])
+                .env("HOOK_TEST_VAR", "a value with spaces")
+                .run();
+        ensure!(out.code() == Some(0), "{policy}: {}", out.show());
+        let sets = env_sets(&out.stdout);
+        ensure!(sets.len() == 5, "{policy}: {}", out.show());
+        let (bare, full, script, post) = (&sets[0], &sets[1], &sets[2], &sets[4]);
+        let probe = &sets[3];
+
+        let cache = f.s.home().join(".cache/antimony/profiles").join(&name);
+        let mut expected: BTreeMap<String, String> = BTreeMap::new();
+        expected.insert("ANTIMONY_NAME".into(), name.clone());
+        expected.insert("ANTIMONY_CACHE".into(), s(&cache));
+        let instance = bare.get("ANTIMONY_INSTANCE").cloned().unwrap_or_default();
+        ensure!(
+            !instance.is_empty(),
+            "{policy}: no ANTIMONY_INSTANCE: {bare:?}"
+        );
+        expected.insert("ANTIMONY_INSTANCE".into(), instance.clone());
+        if has_home {
+            let home = f.s.home().join(".local/share/antimony").join(&name);
+            expected.insert("ANTIMONY_HOME".into(), s(&home));
+        }
+        ensure!(
+            bare == &expected,
+            "{policy}: env = false gave {bare:?}, not {expected:?}"
+        );
+        ensure!(
+            post == &expected,
+            "{policy}: the post-hook got {post:?}, not {expected:?}"
+        );
+        let mut script_env = script.clone();
+        for bash_own in ["PWD", "SHLVL", "_"] {
+            script_env.remove(bash_own);
+        }
+        ensure!(
+            script_env == expected,
+            "{policy}: a script hook got {script:?}, not {expected:?} (+ bash's PWD, SHLVL, _)"
+        );
+        let mut expected_full = harness_env.clone();
+        expected_full.extend(expected.clone());
+        ensure!(
+            full == &expected_full,
+            "{policy}: env = true gave {full:?}, not {expected_full:?}"
+        );
+        ensure!(
+            cache.is_dir(),
+            "{policy}: {} is not a folder",
+            cache.display()
+        );
+        ensure!(
+            probe.get("CACHE_IS_DIR").is_some(),
+            "{policy}: the hook saw no cache folder: {probe:?}"
+        );
+        if who == Who::User {
+            ensure!(
+                probe.get("CACHE_IS_READ_ONLY").is_some(),
+                "{policy}: the cache folder is writable to the hook"
+            );
+        }
+        ensure!(
+            instances.insert(instance.clone()),
+            "{policy}: instance {instance} repeats"
+        );
+    }
+    // The same profile twice: two instance ids.
+    let again = f.s.antimony(["run", "envnone"]).run();
+    ensure!(again.code() == Some(0), "{}", again.show());
+    let instance = env_sets(&again.stdout)[0]
+        .get("ANTIMONY_INSTANCE")
+        .cloned()
+        .unwrap_or_default();
+    ensure!(
+        !instance.is_empty() && instances.insert(instance.clone()),
+        "instance {instance} repeats"
+    );
+    pass()
+}
+
+/// ANTIMONY_HOME names the profile's home folder, and it exists when the
+/// first pre-hook of the first run starts: a hook can prepare the home the
+/// program then sees as `$HOME`.
+fn antimony_home_exists(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "prepared",
+        r#"
+inherits = ["sh"]
+[home]
+policy = "Enabled"
+
+[[hooks.pre]]
+name = "prepare"
+content = 'echo prepared-by-hook > "$ANTIMONY_HOME/from-hook"'
+"#,
+    );
+    let out = f.run("prepared", "cat \"$HOME/from-hook\"").run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout == "prepared-by-hook\n", "{}", out.show());
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 4
+
+/// A pre-hook that exits non-zero, dies of a signal, or cannot be started:
+/// the sandbox never starts, the attached hook is terminated, the later
+/// pre-hooks do not run, every post-hook runs, and antimony exits 125 with
+/// one line naming the hook.
+fn failing_pre_hook(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let missing = s(&f.out("no-such-hook"));
+    let cases: [(&str, String, Vec<&str>); 4] = [
+        (
+            "exits",
+            "name = \"gate\"\ncontent = 'exit 3'".into(),
+            vec!["pre-hook `gate`", "exited with status 3"],
+        ),
+        (
+            "killed",
+            "name = \"gate\"\ncontent = 'kill -KILL $$'".into(),
+            vec!["pre-hook `gate`", "SIGKILL"],
+        ),
+        (
+            "unstartable",
+            format!("path = \"{missing}\""),
+            vec![&missing, "could not be started"],
+        ),
+        (
+            "unstartable-attached",
+            format!("name = \"helper\"\nattach = true\npath = \"{missing}\""),
+            vec!["pre-hook `helper`", "could not be started"],
+        ),
+    ];
+    for (case, failing, naming) in &cases {
+        let _ = std::fs::remove_file(f.out("log"));
+        f.profile(
+            case,
+            &format!(
+                r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+{WATCHER}
+[[hooks.pre]]
+name = "sync"
+content = 'until grep -qsx watcher-start @OUT@/log; do sleep 0.02; done; echo sync >> @OUT@/log'
+
+[[hooks.pre]]
+{failing}
+
+[[hooks.pre]]
+name = "never"
+content = "echo never >> @OUT@/log"
+
+[[hooks.post]]
+name = "clean1"
+content = "echo clean1 >> @OUT@/log"
+
+[[hooks.post]]
+name = "clean2"
+content = "echo clean2 >> @OUT@/log"
+"#
+            ),
+        );
+        let out = f.run(case, "echo program >> @OUT@/log").run();
+        ensure!(out.code() == Some(125), "{case}: {}", out.show());
+        one_error_line(&out, naming).map_err(|e| format!("{case}: {e}"))?;
+        let log = f.log();
+        ensure!(
+            log == ["watcher-start", "sync", "watcher-term", "clean1", "clean2"],
+            "{case}: log {log:?}"
+        );
+    }
+    pass()
+}
+
+/// A failing post-hook: the later post-hooks are skipped, antimony exits
+/// 125 naming it, even though the program succeeded.
+fn failing_post_hook(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "postfail",
+        r#"
+inherits = ["sh"]
+
+[[hooks.post]]
+name = "first"
+content = "echo first >> @OUT@/log"
+
+[[hooks.post]]
+name = "broken"
+content = "echo broken >> @OUT@/log; exit 4"
+
+[[hooks.post]]
+name = "skipped"
+content = "echo skipped >> @OUT@/log"
+"#,
+    );
+    let out = f.run("postfail", "echo program >> @OUT@/log").run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    one_error_line(&out, &["post-hook `broken`", "exited with status 4"])?;
+    let log = f.log();
+    ensure!(log == ["program", "first", "broken"], "log {log:?}");
+    pass()
+}
+
+/// `can_fail = true` and its alias `no_fail = true`: the failure is a
+/// warning naming the hook and the pipeline goes on; the exit status is the
+/// program's.
+fn can_fail(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "optional",
+        r#"
+inherits = ["sh"]
+
+[[hooks.pre]]
+name = "optional-exit"
+can_fail = true
+content = "exit 3"
+
+[[hooks.pre]]
+name = "optional-missing"
+no_fail = true
+path = "@OUT@/no-such-hook"
+
+[[hooks.pre]]
+name = "optional-killed"
+can_fail = true
+content = "kill -TERM $$"
+
+[[hooks.pre]]
+name = "optional-attached"
+attach = true
+can_fail = true
+path = "@OUT@/no-such-attached-hook"
+
+[[hooks.pre]]
+name = "next"
+content = "echo next >> @OUT@/log"
+
+[[hooks.post]]
+name = "optional-post"
+no_fail = true
+content = "exit 5"
+
+[[hooks.post]]
+name = "post-next"
+content = "echo post-next >> @OUT@/log"
+"#,
+    );
+    let out = f.run("optional", "echo program >> @OUT@/log; exit 7").run();
+    ensure!(out.code() == Some(7), "{}", out.show());
+    ensure!(
+        f.log() == ["next", "program", "post-next"],
+        "log {:?}",
+        f.log()
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    for (hook, what) in [
+        ("optional-exit", "status 3"),
+        ("optional-missing", "could not be started"),
+        ("optional-killed", "SIGTERM"),
+        ("optional-attached", "could not be started"),
+        ("optional-post", "status 5"),
+    ] {
+        ensure!(
+            lines.iter().any(|l| l.starts_with("antimony: warning: ")
+                && l.contains(&format!("`{hook}`"))
+                && l.contains(what)),
+            "no warning for {hook}: {}",
+            out.show()
+        );
+    }
+    ensure!(lines.len() == 5, "{}", out.show());
+    ensure!(!out.stderr.contains("antimony: error"), "{}", out.show());
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 5
+
+const IDENTITY_HOOKS: &str = r#"
+inherits = ["minimal"]
+
+[[hooks.pre]]
+content = 'echo "user $(id -u) $(id -g) $(id -G)"'
+
+[[hooks.pre]]
+system = "System"
+content = 'echo "system $(id -u) $(id -g)"'
+
+[[hooks.post]]
+system = "User"
+content = 'echo "post-user $(id -u) $(id -g)"'
+"#;
+
+/// Without anyone to act for, both identities are antimony's own: the
+/// invoking user. An ordinary user's SUDO_UID is not a way to change user.
+fn identity(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile("ids", IDENTITY_HOOKS);
+    let (uid, gid) = (f.s.uid, f.s.gid);
+    let mut run = f.s.antimony(["run", "ids"]);
+    if who == Who::User {
+        run = run
+            .env("SUDO_UID", "0")
+            .env("SUDO_GID", "0")
+            .env("PKEXEC_UID", "0");
+    }
+    let out = run.run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ensure!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with(&format!("user {uid} {gid} "))),
+        "{}",
+        out.show()
+    );
+    ensure!(
+        lines.get(1) == Some(&format!("system {uid} {gid}").as_str()),
+        "{}",
+        out.show()
+    );
+    ensure!(
+        lines.get(2) == Some(&format!("post-user {uid} {gid}").as_str()),
+        "{}",
+        out.show()
+    );
+    pass()
+}
+
+/// antimony as root with SUDO_UID/SUDO_GID or PKEXEC_UID: `User` hooks run
+/// as that user with that group and no other; `System` hooks as root.
+fn on_behalf_of() -> TestResult {
+    let f = fixture!(Who::Root);
+    let Some(user) = world().user.clone() else {
+        return skip("no unprivileged test user");
+    };
+    if !world().is_root {
+        return skip("needs root");
+    }
+    f.profile("ids", IDENTITY_HOOKS);
+    let (uid, gid) = (user.uid.to_string(), user.gid.to_string());
+    for (how, vars) in [
+        (
+            "sudo",
+            vec![
+                ("SUDO_UID", uid.as_str()),
+                ("SUDO_GID", gid.as_str()),
+                ("SUDO_USER", user.name.as_str()),
+            ],
+        ),
+        ("pkexec", vec![("PKEXEC_UID", uid.as_str())]),
+        // No SUDO_GID: the user's primary group.
+        ("sudo-uid-only", vec![("SUDO_UID", uid.as_str())]),
+    ] {
+        let mut run = f.s.antimony(["run", "ids"]);
+        for (k, v) in vars {
+            run = run.env(k, v);
+        }
+        let out = run.run();
+        ensure!(out.code() == Some(0), "{how}: {}", out.show());
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        ensure!(
+            lines
+                == [
+                    format!("user {uid} {gid} {gid}").as_str(),
+                    "system 0 0",
+                    format!("post-user {uid} {gid}").as_str(),
+                ],
+            "{how}: {}",
+            out.show()
+        );
+    }
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 6
+
+/// SIGINT, SIGTERM and SIGHUP sent to antimony reach the program, which
+/// traps them and exits with its own status; then the attached hook gets
+/// SIGTERM and the post-hooks run, and antimony exits with the program's
+/// status.
+fn stop_signals(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "signals",
+        &format!(
+            r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+{WATCHER}
+[[hooks.post]]
+name = "post"
+content = "echo post >> @OUT@/log"
+"#
+        ),
+    );
+    for (sig, name, code) in [
+        (libc::SIGINT, "INT", 21),
+        (libc::SIGTERM, "TERM", 22),
+        (libc::SIGHUP, "HUP", 23),
+    ] {
+        let _ = std::fs::remove_file(f.out("log"));
+        let script = r#"
+trap 'echo program-got-INT >> @OUT@/log; exit 21' INT
+trap 'echo program-got-TERM >> @OUT@/log; exit 22' TERM
+trap 'echo program-got-HUP >> @OUT@/log; exit 23' HUP
+n=0
+until grep -qsx watcher-start @OUT@/log; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done
+echo program-ready >> @OUT@/log
+while :; do sleep 0.05; done"#;
+        let mut bg = Background::start(f.run("signals", script), None);
+        wait_for_line(&f, "program-ready").map_err(|e| format!("SIG{name}: {e}"))?;
+        bg.signal(sig);
+        let out = bg.finish().map_err(|e| format!("SIG{name}: {e}"))?;
+        ensure!(out.code() == Some(code), "SIG{name}: {}", out.show());
+        ensure!(out.stderr.is_empty(), "SIG{name}: {}", out.show());
+        let got = format!("program-got-{name}");
+        in_order(
+            &f.log(),
+            &[
+                "watcher-start",
+                "program-ready",
+                &got,
+                "watcher-term",
+                "post",
+            ],
+        )
+        .map_err(|e| format!("SIG{name}: {e}"))?;
+    }
+    pass()
+}
+
+/// A stop signal while a blocking pre-hook runs is passed to the hook and
+/// cancels the launch: the later pre-hooks and the sandbox never start, the
+/// attached hook is terminated, the post-hooks run. A hook that dies of it
+/// is a failed pre-hook (125, naming it); a hook that handles it and exits 0
+/// leaves antimony to exit 128+N.
+fn signal_during_pre_hook(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let common = format!(
+        r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+{WATCHER}
+[[hooks.pre]]
+name = "next"
+content = "echo next >> @OUT@/log"
+
+[[hooks.post]]
+name = "post"
+content = "echo post >> @OUT@/log"
+"#
+    );
+    // The blocking hook comes right after the watcher.
+    let with = |blocking: &str| {
+        common.replacen(
+            "\n[[hooks.pre]]\nname = \"next\"",
+            &format!("\n{blocking}\n[[hooks.pre]]\nname = \"next\""),
+            1,
+        )
+    };
+    f.profile(
+        "dies",
+        &with(
+            r#"[[hooks.pre]]
+name = "sleeper"
+content = '''
+until grep -qsx watcher-start @OUT@/log; do sleep 0.02; done
+echo $$ > @OUT@/sleeper.pid
+exec /usr/bin/sleep 600
+'''
+"#,
+        ),
+    );
+    f.profile(
+        "handles",
+        &with(
+            r#"[[hooks.pre]]
+name = "handler"
+content = '''
+exec 2>/dev/null
+trap 'echo handler-got-term >> @OUT@/log; exit 0' TERM
+until grep -qsx watcher-start @OUT@/log; do sleep 0.02; done
+echo handler-ready >> @OUT@/log
+while :; do sleep 0.05; done
+'''
+"#,
+        ),
+    );
+
+    // The hook dies of the signal: a failed pre-hook.
+    let mut bg = Background::start(f.run("dies", "echo program >> @OUT@/log"), None);
+    let ready = wait_until(HANG, || {
+        pid_in(&f, "sleeper.pid").is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        })
+    });
+    ensure!(ready, "the sleeper never started: {:?}", f.log());
+    bg.signal(libc::SIGTERM);
+    let out = bg.finish().map_err(|e| format!("sleeper: {e}"))?;
+    ensure!(out.code() == Some(125), "{}", out.show());
+    one_error_line(&out, &["pre-hook `sleeper`", "SIGTERM"])?;
+    ensure!(
+        f.log() == ["watcher-start", "watcher-term", "post"],
+        "log {:?}",
+        f.log()
+    );
+    let sleeper = pid_in(&f, "sleeper.pid").unwrap_or(0);
+    ensure!(!alive(sleeper), "the sleeper {sleeper} is still alive");
+
+    // A hook that handles SIGTERM and exits 0: the launch is cancelled all
+    // the same and antimony exits 128+N.
+    // A hook that does not end on SIGINT (bash without a trap waits to see
+    // whether its foreground command dies of it; it does not, as only bash
+    // got it): killed a grace period later, a failed pre-hook.
+    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
+        let _ = std::fs::remove_file(f.out("log"));
+        let mut bg = Background::start(f.run("handles", "echo program >> @OUT@/log"), None);
+        wait_for_line(&f, "handler-ready").map_err(|e| format!("SIG{name}: {e}"))?;
+        bg.signal(sig);
+        let out = bg.finish().map_err(|e| format!("SIG{name}: {e}"))?;
+        let log = f.log();
+        if sig == libc::SIGTERM {
+            ensure!(out.code() == Some(128 + sig), "SIG{name}: {}", out.show());
+            ensure!(out.stderr.is_empty(), "SIG{name}: {}", out.show());
+            ensure!(
+                log == [
+                    "watcher-start",
+                    "handler-ready",
+                    "handler-got-term",
+                    "watcher-term",
+                    "post"
+                ],
+                "SIG{name}: log {log:?}"
+            );
+        } else {
+            ensure!(out.code() == Some(125), "SIG{name}: {}", out.show());
+            one_error_line(&out, &["pre-hook `handler`", "SIGINT"])
+                .map_err(|e| format!("SIG{name}: {e}"))?;
+            ensure!(
+                log == ["watcher-start", "handler-ready", "watcher-term", "post"],
+                "SIG{name}: log {log:?}"
+            );
+        }
+    }
+    pass()
+}
+
+// ---------------------------------------------------------------- rule 7
+
+/// Blocking, attached and post-hooks write to antimony's own stdout and
+/// stderr, in pipeline order around the program's output.
+fn shared_output(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "output",
+        r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+
+[[hooks.pre]]
+name = "pre"
+content = "echo pre-out; echo pre-err >&2"
+
+[[hooks.pre]]
+name = "attached"
+attach = true
+content = '''
+echo attached-out; echo attached-err >&2
+: > @OUT@/attached-said
+exec sleep 600
+'''
+
+[[hooks.post]]
+name = "post"
+content = "echo post-out; echo post-err >&2"
+"#,
+    );
+    let out = f
+        .run(
+            "output",
+            r#"n=0
+until [ -e @OUT@/attached-said ]; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done
+echo program-out; echo program-err >&2"#,
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stdout == "pre-out\nattached-out\nprogram-out\npost-out\n",
+        "{}",
+        out.show()
+    );
+    ensure!(
+        out.stderr == "pre-err\nattached-err\nprogram-err\npost-err\n",
+        "{}",
+        out.show()
+    );
+    pass()
+}
+
+/// Hooks that leave background children holding antimony's stdout and
+/// stderr open: antimony exits all the same (the pre- and post-hooks'
+/// children write after it is gone); the attached hook's child, which
+/// ignores SIGTERM, is killed with its hook.
+fn no_hang_on_output(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let release = f.out("release");
+    f.profile(
+        "lingering",
+        r#"
+inherits = ["sh"]
+[hooks]
+grace = 0.5
+
+[[hooks.pre]]
+name = "pre"
+content = '''
+( until [ -e @OUT@/release ]; do sleep 0.05; done; echo late-pre; echo late-pre-err >&2 ) &
+echo $! > @OUT@/pre.pid
+'''
+
+[[hooks.pre]]
+name = "attached"
+attach = true
+content = '''
+( trap '' TERM; until [ -e @OUT@/release ]; do sleep 0.05; done; echo late-attached ) &
+echo $! > @OUT@/attached.pid
+exec sleep 600
+'''
+
+[[hooks.post]]
+name = "post"
+content = '''
+( until [ -e @OUT@/release ]; do sleep 0.05; done; echo late-post ) &
+echo $! > @OUT@/post.pid
+'''
+"#,
+    );
+    let mut bg = Background::start(
+        f.run(
+            "lingering",
+            "until [ -e @OUT@/attached.pid ]; do sleep 0.05; done; echo program",
+        ),
+        Some(release.clone()),
+    );
+    let status = bg.wait_exit(HANG);
+    let still_held = f.out("pre.pid").exists() && !release.exists();
+    let out = bg.finish()?;
+    ensure!(
+        status.is_some(),
+        "antimony did not exit while hooks' children held its output"
+    );
+    ensure!(still_held, "nothing held the output");
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stdout.lines().any(|l| l == "late-pre") && out.stdout.lines().any(|l| l == "late-post"),
+        "the children did not write after antimony exited: {}",
+        out.show()
+    );
+    ensure!(!out.stdout.contains("late-attached"), "{}", out.show());
+    for p in ["pre.pid", "attached.pid", "post.pid"] {
+        let pid = pid_in(&f, p).ok_or(format!("no {p}"))?;
+        ensure!(wait_until(HANG, || !alive(pid)), "{p} {pid} is still alive");
+    }
+    pass()
+}
+
+/// Hooks get stdin, stdout and stderr and none of antimony's own
+/// descriptors (signal pipe, pidfds, the sandbox's channels), which could
+/// keep a pipe open behind antimony's back.
+fn descriptors(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "fds",
+        r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+
+[[hooks.pre]]
+name = "attached"
+attach = true
+content = 'ls /proc/self/fd > @OUT@/attached-fds; exec sleep 600'
+
+[[hooks.pre]]
+path = "/usr/bin/ls"
+arguments = ["/proc/self/fd"]
+
+[[hooks.post]]
+path = "/usr/bin/ls"
+arguments = ["/proc/self/fd"]
+"#,
+    );
+    let out = f
+        .run(
+            "fds",
+            "until [ -s @OUT@/attached-fds ]; do sleep 0.05; done; echo program",
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    // What any program started like antimony holds (stdio, `ls`'s own
+    // folder, whatever the test runner inherited): a hook holds no more.
+    let baseline = f.s.command("/usr/bin/ls").arg("/proc/self/fd").run();
+    ensure!(baseline.code() == Some(0), "{}", baseline.show());
+    let fds = baseline.stdout;
+    ensure!(
+        out.stdout == format!("{fds}program\n{fds}"),
+        "not {fds:?}: {}",
+        out.show()
+    );
+    ensure!(
+        f.read("attached-fds") == fds,
+        "attached: {} not {fds:?}",
+        f.read("attached-fds")
+    );
+    pass()
+}
+
+// ---------------------------------------------------------------- dry run
+
+/// `--dry-run` lists pre-hooks then post-hooks, each in profile order, and
+/// runs none of them.
+fn dry_run(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let touch = |name: &str, extra: &str, event: &str| {
+        format!(
+            "[[hooks.{event}]]\nname = \"{name}\"\npath = \"/usr/bin/touch\"\narguments = [\"@OUT@/{name}\"]\n{extra}\n"
+        )
+    };
+    // Written out of order: post-hooks first.
+    let text = format!(
+        "inherits = [\"sh\"]\n{}{}{}{}{}",
+        touch("post-one", "", "post"),
+        touch("pre-one", "", "pre"),
+        touch("pre-two", "attach = true", "pre"),
+        touch("post-two", "can_fail = true", "post"),
+        touch("pre-three", "system = \"System\"", "pre"),
+    );
+    f.profile("planned", &text);
+    let out =
+        f.s.antimony([
+            "run",
+            "planned",
+            "--dry-run",
+            "--rw",
+            &s(&f.out),
+            "--",
+            "-c",
+            &f.subst("echo program >> @OUT@/log"),
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let order = ["pre-one", "pre-two", "pre-three", "post-one", "post-two"];
+    let mut last = 0;
+    for name in order {
+        let Some(at) = out.stdout.find(&format!("`{name}`")) else {
+            return Err(format!("{name} is not listed: {}", out.show()).into());
+        };
+        ensure!(at > last, "{name} is out of order: {}", out.show());
+        last = at;
+    }
+    for name in order {
+        ensure!(!f.out(name).exists(), "{name} ran");
+    }
+    ensure!(f.log().is_empty(), "the program ran");
+    pass()
 }

@@ -11,6 +11,9 @@
 //! - A test that cannot run returns `skip(reason)`: the reason is printed,
 //!   and with `ANTIMONY_TEST_REQUIRE_ALL=1` (set by CI) it is a failure.
 
+// Not every test uses every helper.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Read;
@@ -36,7 +39,10 @@ pub fn pass() -> TestResult {
 pub fn skip(reason: impl AsRef<str>) -> TestResult {
     let reason = reason.as_ref();
     if std::env::var("ANTIMONY_TEST_REQUIRE_ALL").as_deref() == Ok("1") {
-        Err(format!("cannot run: {reason} (ANTIMONY_TEST_REQUIRE_ALL=1 turns skips into failures)").into())
+        Err(
+            format!("cannot run: {reason} (ANTIMONY_TEST_REQUIRE_ALL=1 turns skips into failures)")
+                .into(),
+        )
     } else {
         eprintln!("skipped: {reason}");
         Ok(Completion::ignored_with(reason))
@@ -219,7 +225,8 @@ impl Scratch {
         ] {
             s.mkdir(sub);
         }
-        std::fs::set_permissions(s.path("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(s.path("runtime"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         Ok(s)
     }
 
@@ -320,7 +327,11 @@ impl Scratch {
     pub fn user_name(&self) -> String {
         match self.who {
             Who::Root => "root".into(),
-            Who::User => world().user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+            Who::User => world()
+                .user
+                .as_ref()
+                .map(|u| u.name.clone())
+                .unwrap_or_default(),
         }
     }
 }

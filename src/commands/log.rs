@@ -1,0 +1,64 @@
+//! `antimony log`: recent runs from the run records.
+
+use crate::hooks::records::{self, RunRecord};
+use crate::host::Host;
+
+fn result(r: &RunRecord) -> String {
+    match (r.outcome.as_str(), r.exit_code, r.signal) {
+        ("exited", Some(c), _) => format!("exit {c}"),
+        ("signaled", _, Some(s)) => format!("signal {s}"),
+        ("launch-failed", ..) => "launch failed".into(),
+        ("interrupted", ..) => "interrupted".into(),
+        (other, ..) => other.to_string(),
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.3}s", ms as f64 / 1000.0)
+}
+
+pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: bool) -> u8 {
+    let dir = records::runs_dir(&host.state_home);
+    let mut list = records::read(&dir, profile, limit);
+    if json {
+        list.reverse();
+        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into()));
+        return 0;
+    }
+    list.reverse();
+    let width = list.iter().map(|r| r.profile.len()).max().unwrap_or(7).max(7);
+    println!(
+        "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  HOOKS",
+        "STARTED (UTC)", "PROFILE", "INSTANCE", "DURATION", "RESULT"
+    );
+    for r in &list {
+        let failed = r.hooks.iter().filter(|h| h.status != "ok" && h.status != "skipped").count();
+        let hooks_col = if failed > 0 {
+            format!("{} ({failed} failed)", r.hooks.len())
+        } else {
+            r.hooks.len().to_string()
+        };
+        println!(
+            "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  {}",
+            records::format_time(r.started_at),
+            r.profile,
+            r.instance,
+            seconds(r.duration_ms),
+            result(r),
+            hooks_col
+        );
+        if hooks {
+            for h in &r.hooks {
+                println!(
+                    "    {:<8}  {:<32}  {:>9}  {}{}",
+                    h.event,
+                    h.name,
+                    seconds(h.duration_ms),
+                    h.status,
+                    h.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                );
+            }
+        }
+    }
+    0
+}

@@ -1,0 +1,134 @@
+//! A hook's stdout and stderr, read by antimony: passed on to antimony's own
+//! as they come (the hook's output appears where antimony's does), the
+//! first few KiB kept for the run record, and stdout lines that are
+//! antimony's protocol (`{"state": …}`, `{"error": …}`) taken out and read.
+//! Memory stays bounded whatever the hook prints.
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::records::OUTPUT_HEAD;
+use super::state::{Reply, parse_reply};
+
+/// The longest stdout line antimony holds back looking for a reply; longer
+/// lines are output.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One of a hook's output pipes.
+#[derive(Debug)]
+pub struct Pipe {
+    pub fd: OwnedFd,
+    pub stream: Stream,
+    pub open: bool,
+    line: Vec<u8>,
+}
+
+impl Pipe {
+    pub fn new(fd: OwnedFd, stream: Stream) -> Pipe {
+        // Non-blocking: antimony reads what there is and goes on.
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Pipe {
+            fd,
+            stream,
+            open: true,
+            line: Vec::new(),
+        }
+    }
+}
+
+/// What antimony keeps of a hook's output.
+#[derive(Debug, Default)]
+pub struct Captured {
+    pub head: Vec<u8>,
+    pub truncated: bool,
+    pub reply: Reply,
+}
+
+impl Captured {
+    fn keep(&mut self, data: &[u8]) {
+        let room = OUTPUT_HEAD.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&data[..data.len().min(room)]);
+        if data.len() > room {
+            self.truncated = true;
+        }
+    }
+
+    fn pass_on(&mut self, stream: Stream, data: &[u8]) {
+        self.keep(data);
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().lock().write_all(data),
+            Stream::Stderr => std::io::stderr().lock().write_all(data),
+        };
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        match parse_reply(line) {
+            Some(reply) => {
+                if reply.change.is_some() {
+                    self.reply.change = reply.change;
+                }
+                if reply.error.is_some() {
+                    self.reply.error = reply.error;
+                }
+            }
+            None => self.pass_on(Stream::Stdout, line),
+        }
+    }
+
+    /// Reads what the pipe has now. Returns false at end of file.
+    pub fn drain(&mut self, pipe: &mut Pipe) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            // SAFETY: reading into a stack buffer from a descriptor we own.
+            let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                return match e.kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    std::io::ErrorKind::WouldBlock => true,
+                    _ => self.close(pipe),
+                };
+            }
+            if n == 0 {
+                return self.close(pipe);
+            }
+            let data = &buf[..n as usize];
+            match pipe.stream {
+                Stream::Stderr => self.pass_on(Stream::Stderr, data),
+                Stream::Stdout => {
+                    let mut rest = data;
+                    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+                        pipe.line.extend_from_slice(&rest[..=i]);
+                        let line = std::mem::take(&mut pipe.line);
+                        self.line(&line);
+                        rest = &rest[i + 1..];
+                    }
+                    pipe.line.extend_from_slice(rest);
+                    if pipe.line.len() > MAX_LINE {
+                        let line = std::mem::take(&mut pipe.line);
+                        self.pass_on(Stream::Stdout, &line);
+                    }
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, pipe: &mut Pipe) -> bool {
+        if !pipe.line.is_empty() {
+            let line = std::mem::take(&mut pipe.line);
+            self.line(&line);
+        }
+        pipe.open = false;
+        false
+    }
+}

@@ -1,0 +1,176 @@
+//! Hook state (Razor's hook `config` updates): a hook may print
+//! `{"state": {"update": {...}, "remove": [...]}}` on stdout; antimony keeps
+//! the state per profile and hook under `$XDG_STATE_HOME/antimony/state/`
+//! and hands it back in the hook's JSON input next time.
+//!
+//! Runs of the same hook are serialized across concurrent instances by an
+//! exclusive `flock` on `KEY.lock`, held from reading the state until the
+//! update is written, so that no update is lost.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+/// Holds the hook's lock until dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// A hook's requested change to its state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    pub update: Map<String, Value>,
+    pub remove: Vec<String>,
+}
+
+impl StateStore {
+    pub fn new(state_home: &std::path::Path, profile: &str) -> StateStore {
+        StateStore {
+            dir: state_home.join("antimony/state").join(profile),
+        }
+    }
+
+    fn ensure_dir(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+    }
+
+    /// Takes the hook's lock, waiting for other instances that hold it.
+    pub fn lock(&self, key: &str) -> std::io::Result<Lock> {
+        self.ensure_dir()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(format!("{key}.lock")))?;
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if r == 0 {
+                return Ok(Lock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// The hook's saved state (empty when there is none or it is unreadable).
+    pub fn read(&self, key: &str) -> Map<String, Value> {
+        std::fs::read(self.dir.join(format!("{key}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Map<String, Value>>(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Applies a change to the current state (read again, so a change made
+    /// meanwhile by an unserialized hook is kept) and writes it atomically.
+    pub fn apply(&self, key: &str, change: &Change) -> std::io::Result<()> {
+        self.ensure_dir()?;
+        let mut state = self.read(key);
+        for k in &change.remove {
+            state.remove(k);
+        }
+        for (k, v) in &change.update {
+            state.insert(k.clone(), v.clone());
+        }
+        let path = self.dir.join(format!("{key}.json"));
+        let temp = self.dir.join(format!(".{key}.json.{}", std::process::id()));
+        let mut f = File::create(&temp)?;
+        f.write_all(&serde_json::to_vec_pretty(&Value::Object(state)).unwrap_or_default())?;
+        f.sync_all()?;
+        std::fs::rename(&temp, &path)
+    }
+}
+
+/// What a hook printed for antimony: a state change and/or an error message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    pub change: Option<Change>,
+    pub error: Option<String>,
+}
+
+/// Reads one line of a hook's stdout as antimony's protocol: a JSON object
+/// whose keys are only `state` and/or `error`. Anything else is output.
+pub fn parse_reply(line: &[u8]) -> Option<Reply> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let Value::Object(obj) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
+    };
+    if obj.is_empty() || !obj.keys().all(|k| k == "state" || k == "error") {
+        return None;
+    }
+    let mut reply = Reply::default();
+    if let Some(state) = obj.get("state") {
+        let mut change = Change::default();
+        if let Some(Value::Object(u)) = state.get("update") {
+            change.update = u.clone();
+        }
+        if let Some(Value::Array(r)) = state.get("remove") {
+            change.remove = r
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
+        }
+        reply.change = Some(change);
+    }
+    if let Some(err) = obj.get("error") {
+        reply.error = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .or_else(|| err.as_str().map(String::from));
+    }
+    Some(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        let r = parse_reply(br#"{"state": {"update": {"n": 2}, "remove": ["old"]}}"#).unwrap();
+        let c = r.change.unwrap();
+        assert_eq!(c.update["n"], 2);
+        assert_eq!(c.remove, ["old"]);
+        let r = parse_reply(br#"{"error": {"message": "no disk"}}"#).unwrap();
+        assert_eq!(r.error.as_deref(), Some("no disk"));
+        assert!(parse_reply(br#"{"other": 1}"#).is_none());
+        assert!(parse_reply(b"hello").is_none());
+    }
+
+    #[test]
+    fn apply_and_read() {
+        let dir = std::env::temp_dir().join(format!("antimony-state-test-{}", std::process::id()));
+        let store = StateStore::new(&dir, "p");
+        let _lock = store.lock("k").unwrap();
+        let mut c = Change::default();
+        c.update.insert("a".into(), Value::from(1));
+        store.apply("k", &c).unwrap();
+        let c2 = Change {
+            update: Map::new(),
+            remove: vec!["a".into()],
+        };
+        assert_eq!(store.read("k")["a"], 1);
+        store.apply("k", &c2).unwrap();
+        assert!(store.read("k").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,316 @@
+//! Running instances: the record each `antimony run` keeps while its
+//! sandbox lives, and the checks that make a record trustworthy.
+//!
+//! Each run registers itself in `$XDG_RUNTIME_DIR/antimony/instances/ID/`
+//! (or `/tmp/antimony-UID/instances/ID/` without a runtime folder): a folder
+//! of mode 0700 that no sandbox can reach (antimony's runtime folder is
+//! among the folders masked in every sandbox), holding `info.json` and
+//! `control`, the unix socket on which the supervising antimony takes
+//! `enter` and `stop` requests.
+//!
+//! A record is trusted only if its supervisor is alive and is the record's:
+//! the PID answers `pidfd_open`, its start time (from /proc/PID/stat, which
+//! a recycled PID cannot match) is the recorded one, it runs the same
+//! antimony binary as the caller, and it belongs to the caller. A record
+//! that fails the first two checks is stale (its antimony died, perhaps by
+//! SIGKILL) and is removed; one that fails the others is refused.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
+
+/// What `info.json` holds; also the `ps --json` format (one object per
+/// instance, in an array). Fields are only ever added.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Info {
+    /// The run's id (`ANTIMONY_INSTANCE`).
+    pub instance: String,
+    pub profile: String,
+    /// The program's PID on the host (0 until it has started).
+    pub pid: u32,
+    /// The supervising antimony's PID.
+    pub antimony_pid: u32,
+    /// Its start time in clock ticks since boot (/proc/PID/stat field 22).
+    pub antimony_start: u64,
+    /// When the run started, Unix seconds.
+    pub started_at: u64,
+    pub uid: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error("no running instance or profile `{0}` (see `antimony ps`)")]
+    NotFound(String),
+    #[error("`{name}` names {count} running instances ({ids}); name one by its id")]
+    Ambiguous {
+        name: String,
+        count: usize,
+        ids: String,
+    },
+    #[error("instance {id}: {why}; refused")]
+    Untrusted { id: String, why: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The folder all instance records live in.
+pub fn registry(host: &Host) -> PathBuf {
+    match &host.runtime_dir {
+        Some(r) => r.join("antimony/instances"),
+        None => std::env::temp_dir().join(format!("antimony-{}/instances", host.uid)),
+    }
+}
+
+/// Creates a folder (and missing parents) readable by its owner only, and
+/// checks an existing one is ours and private.
+fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is not a private folder of uid {uid}", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// A process's start time in clock ticks since boot, or `None` if it does
+/// not exist.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    // Field 22 overall; the rest starts at field 3.
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+fn same_binary(pid: u32) -> bool {
+    let ours = std::fs::metadata("/proc/self/exe");
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"));
+    match (ours, theirs) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// The registration of the running supervisor; removed on drop.
+#[derive(Debug)]
+pub struct Registration {
+    pub dir: PathBuf,
+    pub info: Info,
+}
+
+impl Registration {
+    /// Registers this process as the supervisor of `instance`.
+    pub fn create(host: &Host, instance: &str, profile: &str) -> std::io::Result<Registration> {
+        let base = registry(host);
+        private_dir(&base, host.uid)?;
+        let dir = base.join(instance);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let me = std::process::id();
+        let info = Info {
+            instance: instance.to_string(),
+            profile: profile.to_string(),
+            pid: 0,
+            antimony_pid: me,
+            antimony_start: start_time(me).unwrap_or(0),
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            uid: host.uid,
+        };
+        let r = Registration { dir, info };
+        r.write()?;
+        Ok(r)
+    }
+
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("control")
+    }
+
+    /// Records the program's PID once it runs.
+    pub fn set_pid(&mut self, pid: u32) -> std::io::Result<()> {
+        self.info.pid = pid;
+        self.write()
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        let temp = self.dir.join(".info.json");
+        std::fs::write(&temp, serde_json::to_vec(&self.info).unwrap_or_default())?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temp, self.dir.join("info.json"))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A record found in the registry.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub dir: PathBuf,
+    pub info: Info,
+}
+
+impl Found {
+    pub fn control_path(&self) -> PathBuf {
+        self.dir.join("control")
+    }
+}
+
+/// Why a record is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Live,
+    /// Its antimony is gone: remove it.
+    Stale(String),
+    /// Something else answers to it: leave it, refuse it.
+    Forged(String),
+}
+
+/// Checks a record against the live process it names.
+pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) => return (Verdict::Stale(e.to_string()), None),
+    };
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return (
+            Verdict::Forged("its folder is not a private folder of yours".into()),
+            None,
+        );
+    }
+    let info: Info = match std::fs::read(dir.join("info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
+        Some(i) => i,
+        None => return (Verdict::Stale("no readable info.json".into()), None),
+    };
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if info.instance != name || info.uid != uid {
+        return (
+            Verdict::Forged("its record names another instance or user".into()),
+            Some(info),
+        );
+    }
+    let pid = info.antimony_pid;
+    // SAFETY: pidfd_open has no pointer arguments; the descriptor is closed at once.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return (
+            Verdict::Stale(format!("its antimony (PID {pid}) is gone")),
+            Some(info),
+        );
+    }
+    // SAFETY: closing the descriptor just opened.
+    unsafe { libc::close(fd as i32) };
+    if start_time(pid) != Some(info.antimony_start) {
+        return (
+            Verdict::Stale(format!("PID {pid} is now another process")),
+            Some(info),
+        );
+    }
+    if !same_binary(pid) {
+        return (
+            Verdict::Forged(format!("PID {pid} is not running antimony")),
+            Some(info),
+        );
+    }
+    let owner = std::fs::metadata(format!("/proc/{pid}"))
+        .map(|m| m.uid())
+        .ok();
+    if owner != Some(uid) {
+        return (
+            Verdict::Forged(format!("PID {pid} is not yours")),
+            Some(info),
+        );
+    }
+    (Verdict::Live, Some(info))
+}
+
+/// Every live instance; stale records are removed on the way.
+pub fn list(host: &Host) -> Vec<Found> {
+    let base = registry(host);
+    let Ok(entries) = std::fs::read_dir(&base) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let dir = e.path();
+        match verify(&dir, host.uid) {
+            (Verdict::Live, Some(info)) => out.push(Found { dir, info }),
+            (Verdict::Stale(_), _) => {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            _ => {}
+        }
+    }
+    out.sort_by(|a, b| {
+        a.info
+            .started_at
+            .cmp(&b.info.started_at)
+            .then(a.info.instance.cmp(&b.info.instance))
+    });
+    out
+}
+
+/// Finds one live instance by id (or unique id prefix) or profile name.
+pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
+    let base = registry(host);
+    // An exact id is checked directly, so a forged record is refused by
+    // name rather than silently skipped.
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_hexdigit()) && base.join(name).exists() {
+        let dir = base.join(name);
+        return match verify(&dir, host.uid) {
+            (Verdict::Live, Some(info)) => Ok(Found { dir, info }),
+            (Verdict::Stale(why), _) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(InstanceError::Untrusted {
+                    id: name.into(),
+                    why: format!("stale record ({why}), removed"),
+                })
+            }
+            (Verdict::Forged(why), _) => Err(InstanceError::Untrusted {
+                id: name.into(),
+                why,
+            }),
+            (Verdict::Live, None) => Err(InstanceError::Untrusted {
+                id: name.into(),
+                why: "no record".into(),
+            }),
+        };
+    }
+    let all = list(host);
+    let matches: Vec<&Found> = all
+        .iter()
+        .filter(|f| f.info.profile == name || f.info.instance.starts_with(name))
+        .collect();
+    match matches.len() {
+        0 => Err(InstanceError::NotFound(name.into())),
+        1 => Ok(matches[0].clone()),
+        n => Err(InstanceError::Ambiguous {
+            name: name.into(),
+            count: n,
+            ids: matches
+                .iter()
+                .map(|f| f.info.instance.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}

@@ -1,0 +1,442 @@
+//! The man pages of the command line, generated from the clap definitions
+//! in `cli` so that names, synopses and options cannot drift from the code.
+//!
+//! `pages()` returns `antimony.1` and one `antimony-COMMAND.1` per
+//! subcommand. The synopsis is clap's own usage line, NAME, DESCRIPTION,
+//! OPTIONS and the list of commands come from clap_mangen, EXIT STATUS from
+//! the commands' `after_long_help`; the rest (ENVIRONMENT, FILES, EXAMPLES,
+//! SEE ALSO…) is roff written below. The output is deterministic: no date.
+//!
+//! The pages are committed in `man/`; the acceptance test `man` fails when
+//! they differ from what this module generates, and rewrites them with
+//! `ANTIMONY_UPDATE_MAN=1`. The profile format's page, `antimony-profile.5`,
+//! is written by hand in `man/`.
+
+use std::fmt::Write as _;
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+
+use crate::cli::{Cli, EXIT_STATUS_HELP};
+
+/// What `roff::Roff` writes at the start of every rendering: defines the
+/// `Aq` string (a straight apostrophe) that escaped apostrophes use.
+const PREAMBLE: &str = ".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n";
+
+/// Every generated page: (file name, roff source).
+pub fn pages() -> Vec<(String, String)> {
+    let mut root = Cli::command()
+        .disable_help_subcommand(true)
+        .subcommand_help_heading("COMMANDS");
+    root.build();
+    let subcommands: Vec<clap::Command> = root
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let names: Vec<String> = subcommands
+        .iter()
+        .map(|s| s.get_name().to_string())
+        .collect();
+
+    let mut pages = vec![page(&root, true, &names)];
+    for sub in &subcommands {
+        pages.push(page(sub, false, &names));
+    }
+    pages
+}
+
+/// The file name and roff source of one command's page.
+fn page(cmd: &clap::Command, top: bool, all: &[String]) -> (String, String) {
+    let name = cmd
+        .get_display_name()
+        .unwrap_or_else(|| cmd.get_name())
+        .to_string();
+    let man = Man::new(cmd.clone());
+
+    // The title by hand: roff drops the empty date argument that
+    // clap_mangen passes, which shifts the footer fields.
+    let mut out = String::from(PREAMBLE);
+    let _ = writeln!(
+        out,
+        ".TH {} 1 \"\" \"antimony\" \"User Commands\"",
+        name.to_uppercase()
+    );
+    out.push_str(&clap_part(&man, Man::render_name_section));
+    out.push_str(&synopsis(cmd));
+    out.push_str(&clap_part(&man, Man::render_description_section));
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        out.push_str(&clap_part(&man, Man::render_options_section));
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        out.push_str(&clap_part(&man, Man::render_subcommands_section));
+    }
+    let short = cmd.get_name();
+    let mut sections: Vec<(String, String)> = Vec::new();
+    if let Some(after) = cmd.get_after_long_help() {
+        let after = after.to_string();
+        let heading = if after == EXIT_STATUS_HELP {
+            "EXIT STATUS"
+        } else {
+            "NOTES"
+        };
+        sections.push((heading.into(), text_body(&after)));
+    }
+    let extra = if top {
+        TOP_SECTIONS
+    } else {
+        sections_of(short)
+    };
+    for (heading, body) in extra {
+        sections.push((heading.to_string(), body.to_string()));
+    }
+    // The usual order of man(7): the command's own sections first.
+    sections.sort_by_key(|(heading, _)| {
+        ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES"]
+            .iter()
+            .position(|h| h == heading)
+            .map_or(0, |i| i + 1)
+    });
+    for (heading, body) in &sections {
+        let _ = writeln!(out, ".SH \"{heading}\"");
+        out.push_str(body);
+        if !body.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.push_str(&see_also(if top { None } else { Some(short) }, all));
+    (format!("{name}.1"), finish(&out))
+}
+
+/// One section of clap_mangen's rendering, without the preamble.
+fn clap_part(
+    man: &Man,
+    render: fn(&Man, &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> String {
+    let mut buf = Vec::new();
+    render(man, &mut buf).expect("rendering into memory cannot fail");
+    let text = String::from_utf8(buf).expect("clap_mangen writes UTF-8");
+    text.strip_prefix(PREAMBLE).unwrap_or(&text).to_string()
+}
+
+/// SYNOPSIS from clap's own usage line (`antimony run [OPTIONS] <PROFILE>
+/// [-- <ARGS>...]`), which keeps the `--` that clap_mangen's synopsis drops.
+fn synopsis(cmd: &clap::Command) -> String {
+    let bin = cmd
+        .get_bin_name()
+        .unwrap_or_else(|| cmd.get_name())
+        .to_string();
+    let usage = cmd.clone().render_usage().to_string();
+    let usage = usage.trim();
+    let usage = usage.strip_prefix("Usage:").unwrap_or(usage).trim();
+    let mut roff = Roff::default();
+    roff.control("SH", ["SYNOPSIS"]);
+    for (i, form) in usage
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            roff.control("br", []);
+        }
+        match form.strip_prefix(bin.as_str()) {
+            Some(rest) => roff.text([bold(bin.as_str()), roman(rest)]),
+            None => roff.text([roman(form)]),
+        };
+    }
+    let text = roff.render();
+    text.strip_prefix(PREAMBLE).unwrap_or(&text).to_string()
+}
+
+/// A section body from plain text in the clap definitions.
+fn text_body(body: &str) -> String {
+    let mut roff = Roff::default();
+    for (i, para) in body.split("\n\n").enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(para.replace('\n', " "))]);
+    }
+    let text = roff.render();
+    text.strip_prefix(PREAMBLE).unwrap_or(&text).to_string()
+}
+
+fn see_also(this: Option<&str>, all: &[String]) -> String {
+    let mut refs: Vec<String> = Vec::new();
+    if this.is_some() {
+        refs.push("antimony(1)".into());
+    }
+    for name in all {
+        if Some(name.as_str()) != this {
+            refs.push(format!("antimony-{name}(1)"));
+        }
+    }
+    refs.push("antimony-profile(5)".into());
+    let items: Vec<String> = refs
+        .iter()
+        .map(|r| {
+            let (page, section) = r.split_once('(').unwrap_or((r, ""));
+            format!(".BR {} ({section}", page.replace('-', "\\-"))
+        })
+        .collect();
+    let mut out = String::from(".SH \"SEE ALSO\"\n");
+    let last = items.len() - 1;
+    for (i, item) in items.into_iter().enumerate() {
+        out.push_str(&item);
+        if i != last {
+            out.push(',');
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Final touches on a whole page: `code` in help texts becomes bold, and
+/// characters beyond ASCII become roff escapes so that every formatter
+/// reads the page the same way whatever its input encoding.
+fn finish(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    for line in page.lines() {
+        let line = if !line.starts_with('.') && line.matches('`').count() % 2 == 0 {
+            let mut s = String::new();
+            for (i, part) in line.split('`').enumerate() {
+                if i > 0 {
+                    s.push_str(if i % 2 == 1 { "\\fB" } else { "\\fR" });
+                }
+                s.push_str(part);
+            }
+            s
+        } else {
+            line.to_string()
+        };
+        for c in line.chars() {
+            if c.is_ascii() {
+                out.push(c);
+            } else {
+                let _ = write!(out, "\\[u{:04X}]", c as u32);
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+// The hand-written sections, in man(7) roff. Keep each fact next to the
+// code that decides it in mind: profile details belong in
+// `man/antimony-profile.5`, not here.
+
+const TOP_SECTIONS: &[(&str, &str)] = &[
+    (
+        "ENVIRONMENT",
+        r#".TP
+.B HOME
+The host home folder. A leading \fB~\fR in profiles and in \fB\-\-ro\fR/\fB\-\-rw\fR
+means this folder, and the sandbox's \fB$HOME\fR is the same path (what is
+mounted there depends on the profile's \fB[home]\fR policy). When unset or
+empty, the home folder from the password database is used.
+.TP
+.B XDG_CONFIG_HOME
+Where the user's profiles are: \fB$XDG_CONFIG_HOME/antimony/profiles/\fR.
+Default \fB~/.config\fR.
+.TP
+.B XDG_DATA_HOME
+Where persistent profile homes are: \fB$XDG_DATA_HOME/antimony/\fINAME\fR.
+Default \fB~/.local/share\fR.
+.TP
+.B XDG_CACHE_HOME
+Where each profile's launcher folder is:
+\fB$XDG_CACHE_HOME/antimony/profiles/\fINAME\fR (\fBANTIMONY_CACHE\fR for hooks).
+Default \fB~/.cache\fR.
+.TP
+.B XDG_STATE_HOME
+Only used to protect \fB$XDG_STATE_HOME/antimony\fR from sandboxes (see
+\fBFILES\fR). Default \fB~/.local/state\fR.
+.PP
+A relative value of any of the four \fBXDG_*\fR variables above is ignored
+and the default is used.
+.TP
+.B XDG_RUNTIME_DIR
+Not used and not passed on: the sandbox gets an empty private
+\fB/run/user/\fIUID\fR and \fBXDG_RUNTIME_DIR\fR pointing at it. Hooks with
+\fBenv = true\fR see the host's value.
+.TP
+.BR VISUAL ", " EDITOR
+The editor \fBantimony edit\fR starts (\fBVISUAL\fR first, split on white
+space); \fBvi\fR when neither is set.
+.TP
+.BR SUDO_UID ", " SUDO_GID ", " PKEXEC_UID
+When antimony runs as root and \fBSUDO_UID\fR is set (with \fBSUDO_GID\fR,
+else that user's primary group), or else \fBPKEXEC_UID\fR is set (with that
+user's primary group), hooks with \fBsystem = "User"\fR (the default) run as
+that user and group instead of root. Ignored when antimony is not root.
+.TP
+.B PATH
+Where hook programs named without a \fB/\fR are found (default
+\fB/usr/local/bin:/usr/bin:/bin\fR). The sandbox never inherits it: its
+\fBPATH\fR is \fB/usr/local/bin:/usr/bin:/bin\fR (for root, with the
+\fBsbin\fR folders too), and a profile's program named without a \fB/\fR
+is looked up there.
+.TP
+.BR TERM ", " COLORTERM ", " LANG ", " LANGUAGE ", " TZ ", " NO_COLOR ", " LC_*
+Copied into the sandbox when set. Every other host variable is left out
+unless the profile's \fB[environment]\fR or \fB\-\-env\fR asks for it.
+"#,
+    ),
+    (
+        "FILES",
+        r#".TP
+.BI $XDG_CONFIG_HOME/antimony/profiles/ NAME .toml
+The user's profiles, searched first.
+.TP
+.BI /etc/antimony/profiles/ NAME .toml
+System-wide profiles, searched second.
+.TP
+shipped profiles
+The profiles in the source tree's \fBprofiles/\fR folder, compiled into the
+binary and searched last, so that a freshly built antimony runs
+\fBantimony run sh\fR with no install step. \fBantimony list\fR shows which
+copy of each name wins.
+.TP
+.BI $XDG_DATA_HOME/antimony/ NAME
+The persistent home of profile \fINAME\fR (or of its \fBhome.name\fR) for the
+home policies \fBEnabled\fR, \fBReadOnly\fR and \fBOverlay\fR; created
+(mode 0700) before the sandbox starts.
+.TP
+.BI $XDG_CACHE_HOME/antimony/profiles/ NAME
+The profile's launcher folder, given to hooks as \fBANTIMONY_CACHE\fR;
+created with mode 0555 when the profile has hooks.
+.PP
+\fB$XDG_CONFIG_HOME/antimony\fR, \fB$XDG_DATA_HOME/antimony\fR,
+\fB$XDG_STATE_HOME/antimony\fR and \fB$XDG_CACHE_HOME/antimony\fR are never
+visible to a sandbox: where a profile's bind would expose one of them, an
+empty read-only folder is mounted over it.
+"#,
+    ),
+    (
+        "EXAMPLES",
+        r#".TP
+.B antimony run sh \-\- \-c \(aqecho hello\(aq
+Runs \fB/bin/sh \-c \(aqecho hello\(aq\fR in the shipped \fBsh\fR profile's sandbox.
+.TP
+.B antimony run \-\-rw . sh
+The same shell with the current folder bound read-write at the same path
+(and started there).
+.TP
+.B antimony run \-\-dry\-run ./myapp.toml
+Prints what a run of the profile file \fBmyapp.toml\fR would do, and runs
+nothing.
+.TP
+.B antimony check myapp
+Validates the profile \fBmyapp\fR and everything it inherits.
+"#,
+    ),
+];
+
+fn sections_of(command: &str) -> &'static [(&'static str, &'static str)] {
+    match command {
+        "run" => RUN_SECTIONS,
+        "check" => CHECK_SECTIONS,
+        "show" => SHOW_SECTIONS,
+        "list" => LIST_SECTIONS,
+        "edit" => EDIT_SECTIONS,
+        _ => &[],
+    }
+}
+
+const RUN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "THE RUN",
+        r#"In order:
+.IP 1. 4
+The profile is found, read, validated and merged with everything it
+inherits; the run is planned (the program is looked up, the mount list,
+Landlock rules and seccomp filter are built). Any error here stops the run
+before anything is executed.
+.IP 2. 4
+The pre-hooks run on the host, in profile order; attached ones are left
+running.
+.IP 3. 4
+The sandbox is built and the program started in it. SIGINT, SIGTERM,
+SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to antimony are passed
+on to the program.
+.IP 4. 4
+When the program has exited, every attached hook still running gets
+SIGTERM, and SIGKILL after the profile's grace period.
+.IP 5. 4
+The post-hooks run, even when a pre-hook or the set-up failed.
+.PP
+See
+.BR antimony\-profile (5)
+for the hooks and the sandbox in detail.
+"#,
+    ),
+    (
+        "OVERRIDES",
+        r#"\fB\-\-ro\fR and \fB\-\-rw\fR take the same \fB[?]\fIHOST\fB[=\fISANDBOX\fB]\fR
+form as the profile's \fB[files]\fR lists, except that a relative path is
+relative to the current folder. They are mounted after the profile's
+entries and replace any mount at or beneath the same place.
+\fB\-\-env\fR is applied after the profile's \fB[environment]\fR; a value of
+the form \fB$\fINAME\fR copies the host's \fINAME\fR (and unsets the
+variable when the host has none). \fB\-\-network\fR and \fB\-\-no\-network\fR
+replace the profile's \fBnetwork\fR; the last one given wins.
+"#,
+    ),
+];
+
+const CHECK_SECTIONS: &[(&str, &str)] = &[(
+    "EXIT STATUS",
+    r#"0 when every profile is valid, 125 when one or more is not. Each error is
+one line \fBantimony: error: \fIFILE\fB:\fILINE\fB:\fICOLUMN\fB: \fImessage\fR
+on standard error when it has a position.
+"#,
+)];
+
+const SHOW_SECTIONS: &[(&str, &str)] = &[(
+    "EXIT STATUS",
+    "0 when the profile was printed, 125 when it cannot be found or is invalid.\n",
+)];
+
+const LIST_SECTIONS: &[(&str, &str)] = &[(
+    "OUTPUT",
+    r#"One line per profile name, sorted, under a header: the name; its kind
+(\fBprofile\fR, or \fBfragment\fR when the winning copy says
+\fBfragment = true\fR); where the winning copy comes from (\fBuser\fR,
+\fBsystem\fR or \fBshipped\fR); its file (\fBshipped\fR for a shipped
+profile); and \fB(shadows \fIFILE\fB)\fR for
+each copy further down the search order that it hides. A file whose name is
+not a valid profile name is not listed.
+"#,
+)];
+
+const EDIT_SECTIONS: &[(&str, &str)] = &[
+    (
+        "THE EDIT",
+        r#"The user's copy is \fB$XDG_CONFIG_HOME/antimony/profiles/\fINAME\fB.toml\fR.
+When it does not exist, the editor starts on a copy of the system or shipped
+profile of that name, or on a short template for a new profile. The editor
+works on a temporary file in the same folder. When it exits, the text is
+validated with everything it inherits; a valid profile then replaces the
+user's copy in one rename. For an invalid one, the error is printed and
+antimony asks: \fBe\fR edits again, \fBs\fR saves it anyway, anything else
+(or end of input) discards the edit and leaves the user's copy as it was.
+"#,
+    ),
+    (
+        "ENVIRONMENT",
+        r#".TP
+.BR VISUAL ", " EDITOR
+The editor and its arguments, split on white space; \fBVISUAL\fR first,
+\fBvi\fR when neither is set.
+"#,
+    ),
+    (
+        "EXIT STATUS",
+        r#"0 when the profile was saved valid or left unchanged; 125 when the editor
+failed, when an invalid profile was saved anyway, or when the edit was
+discarded.
+"#,
+    ),
+];
