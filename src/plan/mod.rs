@@ -200,9 +200,33 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             program_in_sandbox(&ProgramRef::Path(path), host)?
         }
         Some(name) => program_in_sandbox(&ProgramRef::Name(name.clone()), host)?,
-        None => match &profile.path {
-            Some(p) => program_in_sandbox(p, host)?,
-            None => program_in_sandbox(&ProgramRef::Name(profile.name.clone()), host)?,
+        None => match profile.path.as_slice() {
+            [] => program_in_sandbox(&ProgramRef::Name(profile.name.clone()), host)?,
+            [one] => program_in_sandbox(one, host)?,
+            // Alternatives: the first that exists (a path is taken as is
+            // when it is last and nothing before it was found).
+            many => {
+                let found = many.iter().find_map(|p| match p {
+                    ProgramRef::Name(_) => program_in_sandbox(p, host).ok(),
+                    ProgramRef::Path(hp) => {
+                        let path = hp.resolve(&host.home);
+                        path.exists().then_some(path)
+                    }
+                });
+                match found {
+                    Some(p) => p,
+                    None => {
+                        return Err(PlanError::ProgramNotFound {
+                            name: many
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(" or "),
+                            path: sandbox_path(host.uid).to_string(),
+                        });
+                    }
+                }
+            }
         },
     };
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];

@@ -109,7 +109,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         description: None,
         id: None,
         fragment: false,
-        path: None,
+        path: Vec::new(),
         arguments: Vec::new(),
         dir: None,
         home: Home::default(),
@@ -130,7 +130,9 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         }
         set(&mut p.description, layer.description);
         set(&mut p.id, layer.id);
-        set(&mut p.path, layer.path);
+        if let Some(path) = layer.path {
+            p.path = path;
+        }
         if let Some(a) = layer.arguments {
             p.arguments = a;
         }
@@ -201,7 +203,7 @@ mod tests {
              [[hooks.pre]]\nname = \"second\"\npath = \"/bin/true\"\n",
         );
         let p = merge("top".into(), vec![base, top]);
-        assert_eq!(p.path.unwrap().to_string(), "/bin/b");
+        assert_eq!(p.path[0].to_string(), "/bin/b");
         assert!(p.sandbox.network);
         assert_eq!(p.environment["A"], EnvValue::Literal("1".into()));
         assert_eq!(p.environment["B"], EnvValue::Literal("2".into()));

@@ -338,8 +338,9 @@ pub struct Profile {
     pub description: Option<String>,
     pub id: Option<String>,
     pub fragment: bool,
-    /// The program, as written (`None`: the profile's name on the sandbox PATH).
-    pub path: Option<ProgramRef>,
+    /// The program, as written; several are alternatives, the first found
+    /// wins (empty: the profile's name on the sandbox PATH).
+    pub path: Vec<ProgramRef>,
     pub arguments: Vec<String>,
     /// Working directory inside the sandbox.
     pub dir: Option<HostPath>,

@@ -21,7 +21,7 @@ pub struct RawProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fragment: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<Spanned<String>>,
+    pub path: Option<Spanned<ProgramSpec>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Vec<Spanned<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,6 +38,15 @@ pub struct RawProfile {
     pub sandbox: Option<RawSandbox>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks: Option<RawHooks>,
+}
+
+/// `path = "prog"`, or a list of alternatives tried in order
+/// (`["firefox", "firefox-esr"]`): the first one found is used.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ProgramSpec {
+    One(String),
+    Any(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -40,7 +40,13 @@ pub fn to_toml(p: &Profile) -> String {
         description: p.description.clone().map(s),
         id: p.id.clone().map(s),
         fragment: p.fragment.then_some(true),
-        path: p.path.as_ref().map(|x| s(x.to_string())),
+        path: match p.path.as_slice() {
+            [] => None,
+            [one] => Some(s(ProgramSpec::One(one.to_string()))),
+            many => Some(s(ProgramSpec::Any(
+                many.iter().map(ToString::to_string).collect(),
+            ))),
+        },
         arguments: (!p.arguments.is_empty()).then(|| p.arguments.iter().cloned().map(s).collect()),
         dir: p.dir.as_ref().map(|d| s(d.to_string())),
         inherits: None,

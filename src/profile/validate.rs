@@ -21,7 +21,7 @@ pub struct Layer {
     pub description: Option<String>,
     pub id: Option<String>,
     pub fragment: Option<bool>,
-    pub path: Option<ProgramRef>,
+    pub path: Option<Vec<ProgramRef>>,
     pub arguments: Option<Vec<String>>,
     pub dir: Option<HostPath>,
     pub inherits: Vec<(String, Location)>,
@@ -112,7 +112,19 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         layer.id = Some(id.into_inner());
     }
     if let Some(path) = raw.path {
-        layer.path = Some(program_ref(&cx, &path, "path")?);
+        let span = path.span();
+        let list = match path.into_inner() {
+            super::raw::ProgramSpec::One(p) => vec![p],
+            super::raw::ProgramSpec::Any(list) if !list.is_empty() => list,
+            super::raw::ProgramSpec::Any(_) => {
+                return Err(cx.err(span, "path: name at least one program"));
+            }
+        };
+        let mut refs = Vec::new();
+        for p in list {
+            refs.push(program_ref(&cx, &Spanned::new(span.clone(), p), "path")?);
+        }
+        layer.path = Some(refs);
     }
     if let Some(args) = raw.arguments {
         let mut list = Vec::with_capacity(args.len());
