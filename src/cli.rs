@@ -36,9 +36,10 @@ pub enum Command {
     /// Run a profile's program in its sandbox
     #[command(
         long_about = "Runs the profile's pre-hooks on the host, then its program in the sandbox \
-(with the profile's `arguments`, then ARGS), passing SIGINT, SIGTERM and SIGHUP on to it; when it \
-exits, attached hooks get SIGTERM (and SIGKILL after the profile's grace period), then the \
-post-hooks run. Options here override the profile for this run only.",
+(with the profile's `arguments`, then ARGS), passing SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, \
+SIGUSR2 and SIGWINCH on to it; started hooks run once it is running; when it exits, attached \
+hooks get SIGTERM (and SIGKILL after the profile's grace period), then the post-hooks run. \
+Options here override the profile for this run only.",
         after_long_help = EXIT_STATUS_HELP
     )]
     Run(RunArgs),
@@ -78,6 +79,90 @@ profile is validated; an invalid profile is saved only if you say so."
         /// Profile name
         profile: String,
     },
+    /// Show recent runs and their hooks
+    #[command(
+        long_about = "Shows the most recent runs from the run records under \
+$XDG_STATE_HOME/antimony/runs/: when each started, its profile, instance id, duration, how the \
+program ended and how many hooks ran (and failed). Records older than 30 days, and all but the \
+newest 200, are removed as new runs are recorded."
+    )]
+    Log {
+        /// Only runs of this profile
+        profile: Option<String>,
+        /// How many runs to show
+        #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+        /// Also list each run's hooks with their status and duration
+        #[arg(long)]
+        hooks: bool,
+        /// Print the records as a JSON array, oldest first
+        #[arg(long)]
+        json: bool,
+    },
+    /// List running instances
+    #[command(
+        long_about = "Lists the running instances: instance id, profile, the program's PID on the \
+host, start time and uptime. Records left by an antimony that died (even by SIGKILL) are \
+detected and removed."
+    )]
+    Ps {
+        /// Print a JSON array of instances (stable format, see antimony-ps(1))
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a running instance, with exactly its confinement
+    #[command(
+        long_about = "Runs CMD (default: /bin/sh) inside a running instance: its namespaces, \
+root, Landlock rules, seccomp filter, no capabilities, no_new_privs and environment, by asking \
+the instance's own init to start it. The instance must be one this antimony started and that \
+is still alive; anything else is refused. Exits with the command's status."
+    )]
+    Enter {
+        /// Instance id (or a unique prefix), or a profile with one running instance
+        instance: String,
+        /// The command and its arguments
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Stop a running instance gracefully
+    #[command(
+        long_about = "Stops a running instance the way a normal exit ends: its stopping hooks \
+run, the program gets SIGTERM, then SIGKILL after the profile's grace period; attached hooks are \
+terminated and the post-hooks run. A profile name stops every instance of it. Returns when \
+they have ended."
+    )]
+    Stop {
+        /// Instance id (or a unique prefix), or a profile name
+        instance: String,
+    },
+    /// Put a profile in the desktop's menu and on PATH
+    #[command(
+        long_about = "Writes a desktop entry under $XDG_DATA_HOME/applications/ that shadows the \
+system one (same desktop id) and runs the program through antimony, and a symlink \
+~/.local/bin/PROFILE → antimony: antimony started under another name runs the profile of that \
+name with every argument passed on. --remove removes exactly what integrate wrote."
+    )]
+    Integrate {
+        /// Profile name
+        profile: String,
+        /// Remove what `integrate` wrote for this profile
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Print a shell completion script
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// Shells `antimony completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +197,10 @@ pub struct RunArgs {
     /// Print the plan (mounts, namespaces, Landlock, seccomp, environment, hooks in order) and run nothing
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Write JSON lines about the run to this file descriptor: one when the program has started, one when it has ended
+    #[arg(long, value_name = "FD")]
+    pub status_fd: Option<i32>,
 
     /// Arguments for the program, after the profile's `arguments`; everything after `--` is the program's
     #[arg(last = true, value_name = "ARGS")]

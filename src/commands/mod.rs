@@ -1,7 +1,9 @@
 //! The subcommands, and the one place errors become output and exit codes.
 
 mod edit;
+mod integrate;
 mod list;
+mod log;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -29,6 +31,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Children must be waitable whatever antimony inherited.
     // SAFETY: resetting SIGCHLD to its default disposition.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    // Started under another name (a symlink ~/.local/bin/firefox → antimony,
+    // written by `antimony integrate`): run the profile of that name with
+    // every argument passed on to the program.
+    if let Some(name) = invoked_as(args.first()) {
+        let mut run: Vec<OsString> = vec!["antimony".into(), "run".into(), name.into(), "--".into()];
+        run.extend(args.drain(1..));
+        args = run;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -61,6 +72,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
+/// The profile name when antimony was started under another name.
+fn invoked_as(argv0: Option<&OsString>) -> Option<String> {
+    let name = std::path::Path::new(argv0?).file_name()?.to_str()?;
+    (!name.starts_with("antimony") && profile::valid_name(name)).then(|| name.to_string())
+}
+
 fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
     let searcher = Searcher::new(host);
     match command {
@@ -76,6 +93,17 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Edit { profile } => edit::edit(&profile, host, &searcher),
+        Command::Log {
+            profile,
+            limit,
+            hooks,
+            json,
+        } => Ok(log::log(host, profile.as_deref(), limit, json, hooks)),
+        Command::Ps { .. } | Command::Enter { .. } | Command::Stop { .. } => {
+            Err(Error::Other("not implemented yet".into()))
+        }
+        Command::Integrate { profile, remove } => integrate::integrate(&profile, remove, host, &searcher),
+        Command::Completions { shell } => integrate::completions(shell),
     }
 }
 
