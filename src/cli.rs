@@ -80,12 +80,10 @@ profile is validated; an invalid profile is saved only if you say so."
         profile: String,
     },
     /// Show recent runs and their hooks
-    #[command(
-        long_about = "Shows the most recent runs from the run records under \
+    #[command(long_about = "Shows the most recent runs from the run records under \
 $XDG_STATE_HOME/antimony/runs/: when each started, its profile, instance id, duration, how the \
 program ended and how many hooks ran (and failed). Records older than 30 days, and all but the \
-newest 200, are removed as new runs are recorded."
-    )]
+newest 200, are removed as new runs are recorded.")]
     Log {
         /// Only runs of this profile
         profile: Option<String>,

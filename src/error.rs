@@ -23,6 +23,8 @@ pub enum Error {
     Sandbox(#[from] SandboxError),
     #[error(transparent)]
     Hook(#[from] HookError),
+    #[error(transparent)]
+    Instance(#[from] crate::instance::InstanceError),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -130,12 +130,17 @@ impl Host {
     /// antimony's folders that no sandbox may write, even one that binds the
     /// whole home: configuration, profile homes and state, caches.
     pub fn protected_dirs(&self) -> Vec<PathBuf> {
-        vec![
+        let mut dirs = vec![
             self.config_home.join("antimony"),
             self.data_home.join("antimony"),
             self.state_home.join("antimony"),
             self.cache_home.join("antimony"),
-        ]
+        ];
+        // Running instances' records and control sockets.
+        if let Some(r) = &self.runtime_dir {
+            dirs.push(r.join("antimony"));
+        }
+        dirs
     }
 }
 

@@ -314,3 +314,71 @@ pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
         }),
     }
 }
+
+/// The protocol on an instance's `control` socket (`SOCK_SEQPACKET`).
+/// Requests start with the same 16-byte header as the sandbox channel
+/// (`sandbox::protocol`); replies are that channel's messages (`Spawned`,
+/// `SpawnFailed`, `Reaped`) for the entered command. A `Stop` is answered
+/// by the supervisor exiting once the instance has ended, which closes
+/// the connection.
+pub mod wire {
+    use crate::sandbox::protocol::{header, words};
+
+    /// Run a command inside: argument count, NUL-terminated arguments, and
+    /// the client's stdin, stdout and stderr as descriptors.
+    pub const ENTER: u32 = 200;
+    /// Pass a signal on to the entered command.
+    pub const SIGNAL: u32 = 201;
+    /// Stop the instance.
+    pub const STOP: u32 = 202;
+
+    pub fn enter_request(argv: &[&[u8]]) -> Option<Vec<u8>> {
+        if argv.is_empty() || argv.iter().any(|a| a.contains(&0)) {
+            return None;
+        }
+        let mut out = header(ENTER, 0, 0, 0).to_vec();
+        out.extend_from_slice(&(argv.len() as u32).to_ne_bytes());
+        for a in argv {
+            out.extend_from_slice(a);
+            out.push(0);
+        }
+        (out.len() <= crate::sandbox::protocol::MAX_REQUEST).then_some(out)
+    }
+
+    /// The arguments of an `ENTER` request.
+    pub fn parse_enter(buf: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let (kind, ..) = words(buf)?;
+        if kind != ENTER || buf.len() < 20 {
+            return None;
+        }
+        let argc = u32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) as usize;
+        let parts: Vec<Vec<u8>> = buf[20..]
+            .split(|&b| b == 0)
+            .take(argc)
+            .map(<[u8]>::to_vec)
+            .collect();
+        (argc > 0 && parts.len() == argc && argc <= crate::sandbox::protocol::MAX_STRINGS)
+            .then_some(parts)
+    }
+
+    pub fn signal_request(sig: i32) -> [u8; 16] {
+        header(SIGNAL, 0, 0, sig)
+    }
+
+    pub fn stop_request() -> [u8; 16] {
+        header(STOP, 0, 0, 0)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn enter_round_trip() {
+            let r = super::enter_request(&[b"/bin/sh", b"-c", b"id"]).unwrap();
+            assert_eq!(
+                super::parse_enter(&r).unwrap(),
+                vec![b"/bin/sh".to_vec(), b"-c".to_vec(), b"id".to_vec()]
+            );
+            assert!(super::enter_request(&[]).is_none());
+        }
+    }
+}

@@ -5,7 +5,12 @@ use crate::error::Error;
 use crate::host::Host;
 use crate::profile::Searcher;
 
-pub fn integrate(_profile: &str, _remove: bool, _host: &Host, _searcher: &Searcher) -> Result<u8, Error> {
+pub fn integrate(
+    _profile: &str,
+    _remove: bool,
+    _host: &Host,
+    _searcher: &Searcher,
+) -> Result<u8, Error> {
     Err(Error::Other("integrate: not implemented yet".into()))
 }
 

@@ -22,17 +22,29 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
     let mut list = records::read(&dir, profile, limit);
     if json {
         list.reverse();
-        println!("{}", serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into()));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into())
+        );
         return 0;
     }
     list.reverse();
-    let width = list.iter().map(|r| r.profile.len()).max().unwrap_or(7).max(7);
+    let width = list
+        .iter()
+        .map(|r| r.profile.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
     println!(
         "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  HOOKS",
         "STARTED (UTC)", "PROFILE", "INSTANCE", "DURATION", "RESULT"
     );
     for r in &list {
-        let failed = r.hooks.iter().filter(|h| h.status != "ok" && h.status != "skipped").count();
+        let failed = r
+            .hooks
+            .iter()
+            .filter(|h| h.status != "ok" && h.status != "skipped")
+            .count();
         let hooks_col = if failed > 0 {
             format!("{} ({failed} failed)", r.hooks.len())
         } else {
@@ -55,7 +67,10 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
                     h.name,
                     seconds(h.duration_ms),
                     h.status,
-                    h.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                    h.error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 );
             }
         }

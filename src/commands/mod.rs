@@ -1,6 +1,7 @@
 //! The subcommands, and the one place errors become output and exit codes.
 
 mod edit;
+mod instances;
 mod integrate;
 mod list;
 mod log;
@@ -36,7 +37,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     // written by `antimony integrate`): run the profile of that name with
     // every argument passed on to the program.
     if let Some(name) = invoked_as(args.first()) {
-        let mut run: Vec<OsString> = vec!["antimony".into(), "run".into(), name.into(), "--".into()];
+        let mut run: Vec<OsString> =
+            vec!["antimony".into(), "run".into(), name.into(), "--".into()];
         run.extend(args.drain(1..));
         args = run;
     }
@@ -99,10 +101,12 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
             hooks,
             json,
         } => Ok(log::log(host, profile.as_deref(), limit, json, hooks)),
-        Command::Ps { .. } | Command::Enter { .. } | Command::Stop { .. } => {
-            Err(Error::Other("not implemented yet".into()))
+        Command::Ps { json } => instances::ps(host, json),
+        Command::Enter { instance, command } => instances::enter(host, &instance, command),
+        Command::Stop { instance } => instances::stop(host, &instance),
+        Command::Integrate { profile, remove } => {
+            integrate::integrate(&profile, remove, host, &searcher)
         }
-        Command::Integrate { profile, remove } => integrate::integrate(&profile, remove, host, &searcher),
         Command::Completions { shell } => integrate::completions(shell),
     }
 }
@@ -122,7 +126,7 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         print!("{plan}");
         return Ok(0);
     }
-    let outcome = crate::pipeline::run(&plan, host);
+    let outcome = crate::pipeline::run(&plan, host, args.status_fd);
     for w in &outcome.warnings {
         warn(w);
     }

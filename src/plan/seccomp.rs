@@ -49,7 +49,8 @@ macro_rules! syscalls {
 }
 
 /// Refused outright: kernel attack surface, introspection of other
-/// processes, keyrings, and every way to change the mount table or the root.
+/// processes, keyrings, and every way to change the mount table or the root
+/// (`chroot` too, added by `build` unless nested user namespaces are allowed).
 const DENIED: &[(&str, i64)] = syscalls![
     SYS_ptrace,
     SYS_process_vm_readv,
@@ -75,7 +76,6 @@ const DENIED: &[(&str, i64)] = syscalls![
     SYS_mount,
     SYS_umount2,
     SYS_pivot_root,
-    SYS_chroot,
     SYS_setns,
     SYS_io_uring_setup,
     SYS_io_uring_enter,
@@ -127,6 +127,17 @@ impl SeccompPlan {
         }
         denied.push("open_tree_attr");
         rules.insert(SYS_OPEN_TREE_ATTR, Vec::new());
+        // chroot needs CAP_SYS_CHROOT, which the sandbox only ever holds
+        // inside a user namespace of its own, over that namespace's mounts:
+        // refused outright unless nested user namespaces are allowed, where
+        // browsers' own sandboxes need it (Chromium's setuid-less sandbox
+        // chroots each renderer into an empty `/proc/self/fdinfo/` right
+        // after CLONE_NEWUSER). The sandbox's own root stays out of reach:
+        // a nested namespace cannot see beneath the pivot_root'ed root.
+        if !nested_userns {
+            rules.insert(libc::SYS_chroot, Vec::new());
+            denied.push("chroot");
+        }
 
         let mut conditional = Vec::new();
         // Terminal injection: compared on the low 32 bits only, as the
@@ -251,8 +262,12 @@ mod tests {
         assert_eq!(p.programs.len(), 2);
         assert!(p.denied.contains(&"keyctl"));
         assert!(p.conditional.iter().any(|(n, _)| *n == "unshare"));
+        assert!(p.denied.contains(&"chroot"));
         let q = SeccompPlan::build(true).unwrap();
         assert!(!q.conditional.iter().any(|(n, _)| *n == "unshare"));
+        // chroot is allowed only with nested user namespaces (it needs
+        // CAP_SYS_CHROOT, held only inside one).
+        assert!(!q.denied.contains(&"chroot"));
         assert!(q.programs[0].len() < p.programs[0].len());
     }
 }

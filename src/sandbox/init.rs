@@ -1,33 +1,47 @@
 //! The sandbox's first process, after the fork: it builds the sandbox,
-//! confines itself, starts the program, and then serves as PID 1 (reaping
-//! zombies, forwarding signals, reporting the program's exit).
+//! confines itself, starts the program, and then serves as PID 1: it reaps
+//! zombies, passes signals on to the program, starts commands inside the
+//! sandbox when antimony asks (hooks with `inside = true`, `antimony
+//! enter`), and reports the program's end.
+//!
+//! A command init starts is a fork of init after it confined itself, so it
+//! has exactly the sandbox's confinement: namespaces, root, Landlock domain,
+//! seccomp filter, no capabilities, no_new_privs.
 //!
 //! Everything here runs in a child forked from a single-threaded antimony
 //! and makes syscalls only: no allocation, no locks, no panics (a failed
 //! step is reported to antimony as a typed message and the child exits).
+//! Buffers it needs (requests, pointer arrays) were allocated before the fork.
 
+use std::ffi::CStr;
 use std::os::fd::RawFd;
 
 use super::prepare::Prepared;
-use super::protocol::{Message, Step};
+use super::protocol::{self, Message, Step};
 use super::sys::{self, Errno};
 use super::{caps, landlock, mounts, namespaces, seccomp};
 
 /// Exit code of init when set-up failed (antimony reads the message, not this).
 const SETUP_FAILED: i32 = 125;
 
-fn fail(msg: RawFd, step: Step, index: u32, errno: Errno) -> ! {
-    let _ = Message::Failed { step, index, errno }.send(msg);
+/// How many commands may run inside at once (besides the program).
+const MAX_COMMANDS: usize = 64;
+
+/// Where a bare command name is looked up inside when its environment has no PATH.
+const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/usr/bin:/bin";
+
+fn fail(chan: RawFd, step: Step, index: u32, errno: Errno) -> ! {
+    let _ = Message::Failed { step, index, errno }.send(chan);
     sys::exit(SETUP_FAILED)
 }
 
-/// Entry point of the cloned child. `msg` is the write end of the pipe to
+/// Entry point of the cloned child. `chan` is its end of the channel to
 /// antimony.
-pub fn run(p: &mut Prepared, msg: RawFd) -> ! {
+pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
     // Die with antimony, even if it is killed with SIGKILL: when PID 1 of
     // a PID namespace dies, the kernel kills everything else in it.
     if let Err(e) = sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) {
-        fail(msg, Step::Parent, 0, e);
+        fail(chan, Step::Parent, 0, e);
     }
     // antimony may have died before the line above took effect.
     let mut pfd = libc::pollfd {
@@ -40,112 +54,157 @@ pub fn run(p: &mut Prepared, msg: RawFd) -> ! {
         sys::exit(SETUP_FAILED);
     }
     sys::close(p.parent_fd());
-    // SAFETY: umask cannot fail.
-    unsafe { libc::umask(0o022) };
+    // SAFETY: PR_SET_NAME with a static NUL-terminated name; umask cannot fail.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"antimony-init".as_ptr());
+        libc::umask(0o022);
+    }
 
     if let Err(e) = namespaces::write_id_maps(&p.uid_map, &p.gid_map) {
-        fail(msg, Step::IdMap, 0, e);
+        fail(chan, Step::IdMap, 0, e);
     }
 
     // The file system.
     if let Err((step, e)) = mounts::enter_base() {
-        fail(msg, step, 0, e);
+        fail(chan, step, 0, e);
     }
     for (i, cmd) in p.mounts.iter_mut().enumerate() {
         if let Err((step, e)) = mounts::apply(cmd) {
-            fail(msg, step, i as u32, e);
+            fail(chan, step, i as u32, e);
         }
     }
     if let Err((step, e)) = mounts::leave_base() {
-        fail(msg, step, 0, e);
+        fail(chan, step, 0, e);
     }
     if p.new_net {
         if let Err(e) = namespaces::loopback_up() {
-            fail(msg, Step::Loopback, 0, e);
+            fail(chan, Step::Loopback, 0, e);
         }
     }
 
     // Confinement, which the program inherits. Non-dumpable: the program
     // may neither ptrace init nor open its /proc entries (root, fds).
     if let Err(e) = sys::prctl(libc::PR_SET_DUMPABLE, 0) {
-        fail(msg, Step::NoNewPrivs, 0, e);
+        fail(chan, Step::NoNewPrivs, 0, e);
     }
     if let Err(e) = sys::prctl5(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) {
-        fail(msg, Step::NoNewPrivs, 0, e);
+        fail(chan, Step::NoNewPrivs, 0, e);
     }
     if let Some(ll) = &p.landlock {
         if let Err((step, i, e)) = landlock::apply(ll) {
-            fail(msg, step, i, e);
+            fail(chan, step, i, e);
         }
     }
     if let Err(e) = caps::drop_all(&p.caps) {
-        fail(msg, Step::Capabilities, 0, e);
+        fail(chan, Step::Capabilities, 0, e);
     }
     if let Err(e) = seccomp::install(&p.seccomp) {
-        fail(msg, Step::Seccomp, 0, e);
+        fail(chan, Step::Seccomp, 0, e);
     }
-    // Nothing inherited crosses into the sandbox but stdin, stdout, stderr
-    // and our pipe to antimony.
-    close_all_but(msg);
+    // Signals arrive through a signalfd (every signal is blocked: antimony
+    // blocked them before the fork).
+    // SAFETY: sigfillset and signalfd with a local set.
+    let sfd = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::signalfd(-1, &all, libc::SFD_CLOEXEC)
+    };
+    if sfd < 0 {
+        fail(chan, Step::Fork, 0, Errno::last());
+    }
+    // Nothing inherited crosses into the sandbox but stdin, stdout, stderr,
+    // our channel to antimony and the signalfd.
+    close_all_but(chan, sfd);
 
-    let program = start_program(p, msg);
-    let _ = Message::Started { pid: program }.send(msg);
-    serve(program, msg)
+    let spec = Exec {
+        path: p.program.as_ptr(),
+        argv: p.argv.as_ptr(),
+        envp: p.envp.as_ptr(),
+        cwd: p.cwd.as_ptr(),
+        fallback_cwd: p.home.as_ptr(),
+        stdio: None,
+        umask: p.umask,
+    };
+    let program = match fork_exec(&spec) {
+        Ok(pid) => pid,
+        Err((step, e)) => fail(chan, step, 0, e),
+    };
+    let _ = Message::Started { pid: program }.send(chan);
+    serve(p, program, chan, sfd)
 }
 
-fn close_all_but(keep: RawFd) {
-    if keep > 3 {
-        let _ = sys::close_range(3, keep as u32 - 1, 0);
+fn close_all_but(a: RawFd, b: RawFd) {
+    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+    let mut from: u32 = 3;
+    for keep in [lo, hi] {
+        if keep as u32 > from {
+            let _ = sys::close_range(from, keep as u32 - 1, 0);
+        }
+        from = from.max(keep as u32 + 1);
     }
-    let _ = sys::close_range(keep as u32 + 1, u32::MAX, 0);
+    let _ = sys::close_range(from, u32::MAX, 0);
 }
 
-/// Forks the program. Returns its PID once it has executed; reports a
-/// failure to execute as a set-up failure.
-fn start_program(p: &Prepared, msg: RawFd) -> libc::pid_t {
+/// What to execute and how.
+struct Exec {
+    /// The file to execute, or a bare name to look up in `envp`'s PATH.
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    cwd: *const libc::c_char,
+    fallback_cwd: *const libc::c_char,
+    /// Descriptors for 0, 1 and 2 (else inherited from init).
+    stdio: Option<[RawFd; 3]>,
+    umask: libc::mode_t,
+}
+
+/// Forks a process that executes `spec`. Returns its PID once it has
+/// executed; a failure to execute comes back with its step and errno.
+fn fork_exec(spec: &Exec) -> Result<libc::pid_t, (Step, Errno)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills a two-element array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        fail(msg, Step::Fork, 0, Errno::last());
+        return Err((Step::Fork, Errno::last()));
     }
     let [read_end, write_end] = fds;
     let pid = match sys::clone(libc::SIGCHLD as libc::c_ulong, None) {
         Ok(pid) => pid,
-        Err(e) => fail(msg, Step::Fork, 0, e),
+        Err(e) => {
+            sys::close(read_end);
+            sys::close(write_end);
+            return Err((Step::Fork, e));
+        }
     };
     if pid == 0 {
         sys::close(read_end);
-        exec_program(p, write_end);
+        exec_child(spec, write_end);
     }
     sys::close(write_end);
-    // The pipe closes on a successful exec (O_CLOEXEC); otherwise the
-    // program's child writes the failed step and errno.
+    // The pipe closes on a successful exec (O_CLOEXEC); otherwise the child
+    // writes the failed step and errno.
     let mut buf = [0u8; 8];
-    match sys::read_full(read_end, &mut buf) {
-        Ok(8) => {
-            let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-            let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
-            let step = if step == Step::Setsid as u32 {
-                Step::Setsid
-            } else {
-                Step::Exec
-            };
-            let mut status = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            fail(msg, step, 0, errno);
-        }
-        _ => {
-            sys::close(read_end);
-            pid
-        }
+    let got = sys::read_full(read_end, &mut buf);
+    sys::close(read_end);
+    if let Ok(8) = got {
+        let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
+        let step = if step == Step::Setsid as u32 {
+            Step::Setsid
+        } else {
+            Step::Exec
+        };
+        let mut status = 0;
+        // SAFETY: reaping our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err((step, errno));
     }
+    Ok(pid)
 }
 
-/// In the program's process: a new session (no controlling terminal, so no
-/// TIOCSTI into the caller's shell), default signals, the working folder,
-/// every descriptor above 2 closed at exec, then exec.
-fn exec_program(p: &Prepared, report: RawFd) -> ! {
+/// In the forked process: its stdio, a new session (no controlling
+/// terminal, so no TIOCSTI into the caller's shell), default signals, the
+/// working folder, every descriptor above 2 closed at exec, then exec.
+fn exec_child(spec: &Exec, report: RawFd) -> ! {
     let fail_with = |step: Step, e: Errno| -> ! {
         let mut buf = [0u8; 8];
         buf[0..4].copy_from_slice(&(step as u32).to_ne_bytes());
@@ -153,6 +212,14 @@ fn exec_program(p: &Prepared, report: RawFd) -> ! {
         let _ = sys::write_all(report, &buf);
         sys::exit(127)
     };
+    if let Some(stdio) = spec.stdio {
+        for (target, fd) in stdio.into_iter().enumerate() {
+            // SAFETY: dup2 on descriptors init received for this command.
+            if unsafe { libc::dup2(fd, target as RawFd) } < 0 {
+                fail_with(Step::Exec, Errno::last());
+            }
+        }
+    }
     // SAFETY: an all-zero sigaction with SIG_DFL is valid; sigaction and
     // sigprocmask take pointers to locals.
     unsafe {
@@ -166,52 +233,275 @@ fn exec_program(p: &Prepared, report: RawFd) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::umask(p.umask);
+        libc::umask(spec.umask);
     }
     // SAFETY: setsid takes no arguments.
     if unsafe { libc::setsid() } < 0 {
         fail_with(Step::Setsid, Errno::last());
     }
-    if sys::chdir(&p.cwd).is_err() && sys::chdir(&p.home).is_err() {
-        let _ = sys::chdir(c"/");
+    // SAFETY: chdir with NUL-terminated paths built before the fork (or
+    // received in a request and NUL-terminated by its parser).
+    unsafe {
+        if libc::chdir(spec.cwd) < 0 && libc::chdir(spec.fallback_cwd) < 0 {
+            libc::chdir(c"/".as_ptr());
+        }
     }
     let _ = sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-    // SAFETY: program, argv and envp are NUL-terminated strings and
-    // NULL-terminated pointer arrays built before the fork.
-    unsafe { libc::execve(p.program.as_ptr(), p.argv.as_ptr(), p.envp.as_ptr()) };
-    fail_with(Step::Exec, Errno::last())
+    // SAFETY: path is a NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(spec.path) }.to_bytes();
+    if name.contains(&b'/') {
+        // SAFETY: path, argv and envp are NUL-terminated strings and
+        // NULL-terminated pointer arrays.
+        unsafe { libc::execve(spec.path, spec.argv, spec.envp) };
+        fail_with(Step::Exec, Errno::last());
+    }
+    // A bare name: each folder of PATH in turn, like execvpe(3).
+    let path = find_path(spec.envp).unwrap_or(DEFAULT_PATH);
+    let mut err = Errno::ENOENT;
+    let mut buf = [0u8; 4096];
+    for dir in path.split(|&b| b == b':') {
+        let len = dir.len() + 1 + name.len();
+        if dir.is_empty() || len + 1 > buf.len() {
+            continue;
+        }
+        buf[..dir.len()].copy_from_slice(dir);
+        buf[dir.len()] = b'/';
+        buf[dir.len() + 1..len].copy_from_slice(name);
+        buf[len] = 0;
+        // SAFETY: buf holds a NUL-terminated path; argv and envp as above.
+        unsafe { libc::execve(buf.as_ptr().cast(), spec.argv, spec.envp) };
+        let e = Errno::last();
+        if e != Errno::ENOENT {
+            err = e;
+        }
+    }
+    fail_with(Step::Exec, err)
 }
 
-/// PID 1's loop: every signal is blocked (antimony blocked them before the
-/// fork) and taken with sigwaitinfo. SIGCHLD reaps everything that exited;
-/// any other signal goes to the program. When the program exits, init
-/// reports its status and exits, and the kernel kills what is left.
-fn serve(program: libc::pid_t, msg: RawFd) -> ! {
-    // SAFETY: sigfillset/sigwaitinfo/waitpid/kill with pointers to locals.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        let mut info: libc::siginfo_t = std::mem::zeroed();
+/// The value of `PATH=` in a NULL-terminated environment array.
+fn find_path<'a>(envp: *const *const libc::c_char) -> Option<&'a [u8]> {
+    let mut i = 0;
+    loop {
+        // SAFETY: envp is a NULL-terminated array of C strings.
+        let entry = unsafe { *envp.add(i) };
+        if entry.is_null() {
+            return None;
+        }
+        // SAFETY: a NUL-terminated string of the array.
+        let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
+        if let Some(v) = bytes.strip_prefix(b"PATH=") {
+            return Some(v);
+        }
+        i += 1;
+    }
+}
+
+/// Commands running inside at antimony's request: (PID, id).
+struct Commands {
+    slots: [(libc::pid_t, u32); MAX_COMMANDS],
+}
+
+impl Commands {
+    fn add(&mut self, pid: libc::pid_t, id: u32) -> bool {
+        match self.slots.iter_mut().find(|s| s.0 == 0) {
+            Some(slot) => {
+                *slot = (pid, id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.slots.iter().all(|s| s.0 != 0)
+    }
+
+    fn take_pid(&mut self, pid: libc::pid_t) -> Option<u32> {
+        let slot = self.slots.iter_mut().find(|s| s.0 == pid)?;
+        let id = slot.1;
+        *slot = (0, 0);
+        Some(id)
+    }
+
+    fn pid_of(&self, id: u32) -> Option<libc::pid_t> {
+        self.slots
+            .iter()
+            .find(|s| s.0 != 0 && s.1 == id)
+            .map(|s| s.0)
+    }
+}
+
+/// PID 1's loop. SIGCHLD reaps everything that exited; any other signal
+/// goes to the program. When the program exits, init reports its status
+/// and exits, and the kernel kills what is left.
+fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd) -> ! {
+    let mut commands = Commands {
+        slots: [(0, 0); MAX_COMMANDS],
+    };
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: chan,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if fds[0].revents != 0 {
+            take_signals(sfd, program, chan, &mut commands);
+        }
+        if fds[1].revents != 0 {
+            take_request(p, program, chan, &mut commands);
+        }
+    }
+}
+
+fn take_signals(sfd: RawFd, program: libc::pid_t, chan: RawFd, commands: &mut Commands) {
+    const SIZE: usize = std::mem::size_of::<libc::signalfd_siginfo>();
+    let mut buf = [0u8; SIZE * 8];
+    // SAFETY: reading into a stack buffer from our signalfd.
+    let n = unsafe { libc::read(sfd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return;
+    }
+    for chunk in buf[..n as usize].chunks_exact(SIZE) {
+        // ssi_signo is the first field of signalfd_siginfo.
+        let sig = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as libc::c_int;
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill with integers.
+            unsafe { libc::kill(program, sig) };
+            continue;
+        }
         loop {
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
+            let mut status = 0;
+            // SAFETY: waitpid with a pointer to a local.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
             }
-            if sig != libc::SIGCHLD {
-                libc::kill(program, sig);
-                continue;
+            if pid == program {
+                let _ = Message::Exited { status }.send(chan);
+                sys::exit(0);
             }
-            loop {
-                let mut status = 0;
-                let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                if pid <= 0 {
-                    break;
-                }
-                if pid == program {
-                    let _ = Message::Exited { status }.send(msg);
-                    sys::exit(0);
-                }
+            if let Some(id) = commands.take_pid(pid) {
+                let _ = Message::Reaped { id, status }.send(chan);
             }
         }
     }
+}
+
+fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &mut Commands) {
+    // Room for the three descriptors of an Exec request.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: p.request.as_mut_ptr().cast(),
+        iov_len: p.request.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points to valid buffers that outlive the call.
+    let n = unsafe { libc::recvmsg(chan, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n == 0 {
+        // antimony is gone; so is the sandbox.
+        sys::exit(0);
+    }
+    if n < 0 {
+        return;
+    }
+    // The descriptors that came with the request.
+    let mut stdio = [-1 as RawFd; 3];
+    let mut count = 0;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let len = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..len {
+                    let fd = std::ptr::read_unaligned(data.add(i));
+                    if count < 3 {
+                        stdio[count] = fd;
+                        count += 1;
+                    } else {
+                        sys::close(fd);
+                    }
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    let close_stdio = |fds: &[RawFd; 3]| {
+        for &fd in fds {
+            if fd >= 0 {
+                sys::close(fd);
+            }
+        }
+    };
+    let Some((kind, id, _, arg)) = protocol::words(&p.request[..n as usize]) else {
+        close_stdio(&stdio);
+        return;
+    };
+    match kind {
+        protocol::REQ_SIGNAL => {
+            let target = if id == 0 {
+                Some(program)
+            } else {
+                commands.pid_of(id)
+            };
+            if let Some(pid) = target {
+                // SAFETY: kill with integers.
+                unsafe { libc::kill(pid, arg) };
+            }
+            close_stdio(&stdio);
+        }
+        protocol::REQ_EXEC => {
+            let reply = if count != 3 {
+                Err(Errno::EBADF)
+            } else if commands.full() {
+                Err(Errno::EAGAIN)
+            } else {
+                start_command(p, n as usize, stdio)
+            };
+            close_stdio(&stdio);
+            let _ = match reply {
+                Ok(pid) => {
+                    commands.add(pid, id);
+                    Message::Spawned { id, pid }.send(chan)
+                }
+                Err(errno) => Message::SpawnFailed { id, errno }.send(chan),
+            };
+        }
+        _ => close_stdio(&stdio),
+    }
+}
+
+fn start_command(p: &mut Prepared, len: usize, stdio: [RawFd; 3]) -> Result<libc::pid_t, Errno> {
+    let (payload, ptrs) = (&p.request[16..len], &mut p.request_ptrs);
+    let Some((argc, _envc, cwd)) = protocol::parse_exec(payload, ptrs) else {
+        return Err(Errno::EINVAL);
+    };
+    let spec = Exec {
+        path: ptrs[0],
+        argv: ptrs.as_ptr(),
+        envp: ptrs[argc + 1..].as_ptr(),
+        cwd: cwd.as_ptr().cast(),
+        fallback_cwd: c"/".as_ptr(),
+        stdio: Some(stdio),
+        umask: p.umask,
+    };
+    fork_exec(&spec).map_err(|(_, e)| e)
 }

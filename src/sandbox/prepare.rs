@@ -38,6 +38,10 @@ pub struct Prepared {
     /// A pidfd of antimony itself: the child checks it once, after asking
     /// to die with its parent, to close the race where antimony died first.
     pub parent: OwnedFd,
+    /// Init's buffer for requests from antimony, allocated before the fork.
+    pub request: Vec<u8>,
+    /// Init's argv/envp pointer array for commands run inside.
+    pub request_ptrs: Vec<*const libc::c_char>,
 }
 
 fn bytes(prefix: &str, path: &Path) -> Vec<u8> {
@@ -258,6 +262,8 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         home: cstring(&plan.home)?,
         umask,
         parent: pidfd_self()?,
+        request: vec![0; super::protocol::MAX_REQUEST],
+        request_ptrs: vec![std::ptr::null(); super::protocol::MAX_STRINGS + 2],
     })
 }
 

@@ -1,8 +1,14 @@
-//! Messages from the sandbox's init (PID 1) to antimony, over a pipe.
+//! The channel between antimony and the sandbox's init (PID 1): a
+//! `SOCK_SEQPACKET` socket pair, so every message arrives whole, and
+//! descriptors can travel with a request.
 //!
-//! Each message is 16 bytes (`kind`, three words), written with one
-//! `write(2)` below PIPE_BUF, so it arrives whole. The sequence is:
-//! `Failed` (set-up failed; init then exits), or `Started` then `Exited`.
+//! Every message starts with a 16-byte header (`kind` and three words).
+//! From init: `Failed` (set-up failed; init then exits), or `Started`,
+//! then any number of `Spawned`/`SpawnFailed`/`Reaped` for commands run
+//! inside, and finally `Exited`. To init: `Exec` (a command to start
+//! inside, with its argv, environment and working folder after the
+//! header and its stdin, stdout and stderr as three descriptors) and
+//! `Signal`.
 
 use super::sys::{self, Errno, R};
 use std::os::fd::RawFd;
@@ -68,6 +74,7 @@ impl Step {
     }
 }
 
+/// Messages from init.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Message {
     /// A set-up step failed; nothing of the program ran.
@@ -78,40 +85,80 @@ pub enum Message {
     },
     /// The program was executed; its PID inside the sandbox.
     Started { pid: i32 },
-    /// The program ended with this wait status.
+    /// The program ended with this wait status; init exits next.
     Exited { status: i32 },
+    /// Command `id` runs inside, as this PID (inside the sandbox).
+    Spawned { id: u32, pid: i32 },
+    /// Command `id` could not be started.
+    SpawnFailed { id: u32, errno: Errno },
+    /// Command `id` ended with this wait status.
+    Reaped { id: u32, status: i32 },
 }
 
 const FAILED: u32 = 1;
 const STARTED: u32 = 2;
 const EXITED: u32 = 3;
+const SPAWNED: u32 = 4;
+const SPAWN_FAILED: u32 = 5;
+const REAPED: u32 = 6;
+
+/// Requests to init.
+pub const REQ_EXEC: u32 = 100;
+pub const REQ_SIGNAL: u32 = 101;
+
+/// The largest `Exec` request: header and payload.
+pub const MAX_REQUEST: usize = 128 * 1024;
+/// The most arguments plus environment entries of one `Exec`.
+pub const MAX_STRINGS: usize = 4096;
+
+pub fn header(kind: u32, a: u32, b: u32, c: i32) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0..4].copy_from_slice(&kind.to_ne_bytes());
+    out[4..8].copy_from_slice(&a.to_ne_bytes());
+    out[8..12].copy_from_slice(&b.to_ne_bytes());
+    out[12..16].copy_from_slice(&c.to_ne_bytes());
+    out
+}
+
+/// The header's four words.
+pub fn words(buf: &[u8]) -> Option<(u32, u32, u32, i32)> {
+    if buf.len() < 16 {
+        return None;
+    }
+    let w = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    Some((w(0), w(4), w(8), w(12) as i32))
+}
 
 impl Message {
     pub fn encode(self) -> [u8; 16] {
-        let (kind, a, b, c) = match self {
-            Message::Failed { step, index, errno } => (FAILED, step as u32, index, errno as i32),
-            Message::Started { pid } => (STARTED, 0, 0, pid),
-            Message::Exited { status } => (EXITED, 0, 0, status),
-        };
-        let mut out = [0u8; 16];
-        out[0..4].copy_from_slice(&kind.to_ne_bytes());
-        out[4..8].copy_from_slice(&a.to_ne_bytes());
-        out[8..12].copy_from_slice(&b.to_ne_bytes());
-        out[12..16].copy_from_slice(&c.to_ne_bytes());
-        out
+        match self {
+            Message::Failed { step, index, errno } => {
+                header(FAILED, step as u32, index, errno as i32)
+            }
+            Message::Started { pid } => header(STARTED, 0, 0, pid),
+            Message::Exited { status } => header(EXITED, 0, 0, status),
+            Message::Spawned { id, pid } => header(SPAWNED, id, 0, pid),
+            Message::SpawnFailed { id, errno } => header(SPAWN_FAILED, id, 0, errno as i32),
+            Message::Reaped { id, status } => header(REAPED, id, 0, status),
+        }
     }
 
-    pub fn decode(buf: &[u8; 16]) -> Option<Message> {
-        let word = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-        let c = word(12) as i32;
-        match word(0) {
+    pub fn decode(buf: &[u8]) -> Option<Message> {
+        let (kind, a, b, c) = words(buf)?;
+        match kind {
             FAILED => Some(Message::Failed {
-                step: Step::from_u32(word(4))?,
-                index: word(8),
+                step: Step::from_u32(a)?,
+                index: b,
                 errno: Errno::from_raw(c),
             }),
             STARTED => Some(Message::Started { pid: c }),
             EXITED => Some(Message::Exited { status: c }),
+            SPAWNED => Some(Message::Spawned { id: a, pid: c }),
+            SPAWN_FAILED => Some(Message::SpawnFailed {
+                id: a,
+                errno: Errno::from_raw(c),
+            }),
+            REAPED => Some(Message::Reaped { id: a, status: c }),
             _ => None,
         }
     }
@@ -120,6 +167,69 @@ impl Message {
     pub fn send(self, fd: RawFd) -> R<()> {
         sys::write_all(fd, &self.encode())
     }
+}
+
+/// Builds an `Exec` request (antimony's side): the header, then the
+/// argument and environment counts, then NUL-terminated arguments,
+/// environment entries and the working folder.
+pub fn exec_request(id: u32, argv: &[&[u8]], env: &[&[u8]], cwd: &[u8]) -> Option<Vec<u8>> {
+    if argv.is_empty()
+        || argv.len() + env.len() > MAX_STRINGS
+        || argv.iter().chain(env).chain([&cwd]).any(|s| s.contains(&0))
+    {
+        return None;
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&header(REQ_EXEC, id, 0, 0));
+    out.extend_from_slice(&(argv.len() as u32).to_ne_bytes());
+    out.extend_from_slice(&(env.len() as u32).to_ne_bytes());
+    for s in argv.iter().chain(env) {
+        out.extend_from_slice(s);
+        out.push(0);
+    }
+    out.extend_from_slice(cwd);
+    out.push(0);
+    (out.len() <= MAX_REQUEST).then_some(out)
+}
+
+pub fn signal_request(id: u32, sig: i32) -> [u8; 16] {
+    header(REQ_SIGNAL, id, 0, sig)
+}
+
+/// Splits an `Exec` payload in place (init's side, no allocation): fills
+/// `ptrs` with the argument pointers, a NULL, the environment pointers and
+/// a NULL. Returns (argument count, environment count, working folder).
+pub fn parse_exec<'a>(
+    payload: &'a [u8],
+    ptrs: &mut [*const libc::c_char],
+) -> Option<(usize, usize, &'a [u8])> {
+    if payload.len() < 8 {
+        return None;
+    }
+    let argc = u32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize;
+    let envc = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]) as usize;
+    if argc == 0 || argc + envc + 2 > ptrs.len() {
+        return None;
+    }
+    let mut rest = &payload[8..];
+    let mut slot = 0;
+    for i in 0..argc + envc {
+        if i == argc {
+            ptrs[slot] = std::ptr::null();
+            slot += 1;
+        }
+        let end = rest.iter().position(|&b| b == 0)?;
+        ptrs[slot] = rest.as_ptr().cast();
+        slot += 1;
+        rest = &rest[end + 1..];
+    }
+    if envc == 0 {
+        ptrs[slot] = std::ptr::null();
+        slot += 1;
+    }
+    ptrs[slot] = std::ptr::null();
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some((argc, envc, &rest[..=end]))
 }
 
 #[cfg(test)]
@@ -136,9 +246,35 @@ mod tests {
             },
             Message::Started { pid: 2 },
             Message::Exited { status: 9 },
+            Message::Spawned { id: 3, pid: 12 },
+            Message::SpawnFailed {
+                id: 3,
+                errno: Errno::ENOENT,
+            },
+            Message::Reaped { id: 3, status: 256 },
         ] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
         assert_eq!(Message::decode(&[0xff; 16]), None);
+    }
+
+    #[test]
+    fn exec_requests() {
+        let req = exec_request(5, &[b"/bin/sh", b"-c"], &[b"A=1"], b"/home").unwrap();
+        let (kind, id, _, _) = words(&req).unwrap();
+        assert_eq!((kind, id), (REQ_EXEC, 5));
+        let mut ptrs = [std::ptr::null(); 8];
+        let (argc, envc, cwd) = parse_exec(&req[16..], &mut ptrs).unwrap();
+        assert_eq!((argc, envc), (2, 1));
+        assert_eq!(cwd, b"/home\0");
+        // SAFETY: the pointers point into `req`, at NUL-terminated strings.
+        let s = |p: *const libc::c_char| unsafe { std::ffi::CStr::from_ptr(p) }.to_bytes().to_vec();
+        assert_eq!(s(ptrs[0]), b"/bin/sh");
+        assert_eq!(s(ptrs[1]), b"-c");
+        assert!(ptrs[2].is_null());
+        assert_eq!(s(ptrs[3]), b"A=1");
+        assert!(ptrs[4].is_null());
+        assert!(exec_request(1, &[b"a\0b"], &[], b"/").is_none());
+        assert!(exec_request(1, &[], &[], b"/").is_none());
     }
 }

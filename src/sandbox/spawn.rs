@@ -3,16 +3,20 @@
 //! `spawn` checks that antimony is single-threaded (the child makes only
 //! syscalls, but a fork of a multi-threaded process could still inherit a
 //! lock held by another thread), blocks every signal so that the child
-//! starts with them blocked (its init takes them with sigwaitinfo), and
+//! starts with them blocked (its init takes them through a signalfd), and
 //! clones into new namespaces. The parent then holds a pidfd of the init and
-//! the read end of its message pipe.
+//! its end of the channel to it (`protocol`).
 
+use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
+};
 
 use super::prepare::Prepared;
-use super::protocol::Message;
+use super::protocol::{self, Message};
 use super::sys::{self, Errno};
 use super::{SandboxError, init};
 
@@ -21,7 +25,7 @@ use super::{SandboxError, init};
 pub struct Sandbox {
     pub pid: libc::pid_t,
     pub pidfd: OwnedFd,
-    messages: OwnedFd,
+    channel: OwnedFd,
     reaped: bool,
 }
 
@@ -34,31 +38,36 @@ fn thread_count() -> Option<usize> {
     rest.split(' ').nth(17)?.parse().ok()
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| {
-        SandboxError::Syscall {
-            what: "pipe2",
-            errno,
-        }
+/// The channel: a SOCK_SEQPACKET pair, both ends close-on-exec.
+fn channel() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|errno| SandboxError::Syscall {
+        what: "socketpair",
+        errno,
     })?;
-    // Keep the write end above stdio, so "close everything above 2" in the
-    // child can spare it.
-    if w.as_raw_fd() > 2 {
-        return Ok((r, w));
+    // Keep the child's end above stdio, so "close everything above 2" in
+    // the child can spare it.
+    if theirs.as_raw_fd() > 2 {
+        return Ok((ours, theirs));
     }
     let high =
-        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(|errno| {
+        nix::fcntl::fcntl(&theirs, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3)).map_err(|errno| {
             SandboxError::Syscall {
                 what: "fcntl",
                 errno,
             }
         })?;
     // SAFETY: fcntl just returned this new descriptor.
-    Ok((r, unsafe { OwnedFd::from_raw_fd(high) }))
+    Ok((ours, unsafe { OwnedFd::from_raw_fd(high) }))
 }
 
 /// Starts the sandbox. Returns once the child exists; it reports over the
-/// message pipe when the program has started or what failed.
+/// channel when the program has started or what failed.
 pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
     match thread_count() {
         Some(1) => {}
@@ -70,7 +79,7 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
             });
         }
     }
-    let (read_end, write_end) = pipe()?;
+    let (ours, theirs) = channel()?;
     let mut old = SigSet::empty();
     sigprocmask(
         SigmaskHow::SIG_SETMASK,
@@ -88,16 +97,16 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
     let r = sys::clone(flags, Some(&mut pidfd));
     if let Ok(0) = r {
         // The child. Never returns.
-        init::run(p, write_end.as_raw_fd());
+        init::run(p, theirs.as_raw_fd());
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-    drop(write_end);
+    drop(theirs);
     match r {
         Ok(pid) => Ok(Sandbox {
             pid,
             // SAFETY: CLONE_PIDFD stored a new descriptor for the child here.
             pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-            messages: read_end,
+            channel: ours,
             reaped: false,
         }),
         Err(errno) => Err(SandboxError::Clone(errno)),
@@ -105,28 +114,100 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
 }
 
 impl Sandbox {
-    /// The message pipe, to poll on.
+    /// The channel, to poll on.
     pub fn messages_fd(&self) -> BorrowedFd<'_> {
-        self.messages.as_fd()
+        self.channel.as_fd()
     }
 
-    /// Reads the next message; `None` at end of file (init is gone).
+    /// Reads the next message; `None` when init is gone.
     pub fn read_message(&self) -> Result<Option<Message>, SandboxError> {
         let mut buf = [0u8; 16];
-        match sys::read_full(self.messages.as_raw_fd(), &mut buf) {
-            Ok(16) => Message::decode(&buf)
-                .map(Some)
-                .ok_or(SandboxError::Protocol),
-            Ok(0) => Ok(None),
-            Ok(_) => Err(SandboxError::Protocol),
-            Err(errno) => Err(SandboxError::Syscall {
-                what: "read from the sandbox",
-                errno,
-            }),
+        loop {
+            // SAFETY: receiving into a stack buffer from our socket.
+            let n = unsafe {
+                libc::recv(
+                    self.channel.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                )
+            };
+            if n < 0 {
+                let errno = Errno::last();
+                if errno == Errno::EINTR {
+                    continue;
+                }
+                if errno == Errno::ECONNRESET {
+                    return Ok(None);
+                }
+                return Err(SandboxError::Syscall {
+                    what: "read from the sandbox",
+                    errno,
+                });
+            }
+            return match n {
+                0 => Ok(None),
+                16 => Message::decode(&buf)
+                    .map(Some)
+                    .ok_or(SandboxError::Protocol),
+                _ => Err(SandboxError::Protocol),
+            };
         }
     }
 
-    /// Sends a signal to the sandbox's init, which passes it to the program.
+    /// Asks init to start a command inside the sandbox, with these stdin,
+    /// stdout and stderr. Its PID (or failure) comes back as a message.
+    pub fn exec(
+        &self,
+        id: u32,
+        argv: &[&[u8]],
+        env: &[&[u8]],
+        cwd: &[u8],
+        stdio: [RawFd; 3],
+    ) -> Result<(), SandboxError> {
+        let request = protocol::exec_request(id, argv, env, cwd).ok_or(SandboxError::Syscall {
+            what: "build the request to run a command inside",
+            errno: Errno::E2BIG,
+        })?;
+        let iov = [IoSlice::new(&request)];
+        let cmsg = [ControlMessage::ScmRights(&stdio)];
+        sendmsg::<()>(
+            self.channel.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map(drop)
+        .map_err(|errno| SandboxError::Syscall {
+            what: "send a command to the sandbox",
+            errno,
+        })
+    }
+
+    /// Asks init to send a signal to command `id` (0: the program).
+    pub fn signal_inside(&self, id: u32, sig: libc::c_int) {
+        let request = protocol::signal_request(id, sig);
+        // SAFETY: sending a stack buffer on our socket.
+        unsafe {
+            libc::send(
+                self.channel.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+    }
+
+    /// The program's PID on the host: init's first child.
+    pub fn program_host_pid(&self) -> Option<u32> {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Sends a signal to the sandbox's init. Init passes every signal but
+    /// SIGKILL on to the program.
     pub fn signal(&self, sig: libc::c_int) {
         // SAFETY: pidfd_send_signal with a pidfd we own and no siginfo.
         unsafe {
@@ -153,10 +234,6 @@ impl Sandbox {
         unsafe { libc::waitpid(self.pid, &mut status, 0) };
         self.reaped = true;
         status
-    }
-
-    pub fn pidfd_raw(&self) -> RawFd {
-        self.pidfd.as_raw_fd()
     }
 }
 

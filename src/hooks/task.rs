@@ -1,0 +1,464 @@
+//! One running hook: its process (on the host, or inside the sandbox by
+//! way of its init), its output, its JSON input, its time limits.
+//!
+//! A task never blocks: the pipeline's event loop polls what `fds` lists
+//! and calls back `ready`, `exited` and `tick`. A hook that never reads its
+//! stdin, floods its output, or leaves a background child holding its
+//! output open cannot stall antimony: input is written as the pipe takes
+//! it, output is read as it comes (and only its first KiB kept), and the
+//! task ends when its process ends — pipes still open then are handed back
+//! to be drained while antimony runs, without being waited for.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use super::output::{Captured, Pipe, Stream};
+use super::records::HookRecord;
+use super::state::{Lock, Reply};
+use super::{Context, Failure, command};
+use crate::plan::PlannedHook;
+use crate::sandbox::Sandbox;
+
+/// Where the hook's process runs.
+#[derive(Debug)]
+pub enum Place {
+    Host {
+        child: Child,
+        pidfd: OwnedFd,
+        /// It leads a process group of its own (background hooks), which
+        /// signals reach as a whole.
+        group: bool,
+    },
+    /// Started by the sandbox's init, as command `id`.
+    Inside { id: u32, pid: Option<i32> },
+}
+
+/// JSON still to be written to the hook's stdin.
+#[derive(Debug)]
+struct Input {
+    fd: OwnedFd,
+    data: Vec<u8>,
+    written: usize,
+}
+
+/// What a task asks the event loop to watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    Exit,
+    Pipe(usize),
+    Input,
+}
+
+#[derive(Debug)]
+pub struct Task {
+    /// Index of the hook in the plan.
+    pub hook: usize,
+    pub label: String,
+    pub event: &'static str,
+    pub place: Place,
+    pipes: Vec<Pipe>,
+    input: Option<Input>,
+    pub captured: Captured,
+    pub started: Instant,
+    pub started_at: f64,
+    timeout: Option<Duration>,
+    term_at: Option<Instant>,
+    kill_at: Option<Instant>,
+    timed_out: bool,
+    cancelled: Option<(i32, Duration)>,
+    /// The wait status, once it has ended.
+    pub status: Option<i32>,
+    /// Why it could not start.
+    pub start_error: Option<String>,
+    /// Held while the hook runs (serialized hooks).
+    pub lock: Option<Lock>,
+}
+
+/// How a task ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub failure: Option<Failure>,
+    pub reply: Reply,
+    pub record: HookRecord,
+    /// Output pipes still held open by what the hook left behind.
+    pub leftovers: Vec<Pipe>,
+    pub lock: Option<Lock>,
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((r, w))
+}
+
+fn nonblocking(fd: &OwnedFd) {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+impl Task {
+    fn new(hook: usize, h: &PlannedHook, place: Place) -> Task {
+        Task {
+            hook,
+            label: h.hook.label(),
+            event: h.hook.event.key(),
+            place,
+            pipes: Vec::new(),
+            input: None,
+            captured: Captured::default(),
+            started: Instant::now(),
+            started_at: super::records::now(),
+            timeout: h.hook.timeout,
+            term_at: h.hook.timeout.map(|t| Instant::now() + t),
+            kill_at: None,
+            timed_out: false,
+            cancelled: None,
+            status: None,
+            start_error: None,
+            lock: None,
+        }
+    }
+
+    /// A task that could not start: it is already over.
+    pub fn failed_start(hook: usize, h: &PlannedHook, error: String) -> Task {
+        let mut t = Task::new(
+            hook,
+            h,
+            Place::Inside {
+                id: u32::MAX,
+                pid: None,
+            },
+        );
+        t.start_error = Some(error);
+        t
+    }
+
+    /// Starts a hook on the host. Foreground hooks share antimony's stdin
+    /// and process group (an interactive hook works); background ones get
+    /// /dev/null and a process group of their own.
+    pub fn host(
+        hook: usize,
+        h: &PlannedHook,
+        cx: &Context,
+        foreground: bool,
+        pid: Option<u32>,
+        input: Option<Vec<u8>>,
+    ) -> Result<Task, String> {
+        let mut cmd = command(h, cx, pid);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(match (&input, foreground) {
+            (Some(_), _) => Stdio::piped(),
+            (None, true) => Stdio::inherit(),
+            (None, false) => Stdio::null(),
+        });
+        if !foreground {
+            cmd.process_group(0);
+        }
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        // SAFETY: pidfd_open of our own, not yet reaped child.
+        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+        if raw < 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("pidfd_open: {e}"));
+        }
+        // SAFETY: the kernel just returned this descriptor.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
+        let stdout = child.stdout.take().map(OwnedFd::from);
+        let stderr = child.stderr.take().map(OwnedFd::from);
+        let stdin = child.stdin.take().map(OwnedFd::from);
+        let mut t = Task::new(
+            hook,
+            h,
+            Place::Host {
+                child,
+                pidfd,
+                group: !foreground,
+            },
+        );
+        if let Some(fd) = stdout {
+            t.pipes.push(Pipe::new(fd, Stream::Stdout));
+        }
+        if let Some(fd) = stderr {
+            t.pipes.push(Pipe::new(fd, Stream::Stderr));
+        }
+        if let (Some(fd), Some(data)) = (stdin, input) {
+            nonblocking(&fd);
+            t.input = Some(Input {
+                fd,
+                data,
+                written: 0,
+            });
+        }
+        Ok(t)
+    }
+
+    /// Starts a hook inside the sandbox, as command `id` of its init.
+    #[allow(clippy::too_many_arguments)]
+    pub fn inside(
+        hook: usize,
+        h: &PlannedHook,
+        sandbox: &Sandbox,
+        id: u32,
+        env: &[Vec<u8>],
+        cwd: &[u8],
+        input: Option<Vec<u8>>,
+    ) -> Result<Task, String> {
+        let err = |e: std::io::Error| e.to_string();
+        let (out_r, out_w) = pipe().map_err(err)?;
+        let (err_r, err_w) = pipe().map_err(err)?;
+        let (in_child, in_ours) = match &input {
+            Some(_) => {
+                let (r, w) = pipe().map_err(err)?;
+                (r, Some(w))
+            }
+            None => (
+                OwnedFd::from(std::fs::File::open("/dev/null").map_err(err)?),
+                None,
+            ),
+        };
+        let mut argv: Vec<&[u8]> = vec![h.exec.as_os_str().as_encoded_bytes()];
+        argv.extend(h.args.iter().map(|a| a.as_encoded_bytes()));
+        let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+        sandbox
+            .exec(
+                id,
+                &argv,
+                &env,
+                cwd,
+                [in_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+            )
+            .map_err(|e| e.to_string())?;
+        // Init holds its own copies now.
+        drop((in_child, out_w, err_w));
+        let mut t = Task::new(hook, h, Place::Inside { id, pid: None });
+        t.pipes.push(Pipe::new(out_r, Stream::Stdout));
+        t.pipes.push(Pipe::new(err_r, Stream::Stderr));
+        if let (Some(fd), Some(data)) = (in_ours, input) {
+            nonblocking(&fd);
+            t.input = Some(Input {
+                fd,
+                data,
+                written: 0,
+            });
+        }
+        Ok(t)
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.status.is_some() || self.start_error.is_some()
+    }
+
+    /// Whether it leads a process group that still has members.
+    pub fn group_alive(&self) -> bool {
+        match &self.place {
+            Place::Host {
+                child, group: true, ..
+            } => {
+                // SAFETY: signal 0 only checks for existence.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), 0) == 0 }
+            }
+            _ => false,
+        }
+    }
+
+    /// The descriptors to poll, with what each is.
+    pub fn fds(&self, out: &mut Vec<(RawFd, i16, Watch)>) {
+        if let Place::Host { pidfd, .. } = &self.place {
+            if self.status.is_none() {
+                out.push((pidfd.as_raw_fd(), libc::POLLIN, Watch::Exit));
+            }
+        }
+        for (i, p) in self.pipes.iter().enumerate() {
+            if p.open {
+                out.push((p.fd.as_raw_fd(), libc::POLLIN, Watch::Pipe(i)));
+            }
+        }
+        if let Some(input) = &self.input {
+            out.push((input.fd.as_raw_fd(), libc::POLLOUT, Watch::Input));
+        }
+    }
+
+    /// Something it watches is ready.
+    pub fn ready(&mut self, what: Watch) {
+        match what {
+            Watch::Exit => self.reap(),
+            Watch::Pipe(i) => {
+                if let Some(p) = self.pipes.get_mut(i) {
+                    self.captured.drain(p);
+                }
+            }
+            Watch::Input => self.write_input(),
+        }
+    }
+
+    fn write_input(&mut self) {
+        let Some(input) = &mut self.input else {
+            return;
+        };
+        while input.written < input.data.len() {
+            let rest = &input.data[input.written..];
+            // SAFETY: writing a slice we own to a descriptor we own.
+            let n = unsafe { libc::write(input.fd.as_raw_fd(), rest.as_ptr().cast(), rest.len()) };
+            if n > 0 {
+                input.written += n as usize;
+                continue;
+            }
+            let e = std::io::Error::last_os_error();
+            match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return,
+                // The hook closed its stdin (or exited): it does not want the rest.
+                _ => break,
+            }
+        }
+        // All written (or refused): end of file for the hook.
+        self.input = None;
+    }
+
+    /// Collects a host hook's exit status, if it has one.
+    pub fn reap(&mut self) {
+        if let Place::Host { child, .. } = &mut self.place {
+            if self.status.is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.exited(status.into_raw());
+                }
+            }
+        }
+    }
+
+    /// The process ended with this wait status (for inside hooks, reported
+    /// by init). What it wrote before it ended is read now.
+    pub fn exited(&mut self, status: i32) {
+        self.status = Some(status);
+        for p in &mut self.pipes {
+            if p.open {
+                self.captured.drain(p);
+            }
+        }
+        self.input = None;
+    }
+
+    /// Sends a signal: to the hook's process group when it leads one, to
+    /// its process otherwise; inside, through init.
+    pub fn signal(&self, sandbox: Option<&Sandbox>, sig: libc::c_int) {
+        match &self.place {
+            Place::Host { child, group, .. } => {
+                if self.status.is_some() && !*group {
+                    return;
+                }
+                let pid = child.id() as libc::pid_t;
+                // SAFETY: signalling a child (or its group) we started.
+                unsafe { libc::kill(if *group { -pid } else { pid }, sig) };
+            }
+            Place::Inside { id, .. } => {
+                if let (Some(sb), None) = (sandbox, self.status) {
+                    sb.signal_inside(*id, sig);
+                }
+            }
+        }
+    }
+
+    /// A stop signal cancelled the launch while this pre-hook ran: it gets
+    /// `grace` to end, then SIGKILL.
+    pub fn cancel(&mut self, sig: i32, grace: Duration) {
+        if self.cancelled.is_none() {
+            self.cancelled = Some((sig, grace));
+            self.kill_at = Some(Instant::now() + grace);
+        }
+    }
+
+    /// Asks the hook to end now (SIGTERM), then SIGKILL after `grace`.
+    pub fn terminate(&mut self, sandbox: Option<&Sandbox>, grace: Duration) {
+        self.signal(sandbox, libc::SIGTERM);
+        let at = Instant::now() + grace;
+        self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+    }
+
+    /// The next moment `tick` has something to do.
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.is_done() {
+            return None;
+        }
+        match (self.term_at, self.kill_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Acts on time limits: SIGTERM at the timeout, SIGKILL after the grace.
+    pub fn tick(&mut self, now: Instant, sandbox: Option<&Sandbox>, grace: Duration) {
+        if self.is_done() {
+            return;
+        }
+        if self.term_at.is_some_and(|t| now >= t) {
+            self.term_at = None;
+            self.timed_out = true;
+            self.terminate(sandbox, grace);
+        }
+        if self.kill_at.is_some_and(|t| now >= t) {
+            self.kill_at = None;
+            self.signal(sandbox, libc::SIGKILL);
+        }
+    }
+
+    /// Ends the task's bookkeeping.
+    pub fn finish(mut self) -> Finished {
+        let killed = self
+            .status
+            .is_some_and(|s| libc::WIFSIGNALED(s) && libc::WTERMSIG(s) == libc::SIGKILL);
+        let failure = if let Some(e) = &self.start_error {
+            Some(Failure::Start(e.clone()))
+        } else if self.timed_out {
+            Some(Failure::TimedOut(self.timeout.unwrap_or_default()))
+        } else if let (Some((signal, grace)), true) = (self.cancelled, killed) {
+            Some(Failure::Cancelled { signal, grace })
+        } else {
+            self.status.and_then(Failure::of_status)
+        };
+        let (exit_code, signal) = match self.status {
+            Some(s) if libc::WIFEXITED(s) => (Some(libc::WEXITSTATUS(s)), None),
+            Some(s) if libc::WIFSIGNALED(s) => (None, Some(libc::WTERMSIG(s))),
+            _ => (None, None),
+        };
+        let status = match &failure {
+            None => "ok".to_string(),
+            Some(Failure::Start(_)) => "not started".into(),
+            Some(Failure::TimedOut(_)) => "timed out".into(),
+            Some(Failure::Cancelled { .. }) => "cancelled".into(),
+            Some(Failure::Exit(c)) => format!("exit {c}"),
+            Some(Failure::Signal(s)) => format!("signal {s}"),
+        };
+        let reply = std::mem::take(&mut self.captured.reply);
+        let error = match (&failure, &reply.error) {
+            (Some(_), Some(m)) => Some(m.clone()),
+            (Some(f), None) => Some(f.to_string()),
+            (None, _) => None,
+        };
+        let record = HookRecord {
+            event: self.event.to_string(),
+            name: self.label.clone(),
+            started_at: self.started_at,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            status,
+            exit_code,
+            signal,
+            error,
+            output: String::from_utf8_lossy(&self.captured.head).into_owned(),
+            output_truncated: self.captured.truncated,
+        };
+        let leftovers = self.pipes.into_iter().filter(|p| p.open).collect();
+        Finished {
+            failure,
+            reply,
+            record,
+            leftovers,
+            lock: self.lock,
+        }
+    }
+}

@@ -1,0 +1,1003 @@
+//! One run, end to end:
+//!
+//! 1. **pre**: pre-hooks in order, each blocking until it ends, attached
+//!    ones left running alongside;
+//! 2. the **sandbox**: started, then supervised until the program ends —
+//!    signals to antimony go to the program (after the **stopping** hooks,
+//!    for the first stop signal or an `antimony stop`), **started** hooks
+//!    run one after another once the program runs, `antimony enter`
+//!    requests come in on the instance's control socket;
+//! 3. attached and still-running started hooks get SIGTERM, then SIGKILL
+//!    after the grace period;
+//! 4. **post**: post-hooks in order (those whose `on` matches the outcome),
+//!    even after a failed launch, so that clean-up happens;
+//! 5. the run record, and antimony's exit status.
+//!
+//! Everything runs in one thread around one `poll(2)`: hooks (`Task`s),
+//! the sandbox's channel and pidfd, signals, the control socket. Nothing
+//! blocks on a hook's output or input, and the sandbox is forked from a
+//! single-threaded process.
+
+mod server;
+
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
+
+use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
+use crate::hooks::input::{self, RunState};
+use crate::hooks::output::{Captured, Pipe};
+use crate::hooks::records::{self, HookRecord, RunRecord};
+use crate::hooks::state::StateStore;
+use crate::hooks::task::{Place, Task, Watch};
+use crate::hooks::{Context, HookError};
+use crate::host::Host;
+use crate::instance::Registration;
+use crate::plan::Plan;
+use crate::profile::{HookEvent, Outcome as ProgramOutcome};
+use crate::sandbox::protocol::Message;
+use crate::sandbox::{self, Sandbox, SandboxError};
+use crate::signals::{self, Signals};
+use server::{Request, Server, StatusFd};
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// antimony's exit status.
+    pub code: u8,
+    /// A launcher failure, printed once by `main`.
+    pub error: Option<Error>,
+    /// Printed as warnings (hooks that may fail, failed).
+    pub warnings: Vec<String>,
+}
+
+/// The exit status for a wait status: the program's code, or 128+N for a
+/// death by signal N.
+pub fn exit_code(status: i32) -> u8 {
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status) as u8
+    } else if libc::WIFSIGNALED(status) {
+        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
+    } else {
+        EXIT_LAUNCHER_FAILURE
+    }
+}
+
+/// A random id for a run.
+pub fn instance_id() -> String {
+    let mut buf = [0u8; 8];
+    // SAFETY: getrandom fills the buffer it is given.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        buf = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_ne_bytes();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the plan.
+pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
+    let warnings = plan.warnings.clone();
+    let fail = |error: Error, warnings: Vec<String>| Outcome {
+        code: EXIT_LAUNCHER_FAILURE,
+        error: Some(error),
+        warnings,
+    };
+    let status = match status_fd.map(StatusFd::open).transpose() {
+        Ok(s) => s,
+        Err(e) => return fail(Error::Other(e), warnings),
+    };
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => return fail(Error::io("install signal handlers", e), warnings),
+    };
+    let cx = match Context::new(plan, host) {
+        Ok(cx) => cx,
+        Err(e) => return fail(Error::io("create the profile's cache folder", e), warnings),
+    };
+    // The profile's home folder exists before the first hook runs: a
+    // pre-hook may prepare what the program finds there ($ANTIMONY_HOME).
+    for dir in plan.host_dirs_to_create() {
+        if let Err(e) = create_private_dir(dir) {
+            return fail(e, warnings);
+        }
+    }
+    let mut r = Run {
+        plan,
+        host,
+        cx,
+        signals,
+        store: StateStore::new(&host.state_home, &plan.name),
+        phase: Phase::Pre,
+        slots: Vec::new(),
+        fg: None,
+        started_queue: VecDeque::new(),
+        started_slot: None,
+        stopping_queue: VecDeque::new(),
+        stopping_slot: None,
+        leftovers: Vec::new(),
+        groups: Vec::new(),
+        sandbox: None,
+        program_started: false,
+        program_pid: None,
+        exited: None,
+        init_status: None,
+        setup_failure: None,
+        channel_open: false,
+        init_gone: false,
+        next_id: 1,
+        server: None,
+        status,
+        stop: Stop::default(),
+        interrupted: None,
+        launch_error: None,
+        late_error: None,
+        outcome: None,
+        records: Vec::new(),
+        warnings,
+        storage_warned: false,
+        began: Instant::now(),
+        began_at: records::now(),
+    };
+    r.pre_phase();
+    if r.launch_error.is_none() && r.interrupted.is_none() {
+        r.sandbox_phase();
+    }
+    r.end_background();
+    r.post_phase();
+    r.finish()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pre,
+    Running,
+    Ending,
+    Post,
+}
+
+/// Stopping the sandbox: after a stop signal or `antimony stop`.
+#[derive(Debug, Default)]
+struct Stop {
+    begun: bool,
+    /// The signal the program gets once the stopping hooks have run.
+    signal: i32,
+    /// `antimony stop` (or a failed started hook): SIGKILL after the grace.
+    escalate: bool,
+    delivered: bool,
+    kill_at: Option<Instant>,
+}
+
+/// What a polled descriptor is.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Signals,
+    Channel,
+    Init,
+    Listener,
+    Client(usize),
+    Task(usize, Watch),
+    Leftover(usize),
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    host: &'a Host,
+    cx: Context,
+    signals: Signals,
+    store: StateStore,
+    phase: Phase,
+    /// Running hooks; a finished one leaves its slot empty.
+    slots: Vec<Option<Task>>,
+    /// The hook the pipeline waits for (pre, post).
+    fg: Option<usize>,
+    started_queue: VecDeque<usize>,
+    started_slot: Option<usize>,
+    stopping_queue: VecDeque<usize>,
+    stopping_slot: Option<usize>,
+    /// Output pipes hooks left open; drained while antimony runs.
+    leftovers: Vec<(Pipe, Captured)>,
+    /// Process groups of ended background hooks that still have members.
+    groups: Vec<libc::pid_t>,
+    sandbox: Option<Sandbox>,
+    program_started: bool,
+    /// The program's PID on the host.
+    program_pid: Option<u32>,
+    exited: Option<i32>,
+    init_status: Option<i32>,
+    setup_failure: Option<SandboxError>,
+    channel_open: bool,
+    init_gone: bool,
+    next_id: u32,
+    server: Option<Server>,
+    status: Option<StatusFd>,
+    stop: Stop,
+    /// A stop signal that cancelled the launch before the program ran.
+    interrupted: Option<i32>,
+    /// The run failed: the program did not start, or a started hook failed.
+    launch_error: Option<Error>,
+    /// A stopping or post-hook failed.
+    late_error: Option<HookError>,
+    outcome: Option<ProgramOutcome>,
+    records: Vec<HookRecord>,
+    warnings: Vec<String>,
+    storage_warned: bool,
+    began: Instant,
+    began_at: f64,
+}
+
+impl Run<'_> {
+    // ---- phases ------------------------------------------------------
+
+    fn pre_phase(&mut self) {
+        let pre: Vec<usize> = self.indices(HookEvent::Pre);
+        for idx in pre {
+            if self.interrupted.is_some() {
+                break;
+            }
+            let h = &self.plan.hooks[idx];
+            let result = if h.hook.attach {
+                let slot = self.spawn_task(idx, false);
+                if self.slots[slot].as_ref().is_some_and(Task::is_done) {
+                    self.finish_task(slot)
+                } else {
+                    Ok(())
+                }
+            } else {
+                self.run_foreground(idx)
+            };
+            if let Err(e) = result {
+                if self.plan.hooks[idx].hook.can_fail {
+                    self.warnings.push(e.to_string());
+                } else {
+                    self.launch_error = Some(Error::Hook(e));
+                    break;
+                }
+            }
+            // A stop signal between two hooks cancels the launch too.
+            self.take_signals();
+        }
+    }
+
+    fn sandbox_phase(&mut self) {
+        self.phase = Phase::Running;
+        let spawned = sandbox::prepare(self.plan).and_then(|mut p| sandbox::spawn(&mut p));
+        match spawned {
+            Ok(sb) => {
+                self.sandbox = Some(sb);
+                self.channel_open = true;
+            }
+            Err(e) => {
+                self.launch_error = Some(e.into());
+                return;
+            }
+        }
+        match Registration::create(self.host, &self.plan.instance, &self.plan.name)
+            .and_then(Server::start)
+        {
+            Ok(s) => self.server = Some(s),
+            Err(e) => self.warnings.push(format!(
+                "this instance cannot be listed, entered or stopped by antimony (its record: {e})"
+            )),
+        }
+        self.started_queue = self.indices(HookEvent::Started).into();
+        // Until init is gone and everything it said has been read.
+        while !self.init_gone || self.channel_open {
+            self.turn(None);
+        }
+        if let Some(f) = self.setup_failure.take() {
+            self.launch_error.get_or_insert(f.into());
+        }
+        // Commands that were running inside died with the sandbox.
+        for t in self.slots.iter_mut().flatten() {
+            if matches!(t.place, Place::Inside { .. }) && !t.is_done() {
+                t.exited(libc::SIGKILL);
+            }
+        }
+        if let Some(s) = &self.status {
+            if let Some(status) = self.exited {
+                s.exited(&self.plan.instance, status);
+            }
+        }
+    }
+
+    /// Attached hooks, and started hooks still running, end with the
+    /// sandbox: SIGTERM, then SIGKILL after the grace period.
+    fn end_background(&mut self) {
+        self.phase = Phase::Ending;
+        self.started_queue.clear();
+        let grace = self.plan.grace;
+        for t in self.slots.iter_mut().flatten() {
+            if !t.is_done() {
+                t.terminate(None, grace);
+            } else if t.group_alive() {
+                t.signal(None, libc::SIGTERM);
+            }
+        }
+        for pg in &self.groups {
+            // SAFETY: signalling a process group we started.
+            unsafe { libc::kill(-*pg, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            self.groups.retain(|pg| {
+                // SAFETY: signal 0 only checks for existence.
+                unsafe { libc::kill(-*pg, 0) == 0 }
+            });
+            if self.slots.iter().all(Option::is_none) && self.groups.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                for pg in &self.groups {
+                    // SAFETY: signalling a process group we started.
+                    unsafe { libc::kill(-*pg, libc::SIGKILL) };
+                }
+                self.groups.clear();
+                // Tasks past their grace get SIGKILL from their own timers.
+            }
+            self.turn(Some(now + Duration::from_millis(20)));
+        }
+    }
+
+    fn post_phase(&mut self) {
+        self.phase = Phase::Post;
+        let outcome = match (&self.launch_error, self.exited.or(self.init_status)) {
+            (_, Some(status)) if self.program_started => {
+                if libc::WIFSIGNALED(status) {
+                    ProgramOutcome::Signaled(libc::WTERMSIG(status))
+                } else {
+                    ProgramOutcome::Exited(libc::WEXITSTATUS(status))
+                }
+            }
+            (Some(e), _) => ProgramOutcome::LaunchFailed(e.to_string()),
+            _ => ProgramOutcome::LaunchFailed(match self.interrupted {
+                Some(sig) => format!("cancelled by {}", signals::name(sig)),
+                None => "the program did not start".into(),
+            }),
+        };
+        self.outcome = Some(outcome.clone());
+        for idx in self.indices(HookEvent::Post) {
+            let h = &self.plan.hooks[idx];
+            if !h.hook.runs_on(&outcome) {
+                self.records.push(HookRecord {
+                    event: "post".into(),
+                    name: h.hook.label(),
+                    started_at: records::now(),
+                    duration_ms: 0,
+                    status: "skipped".into(),
+                    exit_code: None,
+                    signal: None,
+                    error: None,
+                    output: String::new(),
+                    output_truncated: false,
+                });
+                continue;
+            }
+            if let Err(e) = self.run_foreground(idx) {
+                if h.hook.can_fail {
+                    self.warnings.push(e.to_string());
+                } else {
+                    self.late_error.get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Outcome {
+        let code;
+        let error;
+        if let Some(e) = self.launch_error.take() {
+            if let Some(late) = self.late_error.take() {
+                self.warnings.push(late.to_string());
+            }
+            code = EXIT_LAUNCHER_FAILURE;
+            error = Some(e);
+        } else if let Some(late) = self.late_error.take() {
+            code = EXIT_LAUNCHER_FAILURE;
+            error = Some(Error::Hook(late));
+        } else {
+            error = None;
+            code = match (self.exited.or(self.init_status), self.interrupted) {
+                (Some(s), _) if self.program_started => exit_code(s),
+                (_, Some(sig)) => 128u8.wrapping_add(sig as u8),
+                _ => EXIT_LAUNCHER_FAILURE,
+            };
+        }
+        let (outcome, exit_code_field, signal, err_text) = match &self.outcome {
+            Some(ProgramOutcome::Exited(c)) => ("exited", Some(*c), None, None),
+            Some(ProgramOutcome::Signaled(s)) => ("signaled", None, Some(*s), None),
+            Some(ProgramOutcome::LaunchFailed(m)) if self.interrupted.is_some() => {
+                ("interrupted", None, None, Some(m.clone()))
+            }
+            Some(ProgramOutcome::LaunchFailed(m)) => ("launch-failed", None, None, Some(m.clone())),
+            None => ("launch-failed", None, None, None),
+        };
+        let record = RunRecord {
+            profile: self.plan.name.clone(),
+            instance: self.plan.instance.clone(),
+            started_at: self.began_at,
+            duration_ms: self.began.elapsed().as_millis() as u64,
+            program: self.plan.program.to_string_lossy().into_owned(),
+            arguments: self
+                .plan
+                .argv
+                .iter()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            outcome: outcome.into(),
+            exit_code: exit_code_field,
+            signal,
+            error: err_text,
+            status: code,
+            hooks: std::mem::take(&mut self.records),
+        };
+        if let Err(e) = records::write(&records::runs_dir(&self.host.state_home), &record) {
+            self.storage_warning(format!("the run record was not written: {e}"));
+        }
+        // Unregister before saying goodbye: `antimony stop` waits for this.
+        self.server = None;
+        Outcome {
+            code,
+            error,
+            warnings: self.warnings,
+        }
+    }
+
+    // ---- hooks -------------------------------------------------------
+
+    fn indices(&self, event: HookEvent) -> Vec<usize> {
+        (0..self.plan.hooks.len())
+            .filter(|&i| self.plan.hooks[i].hook.event == event)
+            .collect()
+    }
+
+    fn storage_warning(&mut self, w: String) {
+        // Said once per run: hooks and runs go on without records or state.
+        if !self.storage_warned {
+            self.storage_warned = true;
+            self.warnings.push(w);
+        }
+    }
+
+    /// Starts hook `idx`; returns its slot. A hook that cannot start is a
+    /// task that has already ended (with that failure).
+    fn spawn_task(&mut self, idx: usize, foreground: bool) -> usize {
+        let plan = self.plan;
+        let ph = &plan.hooks[idx];
+        // Runs of one hook are serialized across instances: its lock is
+        // held from reading its state until its update is written.
+        let lock = if foreground {
+            match self.store.lock(&ph.state_key) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.storage_warning(format!("hook state is not kept: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let input = ph.hook.stdin.then(|| {
+            let state = self.store.read(&ph.state_key);
+            let run = RunState {
+                pid: self.program_pid,
+                outcome: self.outcome.clone(),
+            };
+            serde_json::to_vec(&input::input(plan, &run, ph, &state)).unwrap_or_default()
+        });
+        let pid = matches!(ph.hook.event, HookEvent::Started | HookEvent::Stopping)
+            .then_some(self.program_pid)
+            .flatten();
+        let task = if ph.hook.inside {
+            match (&self.sandbox, self.program_started && !self.init_gone) {
+                (Some(sb), true) => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    let env = self.inside_env();
+                    Task::inside(
+                        idx,
+                        ph,
+                        sb,
+                        id,
+                        &env,
+                        plan.home.as_os_str().as_bytes(),
+                        input,
+                    )
+                }
+                _ => Err("the sandbox is not running".to_string()),
+            }
+        } else {
+            Task::host(idx, ph, &self.cx, foreground, pid, input)
+        };
+        let mut task = task.unwrap_or_else(|e| Task::failed_start(idx, ph, e));
+        task.lock = lock;
+        match self.slots.iter().position(Option::is_none) {
+            Some(slot) => {
+                self.slots[slot] = Some(task);
+                slot
+            }
+            None => {
+                self.slots.push(Some(task));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    /// The environment of a command inside: the sandbox's, plus the
+    /// run's name and id.
+    fn inside_env(&self) -> Vec<Vec<u8>> {
+        let mut env: Vec<Vec<u8>> = self
+            .plan
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                kv
+            })
+            .collect();
+        env.push(format!("ANTIMONY_NAME={}", self.plan.name).into_bytes());
+        env.push(format!("ANTIMONY_INSTANCE={}", self.plan.instance).into_bytes());
+        env
+    }
+
+    /// Runs a hook and waits for it, serving everything else meanwhile.
+    fn run_foreground(&mut self, idx: usize) -> Result<(), HookError> {
+        let slot = self.spawn_task(idx, true);
+        self.fg = Some(slot);
+        while !self.slots[slot].as_ref().is_some_and(Task::is_done) {
+            self.turn(None);
+        }
+        self.fg = None;
+        self.finish_task(slot)
+    }
+
+    /// Takes an ended task out of its slot: its record, its state update,
+    /// its result.
+    fn finish_task(&mut self, slot: usize) -> Result<(), HookError> {
+        let Some(task) = self.slots[slot].take() else {
+            return Ok(());
+        };
+        let ph = &self.plan.hooks[task.hook];
+        let label = task.label.clone();
+        let background_group = match &task.place {
+            Place::Host {
+                child, group: true, ..
+            } if task.group_alive() => Some(child.id() as libc::pid_t),
+            _ => None,
+        };
+        let done = task.finish();
+        self.leftovers
+            .extend(done.leftovers.into_iter().map(|p| (p, Captured::default())));
+        if let Some(pg) = background_group {
+            self.groups.push(pg);
+        }
+        if done.failure.is_none() {
+            if let Some(change) = &done.reply.change {
+                // An unserialized (background) hook takes the lock for the update only.
+                let lock = match done.lock {
+                    Some(l) => Ok(l),
+                    None => self.store.lock(&ph.state_key),
+                };
+                let applied = lock.and_then(|_l| self.store.apply(&ph.state_key, change));
+                if let Err(e) = applied {
+                    self.storage_warning(format!("hook state is not kept: {e}"));
+                }
+            }
+        }
+        self.records.push(done.record);
+        match done.failure {
+            None => Ok(()),
+            Some(failure) => Err(HookError {
+                label,
+                failure,
+                message: done.reply.error,
+            }),
+        }
+    }
+
+    /// Ended background hooks: their results, and what follows them.
+    fn collect_background(&mut self) {
+        for slot in 0..self.slots.len() {
+            if Some(slot) == self.fg || !self.slots[slot].as_ref().is_some_and(Task::is_done) {
+                continue;
+            }
+            let can_fail = self.slots[slot]
+                .as_ref()
+                .map(|t| self.plan.hooks[t.hook].hook.can_fail)
+                .unwrap_or(true);
+            let result = self.finish_task(slot);
+            if Some(slot) == self.started_slot {
+                self.started_slot = None;
+                if let Err(e) = result {
+                    if can_fail {
+                        self.warnings.push(e.to_string());
+                    } else {
+                        // A started hook is part of the launch: stop the sandbox.
+                        self.launch_error.get_or_insert(Error::Hook(e));
+                        self.begin_stop(libc::SIGTERM, true);
+                    }
+                }
+            } else if Some(slot) == self.stopping_slot {
+                self.stopping_slot = None;
+                if let Err(e) = result {
+                    if can_fail {
+                        self.warnings.push(e.to_string());
+                    } else {
+                        self.late_error.get_or_insert(e);
+                    }
+                }
+            } else if let Err(e) = result {
+                // An attached hook that ended by itself (not by our SIGTERM).
+                if self.phase != Phase::Ending {
+                    self.warnings
+                        .push(format!("attached {e} while the sandbox ran"));
+                }
+            }
+        }
+        self.advance_queues();
+    }
+
+    /// Starts the next started hook, and the next stopping hook (or, when
+    /// they are all done, delivers the stop signal).
+    fn advance_queues(&mut self) {
+        if self.phase != Phase::Running || self.init_gone {
+            return;
+        }
+        if self.program_started && self.started_slot.is_none() {
+            if let Some(idx) = self.started_queue.pop_front() {
+                let slot = self.spawn_task(idx, false);
+                self.started_slot = Some(slot);
+            }
+        }
+        if self.stop.begun && self.stopping_slot.is_none() {
+            match self.stopping_queue.pop_front() {
+                Some(idx) => {
+                    let slot = self.spawn_task(idx, true);
+                    self.stopping_slot = Some(slot);
+                }
+                None => self.deliver_stop(),
+            }
+        }
+    }
+
+    // ---- stopping ----------------------------------------------------
+
+    /// A stop signal, or `antimony stop`: stopping hooks first, then the
+    /// signal to the program (and SIGKILL after the grace if `escalate`).
+    fn begin_stop(&mut self, sig: i32, escalate: bool) {
+        self.stop.escalate |= escalate;
+        if self.stop.begun {
+            // Asked again: do not wait for the stopping hooks any longer.
+            self.stopping_queue.clear();
+            self.stop.signal = sig;
+            self.stop.delivered = false;
+            self.deliver_stop();
+            return;
+        }
+        self.stop.begun = true;
+        self.stop.signal = sig;
+        if self.program_started {
+            self.stopping_queue = self.indices(HookEvent::Stopping).into();
+        }
+        self.advance_queues();
+    }
+
+    fn deliver_stop(&mut self) {
+        if self.stop.delivered {
+            return;
+        }
+        self.stop.delivered = true;
+        if let Some(sb) = &self.sandbox {
+            sb.signal(self.stop.signal);
+        }
+        if self.stop.escalate && self.stop.kill_at.is_none() {
+            self.stop.kill_at = Some(Instant::now() + self.plan.grace);
+        }
+    }
+
+    // ---- the event loop ----------------------------------------------
+
+    fn take_signals(&mut self) {
+        for sig in self.signals.take() {
+            self.on_signal(sig);
+        }
+    }
+
+    fn on_signal(&mut self, sig: i32) {
+        match self.phase {
+            Phase::Pre | Phase::Post => {
+                // The hook being waited for gets it; a stop signal before the
+                // program runs cancels the launch.
+                if self.phase == Phase::Pre && signals::is_stop(sig) && self.interrupted.is_none() {
+                    self.interrupted = Some(sig);
+                    if let Some(t) = self.fg.and_then(|s| self.slots[s].as_mut()) {
+                        t.cancel(sig, self.plan.grace);
+                    }
+                }
+                if let Some(t) = self.fg.and_then(|s| self.slots[s].as_ref()) {
+                    t.signal(None, sig);
+                }
+            }
+            Phase::Running => {
+                if signals::is_stop(sig) {
+                    self.begin_stop(sig, false);
+                } else if let Some(sb) = &self.sandbox {
+                    sb.signal(sig);
+                }
+            }
+            Phase::Ending => {}
+        }
+    }
+
+    fn on_message(&mut self, m: Message) {
+        match m {
+            Message::Failed { step, index, errno } => {
+                self.setup_failure = Some(sandbox::describe_failure(
+                    self.plan, self.host, step, index, errno,
+                ));
+            }
+            Message::Started { .. } => {
+                self.program_started = true;
+                self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
+                if let (Some(s), Some(pid)) = (&mut self.server, self.program_pid) {
+                    let _ = s.registration.set_pid(pid);
+                }
+                if let (Some(s), Some(pid)) = (&self.status, self.program_pid) {
+                    s.started(&self.plan.instance, pid);
+                }
+                // A stop asked for during set-up: its stopping hooks now.
+                if self.stop.begun && !self.stop.delivered {
+                    self.stopping_queue = self.indices(HookEvent::Stopping).into();
+                }
+            }
+            Message::Exited { status } => self.exited = Some(status),
+            Message::Spawned { id, pid } => {
+                if let Some(t) = self.inside_task(id) {
+                    if let Place::Inside { pid: p, .. } = &mut t.place {
+                        *p = Some(pid);
+                    }
+                } else if let Some(s) = &self.server {
+                    if let Some(c) = s.client_of(id) {
+                        s.send(c, m);
+                    }
+                }
+            }
+            Message::SpawnFailed { id, errno } => {
+                if let Some(t) = self.inside_task(id) {
+                    t.start_error = Some(format!("inside the sandbox: {errno}"));
+                } else if let Some(s) = &mut self.server {
+                    if let Some(c) = s.client_of(id) {
+                        s.send(c, m);
+                        s.clients[c].command = None;
+                    }
+                }
+            }
+            Message::Reaped { id, status } => {
+                if let Some(t) = self.inside_task(id) {
+                    t.exited(status);
+                } else if let Some(s) = &mut self.server {
+                    if let Some(c) = s.client_of(id) {
+                        s.send(c, m);
+                        s.clients[c].command = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn inside_task(&mut self, id: u32) -> Option<&mut Task> {
+        self.slots
+            .iter_mut()
+            .flatten()
+            .find(|t| matches!(t.place, Place::Inside { id: i, .. } if i == id))
+    }
+
+    fn on_request(&mut self, client: usize, req: Request) {
+        match req {
+            Request::Stop => {
+                if let Some(s) = &mut self.server {
+                    s.clients[client].wants_stop = true;
+                }
+                if self.phase == Phase::Running {
+                    self.begin_stop(libc::SIGTERM, true);
+                }
+            }
+            Request::Signal(sig) => {
+                let id = self.server.as_ref().and_then(|s| s.clients[client].command);
+                if let (Some(sb), Some(id)) = (&self.sandbox, id) {
+                    sb.signal_inside(id, sig);
+                }
+            }
+            Request::Enter { argv, stdio } => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let env = self.inside_env();
+                let sent = match (&self.sandbox, self.program_started && !self.init_gone) {
+                    (Some(sb), true) => {
+                        let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+                        let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+                        sb.exec(
+                            id,
+                            &argv,
+                            &env,
+                            self.plan.home.as_os_str().as_bytes(),
+                            [
+                                stdio[0].as_raw_fd(),
+                                stdio[1].as_raw_fd(),
+                                stdio[2].as_raw_fd(),
+                            ],
+                        )
+                        .is_ok()
+                    }
+                    _ => false,
+                };
+                if let Some(s) = &mut self.server {
+                    if sent {
+                        s.clients[client].command = Some(id);
+                    } else {
+                        s.send(
+                            client,
+                            Message::SpawnFailed {
+                                id,
+                                errno: nix::errno::Errno::ESRCH,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: poll everything, handle what is ready, act on timers.
+    fn turn(&mut self, until: Option<Instant>) {
+        let mut fds: Vec<libc::pollfd> = Vec::new();
+        let mut sources: Vec<Source> = Vec::new();
+        let mut add = |fd: RawFd, events: i16, s: Source| {
+            fds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+            sources.push(s);
+        };
+        add(self.signals.fd().as_raw_fd(), libc::POLLIN, Source::Signals);
+        if let Some(sb) = &self.sandbox {
+            if !self.init_gone {
+                add(sb.pidfd.as_raw_fd(), libc::POLLIN, Source::Init);
+            }
+            if self.channel_open {
+                add(sb.messages_fd().as_raw_fd(), libc::POLLIN, Source::Channel);
+            }
+        }
+        if let Some(s) = &self.server {
+            add(s.listener_fd(), libc::POLLIN, Source::Listener);
+            for (i, c) in s.clients.iter().enumerate() {
+                add(c.fd.as_raw_fd(), libc::POLLIN, Source::Client(i));
+            }
+        }
+        let mut watches = Vec::new();
+        for (slot, t) in self.slots.iter().enumerate() {
+            if let Some(t) = t {
+                watches.clear();
+                t.fds(&mut watches);
+                for &(fd, ev, w) in &watches {
+                    add(fd, ev, Source::Task(slot, w));
+                }
+            }
+        }
+        for (i, (p, _)) in self.leftovers.iter().enumerate() {
+            if p.open {
+                add(p.fd.as_raw_fd(), libc::POLLIN, Source::Leftover(i));
+            }
+        }
+        // Wake for the nearest timer.
+        let deadline = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(Task::deadline)
+            .chain(self.stop.kill_at)
+            .chain(until)
+            .min();
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .saturating_add(1)
+                .min(60_000) as i32,
+        };
+        // SAFETY: fds is a valid array of pollfd of the length passed.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+
+        let mut hung_up = Vec::new();
+        for (pfd, src) in fds.iter().zip(&sources) {
+            if pfd.revents == 0 {
+                continue;
+            }
+            match *src {
+                Source::Signals => self.take_signals(),
+                Source::Init => {
+                    if let Some(sb) = &mut self.sandbox {
+                        self.init_status = Some(sb.reap());
+                    }
+                    self.init_gone = true;
+                }
+                Source::Channel => {
+                    let m = self.sandbox.as_ref().map(Sandbox::read_message);
+                    match m {
+                        Some(Ok(Some(m))) => self.on_message(m),
+                        _ => self.channel_open = false,
+                    }
+                }
+                Source::Listener => {
+                    if let Some(s) = &mut self.server {
+                        s.accept();
+                    }
+                }
+                Source::Client(i) => {
+                    let req = self.server.as_mut().and_then(|s| s.read(i));
+                    match req {
+                        Some(r) => self.on_request(i, r),
+                        None => hung_up.push(i),
+                    }
+                }
+                Source::Task(slot, w) => {
+                    if let Some(t) = self.slots[slot].as_mut() {
+                        t.ready(w);
+                    }
+                }
+                Source::Leftover(i) => {
+                    let (p, c) = &mut self.leftovers[i];
+                    c.drain(p);
+                }
+            }
+        }
+        // Clients that hung up: their command inside gets SIGHUP.
+        if let Some(s) = &mut self.server {
+            for &i in hung_up.iter().rev() {
+                if let (Some(id), Some(sb)) = (s.clients[i].command, &self.sandbox) {
+                    sb.signal_inside(id, libc::SIGHUP);
+                }
+                if !s.clients[i].wants_stop {
+                    s.clients.remove(i);
+                }
+            }
+        }
+        self.leftovers.retain(|(p, _)| p.open);
+        // Timers.
+        let now = Instant::now();
+        let grace = self.plan.grace;
+        for t in self.slots.iter_mut().flatten() {
+            t.tick(now, self.sandbox.as_ref(), grace);
+            // A host hook's end can be missed between its pidfd and its pipes.
+            t.reap();
+        }
+        if self.stop.kill_at.is_some_and(|k| now >= k) {
+            self.stop.kill_at = None;
+            if let Some(sb) = &self.sandbox {
+                if !self.init_gone {
+                    sb.kill();
+                }
+            }
+        }
+        self.collect_background();
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))
+}
