@@ -12,6 +12,7 @@ pub mod error;
 pub mod hooks;
 pub mod host;
 pub mod instance;
+pub mod integrate;
 pub mod man;
 pub mod pipeline;
 pub mod plan;

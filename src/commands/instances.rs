@@ -40,7 +40,7 @@ pub fn ps(host: &Host, json: bool) -> Result<u8, Error> {
     let list = instance::list(host);
     if json {
         let infos: Vec<&instance::Info> = list.iter().map(|f| &f.info).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&infos).unwrap_or_else(|_| "[]".into())
         );
@@ -52,13 +52,16 @@ pub fn ps(host: &Host, json: bool) -> Result<u8, Error> {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    outln!(
         "{:<16}  {:<width$}  {:>8}  {:<19}  UPTIME",
-        "INSTANCE", "PROFILE", "PID", "STARTED (UTC)"
+        "INSTANCE",
+        "PROFILE",
+        "PID",
+        "STARTED (UTC)"
     );
     for f in &list {
         let i = &f.info;
-        println!(
+        outln!(
             "{:<16}  {:<width$}  {:>8}  {:<19}  {}",
             i.instance,
             i.profile,

@@ -1,4 +1,5 @@
-//! `antimony integrate` and `antimony completions` (to be written).
+//! `antimony integrate` and `antimony completions` (the work is in
+//! `crate::integrate`).
 
 use crate::cli::CompletionShell;
 use crate::error::Error;
@@ -6,14 +7,22 @@ use crate::host::Host;
 use crate::profile::Searcher;
 
 pub fn integrate(
-    _profile: &str,
-    _remove: bool,
-    _host: &Host,
-    _searcher: &Searcher,
+    profile: &str,
+    remove: bool,
+    host: &Host,
+    searcher: &Searcher,
 ) -> Result<u8, Error> {
-    Err(Error::Other("integrate: not implemented yet".into()))
+    if remove {
+        crate::integrate::remove(profile, host)
+    } else {
+        crate::integrate::integrate(profile, host, searcher)
+    }
 }
 
-pub fn completions(_shell: CompletionShell) -> Result<u8, Error> {
-    Err(Error::Other("completions: not implemented yet".into()))
+pub fn completions(shell: CompletionShell) -> Result<u8, Error> {
+    use std::io::Write;
+    std::io::stdout()
+        .write_all(crate::integrate::shell::script(shell).as_bytes())
+        .map_err(|e| Error::io("completions: write the script", e))?;
+    Ok(0)
 }

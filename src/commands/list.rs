@@ -32,7 +32,7 @@ fn is_fragment(searcher: &Searcher, l: &Listing) -> bool {
 pub fn list(searcher: &Searcher) {
     let all = searcher.list();
     let width = all.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-    println!("{:<width$}  {:<8}  {:<8}  FROM", "NAME", "KIND", "SOURCE");
+    outln!("{:<width$}  {:<8}  {:<8}  FROM", "NAME", "KIND", "SOURCE");
     for l in &all {
         let kind = if is_fragment(searcher, l) {
             "fragment"
@@ -49,6 +49,6 @@ pub fn list(searcher: &Searcher) {
         for shadowed in &l.copies[1..] {
             line.push_str(&format!(" (shadows {})", describe(shadowed)));
         }
-        println!("{line}");
+        outln!("{line}");
     }
 }

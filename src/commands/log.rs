@@ -22,7 +22,7 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
     let mut list = records::read(&dir, profile, limit);
     if json {
         list.reverse();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into())
         );
@@ -35,9 +35,13 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    outln!(
         "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  HOOKS",
-        "STARTED (UTC)", "PROFILE", "INSTANCE", "DURATION", "RESULT"
+        "STARTED (UTC)",
+        "PROFILE",
+        "INSTANCE",
+        "DURATION",
+        "RESULT"
     );
     for r in &list {
         let failed = r
@@ -50,7 +54,7 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
         } else {
             r.hooks.len().to_string()
         };
-        println!(
+        outln!(
             "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  {}",
             records::format_time(r.started_at),
             r.profile,
@@ -61,7 +65,7 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
         );
         if hooks {
             for h in &r.hooks {
-                println!(
+                outln!(
                     "    {:<8}  {:<32}  {:>9}  {}{}",
                     h.event,
                     h.name,

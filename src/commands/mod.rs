@@ -1,5 +1,22 @@
 //! The subcommands, and the one place errors become output and exit codes.
 
+/// `println!` that does not panic when stdout is closed (`antimony list |
+/// head`): output to a reader that left is simply dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod edit;
 mod instances;
 mod integrate;
@@ -87,7 +104,7 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
         Command::Check { profiles } => Ok(check(&profiles, host, &searcher)),
         Command::Show { profile } => {
             let p = profile::resolve(&searcher, &profile)?;
-            print!("{}", profile::show::to_toml(&p));
+            out!("{}", profile::show::to_toml(&p));
             Ok(0)
         }
         Command::List => {
@@ -123,7 +140,7 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
     };
     let plan = plan::build(&profile, &opts, host)?;
     if args.dry_run {
-        print!("{plan}");
+        out!("{plan}");
         return Ok(0);
     }
     let outcome = crate::pipeline::run(&plan, host, args.status_fd);
@@ -148,7 +165,7 @@ fn check(names: &[String], host: &Host, searcher: &Searcher) -> u8 {
                 Ok(p)
             });
         match result {
-            Ok(p) => println!("{name}: ok{}", if p.fragment { " (fragment)" } else { "" }),
+            Ok(p) => outln!("{name}: ok{}", if p.fragment { " (fragment)" } else { "" }),
             Err(e) => {
                 report(&e);
                 failed = true;

@@ -18,6 +18,7 @@
 //! blocks on a hook's output or input, and the sandbox is forked from a
 //! single-threaded process.
 
+mod dbus;
 mod server;
 
 use std::collections::VecDeque;
@@ -121,6 +122,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         leftovers: Vec::new(),
         groups: Vec::new(),
         sandbox: None,
+        proxy: None,
         program_started: false,
         program_pid: None,
         exited: None,
@@ -203,6 +205,8 @@ struct Run<'a> {
     /// Process groups of ended background hooks that still have members.
     groups: Vec<libc::pid_t>,
     sandbox: Option<Sandbox>,
+    /// The session bus proxy, while the sandbox runs.
+    proxy: Option<dbus::Proxy>,
     program_started: bool,
     /// The program's PID on the host.
     program_pid: Option<u32>,
@@ -264,6 +268,15 @@ impl Run<'_> {
 
     fn sandbox_phase(&mut self) {
         self.phase = Phase::Running;
+        if let Some(d) = &self.plan.dbus {
+            match dbus::start(d) {
+                Ok(p) => self.proxy = Some(p),
+                Err(e) => {
+                    self.launch_error = Some(e);
+                    return;
+                }
+            }
+        }
         let spawned = sandbox::prepare(self.plan).and_then(|mut p| sandbox::spawn(&mut p));
         match spawned {
             Ok(sb) => {
@@ -308,6 +321,7 @@ impl Run<'_> {
     /// sandbox: SIGTERM, then SIGKILL after the grace period.
     fn end_background(&mut self) {
         self.phase = Phase::Ending;
+        self.proxy = None;
         self.started_queue.clear();
         let grace = self.plan.grace;
         for t in self.slots.iter_mut().flatten() {

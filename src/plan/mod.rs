@@ -6,6 +6,7 @@
 //! they will run. The plan is inert and printable (`--dry-run` prints it);
 //! `sandbox::spawn` carries out its sandbox part and `hooks` its hooks.
 
+pub mod dbus;
 mod display;
 pub mod landlock;
 pub mod mounts;
@@ -145,6 +146,8 @@ pub struct Plan {
     pub landlock: LandlockPlan,
     pub seccomp: Option<SeccompPlan>,
     pub nested_userns: bool,
+    /// The session bus proxy, when the profile has a `[dbus]` table.
+    pub dbus: Option<dbus::DbusPlan>,
     pub hooks: Vec<PlannedHook>,
     pub grace: Duration,
     pub warnings: Vec<String>,
@@ -274,12 +277,41 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             list.push(file_entry(&entry, &home, Origin::CommandLine));
         }
     }
+    // The run's id names the bus socket, so it comes first.
+    let instance = crate::pipeline::instance_id();
+    let dbus = match &profile.dbus {
+        Some(d) => match dbus::build(d, host, &instance) {
+            Ok(plan) => {
+                list.push(Mount {
+                    dest: dbus::sandbox_socket(host.uid),
+                    op: Op::Bind {
+                        source: plan.socket.clone(),
+                        mode: BindMode::Rw,
+                        optional: false,
+                    },
+                    origin: Origin::Base,
+                });
+                Some(plan)
+            }
+            Err(w) => {
+                warnings.push(w);
+                None
+            }
+        },
+        None => None,
+    };
     let masks = mounts::protect(&list, &host.protected_dirs());
     list.extend(masks);
     let mounts = mounts::finish(list);
 
     // The environment.
-    let env = environment(profile, opts, host, &home)?;
+    let mut env = environment(profile, opts, host, &home)?;
+    if dbus.is_some() {
+        let address = format!("unix:path={}", dbus::sandbox_socket(host.uid).display());
+        env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
+        env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
+        env.sort();
+    }
 
     // The working directory: the profile's, else where antimony was started
     // if that place is the same inside, else the home.
@@ -302,7 +334,6 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         None
     };
 
-    let instance = crate::pipeline::instance_id();
     let vars = library::Vars {
         profile: profile.name.clone(),
         home: match profile.home.policy {
@@ -332,6 +363,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         landlock,
         seccomp,
         nested_userns: sb.nested_userns,
+        dbus,
         hooks,
         grace: profile.grace,
         warnings,
@@ -513,15 +545,7 @@ fn environment(
             });
         }
         // The same `$NAME` rule as in profiles.
-        let value = match v.strip_prefix('$') {
-            Some(name)
-                if !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                EnvValue::FromHost(name.into())
-            }
-            _ => EnvValue::Literal(v.into()),
-        };
+        let value = crate::profile::validate::parse_env_value(v);
         apply(k, &value);
     }
     Ok(env.into_iter().collect())

@@ -89,7 +89,10 @@ fn find_inherited(
             .path()
             .and_then(Path::parent)
             .unwrap_or(Path::new("/"));
-        let path = base.join(inherit);
+        // Normalised, so that `./a.toml` and `a.toml` are one file to the
+        // cycle check and to messages.
+        let joined = base.join(inherit);
+        let path = std::fs::canonicalize(&joined).unwrap_or(joined);
         read_file(&path).map_err(|e| match e {
             ProfileError::Read { path, source } => ProfileError::Invalid {
                 at: at.clone(),
@@ -116,6 +119,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         files: Vec::new(),
         environment: Default::default(),
         sandbox: SandboxSettings::default(),
+        dbus: None,
         grace: DEFAULT_GRACE,
         hooks: Vec::new(),
         user_dropins: true,
@@ -157,6 +161,23 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         }
         if let Some(v) = layer.nested_userns {
             p.sandbox.nested_userns = v;
+        }
+        // Bus policies add up: each layer may only allow more names.
+        if let Some(d) = layer.dbus {
+            let all = p.dbus.get_or_insert_with(Dbus::default);
+            for (to, from) in [
+                (&mut all.see, d.see),
+                (&mut all.talk, d.talk),
+                (&mut all.own, d.own),
+                (&mut all.call, d.call),
+                (&mut all.broadcast, d.broadcast),
+            ] {
+                for v in from {
+                    if !to.contains(&v) {
+                        to.push(v);
+                    }
+                }
+            }
         }
         if let Some(g) = layer.grace {
             p.grace = g;

@@ -328,6 +328,18 @@ impl Default for SandboxSettings {
     }
 }
 
+/// The session bus policy (`[dbus]`), for xdg-dbus-proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Dbus {
+    pub see: Vec<String>,
+    pub talk: Vec<String>,
+    pub own: Vec<String>,
+    /// `NAME=RULE`
+    pub call: Vec<String>,
+    /// `NAME=RULE`
+    pub broadcast: Vec<String>,
+}
+
 /// The default time attached hooks get between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
@@ -348,6 +360,8 @@ pub struct Profile {
     pub files: Vec<FileEntry>,
     pub environment: BTreeMap<String, EnvValue>,
     pub sandbox: SandboxSettings,
+    /// `None`: no session bus in the sandbox.
+    pub dbus: Option<Dbus>,
     pub grace: Duration,
     pub hooks: Vec<Hook>,
     /// Whether the user's drop-in hooks run for this profile.

@@ -37,7 +37,31 @@ pub struct RawProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<RawSandbox>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub dbus: Option<RawDbus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks: Option<RawHooks>,
+}
+
+/// The session bus, through a filtering proxy (xdg-dbus-proxy). Without
+/// this table the sandbox has no bus at all; with it, only what it lists.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDbus {
+    /// Names the sandbox may see (in lists, and their signals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub see: Option<Vec<Spanned<String>>>,
+    /// Names the sandbox may call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk: Option<Vec<Spanned<String>>>,
+    /// Names the sandbox may own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub own: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: only these calls on NAME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<Vec<Spanned<String>>>,
+    /// `NAME=RULE`: only these broadcasts from NAME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<Vec<Spanned<String>>>,
 }
 
 /// `path = "prog"`, or a list of alternatives tried in order

@@ -63,6 +63,17 @@ pub fn to_toml(p: &Profile) -> String {
             landlock: Some(sb.landlock),
             nested_userns: Some(sb.nested_userns),
         }),
+        dbus: p.dbus.as_ref().map(|d| {
+            let list =
+                |v: &Vec<String>| (!v.is_empty()).then(|| v.iter().cloned().map(s).collect());
+            RawDbus {
+                see: list(&d.see),
+                talk: list(&d.talk),
+                own: list(&d.own),
+                call: list(&d.call),
+                broadcast: list(&d.broadcast),
+            }
+        }),
         hooks: {
             let raw = RawHooks {
                 grace: (p.grace != DEFAULT_GRACE).then(|| s(p.grace.as_secs_f64())),

@@ -34,6 +34,7 @@ pub struct Layer {
     pub seccomp: Option<bool>,
     pub landlock: Option<LandlockMode>,
     pub nested_userns: Option<bool>,
+    pub dbus: Option<Dbus>,
     pub grace: Option<Duration>,
     pub user_dropins: Option<bool>,
     pub hooks: Vec<Hook>,
@@ -195,6 +196,41 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         layer.seccomp = sb.seccomp;
         layer.landlock = sb.landlock;
         layer.nested_userns = sb.nested_userns;
+    }
+    if let Some(dbus) = raw.dbus {
+        let mut d = Dbus::default();
+        for (key, list, out, rule) in [
+            ("see", dbus.see, &mut d.see, false),
+            ("talk", dbus.talk, &mut d.talk, false),
+            ("own", dbus.own, &mut d.own, false),
+            ("call", dbus.call, &mut d.call, true),
+            ("broadcast", dbus.broadcast, &mut d.broadcast, true),
+        ] {
+            for entry in list.unwrap_or_default() {
+                let v = entry.get_ref();
+                let ok = if rule {
+                    v.split_once('=')
+                        .is_some_and(|(n, r)| bus_name(n) && bus_rule(r))
+                } else {
+                    bus_name(v)
+                };
+                if !ok {
+                    return Err(cx.err(
+                        entry.span(),
+                        format!(
+                            "dbus.{key}: `{v}` is not {}",
+                            if rule {
+                                "NAME=RULE (a bus name, `=`, then INTERFACE.METHOD@/PATH with `*` allowed)"
+                            } else {
+                                "a bus name (like org.freedesktop.Notifications, or org.mpris.MediaPlayer2.*)"
+                            }
+                        ),
+                    ));
+                }
+                out.push(v.clone());
+            }
+        }
+        layer.dbus = Some(d);
     }
     if let Some(hooks) = raw.hooks {
         if let Some(grace) = hooks.grace {
@@ -397,15 +433,21 @@ fn env_value(cx: &Ctx<'_>, value: &Spanned<String>) -> Result<EnvValue, ProfileE
             "environment: a value contains a NUL character",
         ));
     }
+    Ok(parse_env_value(v))
+}
+
+/// A value of `[environment]` (and `--env`): exactly `$NAME`, where NAME is
+/// a shell variable name, copies the host's; anything else is literal.
+pub fn parse_env_value(v: &str) -> EnvValue {
     if let Some(name) = v.strip_prefix('$') {
         let mut chars = name.chars();
         let is_name = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if is_name {
-            return Ok(EnvValue::FromHost(name.to_string()));
+            return EnvValue::FromHost(name.to_string());
         }
     }
-    Ok(EnvValue::Literal(v.clone()))
+    EnvValue::Literal(v.to_string())
 }
 
 fn bind_entry(
@@ -496,6 +538,29 @@ fn host_path(
     what: &str,
 ) -> Result<HostPath, ProfileError> {
     parse_host_path(s).map_err(|m| cx.err(span, format!("{what}: {m}")))
+}
+
+/// A D-Bus well-known name, or a prefix pattern ending in `.*`.
+fn bus_name(s: &str) -> bool {
+    let name = s.strip_suffix(".*").unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 255
+        && name.contains('.')
+        && !name.starts_with(['.', '-'])
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+/// An xdg-dbus-proxy rule: `[METHOD][@PATH]`, `*` allowed.
+fn bus_rule(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._*@/-".contains(c))
 }
 
 fn valid_home_name(name: &str) -> bool {

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod dbus;
 mod escape;
 mod hooks;
 mod man;
@@ -15,6 +16,7 @@ fn main() -> std::process::ExitCode {
     support::setup();
     let mut tests = Vec::new();
     tests.extend(cli::tests());
+    tests.extend(dbus::tests());
     tests.extend(hooks::tests());
     tests.extend(escape::tests());
     tests.extend(man::tests());

@@ -1,0 +1,543 @@
+//! Desktop and shell integration: `antimony integrate PROFILE` puts a
+//! profile in the desktop's menu and on PATH so that it is started through
+//! antimony, whichever way it is started; `--remove` takes exactly that
+//! back. `shell` writes the completion scripts.
+//!
+//! What `integrate` writes, each file marked as antimony's (`MARKER`):
+//! - `$XDG_DATA_HOME/applications/ID.desktop` for each system entry of the
+//!   program (same desktop id, so it shadows the system's: the menu shows
+//!   one entry), every `Exec=` through antimony; or a minimal entry when the
+//!   system has none;
+//! - `$XDG_DATA_HOME/dbus-1/services/NAME.service` for each system D-Bus
+//!   service that starts the program, so that D-Bus activation goes through
+//!   antimony too;
+//! - the symlink `~/.local/bin/PROFILE` → antimony (antimony started under
+//!   another name runs the profile of that name);
+//! - a record of the files and folders it made, under
+//!   `$XDG_STATE_HOME/antimony/integrations/`, which no sandbox can write.
+//!
+//! A file in the way that antimony did not write is never replaced: the
+//! whole command fails before anything is written. `--remove` deletes a
+//! file only if it still carries the profile's mark (or is a symlink to
+//! antimony), and a folder only if the record says integrate made it and it
+//! is empty.
+
+pub mod desktop;
+pub mod exec;
+pub mod keyfile;
+pub mod shell;
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::host::Host;
+use crate::plan::{self, RunOptions};
+use crate::profile::{self, ProgramRef, Searcher};
+use desktop::{Context, ENTRY_GROUP, SERVICE_GROUP};
+
+/// The data folders searched for the system's entries when
+/// `$XDG_DATA_DIRS` is unset, as the XDG Base Directory Specification says.
+const DEFAULT_DATA_DIRS: &str = "/usr/local/share:/usr/share";
+/// Where bare program names of the profile are looked up (the sandbox's
+/// PATH, as root's).
+const PROGRAM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Desktop,
+    Service,
+    Link,
+}
+
+/// One file `integrate` writes.
+#[derive(Debug, Clone)]
+struct Item {
+    kind: Kind,
+    path: PathBuf,
+    /// The file's text, or the symlink's target.
+    contents: String,
+    /// The system file it shadows.
+    shadows: Option<PathBuf>,
+}
+
+/// What `integrate` made, kept so that `--remove` can take it back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Record {
+    profile: String,
+    files: Vec<PathBuf>,
+    /// Folders that did not exist before, deepest last.
+    dirs: Vec<PathBuf>,
+}
+
+/// Who a file in the way belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    Absent,
+    /// Written by `antimony integrate` for this profile.
+    Ours(String),
+    Foreign,
+}
+
+fn record_path(host: &Host, name: &str) -> PathBuf {
+    host.state_home
+        .join("antimony/integrations")
+        .join(format!("{name}.json"))
+}
+
+fn local_bin(host: &Host) -> PathBuf {
+    host.home.join(".local/bin")
+}
+
+fn data_dirs(host: &Host) -> Vec<PathBuf> {
+    let value = host
+        .var("XDG_DATA_DIRS")
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_DATA_DIRS.to_string());
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for d in value.split(':').map(PathBuf::from) {
+        if d.is_absolute() && d != host.data_home && !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+fn check_name(name: &str) -> Result<(), Error> {
+    if profile::is_path_argument(name) || !profile::valid_name(name) {
+        return Err(Error::Other(format!(
+            "integrate: `{name}` is not a profile name (integrate names the symlink after the profile, so it takes a name, not a file)"
+        )));
+    }
+    if name.starts_with("antimony") {
+        return Err(Error::Other(format!(
+            "integrate: `{name}`: a profile whose name starts with `antimony` cannot be started through a symlink of that name"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a symlink points at an antimony binary.
+fn is_antimony_link(path: &Path, exe: &Path) -> bool {
+    let Ok(target) = std::fs::read_link(path) else {
+        return false;
+    };
+    target == exe
+        || target.file_name().is_some_and(|n| n == "antimony")
+        || std::fs::canonicalize(path).is_ok_and(|p| p == exe)
+}
+
+fn owner(kind: Kind, path: &Path, exe: &Path) -> Result<Owner, Error> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Absent),
+        Err(e) => return Err(Error::io(format!("integrate: {}", path.display()), e)),
+    };
+    match kind {
+        Kind::Link => Ok(
+            if meta.file_type().is_symlink() && is_antimony_link(path, exe) {
+                Owner::Ours(
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
+            } else {
+                Owner::Foreign
+            },
+        ),
+        Kind::Desktop | Kind::Service => {
+            if !meta.is_file() {
+                return Ok(Owner::Foreign);
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::io(format!("integrate: read {}", path.display()), e))?;
+            let group = if kind == Kind::Desktop {
+                ENTRY_GROUP
+            } else {
+                SERVICE_GROUP
+            };
+            Ok(desktop::marker(&text, group).map_or(Owner::Foreign, Owner::Ours))
+        }
+    }
+}
+
+fn kind_of(path: &Path, host: &Host) -> Kind {
+    if path.parent() == Some(local_bin(host).as_path()) {
+        Kind::Link
+    } else if path.extension().is_some_and(|e| e == "service") {
+        Kind::Service
+    } else {
+        Kind::Desktop
+    }
+}
+
+/// The profile's programs as canonical host paths: every `path`
+/// alternative that exists, or the profile's name on the PATH.
+fn profile_programs(p: &profile::Profile, host: &Host, planned: &Path) -> Vec<PathBuf> {
+    let fallback = [ProgramRef::Name(p.name.clone())];
+    let refs: &[ProgramRef] = if p.path.is_empty() {
+        &fallback
+    } else {
+        &p.path
+    };
+    let mut out = Vec::new();
+    let mut add = |path: PathBuf| {
+        if let Ok(c) = std::fs::canonicalize(path) {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    };
+    add(planned.to_path_buf());
+    for r in refs {
+        match r {
+            ProgramRef::Path(hp) => add(hp.resolve(&host.home)),
+            ProgramRef::Name(n) => {
+                if let Some(found) = PROGRAM_PATH
+                    .split(':')
+                    .map(|d| Path::new(d).join(n))
+                    .find(|c| c.is_file())
+                {
+                    add(found);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn search_path(host: &Host) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = host
+        .var("PATH")
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| d.is_absolute() && *d != local_bin(host));
+    for d in PROGRAM_PATH.split(':') {
+        let d = PathBuf::from(d);
+        if !dirs.contains(&d) {
+            dirs.push(d);
+        }
+    }
+    dirs
+}
+
+/// `antimony integrate PROFILE`.
+pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+    check_name(name)?;
+    let p = profile::resolve(searcher, name)?;
+    // The same checks as `antimony check`: a profile that cannot run (a
+    // fragment, a missing program) is not put in the menu.
+    let planned = plan::build(&p, &RunOptions::default(), host)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
+    let cx = Context {
+        profile: name.to_string(),
+        antimony: exe.clone(),
+        programs: profile_programs(&p, host, &planned.program),
+        search_path: search_path(host),
+    };
+
+    // What to write.
+    let dirs = data_dirs(host);
+    let apps = host.data_home.join("applications");
+    let services = host.data_home.join("dbus-1/services");
+    let mut items = Vec::new();
+    let all_entries = desktop::scan_entries(&dirs);
+    let entries = desktop::entries_for(&all_entries, p.id.as_deref(), &cx);
+    for f in &entries {
+        items.push(Item {
+            kind: Kind::Desktop,
+            path: apps.join(&f.id),
+            contents: desktop::shadow_entry(f, &cx).map_err(Error::Other)?,
+            shadows: Some(f.path.clone()),
+        });
+    }
+    if entries.is_empty() {
+        let id =
+            p.id.as_deref()
+                .map(|i| i.strip_suffix(".desktop").unwrap_or(i).to_string());
+        let file = format!(
+            "{}.desktop",
+            id.clone().unwrap_or_else(|| format!("antimony-{name}"))
+        );
+        let graphical = p
+            .inherited
+            .iter()
+            .any(|i| matches!(i.as_str(), "with-display" | "with-x11" | "with-wayland"));
+        items.push(Item {
+            kind: Kind::Desktop,
+            path: apps.join(file),
+            contents: desktop::minimal_entry(
+                &cx,
+                id.as_deref(),
+                p.description.as_deref(),
+                !graphical,
+            ),
+            shadows: None,
+        });
+    }
+    let ids: Vec<String> = entries.iter().map(|f| f.id.clone()).collect();
+    let all_services = desktop::scan_services(&dirs);
+    for f in desktop::services_for(&all_services, &ids, &cx) {
+        items.push(Item {
+            kind: Kind::Service,
+            path: services.join(&f.id),
+            contents: desktop::shadow_service(f, &cx).map_err(Error::Other)?,
+            shadows: Some(f.path.clone()),
+        });
+    }
+    items.push(Item {
+        kind: Kind::Link,
+        path: local_bin(host).join(name),
+        contents: exe.to_string_lossy().into_owned(),
+        shadows: None,
+    });
+
+    // Nothing is written while anything in the way is not ours.
+    for item in &items {
+        match owner(item.kind, &item.path, &exe)? {
+            Owner::Absent => {}
+            Owner::Ours(other) if other == name || item.kind == Kind::Link => {}
+            Owner::Ours(other) => {
+                return Err(Error::Other(format!(
+                    "integrate: {} was written by `antimony integrate {other}`; remove that first (`antimony integrate --remove {other}`)",
+                    host.display_path(&item.path)
+                )));
+            }
+            Owner::Foreign => {
+                return Err(Error::Other(format!(
+                    "integrate: {} exists and was not written by antimony; not replacing it (move it away and run integrate again)",
+                    host.display_path(&item.path)
+                )));
+            }
+        }
+    }
+
+    // The record first, so that `--remove` finds everything even if this
+    // stops half-way.
+    let record_file = record_path(host, name);
+    let old = read_record(&record_file);
+    let mut record = Record {
+        profile: name.to_string(),
+        files: items.iter().map(|i| i.path.clone()).collect(),
+        dirs: old.as_ref().map(|r| r.dirs.clone()).unwrap_or_default(),
+    };
+    let mut wanted_dirs: Vec<&Path> = items.iter().filter_map(|i| i.path.parent()).collect();
+    if let Some(parent) = record_file.parent() {
+        wanted_dirs.push(parent);
+    }
+    for d in wanted_dirs {
+        for made in make_dirs(d)? {
+            if !record.dirs.contains(&made) {
+                record.dirs.push(made);
+            }
+        }
+    }
+    write_record(&record_file, &record)?;
+
+    let mut out = std::io::stdout().lock();
+    for item in &items {
+        match item.kind {
+            Kind::Link => {
+                if std::fs::read_link(&item.path).ok().as_deref() != Some(exe.as_path()) {
+                    replace_symlink(&item.path, &exe)?;
+                }
+                let _ = writeln!(
+                    out,
+                    "linked {} → {}",
+                    host.display_path(&item.path),
+                    exe.display()
+                );
+            }
+            Kind::Desktop | Kind::Service => {
+                write_file(&item.path, &item.contents)?;
+                let _ = match &item.shadows {
+                    Some(s) => writeln!(
+                        out,
+                        "wrote {} (shadows {})",
+                        host.display_path(&item.path),
+                        s.display()
+                    ),
+                    None => writeln!(out, "wrote {}", host.display_path(&item.path)),
+                };
+            }
+        }
+    }
+    // Files an earlier integrate wrote that are no longer wanted (the
+    // system entry is gone): taken back.
+    if let Some(old) = old {
+        for f in old.files.iter().filter(|f| !record.files.contains(f)) {
+            if owner(kind_of(f, host), f, &exe)? == Owner::Ours(name.to_string()) {
+                remove_file(f)?;
+                let _ = writeln!(out, "removed {}", host.display_path(f));
+            }
+        }
+    }
+    drop(out);
+    path_warning(name, host);
+    Ok(0)
+}
+
+/// Warns when typing the profile's name in a shell would not go through
+/// the symlink.
+fn path_warning(name: &str, host: &Host) {
+    let bin = local_bin(host);
+    let path: Vec<PathBuf> = host
+        .var("PATH")
+        .map(|p| std::env::split_paths(p).collect())
+        .unwrap_or_default();
+    let display = host.display_path(&bin);
+    match path.iter().position(|d| *d == bin) {
+        None => crate::commands::warn(&format!(
+            "{display} is not on PATH: typing `{name}` in a shell does not start it through antimony"
+        )),
+        Some(i) => {
+            if let Some(earlier) = path[..i].iter().find(|d| d.join(name).is_file()) {
+                crate::commands::warn(&format!(
+                    "{} comes before {display} on PATH: typing `{name}` in a shell starts {} outside the sandbox",
+                    earlier.display(),
+                    earlier.join(name).display()
+                ));
+            }
+        }
+    }
+}
+
+/// `antimony integrate --remove PROFILE`.
+pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
+    check_name(name)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
+    let record_file = record_path(host, name);
+    let record = read_record(&record_file);
+    // The record's files, and anything else that carries the mark.
+    let mut candidates: BTreeSet<PathBuf> = record
+        .as_ref()
+        .map(|r| r.files.iter().cloned().collect())
+        .unwrap_or_default();
+    for dir in [
+        host.data_home.join("applications"),
+        host.data_home.join("dbus-1/services"),
+    ] {
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            candidates.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()));
+        }
+    }
+    candidates.insert(local_bin(host).join(name));
+
+    let mut out = std::io::stdout().lock();
+    let mut removed = 0;
+    for path in &candidates {
+        if owner(kind_of(path, host), path, &exe)? == Owner::Ours(name.to_string()) {
+            remove_file(path)?;
+            removed += 1;
+            let _ = writeln!(out, "removed {}", host.display_path(path));
+        }
+    }
+    if record.is_some() {
+        remove_file(&record_file)?;
+    }
+    // Folders integrate made, deepest first, if nothing else is in them.
+    if let Some(r) = &record {
+        let mut dirs = r.dirs.clone();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(&d);
+        }
+    }
+    if removed == 0 {
+        let _ = writeln!(out, "nothing to remove for {name}");
+    }
+    Ok(0)
+}
+
+/// Creates a folder and its missing parents; returns those it made,
+/// outermost first.
+fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while std::fs::symlink_metadata(d).is_err() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    missing.reverse();
+    for m in &missing {
+        match std::fs::create_dir(m) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("integrate: create {}", m.display()), e)),
+        }
+    }
+    Ok(missing)
+}
+
+fn read_record(path: &Path) -> Option<Record> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_record(path: &Path, r: &Record) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(r).expect("a record serializes") + "\n";
+    write_file_mode(path, &text, 0o600)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), Error> {
+    write_file_mode(path, text, 0o644)
+}
+
+/// Writes a file whole: a new file beside it, then renamed over it.
+fn write_file_mode(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
+    let tmp = temp_beside(path);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(format!("integrate: write {}", path.display()), e)
+    })
+}
+
+fn replace_symlink(path: &Path, target: &Path) -> Result<(), Error> {
+    let tmp = temp_beside(path);
+    std::os::unix::fs::symlink(target, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(format!("integrate: link {}", path.display()), e)
+        })
+}
+
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.antimony-{}", std::process::id()))
+}
+
+fn remove_file(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(
+            format!("integrate: remove {}", path.display()),
+            e,
+        )),
+    }
+}
