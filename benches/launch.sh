@@ -40,7 +40,10 @@
 # runs the measurements as that user through setpriv, and deletes the
 # account again. Profiles, the copied binary and every file it writes live
 # in one temporary folder, removed at the end; HOME and the XDG folders point
-# into it, so antimony's state and caches go there too.
+# into it, so antimony's state and caches go there too. XDG_RUNTIME_DIR is
+# a private folder on /dev/shm (a tmpfs, as /run/user/UID is in a desktop
+# session; also removed), since antimony registers each running instance
+# there; one row of section 1 shows a launch without it.
 #
 # Needs: bash, hyperfine, bwrap (bubblewrap), unshare and setpriv
 # (util-linux), GNU time (/usr/bin/time), useradd/userdel (passwd) as root.
@@ -93,7 +96,7 @@ else
     WARMUP=20
     BIND_SIZES=(10 100 1000)
     HOOK_SIZES=(10 100)
-    SCALE_RUNS=60
+    SCALE_RUNS=100
     START_PAIRS=200
     CONCURRENT_ROUNDS=5
 fi
@@ -116,13 +119,17 @@ if [ -z "$WORKER" ]; then
     [ -x "$BIN" ] || die "$BIN is not an executable"
 
     T=""
+    RT=""
     created_user=0
     cleanup() {
         local rc=$?
-        if [ -n "$T" ] && [ -d "$T" ]; then
-            chmod -R u+w "$T" 2>/dev/null || true
-            rm -rf "$T"
-        fi
+        local d
+        for d in "$T" "$RT"; do
+            if [ -n "$d" ] && [ -d "$d" ]; then
+                chmod -R u+w "$d" 2>/dev/null || true
+                rm -rf "$d"
+            fi
+        done
         if ((created_user)); then
             userdel "$BENCH_USER" 2>/dev/null || echo "launch.sh: could not delete the user $BENCH_USER" >&2
         fi
@@ -132,6 +139,11 @@ if [ -z "$WORKER" ]; then
     trap 'exit 130' INT TERM
     T=$(mktemp -d /tmp/antimony-bench.XXXXXX)
     chmod 755 "$T"
+    # The runtime folder on a tmpfs, as in a desktop session.
+    RT=""
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        RT=$(mktemp -d /dev/shm/antimony-bench-run.XXXXXX)
+    fi
     mkdir "$T/bin" "$T/w"
     cp "$BIN" "$T/bin/antimony"
     cp "$0" "$T/bin/launch.sh"
@@ -152,16 +164,17 @@ if [ -z "$WORKER" ]; then
         uid=$(id -u "$BENCH_USER")
         [ "$uid" -ne 0 ] || die "$BENCH_USER is root"
         chown -R "$BENCH_USER:" "$T/w"
+        [ -z "$RT" ] || chown "$BENCH_USER:" "$RT"
         set +e
         (cd "$T/w" && setpriv --reuid="$BENCH_USER" --regid="$BENCH_USER" --init-groups \
-            env -i HOME="$T/w/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" \
+            env -i HOME="$T/w/home" USER="$BENCH_USER" LOGNAME="$BENCH_USER" ${RT:+XDG_RUNTIME_DIR="$RT"} \
             PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
             bash "$T/bin/launch.sh" "${args[@]}")
         rc=$?
         set -e
     else
         set +e
-        (cd "$T/w" && env -i HOME="$T/w/home" USER="$(id -un)" LOGNAME="$(id -un)" \
+        (cd "$T/w" && env -i HOME="$T/w/home" USER="$(id -un)" LOGNAME="$(id -un)" ${RT:+XDG_RUNTIME_DIR="$RT"} \
             PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
             bash "$T/bin/launch.sh" "${args[@]}")
         rc=$?
@@ -350,12 +363,30 @@ r_bwrap=$(calc "$t_antimony / $t_bwrap")
 r_bwrap_bare=$(calc "$t_antimony / $t_bwrap_bare")
 r_unshare=$(calc "$t_antimony / $t_unshare")
 
+# The same launch without a runtime folder: antimony then registers the
+# instance under $TMPDIR (here: inside the temporary folder, on the disk
+# that holds /tmp). Informational; its own hyperfine run, so compare it
+# with a grain of salt.
+t_nort=""
+if [ -n "${XDG_RUNTIME_DIR:-}" ]; then
+    mkdir -p "$W/tmpdir"
+    if env -u XDG_RUNTIME_DIR TMPDIR="$W/tmpdir" \
+        hyperfine -N --style none --runs "$RUNS" --warmup "$WARMUP" --export-csv "$W/out/nort.csv" \
+        -n antimony "$ANTIMONY" >"$W/out/hf.log" 2>&1; then
+        t_nort=$(ms "$(awk -F, '$1 == "antimony" { print $4 }' "$W/out/nort.csv")")
+    else
+        cat "$W/out/hf.log" >&2
+        die "antimony run minimal fails without XDG_RUNTIME_DIR"
+    fi
+fi
+
 echo "1. Launching /bin/true (median ms; per-round medians in brackets)"
 row "/bin/true" "$t_true" "[${ROUND[true]# }]"
 row "unshare, every namespace" "$t_unshare" "[${ROUND[unshare]# }]"
 row "bwrap, bare read-only root" "$t_bwrap_bare" "[${ROUND[bwrap-bare]# }]"
 row "bwrap, antimony's minimal root" "$t_bwrap" "[${ROUND[bwrap]# }]"
 row "antimony run minimal" "$t_antimony" "[${ROUND[antimony]# }]"
+[ -z "$t_nort" ] || row "  same, XDG_RUNTIME_DIR unset" "$t_nort" "(instance registry on $(df -T --output=fstype "$W" | tail -n1) instead of tmpfs)"
 echo "  ratios: antimony/bwrap = $r_bwrap (bare root: $r_bwrap_bare), antimony/unshare = $r_unshare"
 echo
 
@@ -449,16 +480,19 @@ for n in "${BIND_SIZES[@]}"; do SCALE[binds-$n]=${MED[binds-$n]}; done
 for n in "${HOOK_SIZES[@]}"; do SCALE[hooks-$n]=${MED[hooks-$n]}; done
 t0=${MED[minimal]}
 
-# bubblewrap with the same binds (it re-reads the mount table per bind).
+# bubblewrap with the same binds (it re-reads the mount table per bind, so
+# its largest size gets only a few runs).
 bw_cmds=(bwrap-bare "$BWRAP_MIN")
 for n in "${BIND_SIZES[@]}"; do
     v=BWRAP_BINDS_$n
     check "bubblewrap with $n binds" ${!v}
-    bw_cmds+=("bwrap-binds-$n" "${!v}")
+    ((n >= 1000)) || bw_cmds+=("bwrap-binds-$n" "${!v}")
 done
-bw_runs=$SCALE_RUNS
-((QUICK)) || bw_runs=5
-hf "$bw_runs" 1 "${bw_cmds[@]}"
+hf "$SCALE_RUNS" 3 "${bw_cmds[@]}"
+for n in "${BIND_SIZES[@]}"; do
+    v=BWRAP_BINDS_$n
+    ((n < 1000)) || hf 5 1 "bwrap-binds-$n" "${!v}"
+done
 
 per_unit() { calc "($1 - $2) / $3 * 1000"; } # µs per unit
 echo "4. Scaling (median ms; per unit = (t(n) - t(none)) / n, in µs)"
@@ -471,11 +505,20 @@ done
 for n in "${HOOK_SIZES[@]}"; do
     printf '  %-24s %10s %12s\n' "$n blocking hooks" "${SCALE[hooks-$n]}" "$(per_unit "${SCALE[hooks-$n]}" "$t0" "$n")"
 done
-b_small=${BIND_SIZES[0]} b_large=${BIND_SIZES[-1]}
-h_small=${HOOK_SIZES[0]} h_large=${HOOK_SIZES[-1]}
-bind_flat=$(calc "$(per_unit "${SCALE[binds-$b_large]}" "$t0" "$b_large") / $(per_unit "${SCALE[binds-$b_small]}" "$t0" "$b_small")")
-hook_flat=$(calc "$(per_unit "${SCALE[hooks-$h_large]}" "$t0" "$h_large") / $(per_unit "${SCALE[hooks-$h_small]}" "$t0" "$h_small")")
-bw_flat=$(calc "$(per_unit "${MED[bwrap-binds-$b_large]}" "${MED[bwrap-bare]}" "$b_large") / $(per_unit "${MED[bwrap-binds-$b_small]}" "${MED[bwrap-bare]}" "$b_small")")
+# Flatness: the per-unit cost at the largest size over that at the next
+# size down (100 → 1000 binds, 10 → 100 hooks in the full run). The
+# smallest size's per-unit figure is printed, but with 10 binds the
+# difference to no binds is within the noise.
+flat() { # flat T_LARGE T_SMALL T0 N_LARGE N_SMALL → ratio, or "n/a"
+    awk -v tl="$1" -v ts="$2" -v t0="$3" -v nl="$4" -v ns="$5" 'BEGIN {
+        ul = (tl - t0) / nl; us = (ts - t0) / ns
+        if (us <= 0) print "n/a"; else printf "%.2f", ul / us }'
+}
+b_large=${BIND_SIZES[-1]} b_small=${BIND_SIZES[-2]}
+h_large=${HOOK_SIZES[-1]} h_small=${HOOK_SIZES[-2]}
+bind_flat=$(flat "${SCALE[binds-$b_large]}" "${SCALE[binds-$b_small]}" "$t0" "$b_large" "$b_small")
+hook_flat=$(flat "${SCALE[hooks-$h_large]}" "${SCALE[hooks-$h_small]}" "$t0" "$h_large" "$h_small")
+bw_flat=$(flat "${MED[bwrap-binds-$b_large]}" "${MED[bwrap-binds-$b_small]}" "${MED[bwrap-bare]}" "$b_large" "$b_small")
 echo "  per-unit cost, $b_large vs $b_small binds: ×$bind_flat (bwrap: ×$bw_flat); $h_large vs $h_small hooks: ×$hook_flat"
 echo
 
@@ -522,9 +565,15 @@ else
 fi
 g_binds=$(verdict le "$bind_flat" 2)
 g_hooks=$(verdict le "$hook_flat" 2)
+[ "$bind_flat" != n/a ] || g_binds="not measured"
+[ "$hook_flat" != n/a ] || g_hooks="not measured"
 g_conc=$(verdict test "$conc_ok" -eq 1)
 
-echo "Goals (issue 7)"
+if ((QUICK)); then
+    echo "Goals (issue 7) -- quick mode: too few runs for these verdicts to mean much"
+else
+    echo "Goals (issue 7)"
+fi
 row "antimony ≤ 0.8× bwrap" "$g_ratio" "antimony/bwrap = $r_bwrap ($t_antimony vs $t_bwrap ms); /unshare = $r_unshare"
 row "blocking hook ≤ exec + 0.3 ms" "$g_hook" "$hook_cost ms vs $hook_budget ms"
 row "attached hook adds nothing" "$g_attach" "+$attach_cost ms to the program's start (met: ≤ 0.1 ms)"

@@ -135,10 +135,25 @@ they have ended."
     },
     /// Put a profile in the desktop's menu and on PATH
     #[command(
-        long_about = "Writes a desktop entry under $XDG_DATA_HOME/applications/ that shadows the \
-system one (same desktop id) and runs the program through antimony, and a symlink \
-~/.local/bin/PROFILE → antimony: antimony started under another name runs the profile of that \
-name with every argument passed on. --remove removes exactly what integrate wrote."
+        long_about = "Makes every way of starting the profile's program go through antimony. \
+For the system's desktop entry of the program (the profile's `id`, ID.desktop, else every entry \
+whose Exec or TryExec runs the program, found in $XDG_DATA_DIRS/applications/, default \
+/usr/local/share:/usr/share), it writes one with the same desktop id under \
+$XDG_DATA_HOME/applications/, which shadows it: the menu shows one entry, with the same name \
+and icon, whose every Exec (actions included) runs `antimony run PROFILE --` followed by the \
+original arguments and field codes (%u, %F…); TryExec names antimony and DBusActivatable is \
+false. There is no action that runs the program outside the sandbox. A profile the system has \
+no entry for gets a minimal one. The system's D-Bus services that start the program \
+($XDG_DATA_DIRS/dbus-1/services/) are shadowed the same way under \
+$XDG_DATA_HOME/dbus-1/services/, so that D-Bus activation goes through antimony too. Last, \
+a symlink ~/.local/bin/PROFILE → antimony: antimony started under another name runs the \
+profile of that name with every argument passed on (a warning says when ~/.local/bin does not \
+come first on PATH).\n\n\
+Every file it writes is marked as antimony's (X-Antimony-Profile=PROFILE) and recorded under \
+$XDG_STATE_HOME/antimony/integrations/. A file in the way that antimony did not write, or a \
+symlink that points elsewhere, is never replaced: integrate then fails before writing \
+anything. Integrating again refreshes the files. --remove removes exactly what integrate \
+wrote for the profile, and the folders it made if they are empty, and nothing else."
     )]
     Integrate {
         /// Profile name
@@ -148,6 +163,16 @@ name with every argument passed on. --remove removes exactly what integrate wrot
         remove: bool,
     },
     /// Print a shell completion script
+    #[command(
+        long_about = "Prints a completion script for bash, zsh or fish, generated from the same \
+definitions as the command line: subcommands, options and their values, and profile names \
+for `run`, `check`, `show`, `edit` and `integrate` (asked from `antimony list` when \
+completing; `run` and `integrate` are offered profiles, not fragments). To load it:\n\n\
+bash: `source <(antimony completions bash)` in ~/.bashrc, or the output saved as \
+~/.local/share/bash-completion/completions/antimony\n\n\
+zsh: the output saved as `_antimony` in a folder of $fpath, before compinit runs\n\n\
+fish: the output saved as ~/.config/fish/completions/antimony.fish"
+    )]
     Completions {
         /// The shell
         #[arg(value_enum)]

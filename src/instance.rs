@@ -6,17 +6,24 @@
 //! of mode 0700 that no sandbox can reach (antimony's runtime folder is
 //! among the folders masked in every sandbox), holding `info.json` and
 //! `control`, the unix socket on which the supervising antimony takes
-//! `enter` and `stop` requests.
+//! `enter` and `stop` requests. The record is built in a hidden folder
+//! (`.ID`) and renamed into place once its socket listens, so that nobody
+//! ever sees (or removes as stale) a half-made record.
 //!
 //! A record is trusted only if its supervisor is alive and is the record's:
 //! the PID answers `pidfd_open`, its start time (from /proc/PID/stat, which
 //! a recycled PID cannot match) is the recorded one, it runs the same
-//! antimony binary as the caller, and it belongs to the caller. A record
-//! that fails the first two checks is stale (its antimony died, perhaps by
-//! SIGKILL) and is removed; one that fails the others is refused.
+//! antimony binary as the caller, it belongs to the caller, and the
+//! process serving the record's control socket is that PID (the kernel's
+//! peer credentials say so). A record that fails the first two checks is
+//! stale (its antimony died, perhaps by SIGKILL) and is removed; one that
+//! fails the others is refused, never listed, entered or stopped.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -111,11 +118,12 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Registers this process as the supervisor of `instance`.
+    /// Registers this process as the supervisor of `instance`, in a hidden
+    /// folder until `publish`.
     pub fn create(host: &Host, instance: &str, profile: &str) -> std::io::Result<Registration> {
         let base = registry(host);
         private_dir(&base, host.uid)?;
-        let dir = base.join(instance);
+        let dir = base.join(format!(".{instance}"));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let me = std::process::id();
         let info = Info {
@@ -137,6 +145,15 @@ impl Registration {
 
     pub fn control_path(&self) -> PathBuf {
         self.dir.join("control")
+    }
+
+    /// Makes the record visible under its id (once its control socket
+    /// listens: a socket keeps its address across the rename).
+    pub fn publish(&mut self) -> std::io::Result<()> {
+        let to = self.dir.with_file_name(&self.info.instance);
+        std::fs::rename(&self.dir, &to)?;
+        self.dir = to;
+        Ok(())
     }
 
     /// Records the program's PID once it runs.
@@ -182,7 +199,9 @@ pub enum Verdict {
     Forged(String),
 }
 
-/// Checks a record against the live process it names.
+/// Checks a record against the live process it names: everything but its
+/// control socket, which `connect` checks. A hidden folder (`.ID`, a
+/// record being made) is checked against its id without the dot.
 pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
@@ -202,6 +221,7 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
         None => return (Verdict::Stale("no readable info.json".into()), None),
     };
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = name.strip_prefix('.').unwrap_or(name);
     if info.instance != name || info.uid != uid {
         return (
             Verdict::Forged("its record names another instance or user".into()),
@@ -209,6 +229,12 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
         );
     }
     let pid = info.antimony_pid;
+    if pid == 0 || pid > i32::MAX as u32 {
+        return (
+            Verdict::Forged(format!("its record names no process ({pid})")),
+            Some(info),
+        );
+    }
     // SAFETY: pidfd_open has no pointer arguments; the descriptor is closed at once.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
@@ -243,7 +269,77 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
     (Verdict::Live, Some(info))
 }
 
-/// Every live instance; stale records are removed on the way.
+/// How long `connect` retries a control socket whose queue is full.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// How long a hidden record folder may stay without its `info.json`
+/// before it counts as left behind (its antimony died while making it).
+const STAGING_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Connects to a verified record's control socket and checks that the
+/// process serving it is the record's antimony (the kernel's peer
+/// credentials: the PID and uid of the process that listens), still the
+/// same process (its start time, again). Returns the connected socket,
+/// blocking. Never waits more than a moment for a socket that does not
+/// accept.
+pub fn connect(found: &Found) -> Result<OwnedFd, String> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, UnixAddr, getsockopt, socket, sockopt::PeerCredentials,
+    };
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| format!("cannot create a socket ({e})"))?;
+    let path = found.control_path();
+    let addr = UnixAddr::new(path.as_os_str().as_bytes())
+        .map_err(|e| format!("its control socket has no usable address ({e})"))?;
+    let deadline = Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match nix::sys::socket::connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("its control socket does not answer ({e})")),
+        }
+    }
+    let cred =
+        getsockopt(&fd, PeerCredentials).map_err(|e| format!("cannot tell who answers ({e})"))?;
+    let pid = found.info.antimony_pid;
+    if cred.pid() as u32 != pid || cred.uid() != found.info.uid {
+        return Err(format!(
+            "its control socket is served by PID {} (uid {}), not by its antimony (PID {pid})",
+            cred.pid(),
+            cred.uid(),
+        ));
+    }
+    // The PID was checked before the connection: it is still that process.
+    if start_time(pid) != Some(found.info.antimony_start) {
+        return Err(format!("its antimony (PID {pid}) has ended"));
+    }
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+    )
+    .map_err(|e| format!("cannot use its control socket ({e})"))?;
+    Ok(fd)
+}
+
+fn older_than(dir: &Path, age: Duration) -> bool {
+    std::fs::symlink_metadata(dir)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
+}
+
+/// Every live instance whose control socket its antimony serves; stale
+/// records are removed on the way, forged ones left alone and not listed.
 pub fn list(host: &Host) -> Vec<Found> {
     let base = registry(host);
     let Ok(entries) = std::fs::read_dir(&base) else {
@@ -252,10 +348,21 @@ pub fn list(host: &Host) -> Vec<Found> {
     let mut out = Vec::new();
     for e in entries.flatten() {
         let dir = e.path();
+        // A hidden folder is a record being made.
+        let making = e.file_name().as_bytes().starts_with(b".");
         match verify(&dir, host.uid) {
-            (Verdict::Live, Some(info)) => out.push(Found { dir, info }),
-            (Verdict::Stale(_), _) => {
-                let _ = std::fs::remove_dir_all(&dir);
+            (Verdict::Live, Some(info)) if !making => {
+                let found = Found { dir, info };
+                if connect(&found).is_ok() {
+                    out.push(found);
+                }
+            }
+            (Verdict::Stale(_), info) => {
+                // One being made is stale only once its antimony is gone
+                // (or it has waited for its info.json far too long).
+                if !making || info.is_some() || older_than(&dir, STAGING_PATIENCE) {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
             }
             _ => {}
         }
@@ -270,16 +377,20 @@ pub fn list(host: &Host) -> Vec<Found> {
 }
 
 /// Finds one live instance by id (or unique id prefix) or profile name.
+/// The caller still `connect`s to it, which checks its control socket.
 pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
+    if name.is_empty() {
+        return Err(InstanceError::NotFound(name.into()));
+    }
     let base = registry(host);
     // An exact id is checked directly, so a forged record is refused by
     // name rather than silently skipped.
-    if !name.is_empty() && name.chars().all(|c| c.is_ascii_hexdigit()) && base.join(name).exists() {
-        let dir = base.join(name);
-        return match verify(&dir, host.uid) {
-            (Verdict::Live, Some(info)) => Ok(Found { dir, info }),
+    let exact = base.join(name);
+    if name.chars().all(|c| c.is_ascii_hexdigit()) && std::fs::symlink_metadata(&exact).is_ok() {
+        return match verify(&exact, host.uid) {
+            (Verdict::Live, Some(info)) => Ok(Found { dir: exact, info }),
             (Verdict::Stale(why), _) => {
-                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_dir_all(&exact);
                 Err(InstanceError::Untrusted {
                     id: name.into(),
                     why: format!("stale record ({why}), removed"),
@@ -319,8 +430,9 @@ pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
 /// Requests start with the same 16-byte header as the sandbox channel
 /// (`sandbox::protocol`); replies are that channel's messages (`Spawned`,
 /// `SpawnFailed`, `Reaped`) for the entered command. A `Stop` is answered
-/// by the supervisor exiting once the instance has ended, which closes
-/// the connection.
+/// with `STOPPING` at once, then by the supervisor closing the connection
+/// and exiting once the instance has ended. A supervisor that refuses a
+/// client closes the connection without a word.
 pub mod wire {
     use crate::sandbox::protocol::{header, words};
 
@@ -331,6 +443,8 @@ pub mod wire {
     pub const SIGNAL: u32 = 201;
     /// Stop the instance.
     pub const STOP: u32 = 202;
+    /// The supervisor's answer to `STOP`: the instance is being stopped.
+    pub const STOPPING: u32 = 203;
 
     pub fn enter_request(argv: &[&[u8]]) -> Option<Vec<u8>> {
         if argv.is_empty() || argv.iter().any(|a| a.contains(&0)) {
@@ -367,6 +481,10 @@ pub mod wire {
 
     pub fn stop_request() -> [u8; 16] {
         header(STOP, 0, 0, 0)
+    }
+
+    pub fn stopping_reply() -> [u8; 16] {
+        header(STOPPING, 0, 0, 0)
     }
 
     #[cfg(test)]

@@ -12,10 +12,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, connect, getsockopt,
-    sendmsg, socket, sockopt::PeerCredentials,
-};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 
 use crate::error::Error;
 use crate::host::Host;
@@ -73,37 +70,15 @@ pub fn ps(host: &Host, json: bool) -> Result<u8, Error> {
     Ok(0)
 }
 
-/// Connects to an instance's control socket and checks who answers.
-fn connect_to(found: &Found, host: &Host) -> Result<OwnedFd, Error> {
-    let untrusted = |why: String| {
+/// Connects to an instance's control socket; `instance::connect` checks
+/// that its antimony is the one that answers.
+fn connect_to(found: &Found) -> Result<OwnedFd, Error> {
+    instance::connect(found).map_err(|why| {
         Error::from(instance::InstanceError::Untrusted {
             id: found.info.instance.clone(),
             why,
         })
-    };
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::io("create a socket", e.into()))?;
-    let path = found.control_path();
-    let addr = UnixAddr::new(path.as_os_str().as_bytes())
-        .map_err(|e| Error::io(format!("{}", path.display()), e.into()))?;
-    connect(fd.as_raw_fd(), &addr)
-        .map_err(|e| untrusted(format!("its control socket does not answer ({e})")))?;
-    let cred = getsockopt(&fd, PeerCredentials)
-        .map_err(|e| untrusted(format!("cannot tell who answers ({e})")))?;
-    if cred.pid() as u32 != found.info.antimony_pid || cred.uid() != host.uid {
-        return Err(untrusted(format!(
-            "its control socket is served by PID {} (uid {}), not by its antimony (PID {})",
-            cred.pid(),
-            cred.uid(),
-            found.info.antimony_pid
-        )));
-    }
-    Ok(fd)
+    })
 }
 
 fn recv_message(fd: &OwnedFd) -> Option<Message> {
@@ -115,6 +90,23 @@ fn recv_message(fd: &OwnedFd) -> Option<Message> {
             continue;
         }
         return (n == 16).then(|| Message::decode(&buf)).flatten();
+    }
+}
+
+/// The next packet's header words; `None` at the end of the connection.
+fn recv_words(fd: &OwnedFd) -> Option<(u32, u32, u32, i32)> {
+    let mut buf = [0u8; 16];
+    loop {
+        // SAFETY: receiving into a stack buffer from our socket.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return if n > 0 {
+            crate::sandbox::protocol::words(&buf)
+        } else {
+            None
+        };
     }
 }
 
@@ -132,7 +124,7 @@ fn send(fd: &OwnedFd, data: &[u8]) {
 
 pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Error> {
     let found = instance::find(host, name).map_err(Error::from)?;
-    let fd = connect_to(&found, host)?;
+    let fd = connect_to(&found)?;
     let command = if command.is_empty() {
         vec![OsString::from("/bin/sh")]
     } else {
@@ -152,6 +144,7 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
         None,
     )
     .map_err(|e| Error::io("send the command to the instance", e.into()))?;
+    let mut spawned = false;
     loop {
         let mut fds = [
             libc::pollfd {
@@ -175,10 +168,15 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
             continue;
         }
         match recv_message(&fd) {
-            Some(Message::Spawned { .. }) => {}
+            Some(Message::Spawned { .. }) => spawned = true,
             Some(Message::SpawnFailed { errno, .. }) => {
+                let why = if errno == nix::errno::Errno::ESRCH {
+                    "its program is not running (not yet, or no longer)".to_string()
+                } else {
+                    format!("{errno}: {}", errno.desc())
+                };
                 return Err(Error::Other(format!(
-                    "enter: cannot start {} inside instance {}: {errno}",
+                    "enter: cannot start {} inside instance {}: {why}",
                     command[0].to_string_lossy(),
                     found.info.instance
                 )));
@@ -187,9 +185,15 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
                 return Ok(crate::pipeline::exit_code(status));
             }
             Some(_) => {}
-            None => {
+            None if spawned => {
                 return Err(Error::Other(format!(
                     "instance {} ended while the command ran",
+                    found.info.instance
+                )));
+            }
+            None => {
+                return Err(Error::Other(format!(
+                    "instance {} refused the command or ended",
                     found.info.instance
                 )));
             }
@@ -197,31 +201,94 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
     }
 }
 
+/// Waits until the process behind `pidfd` has exited, at most `limit`.
+fn wait_exit(pidfd: &OwnedFd, limit: std::time::Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis() as libc::c_int) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
 pub fn stop(host: &Host, name: &str) -> Result<u8, Error> {
     // A profile name stops all its instances; an id (or prefix) one.
-    let all = instance::list(host);
     let targets: Vec<Found> = match instance::find(host, name) {
         Ok(f) => vec![f],
-        Err(instance::InstanceError::Ambiguous { .. }) => {
-            all.into_iter().filter(|f| f.info.profile == name).collect()
+        Err(instance::InstanceError::Ambiguous { name, count, ids }) => {
+            let all: Vec<Found> = instance::list(host)
+                .into_iter()
+                .filter(|f| f.info.profile == name)
+                .collect();
+            if all.is_empty() {
+                // An id prefix that names several: not for guessing.
+                return Err(instance::InstanceError::Ambiguous { name, count, ids }.into());
+            }
+            all
         }
         Err(e) => return Err(e.into()),
     };
-    if targets.is_empty() {
-        return Err(instance::InstanceError::NotFound(name.into()).into());
-    }
+    let mut failed = false;
     let mut conns = Vec::new();
     for f in &targets {
-        let fd = connect_to(f, host)?;
-        send(&fd, &wire::stop_request());
-        conns.push((f.info.instance.clone(), fd));
+        // Its antimony, to see it exit (the record was just verified).
+        // SAFETY: pidfd_open has no pointer arguments.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, f.info.antimony_pid, 0) };
+        if pidfd < 0 {
+            eprintln!("antimony: {} had already ended", f.info.instance);
+            continue;
+        }
+        // SAFETY: pidfd_open just returned this descriptor.
+        let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd as i32) };
+        match connect_to(f) {
+            Ok(fd) => {
+                send(&fd, &wire::stop_request());
+                conns.push((f.info.instance.clone(), fd, pidfd));
+            }
+            Err(e) => {
+                crate::commands::report(&e);
+                failed = true;
+            }
+        }
     }
-    // Each supervisor closes the connection when its instance has ended
-    // (after its stopping hooks, SIGTERM, the grace period, SIGKILL, the
-    // attached hooks and the post-hooks).
-    for (id, fd) in conns {
-        while recv_message(&fd).is_some() {}
-        eprintln!("antimony: stopped {id}");
+    // Each supervisor says it is stopping, and closes the connection when
+    // its instance has ended (after its stopping hooks, SIGTERM, the grace
+    // period, SIGKILL, the attached hooks and the post-hooks), right before
+    // it exits. One that closes it unanswered refused the request.
+    for (id, fd, pidfd) in conns {
+        let mut accepted = false;
+        while let Some((kind, ..)) = recv_words(&fd) {
+            accepted |= kind == wire::STOPPING;
+        }
+        if !accepted {
+            crate::commands::report(&format!(
+                "instance {id} did not stop: its antimony refused the request"
+            ));
+            failed = true;
+        } else if wait_exit(&pidfd, std::time::Duration::from_secs(30)) {
+            eprintln!("antimony: stopped {id}");
+        } else {
+            crate::commands::report(&format!(
+                "instance {id} closed its control socket but its antimony still runs"
+            ));
+            failed = true;
+        }
     }
-    Ok(0)
+    // Each failure was reported above.
+    Ok(if failed {
+        crate::error::EXIT_LAUNCHER_FAILURE
+    } else {
+        0
+    })
 }

@@ -65,8 +65,14 @@ impl Captured {
 
     fn pass_on(&mut self, stream: Stream, data: &[u8]) {
         self.keep(data);
+        // Flushed at once: Rust's stdout is line-buffered, and a partial
+        // line must not wait for antimony's exit (the program's own output
+        // goes straight to the same descriptor).
         let _ = match stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(data),
+            Stream::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(data).and_then(|()| out.flush())
+            }
             Stream::Stderr => std::io::stderr().lock().write_all(data),
         };
     }

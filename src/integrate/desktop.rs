@@ -32,7 +32,7 @@ impl Context {
     /// Whether a command line's program is one of the profile's.
     pub fn is_profile_program(&self, program: &str) -> bool {
         self.resolve(program)
-            .is_some_and(|p| self.programs.iter().any(|q| *q == p))
+            .is_some_and(|p| self.programs.contains(&p))
     }
 
     /// A command line's program as a canonical host path.
@@ -78,8 +78,10 @@ impl Context {
         if !self.is_profile_program(program) {
             out.push(format!("--program={program}"));
         }
-        out.push("--".to_string());
-        out.extend(args.iter().map(|s| s.to_string()));
+        if !args.is_empty() {
+            out.push("--".to_string());
+            out.extend(args.iter().cloned());
+        }
         out
     }
 

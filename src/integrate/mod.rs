@@ -13,14 +13,13 @@
 //!   antimony too;
 //! - the symlink `~/.local/bin/PROFILE` → antimony (antimony started under
 //!   another name runs the profile of that name);
-//! - a record of the files and folders it made, under
+//! - a record of the files it wrote, and of the folders it made, under
 //!   `$XDG_STATE_HOME/antimony/integrations/`, which no sandbox can write.
 //!
 //! A file in the way that antimony did not write is never replaced: the
 //! whole command fails before anything is written. `--remove` deletes a
 //! file only if it still carries the profile's mark (or is a symlink to
-//! antimony), and a folder only if the record says integrate made it and it
-//! is empty.
+//! antimony), and a folder only if integrate made it and it is empty again.
 
 pub mod desktop;
 pub mod exec;
@@ -65,12 +64,18 @@ struct Item {
     shadows: Option<PathBuf>,
 }
 
-/// What `integrate` made, kept so that `--remove` can take it back.
+/// The files `integrate` wrote for a profile, kept so that `--remove` can
+/// take them back.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Record {
     profile: String,
     files: Vec<PathBuf>,
-    /// Folders that did not exist before, deepest last.
+}
+
+/// The folders `integrate` made (for any profile) because they did not
+/// exist: removed when they are empty again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Folders {
     dirs: Vec<PathBuf>,
 }
 
@@ -83,10 +88,18 @@ enum Owner {
     Foreign,
 }
 
+fn records_dir(host: &Host) -> PathBuf {
+    host.state_home.join("antimony/integrations")
+}
+
 fn record_path(host: &Host, name: &str) -> PathBuf {
-    host.state_home
-        .join("antimony/integrations")
-        .join(format!("{name}.json"))
+    records_dir(host).join(format!("{name}.json"))
+}
+
+/// The record of made folders; its name is no profile's (a profile name
+/// starts with a letter or digit).
+fn folders_path(host: &Host) -> PathBuf {
+    records_dir(host).join(".folders.json")
 }
 
 fn local_bin(host: &Host) -> PathBuf {
@@ -154,8 +167,10 @@ fn owner(kind: Kind, path: &Path, exe: &Path) -> Result<Owner, Error> {
             if !meta.is_file() {
                 return Ok(Owner::Foreign);
             }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io(format!("integrate: read {}", path.display()), e))?;
+            // A file antimony cannot read is not one it wrote.
+            let Ok(text) = std::fs::read_to_string(path) else {
+                return Ok(Owner::Foreign);
+            };
             let group = if kind == Kind::Desktop {
                 ENTRY_GROUP
             } else {
@@ -321,24 +336,24 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
     // The record first, so that `--remove` finds everything even if this
     // stops half-way.
     let record_file = record_path(host, name);
-    let old = read_record(&record_file);
-    let mut record = Record {
+    let old: Option<Record> = read_json(&record_file);
+    let record = Record {
         profile: name.to_string(),
         files: items.iter().map(|i| i.path.clone()).collect(),
-        dirs: old.as_ref().map(|r| r.dirs.clone()).unwrap_or_default(),
     };
-    let mut wanted_dirs: Vec<&Path> = items.iter().filter_map(|i| i.path.parent()).collect();
-    if let Some(parent) = record_file.parent() {
-        wanted_dirs.push(parent);
+    let folders_file = folders_path(host);
+    let mut folders: Folders = read_json(&folders_file).unwrap_or_default();
+    let mut made = make_dirs(&records_dir(host))?;
+    for d in items.iter().filter_map(|i| i.path.parent()) {
+        made.extend(make_dirs(d)?);
     }
-    for d in wanted_dirs {
-        for made in make_dirs(d)? {
-            if !record.dirs.contains(&made) {
-                record.dirs.push(made);
-            }
+    for d in made {
+        if !folders.dirs.contains(&d) {
+            folders.dirs.push(d);
         }
     }
-    write_record(&record_file, &record)?;
+    write_json(&folders_file, &folders)?;
+    write_json(&record_file, &record)?;
 
     let mut out = std::io::stdout().lock();
     for item in &items {
@@ -414,7 +429,7 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
     let record_file = record_path(host, name);
-    let record = read_record(&record_file);
+    let record: Option<Record> = read_json(&record_file);
     // The record's files, and anything else that carries the mark.
     let mut candidates: BTreeSet<PathBuf> = record
         .as_ref()
@@ -439,17 +454,8 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
             let _ = writeln!(out, "removed {}", host.display_path(path));
         }
     }
-    if record.is_some() {
-        remove_file(&record_file)?;
-    }
-    // Folders integrate made, deepest first, if nothing else is in them.
-    if let Some(r) = &record {
-        let mut dirs = r.dirs.clone();
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in dirs {
-            let _ = std::fs::remove_dir(&d);
-        }
-    }
+    remove_file(&record_file)?;
+    remove_folders(host)?;
     if removed == 0 {
         let _ = writeln!(out, "nothing to remove for {name}");
     }
@@ -479,13 +485,48 @@ fn make_dirs(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(missing)
 }
 
-fn read_record(path: &Path) -> Option<Record> {
+/// Removes the folders integrate made that are empty again, deepest
+/// first; the records' own folder (and those above it) only when no
+/// integration is left in it.
+fn remove_folders(host: &Host) -> Result<(), Error> {
+    let records = records_dir(host);
+    let folders_file = folders_path(host);
+    let Some(folders) = read_json::<Folders>(&folders_file) else {
+        return Ok(());
+    };
+    let mut dirs = folders.dirs;
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    let mut left = Vec::new();
+    for d in dirs {
+        // The records' folder and those above it wait until the last
+        // integration is removed; the others go once empty.
+        let keep = records.starts_with(&d) || (std::fs::remove_dir(&d).is_err() && d.exists());
+        if keep {
+            left.push(d);
+        }
+    }
+    let others = std::fs::read_dir(&records)
+        .map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path() != folders_file))
+        .unwrap_or(false);
+    if others {
+        left.sort();
+        write_json(&folders_file, &Folders { dirs: left })
+    } else {
+        remove_file(&folders_file)?;
+        for d in left {
+            let _ = std::fs::remove_dir(&d);
+        }
+        Ok(())
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-fn write_record(path: &Path, r: &Record) -> Result<(), Error> {
-    let text = serde_json::to_string_pretty(r).expect("a record serializes") + "\n";
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).expect("a record serializes") + "\n";
     write_file_mode(path, &text, 0o600)
 }
 

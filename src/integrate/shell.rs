@@ -133,10 +133,12 @@ fn zsh(base: String) -> String {
     // The helper must be defined before the script calls `_antimony` (its
     // last lines), so it goes after the `#compdef` line.
     let helper = r#"
-# Profile names, from `antimony list`: $1 is `all` or `runnable` (no fragments).
+# Profile names, from `antimony list`: with the argument `runnable`, no
+# fragments (_arguments passes compadd options before it).
 (( $+functions[_antimony_profiles] )) ||
 _antimony_profiles() {
-    local kinds=${1:-all} name kind rest first=1
+    local kinds=all name kind rest first=1
+    (( ${@[(I)runnable]} )) && kinds=runnable
     local -a names
     # A path to a profile file.
     if [[ $PREFIX == */* ]]; then

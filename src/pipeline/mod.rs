@@ -125,6 +125,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         proxy: None,
         program_started: false,
         program_pid: None,
+        program_inside_pid: None,
         exited: None,
         init_status: None,
         setup_failure: None,
@@ -210,6 +211,8 @@ struct Run<'a> {
     program_started: bool,
     /// The program's PID on the host.
     program_pid: Option<u32>,
+    /// The program's PID inside the sandbox (what `inside` hooks get).
+    program_inside_pid: Option<u32>,
     exited: Option<i32>,
     init_status: Option<i32>,
     setup_failure: Option<SandboxError>,
@@ -500,7 +503,12 @@ impl Run<'_> {
         let input = ph.hook.stdin.then(|| {
             let state = self.store.read(&ph.state_key);
             let run = RunState {
-                pid: self.program_pid,
+                // A hook inside sees the program under its PID there.
+                pid: if ph.hook.inside {
+                    self.program_inside_pid
+                } else {
+                    self.program_pid
+                },
                 outcome: self.outcome.clone(),
             };
             serde_json::to_vec(&input::input(plan, &run, ph, &state)).unwrap_or_default()
@@ -513,7 +521,12 @@ impl Run<'_> {
                 (Some(sb), true) => {
                     let id = self.next_id;
                     self.next_id += 1;
-                    let env = self.inside_env();
+                    let mut env = self.inside_env();
+                    // The program's PID as the hook sees it (the host's
+                    // would name nothing, or another process, inside).
+                    if let Some(pid) = self.program_inside_pid {
+                        env.push(format!("ANTIMONY_PID={pid}").into_bytes());
+                    }
                     Task::inside(
                         idx,
                         ph,
@@ -628,9 +641,14 @@ impl Run<'_> {
                 .map(|t| self.plan.hooks[t.hook].hook.can_fail)
                 .unwrap_or(true);
             let result = self.finish_task(slot);
+            // In the Ending phase a hook still running was told to stop
+            // because the program ended: what that does to it is not a
+            // failure of the run (a started hook may well run as long as
+            // the program does, like an attached one).
+            let ending = self.phase == Phase::Ending;
             if Some(slot) == self.started_slot {
                 self.started_slot = None;
-                if let Err(e) = result {
+                if let (Err(e), false) = (result, ending) {
                     if can_fail {
                         self.warnings.push(e.to_string());
                     } else {
@@ -641,7 +659,11 @@ impl Run<'_> {
                 }
             } else if Some(slot) == self.stopping_slot {
                 self.stopping_slot = None;
-                if let Err(e) = result {
+                if let (Err(e), true) = (&result, ending) {
+                    // Cut short: the program ended while it ran.
+                    self.warnings
+                        .push(format!("{e} (stopped: the program had ended)"));
+                } else if let Err(e) = result {
                     if can_fail {
                         self.warnings.push(e.to_string());
                     } else {
@@ -758,8 +780,9 @@ impl Run<'_> {
                     self.plan, self.host, step, index, errno,
                 ));
             }
-            Message::Started { .. } => {
+            Message::Started { pid } => {
                 self.program_started = true;
+                self.program_inside_pid = u32::try_from(pid).ok();
                 self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
                 if let (Some(s), Some(pid)) = (&mut self.server, self.program_pid) {
                     let _ = s.registration.set_pid(pid);

@@ -41,8 +41,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Registers the instance and listens on its control socket.
-    pub fn start(registration: Registration) -> std::io::Result<Server> {
+    /// Listens on the instance's control socket, then makes its record
+    /// visible.
+    pub fn start(mut registration: Registration) -> std::io::Result<Server> {
         let fd = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -53,6 +54,7 @@ impl Server {
         let addr = UnixAddr::new(path.as_os_str().as_bytes())?;
         bind(fd.as_raw_fd(), &addr)?;
         listen(&fd, Backlog::new(8).unwrap_or(Backlog::MAXCONN))?;
+        registration.publish()?;
         Ok(Server {
             listener: fd,
             clients: Vec::new(),
@@ -64,7 +66,10 @@ impl Server {
         self.listener.as_raw_fd()
     }
 
-    /// Accepts waiting clients that belong to the instance's user.
+    /// Accepts waiting clients that belong to the instance's user and run
+    /// in antimony's own user namespace: a process inside any sandbox (each
+    /// has a user namespace of its own) is refused even if it could reach
+    /// the socket.
     pub fn accept(&mut self) {
         loop {
             // SAFETY: accept4 on our listening socket, no address wanted.
@@ -82,7 +87,7 @@ impl Server {
             // SAFETY: accept4 just returned this descriptor.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
             let ours = getsockopt(&fd, PeerCredentials)
-                .map(|c| c.uid() == self.registration.info.uid)
+                .map(|c| c.uid() == self.registration.info.uid && same_user_ns(c.pid()))
                 .unwrap_or(false);
             if ours {
                 self.clients.push(Client {
@@ -130,7 +135,14 @@ impl Server {
                 Some(Request::Enter { argv, stdio })
             }
             wire::SIGNAL => Some(Request::Signal(arg)),
-            wire::STOP => Some(Request::Stop),
+            wire::STOP => {
+                // Said at once, so that the client can tell an accepted
+                // request from a refusal (a connection closed unanswered).
+                let ack = wire::stopping_reply();
+                // SAFETY: sending a stack buffer on a connected socket.
+                unsafe { libc::send(fd, ack.as_ptr().cast(), ack.len(), libc::MSG_NOSIGNAL) };
+                Some(Request::Stop)
+            }
             _ => None,
         }
     }
@@ -151,6 +163,20 @@ impl Server {
 
     pub fn client_of(&self, id: u32) -> Option<usize> {
         self.clients.iter().position(|c| c.command == Some(id))
+    }
+}
+
+/// Whether process `pid` is in this process's user namespace.
+fn same_user_ns(pid: libc::pid_t) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if pid <= 0 {
+        return false;
+    }
+    let theirs = std::fs::metadata(format!("/proc/{pid}/ns/user"));
+    let ours = std::fs::metadata("/proc/self/ns/user");
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

@@ -663,6 +663,11 @@ fn plan_hook(
     {
         let def = library::load(library, name, &hook.defined_at)?;
         let inst = def.instantiate(hook.event, overrides, vars, &hook.defined_at)?;
+        // An unnamed `use` hook is named after its definition (in messages,
+        // records, its JSON input and a script's `$0`), not "script".
+        if hook.name.is_none() {
+            hook.name = Some(name.clone());
+        }
         hook.command = match (inst.path, inst.content) {
             (Some(path), _) => HookCommand::Program {
                 path: ProgramRef::Path(parse_host_path(&path).map_err(|m| {

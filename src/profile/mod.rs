@@ -86,14 +86,14 @@ pub enum ProfileError {
     Fragment { name: String },
 }
 
-/// Loads arbitrary bytes as a profile named `fuzz` (the fuzz targets' and
+/// Loads arbitrary bytes as a profile named `fuzz` (the fuzz target's and
 /// the property tests' entry point): validation, inheritance from the
-/// shipped profiles, `show` and re-parsing of what `show` printed.
-/// Returns whether the bytes were a valid profile; panics only on a bug.
-pub fn fuzz_one(data: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return false;
-    };
+/// shipped profiles, then `show` and re-loading what `show` printed, which
+/// must give the same profile. Returns the error message for invalid input
+/// (`None` for a valid profile or bytes that are not UTF-8); panics only on
+/// a bug.
+pub fn fuzz_error(data: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(data).ok()?;
     let source = Source {
         name: "fuzz".into(),
         origin: Origin::File("/nonexistent/fuzz.toml".into()),
@@ -105,7 +105,6 @@ pub fn fuzz_one(data: &[u8]) -> bool {
     );
     match merge::resolve_source(&searcher, source) {
         Ok(profile) => {
-            // What `show` prints must load back to the same profile.
             let shown = show::to_toml(&profile);
             let again = Source {
                 name: "fuzz".into(),
@@ -122,15 +121,15 @@ pub fn fuzz_one(data: &[u8]) -> bool {
                 ),
                 Err(e) => panic!("show printed an invalid profile ({e}):\n{shown}\nfrom {text:?}"),
             }
-            true
+            None
         }
-        Err(e) => {
-            // Every error names where it is.
-            let msg = e.to_string();
-            assert!(!msg.is_empty());
-            false
-        }
+        Err(e) => Some(e.to_string()),
     }
+}
+
+/// `fuzz_error`, as "was it valid".
+pub fn fuzz_one(data: &[u8]) -> bool {
+    std::str::from_utf8(data).is_ok() && fuzz_error(data).is_none()
 }
 
 /// Whether a command-line argument names a profile file rather than a profile:

@@ -457,14 +457,18 @@ fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &
     };
     match kind {
         protocol::REQ_SIGNAL => {
-            let target = if id == 0 {
-                Some(program)
-            } else {
-                commands.pid_of(id)
-            };
-            if let Some(pid) = target {
+            if id == 0 {
                 // SAFETY: kill with integers.
-                unsafe { libc::kill(pid, arg) };
+                unsafe { libc::kill(program, arg) };
+            } else if let Some(pid) = commands.pid_of(id) {
+                // A command leads a session of its own, so its process
+                // group is its PID: the signal reaches its children too,
+                // like a terminal's signals reach its foreground job.
+                // SAFETY: kill with integers.
+                if unsafe { libc::kill(-pid, arg) } < 0 {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, arg) };
+                }
             }
             close_stdio(&stdio);
         }

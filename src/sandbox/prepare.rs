@@ -3,6 +3,7 @@
 //! arrays, the Landlock ruleset created, the seccomp programs compiled.
 //! The child then makes syscalls only.
 
+use std::collections::HashSet;
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -71,11 +72,27 @@ fn overlay_escape(path: &Path) -> String {
 
 /// Resolves a user-chosen host path for binding. A symlink on the way is
 /// followed only if neither the user nor any of their sandboxes could have
-/// planted it: the link and its folder belong to root and the folder is not
-/// writable by group or others (CVE-2024-42472: a sandbox swapped a
-/// persistent folder for a link to elsewhere between two runs). A missing
-/// part ends the walk; the mount then reports it.
-pub fn resolve_source(path: &Path) -> Result<PathBuf, SandboxError> {
+/// planted it (CVE-2024-42472: a sandbox swapped a persistent folder for a
+/// link to elsewhere between two runs): the link and its folder belong to
+/// root, the folder is not writable by group or others, and it lies
+/// neither in the user's home nor in any of `writable` — the places this
+/// run lets a sandbox write, where even root's sandboxes (uid 0, owning
+/// what they create) could have made it. A missing part ends the walk; the
+/// mount then reports it.
+pub fn resolve_source(path: &Path, writable: &[PathBuf]) -> Result<PathBuf, SandboxError> {
+    resolve_source_with(path, writable, &mut HashSet::new())
+}
+
+/// `resolve_source`, remembering in `real` the places already found not to
+/// be symbolic links, so that binds sharing a prefix (a thousand folders of
+/// one project) look at each part once per launch rather than once per
+/// bind. The check stays a check before the fork: the mount itself opens
+/// the source with `RESOLVE_NO_SYMLINKS`.
+fn resolve_source_with(
+    path: &Path,
+    writable: &[PathBuf],
+    real: &mut HashSet<PathBuf>,
+) -> Result<PathBuf, SandboxError> {
     let mut out = PathBuf::from("/");
     let mut pending: Vec<PathBuf> = path
         .components()
@@ -92,6 +109,10 @@ pub fn resolve_source(path: &Path) -> Result<PathBuf, SandboxError> {
             continue;
         }
         let next = out.join(&part);
+        if real.contains(&next) {
+            out = next;
+            continue;
+        }
         let Ok(meta) = std::fs::symlink_metadata(&next) else {
             let mut rest = next;
             while let Some(p) = pending.pop() {
@@ -100,12 +121,15 @@ pub fn resolve_source(path: &Path) -> Result<PathBuf, SandboxError> {
             return Ok(rest);
         };
         if !meta.file_type().is_symlink() {
+            real.insert(next.clone());
             out = next;
             continue;
         }
         let target = std::fs::read_link(&next).unwrap_or_default();
         let dir = std::fs::metadata(&out).ok();
-        let trusted = meta.uid() == 0 && dir.is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0);
+        let trusted = meta.uid() == 0
+            && dir.is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0)
+            && !writable.iter().any(|w| next.starts_with(w));
         if !trusted {
             return Err(SandboxError::Symlink {
                 path: path.to_path_buf(),
@@ -147,6 +171,22 @@ fn pidfd_self() -> Result<OwnedFd, SandboxError> {
 /// Builds everything the child needs.
 pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
     let mut mounts = Vec::with_capacity(plan.mounts.len());
+    let mut real = HashSet::new();
+    // Where a sandbox of this run may write: the home (the host's, which
+    // every sandbox's home is named after) and the writable binds.
+    let mut writable: Vec<PathBuf> = vec![plan.home.clone()];
+    for m in &plan.mounts {
+        if let Op::Bind {
+            source,
+            mode: BindMode::Rw | BindMode::Dev,
+            ..
+        } = &m.op
+        {
+            if m.origin != Origin::Base {
+                writable.push(source.clone());
+            }
+        }
+    }
     let mut overlays = 0;
     for m in &plan.mounts {
         let dest = bytes("/newroot", &m.dest);
@@ -161,7 +201,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
                 // symlink policy and is then opened with no symlinks at all.
                 let user_chosen = m.origin != Origin::Base;
                 let source = if user_chosen {
-                    resolve_source(source)?
+                    resolve_source_with(source, &writable, &mut real)?
                 } else {
                     source.clone()
                 };
@@ -196,7 +236,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
                 mode: *mode,
             },
             Op::Overlay { lower } => {
-                let lower = resolve_source(lower)?;
+                let lower = resolve_source_with(lower, &writable, &mut real)?;
                 overlays += 1;
                 let root = format!("/antimony-overlay-{overlays}");
                 Kind::Overlay {

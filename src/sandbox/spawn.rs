@@ -185,7 +185,8 @@ impl Sandbox {
         })
     }
 
-    /// Asks init to send a signal to command `id` (0: the program).
+    /// Asks init to send a signal to command `id`'s process group (0: to
+    /// the program itself).
     pub fn signal_inside(&self, id: u32, sig: libc::c_int) {
         let request = protocol::signal_request(id, sig);
         // SAFETY: sending a stack buffer on our socket.

@@ -5,10 +5,14 @@
 #[macro_use]
 mod support;
 
+mod apps;
 mod cli;
 mod dbus;
 mod escape;
+mod faults;
 mod hooks;
+mod hooks2;
+mod instances;
 mod man;
 
 fn main() -> std::process::ExitCode {
@@ -18,8 +22,12 @@ fn main() -> std::process::ExitCode {
     tests.extend(cli::tests());
     tests.extend(dbus::tests());
     tests.extend(hooks::tests());
+    tests.extend(hooks2::tests());
     tests.extend(escape::tests());
+    tests.extend(instances::tests());
+    tests.extend(faults::tests());
     tests.extend(man::tests());
+    tests.extend(apps::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
     conclusion.exit_code()

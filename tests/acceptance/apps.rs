@@ -1,0 +1,1180 @@
+//! The shipped profiles with the real programs, desktop and shell
+//! integration (issue 6): Firefox renders a page headless and under Xvfb,
+//! Chromium with its own sandbox takes a screenshot, curl reaches the host's
+//! loopback only with the network on; `integrate` writes entries that pass
+//! `desktop-file-validate`, shadows D-Bus activation, refuses what is not
+//! its own, and `--remove` leaves nothing behind; the completion scripts
+//! complete profile names in bash, zsh and fish.
+//!
+//! Pages are a solid colour; screenshots are decoded with ImageMagick
+//! (`convert … ppm:-`) and checked pixel by pixel. Every server, display
+//! and browser a test starts is stopped by its id before the test ends.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+pub fn tests() -> Vec<Trial> {
+    let mut t = Vec::new();
+    t.push(case(
+        "apps::shipped_profiles_and_fragments_check",
+        shipped_check,
+    ));
+    t.extend(both("apps::sh_bash_python3_run", shells_run));
+    t.extend(both(
+        "apps::curl_reaches_the_host_loopback_only_with_network",
+        curl_network,
+    ));
+    t.extend(both("apps::fragments_compose", fragments_compose));
+    t.extend(both(
+        "apps::firefox_headless_screenshot_shows_the_page",
+        firefox_headless,
+    ));
+    t.extend(both(
+        "apps::firefox_under_xvfb_shows_the_page_in_its_window",
+        firefox_xvfb,
+    ));
+    t.extend(both(
+        "apps::chromium_headless_screenshot_shows_the_page",
+        chromium_headless,
+    ));
+    t.extend(both(
+        "apps::integrate_firefox_validates_and_remove_leaves_nothing",
+        integrate_firefox,
+    ));
+    t.extend(both(
+        "apps::integrate_symlink_runs_the_profile_with_its_arguments",
+        integrate_symlink,
+    ));
+    t.extend(both(
+        "apps::integrate_never_touches_files_it_did_not_write",
+        integrate_foreign,
+    ));
+    t.extend(both(
+        "apps::integrate_shadows_actions_and_dbus_activation",
+        integrate_dbus,
+    ));
+    t.push(case("apps::completions_bash", completions_bash));
+    t.push(case("apps::completions_zsh", completions_zsh));
+    t.push(case("apps::completions_fish", completions_fish));
+    t
+}
+
+macro_rules! scratch {
+    ($who:expr) => {
+        match Scratch::new($who) {
+            Ok(s) => s,
+            Err(r) => return skip(r),
+        }
+    };
+}
+
+/// Skips the test unless every program is installed.
+macro_rules! need {
+    ($($prog:expr),+) => {
+        for p in [$($prog),+] {
+            if which(p).is_none() {
+                return skip(format!("`{p}` is not installed"));
+            }
+        }
+    };
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// The colour of the test pages: not one a browser draws by itself.
+const PAGE_RGB: [u8; 3] = [0x11, 0xaa, 0x55];
+
+/// A page that is one solid colour, in the scratch's `page` folder.
+fn write_page(s: &Scratch) -> PathBuf {
+    s.write(
+        "page/index.html",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>antimony</title>\
+         <style>html,body{margin:0;height:100%;background:#11aa55}</style></head>\
+         <body></body></html>\n",
+    );
+    s.path("page/index.html")
+}
+
+/// How many of an image's pixels per thousand are the page's colour
+/// (within a small tolerance), and its size, decoded by ImageMagick.
+fn page_share(image: &Path) -> Result<(usize, usize, usize), String> {
+    let out = Command::new("convert")
+        .arg(image)
+        .args(["-strip", "-depth", "8", "ppm:-"])
+        .output()
+        .map_err(|e| format!("convert: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "convert {}: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let (w, h, pixels) = parse_ppm(&out.stdout)?;
+    let matching = pixels
+        .chunks_exact(3)
+        .filter(|p| p.iter().zip(PAGE_RGB).all(|(&a, b)| a.abs_diff(b) <= 6))
+        .count();
+    Ok((matching * 1000 / (w * h).max(1), w, h))
+}
+
+/// A binary PPM (P6, 8 bits): width, height, RGB bytes.
+fn parse_ppm(data: &[u8]) -> Result<(usize, usize, &[u8]), String> {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 4 {
+        while i < data.len() && data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i < data.len() && data[i] == b'#' {
+            while i < data.len() && data[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let start = i;
+        while i < data.len() && !data[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if start == i {
+            return Err("truncated PPM header".into());
+        }
+        fields.push(String::from_utf8_lossy(&data[start..i]).into_owned());
+    }
+    i += 1; // the single whitespace after the maximum value
+    let num = |s: &str| {
+        s.parse::<usize>()
+            .map_err(|_| format!("bad PPM field {s:?}"))
+    };
+    if fields[0] != "P6" || num(&fields[3])? != 255 {
+        return Err(format!("not an 8-bit P6 PPM: {fields:?}"));
+    }
+    let (w, h) = (num(&fields[1])?, num(&fields[2])?);
+    let pixels = data.get(i..i + w * h * 3).ok_or("truncated PPM data")?;
+    Ok((w, h, pixels))
+}
+
+fn shipped_check() -> TestResult {
+    let s = scratch!(Who::Root);
+    let profiles = ["sh", "bash", "python3", "curl", "firefox", "chromium"];
+    let fragments = [
+        "with-display",
+        "with-wayland",
+        "with-x11",
+        "with-audio",
+        "with-gpu",
+        "with-fonts",
+        "with-themes",
+        "with-locale",
+        "with-network",
+    ];
+    let out = s.antimony(["list"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    for f in fragments {
+        ensure!(
+            out.stdout
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([f, "fragment"])),
+            "{f} is not a shipped fragment:\n{}",
+            out.show()
+        );
+        let run = s.antimony(["run", f]).run();
+        ensure!(
+            run.code() == Some(125) && run.stderr.contains("is a fragment"),
+            "{}",
+            run.show()
+        );
+    }
+    for p in profiles {
+        ensure!(
+            out.stdout
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([p, "profile"])),
+            "{p} is not a shipped profile:\n{}",
+            out.show()
+        );
+    }
+    // The X11 fragment says that X11 cannot isolate input.
+    let show = s.antimony(["show", "with-x11"]).run();
+    ensure!(
+        show.code() == Some(0) && show.stdout.contains("X11 cannot isolate input"),
+        "{}",
+        show.show()
+    );
+    pass()
+}
+
+fn shells_run(who: Who) -> TestResult {
+    need!("bash", "python3");
+    let s = scratch!(who);
+    let out = s
+        .antimony([
+            "run",
+            "bash",
+            "--",
+            "-c",
+            "echo \"$BASH_VERSION\" \"$0\" \"$1\"",
+            "x",
+            "a b",
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout.ends_with(" x a b\n"), "{}", out.show());
+    let out = s
+        .antimony([
+            "run",
+            "python3",
+            "--",
+            "-c",
+            "import os, sys, json, ssl; print(sys.argv[1], os.getuid())",
+            "arg",
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout == format!("arg {}\n", s.uid), "{}", out.show());
+    // No network in the python3 profile.
+    let out = s
+        .antimony([
+            "run",
+            "python3",
+            "--",
+            "-c",
+            "import socket; socket.create_connection(('192.0.2.1', 9), 2)",
+        ])
+        .run();
+    ensure!(
+        out.code() == Some(1) && out.stderr.contains("OSError"),
+        "python3 reached the network: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// A minimal HTTP server on the host's loopback, stopped on drop.
+struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(body: &'static str) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Server {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop up so that it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn curl_network(who: Who) -> TestResult {
+    need!("curl");
+    let s = scratch!(who);
+    let server = Server::start("served by the host\n");
+    let url = format!("http://127.0.0.1:{}/hello", server.port);
+    let out = s
+        .antimony(["run", "curl", "--", "-sS", "--max-time", "20", &url])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout == "served by the host\n", "{}", out.show());
+    // The profile's network on, the sandbox has the CA certificates.
+    let out = s
+        .antimony([
+            "run",
+            "curl",
+            "--program",
+            "/bin/sh",
+            "--",
+            "-c",
+            "test -e /etc/ssl/certs && echo certs",
+        ])
+        .run();
+    ensure!(out.stdout == "certs\n", "{}", out.show());
+    // Without the network, the sandbox's loopback is its own: refused.
+    let out = s
+        .antimony([
+            "run",
+            "curl",
+            "--no-network",
+            "--",
+            "-sS",
+            "--max-time",
+            "20",
+            &url,
+        ])
+        .run();
+    ensure!(
+        out.code() == Some(7),
+        "curl reached the host: {}",
+        out.show()
+    );
+    ensure!(!out.stdout.contains("served"), "{}", out.show());
+    drop(server);
+    pass()
+}
+
+/// Every fragment together: the sandbox still runs, and what they pass on
+/// arrives (optional binds that the host lacks are skipped).
+fn fragments_compose(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile(
+        "all-fragments",
+        "inherits = [\"minimal\", \"with-display\", \"with-audio\", \"with-gpu\", \"with-fonts\", \"with-themes\", \"with-locale\", \"with-network\"]\npath = \"/bin/sh\"\n",
+    );
+    s.write("home/.Xauthority", "cookie");
+    let script = "echo \"display=$DISPLAY proxy=$http_proxy\"; \
+                  cat ~/.Xauthority; echo; \
+                  if [ -d /var/cache/fontconfig ]; then echo fontcache; fi; \
+                  if [ -e /etc/resolv.conf ]; then echo resolv; fi";
+    let out = s
+        .antimony(["run", "all-fragments", "--", "-c", script])
+        .env("DISPLAY", ":42")
+        .env("http_proxy", "http://proxy.invalid:3128")
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stdout
+            .starts_with("display=:42 proxy=http://proxy.invalid:3128\ncookie\n"),
+        "{}",
+        out.show()
+    );
+    if Path::new("/var/cache/fontconfig").is_dir() {
+        ensure!(out.stdout.contains("fontcache"), "{}", out.show());
+    }
+    if Path::new("/etc/resolv.conf").exists() {
+        ensure!(out.stdout.contains("resolv"), "{}", out.show());
+    }
+    pass()
+}
+
+fn firefox_headless(who: Who) -> TestResult {
+    need!("convert");
+    if which("firefox").is_none() && which("firefox-esr").is_none() {
+        return skip("Firefox is not installed");
+    }
+    let s = scratch!(who);
+    let page = write_page(&s);
+    let out_dir = s.mkdir("out");
+    let shot = out_dir.join("shot.png");
+    let out = s
+        .antimony(["run", "firefox", "--ro"])
+        .arg(s.path("page"))
+        .arg("--rw")
+        .arg(&out_dir)
+        .arg("--")
+        .args(["--headless", "--screenshot"])
+        .arg(&shot)
+        .arg(format!("file://{}", page.display()))
+        .timeout(Duration::from_secs(180))
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(shot.exists(), "no screenshot: {}", out.show());
+    let (share, w, h) = page_share(&shot)?;
+    ensure!(
+        share > 900,
+        "only {share}‰ of the {w}x{h} screenshot is the page's colour"
+    );
+    pass()
+}
+
+fn chromium_headless(who: Who) -> TestResult {
+    need!("chromium", "convert");
+    let s = scratch!(who);
+    let page = write_page(&s);
+    let out_dir = s.mkdir("out");
+    let shot = out_dir.join("shot.png");
+    let mut run = s
+        .antimony(["run", "chromium", "--ro"])
+        .arg(s.path("page"))
+        .arg("--rw")
+        .arg(&out_dir)
+        .arg("--")
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+        ]);
+    // Chromium refuses to run as root with its sandbox on; as the user it
+    // must start with its sandbox (nested user namespaces and chroot) or
+    // not at all.
+    if who == Who::Root {
+        run = run.arg("--no-sandbox");
+    }
+    let out = run
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .timeout(Duration::from_secs(180))
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(shot.exists(), "no screenshot: {}", out.show());
+    ensure!(!out.stderr.contains("No usable sandbox"), "{}", out.show());
+    let (share, w, h) = page_share(&shot)?;
+    ensure!(
+        share > 900,
+        "only {share}‰ of the {w}x{h} screenshot is the page's colour"
+    );
+    pass()
+}
+
+/// A process this test started, ended by its id: SIGTERM, then SIGKILL
+/// if it lingers.
+struct Started {
+    child: Child,
+    what: &'static str,
+}
+
+impl Started {
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        // SAFETY: signalling a child this test started and has not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let ended = wait_until(Duration::from_secs(15), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        if !ended {
+            eprintln!("{} did not end on SIGTERM; killing it", self.what);
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Xvfb on a free display, with an MIT-MAGIC-COOKIE in `xauthority`
+/// (written as a FamilyWild entry, so any host name matches).
+fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
+    let cookie: Vec<u8> = {
+        let mut c = vec![0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut c))
+            .map_err(|e| format!("urandom: {e}"))?;
+        c
+    };
+    let base = 90 + (std::process::id() % 200);
+    for n in (base..base + 100).chain(90..base) {
+        if Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        {
+            continue;
+        }
+        // One entry: family, address, display number, name, data, each
+        // but the family prefixed with its length (big-endian).
+        let number = n.to_string();
+        let mut entry = 0xffffu16.to_be_bytes().to_vec(); // FamilyWild
+        for part in [&b""[..], number.as_bytes(), b"MIT-MAGIC-COOKIE-1", &cookie] {
+            entry.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            entry.extend_from_slice(part);
+        }
+        std::fs::write(xauthority, &entry).map_err(|e| format!("write Xauthority: {e}"))?;
+        let _ = std::os::unix::fs::chown(xauthority, Some(uid), Some(gid));
+        std::fs::set_permissions(xauthority, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new("Xvfb")
+            .arg(format!(":{n}"))
+            .args(["-nolisten", "tcp", "-screen", "0", "1024x768x24", "-auth"])
+            .arg(xauthority)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("Xvfb: {e}"))?;
+        let mut x = Started {
+            child,
+            what: "Xvfb",
+        };
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
+        let up = wait_until(Duration::from_secs(20), || {
+            socket.exists() || matches!(x.child.try_wait(), Ok(Some(_)))
+        });
+        if up && socket.exists() && matches!(x.child.try_wait(), Ok(None)) {
+            return Ok((x, n));
+        }
+        x.stop();
+    }
+    Err("no free X display".into())
+}
+
+static X_SERVER: Mutex<()> = Mutex::new(());
+
+fn firefox_xvfb(who: Who) -> TestResult {
+    need!("Xvfb", "import", "convert");
+    if which("firefox").is_none() && which("firefox-esr").is_none() {
+        return skip("Firefox is not installed");
+    }
+    let s = scratch!(who);
+    let page = write_page(&s);
+    // One X server at a time: Xvfb makes /tmp/.X11-unix when it is missing
+    // and leaves it; the test removes it again if it made it.
+    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let socket_dir = Path::new("/tmp/.X11-unix");
+    let had_socket_dir = socket_dir.exists();
+    let xauthority = s.path("home/.Xauthority");
+    let (mut xvfb, display) = start_xvfb(&xauthority, s.uid, s.gid)?;
+    let display = format!(":{display}");
+    let log = s.path("firefox.log");
+    // Firefox with the shipped profile: the display comes from the
+    // with-x11 fragment (the socket folder, ~/.Xauthority, DISPLAY).
+    let mut run = s
+        .antimony(["run", "firefox", "--ro"])
+        .arg(s.path("page"))
+        .arg("--")
+        .arg("--kiosk")
+        .arg(format!("file://{}", page.display()))
+        .env("DISPLAY", &display);
+    run.cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?);
+    let mut firefox = Started {
+        child: run
+            .cmd
+            .spawn()
+            .map_err(|e| format!("spawn antimony: {e}"))?,
+        what: "antimony run firefox",
+    };
+    // Screenshots of the whole screen until the page shows.
+    let shot = s.path("screen.png");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::from("no screenshot taken");
+    let mut shown = false;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = firefox.child.try_wait() {
+            last = format!("antimony exited early: {status:?}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let ok = Command::new("import")
+            .args(["-display", &display, "-window", "root"])
+            .arg(&shot)
+            .env("XAUTHORITY", &xauthority)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|st| st.success())
+            .unwrap_or(false);
+        if !ok {
+            last = "import failed".into();
+            continue;
+        }
+        match page_share(&shot) {
+            // Without a window manager the window keeps its own size: a
+            // good part of the screen, not all of it.
+            Ok((share, ..)) if share > 300 => {
+                shown = true;
+                break;
+            }
+            Ok((share, w, h)) => {
+                last = format!("{share}‰ of the {w}x{h} screen is the page's colour")
+            }
+            Err(e) => last = e,
+        }
+    }
+    firefox.stop();
+    xvfb.stop();
+    if !had_socket_dir {
+        let _ = std::fs::remove_dir(socket_dir);
+    }
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    ensure!(
+        shown,
+        "the page never showed under Xvfb: {last}\n--- firefox log\n{log_text}"
+    );
+    pass()
+}
+
+/// Every path under a folder (files, folders, symlinks), relative.
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.insert(p.strip_prefix(root).unwrap_or(&p).to_path_buf());
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn validate(path: &Path) -> TestResult {
+    let out = Command::new("desktop-file-validate")
+        .arg(path)
+        .output()
+        .map_err(|e| format!("desktop-file-validate: {e}"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success() && !text.contains("error"),
+        "{} does not validate:\n{text}\n--- the file\n{}",
+        path.display(),
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+    pass()
+}
+
+fn integrate_firefox(who: Who) -> TestResult {
+    need!("desktop-file-validate");
+    let system = Path::new("/usr/share/applications/firefox-esr.desktop");
+    if !system.exists() {
+        return skip("Debian's firefox-esr.desktop is not installed");
+    }
+    let s = scratch!(who);
+    let before = tree(&s.home());
+    let out = s.antimony(["integrate", "firefox"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let entry = s.path("home/.local/share/applications/firefox-esr.desktop");
+    ensure!(entry.exists(), "{}", out.show());
+    validate(&entry)?;
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let antimony = world().antimony.display().to_string();
+    let execs: Vec<&str> = text.lines().filter(|l| l.starts_with("Exec=")).collect();
+    ensure!(!execs.is_empty(), "{text}");
+    for e in &execs {
+        ensure!(
+            e.starts_with(&format!("Exec={antimony} run firefox")),
+            "an Exec that does not go through antimony: {e}\n{text}"
+        );
+    }
+    ensure!(
+        execs[0] == format!("Exec={antimony} run firefox -- %u"),
+        "the field code is not kept: {}",
+        execs[0]
+    );
+    ensure!(text.contains("\nDBusActivatable=false\n"), "{text}");
+    ensure!(text.contains("\nX-Antimony-Profile=firefox\n"), "{text}");
+    ensure!(
+        text.lines()
+            .filter(|l| l.starts_with("TryExec="))
+            .all(|l| l == format!("TryExec={antimony}")),
+        "{text}"
+    );
+    // Same name, so the menu shows one Firefox.
+    let system_text = std::fs::read_to_string(system).unwrap();
+    let name = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("Name="))
+            .map(str::to_string)
+    };
+    ensure!(name(&text) == name(&system_text), "{text}");
+    let link = s.path("home/.local/bin/firefox");
+    ensure!(
+        std::fs::read_link(&link).ok() == Some(world().antimony.clone()),
+        "{}",
+        out.show()
+    );
+    // Integrating again is fine (the files are its own).
+    let again = s.antimony(["integrate", "firefox"]).run();
+    ensure!(again.code() == Some(0), "{}", again.show());
+    // Chromium's entry too (%U kept), alongside.
+    if Path::new("/usr/share/applications/chromium.desktop").exists() {
+        let out = s.antimony(["integrate", "chromium"]).run();
+        ensure!(out.code() == Some(0), "{}", out.show());
+        let entry = s.path("home/.local/share/applications/chromium.desktop");
+        validate(&entry)?;
+        let text = std::fs::read_to_string(&entry).unwrap();
+        ensure!(
+            text.contains(&format!("\nExec={antimony} run chromium -- %U\n")),
+            "{text}"
+        );
+        let out = s.antimony(["integrate", "--remove", "chromium"]).run();
+        ensure!(out.code() == Some(0), "{}", out.show());
+    }
+
+    let out = s.antimony(["integrate", "--remove", "firefox"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let after = tree(&s.home());
+    ensure!(
+        before == after,
+        "left behind: {:?}; removed: {:?}",
+        after.difference(&before).collect::<Vec<_>>(),
+        before.difference(&after).collect::<Vec<_>>()
+    );
+    pass()
+}
+
+fn integrate_symlink(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let out = s.antimony(["integrate", "sh"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let link = s.path("home/.local/bin/sh");
+    let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
+    let out = s
+        .command(&link)
+        .args([
+            "-c",
+            "printf '%s|' \"$@\"; echo; readlink /proc/self/ns/user",
+            "zero",
+            "a b",
+            "--rw",
+            "$(id)",
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ensure!(lines.len() == 2, "{}", out.show());
+    ensure!(lines[0] == "a b|--rw|$(id)|", "{}", out.show());
+    ensure!(
+        Path::new(lines[1]) != host_userns && lines[1].starts_with("user:["),
+        "the symlink ran the program outside the sandbox: {}",
+        out.show()
+    );
+    // The entry the system has none for is a minimal valid one.
+    let entry = s.path("home/.local/share/applications/antimony-sh.desktop");
+    ensure!(entry.exists(), "no desktop entry for sh");
+    if which("desktop-file-validate").is_some() {
+        validate(&entry)?;
+    }
+    let out = s.antimony(["integrate", "--remove", "sh"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        std::fs::symlink_metadata(&link).is_err() && !entry.exists(),
+        "{}",
+        out.show()
+    );
+    pass()
+}
+
+fn integrate_foreign(who: Who) -> TestResult {
+    if !Path::new("/usr/share/applications/firefox-esr.desktop").exists() {
+        return skip("Debian's firefox-esr.desktop is not installed");
+    }
+    let s = scratch!(who);
+    // The user's own entry with the same id, and a symlink of their own.
+    let own = "[Desktop Entry]\nType=Application\nName=My Firefox\nExec=/usr/bin/firefox-esr %u\n";
+    let entry = s.write("home/.local/share/applications/firefox-esr.desktop", own);
+    let out = s.antimony(["integrate", "firefox"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        out.stderr.starts_with("antimony: error: ") && out.stderr.lines().count() == 1,
+        "{}",
+        out.show()
+    );
+    ensure!(
+        std::fs::read_to_string(&entry).unwrap() == own,
+        "the user's entry was changed"
+    );
+    ensure!(
+        std::fs::symlink_metadata(s.path("home/.local/bin/firefox")).is_err(),
+        "a symlink was written although integrate failed"
+    );
+    std::fs::remove_file(&entry).unwrap();
+
+    s.mkdir("home/.local/bin");
+    let link = s.path("home/.local/bin/firefox");
+    std::os::unix::fs::symlink("/usr/bin/firefox-esr", &link).unwrap();
+    let out = s.antimony(["integrate", "firefox"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        std::fs::read_link(&link).unwrap() == Path::new("/usr/bin/firefox-esr"),
+        "the user's symlink was changed"
+    );
+    ensure!(
+        !entry.exists(),
+        "an entry was written although integrate failed"
+    );
+
+    // --remove takes nothing that is not its own: the user's symlink and an
+    // entry without antimony's mark stay.
+    s.write("home/.local/share/applications/firefox-esr.desktop", own);
+    s.write(
+        "home/.local/share/applications/other.desktop",
+        "[Desktop Entry]\nType=Application\nName=Other\nExec=/usr/bin/true\nX-Antimony-Profile=chromium\n",
+    );
+    let before = tree(&s.home());
+    let out = s.antimony(["integrate", "--remove", "firefox"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        tree(&s.home()) == before,
+        "--remove touched files: {}",
+        out.show()
+    );
+    ensure!(
+        std::fs::read_to_string(&entry).unwrap() == own,
+        "the user's entry was changed"
+    );
+    pass()
+}
+
+/// A fake application in a system data folder: its entry (D-Bus
+/// activatable, with an action, an `env` wrapper and quoted arguments) and
+/// its D-Bus service. Activation by a real dbus-daemon goes through
+/// antimony once integrated: the started program is in a user namespace
+/// of its own; without the integration it is not.
+fn integrate_dbus(who: Who) -> TestResult {
+    need!("desktop-file-validate", "dbus-daemon", "dbus-send");
+    let s = scratch!(who);
+    let out_dir = s.mkdir("out");
+    let sys = s.path("sys");
+    s.write(
+        "sys/applications/org.example.Probe.desktop",
+        "[Desktop Entry]\nVersion=1.1\nType=Application\nName=Probe\nName[fr]=Sonde\n\
+         Exec=env PROBE=1 /bin/sh -l %F\nTryExec=/bin/sh\nDBusActivatable=true\n\
+         Actions=other;\nMimeType=text/plain;\n\n[Desktop Action other]\nName=Other\n\
+         Exec=/bin/true \"two words\" \"back\\\\\\\\slash\" %U\n",
+    );
+    let marker = out_dir.join("userns");
+    s.write(
+        "sys/dbus-1/services/org.example.Probe.service",
+        &format!(
+            "[D-BUS Service]\nName=org.example.Probe\nExec=/bin/sh -c \"readlink /proc/self/ns/user > {}\"\n",
+            marker.display()
+        ),
+    );
+    s.profile(
+        "probe",
+        &format!(
+            "inherits = [\"minimal\"]\npath = \"/bin/sh\"\nid = \"org.example.Probe\"\n[files]\nrw = [\"{}\"]\n",
+            out_dir.display()
+        ),
+    );
+    let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
+
+    // Not integrated: activation runs the program on the host.
+    let ns = activate(&s, &sys, &marker)?;
+    ensure!(
+        Path::new(&ns) == host_userns,
+        "control: activation without integration ran in {ns}, not the host's {}",
+        host_userns.display()
+    );
+
+    let out = s
+        .antimony(["integrate", "probe"])
+        .env("XDG_DATA_DIRS", &sys)
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let entry = s.path("home/.local/share/applications/org.example.Probe.desktop");
+    validate(&entry)?;
+    let text = std::fs::read_to_string(&entry).unwrap();
+    let a = world().antimony.display().to_string();
+    ensure!(
+        text.contains(&format!("\nExec={a} run probe --env=PROBE=1 -- -l %F\n")),
+        "{text}"
+    );
+    ensure!(
+        text.contains(&format!(
+            "\nExec={a} run probe --program=/bin/true -- \"two words\" \"back\\\\\\\\slash\" %U\n"
+        )),
+        "{text}"
+    );
+    ensure!(text.contains("\nDBusActivatable=false\n"), "{text}");
+    ensure!(text.contains("\nName[fr]=Sonde\n"), "{text}");
+    let service = s.path("home/.local/share/dbus-1/services/org.example.Probe.service");
+    let stext = std::fs::read_to_string(&service).map_err(|e| format!("{e}: {}", out.show()))?;
+    ensure!(
+        stext.contains(&format!("\nExec={a} run probe -- -c "))
+            && !stext.contains("SystemdService"),
+        "{stext}"
+    );
+
+    // Integrated: the bus starts it through antimony, in the sandbox.
+    std::fs::remove_file(&marker).map_err(|e| e.to_string())?;
+    let ns = activate(&s, &sys, &marker)?;
+    ensure!(
+        Path::new(&ns) != host_userns && ns.starts_with("user:["),
+        "D-Bus activation bypassed the sandbox: ran in {ns}"
+    );
+
+    let out = s
+        .antimony(["integrate", "--remove", "probe"])
+        .env("XDG_DATA_DIRS", &sys)
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(!entry.exists() && !service.exists(), "{}", out.show());
+    pass()
+}
+
+/// Starts a session bus that sees `sys` as a system data folder, asks it
+/// for org.example.Probe, and returns what the started program wrote.
+fn activate(s: &Scratch, sys: &Path, marker: &Path) -> Result<String, Failed> {
+    let bus = s.path("bus");
+    let _ = std::fs::remove_file(&bus);
+    let daemon_log = s.path("dbus-daemon.log");
+    let send_log = s.path("dbus-send.log");
+    let log = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut daemon = s
+        .command("dbus-daemon")
+        .args(["--session", "--nofork", "--nopidfile"])
+        .arg(format!("--address=unix:path={}", bus.display()))
+        .env("XDG_DATA_DIRS", sys);
+    daemon
+        .cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log(&daemon_log)?);
+    let mut daemon = Started {
+        child: daemon
+            .cmd
+            .spawn()
+            .map_err(|e| format!("dbus-daemon: {e}"))?,
+        what: "dbus-daemon",
+    };
+    if !wait_until(Duration::from_secs(30), || bus.exists()) {
+        return Err("the session bus did not start".into());
+    }
+    let mut send = s
+        .command("dbus-send")
+        .arg(format!("--bus=unix:path={}", bus.display()))
+        .args([
+            "--print-reply",
+            "--reply-timeout=90000",
+            "--dest=org.example.Probe",
+            "/",
+            "org.freedesktop.DBus.Peer.Ping",
+        ]);
+    send.cmd
+        .stdin(Stdio::null())
+        .stdout(log(&send_log)?)
+        .stderr(log(&send_log.with_extension("err"))?);
+    let mut send = Started {
+        child: send.cmd.spawn().map_err(|e| format!("dbus-send: {e}"))?,
+        what: "dbus-send",
+    };
+    let written = wait_until(Duration::from_secs(90), || {
+        std::fs::read_to_string(marker).is_ok_and(|t| t.ends_with('\n'))
+    });
+    send.stop();
+    daemon.stop();
+    if !written {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        return Err(format!(
+            "the activated program wrote nothing\n--- dbus-send\n{}{}\n--- dbus-daemon\n{}",
+            read(&send_log),
+            read(&send_log.with_extension("err")),
+            read(&daemon_log)
+        )
+        .into());
+    }
+    Ok(std::fs::read_to_string(marker)
+        .unwrap_or_default()
+        .trim()
+        .to_string())
+}
+
+fn completions_bash() -> TestResult {
+    need!("bash");
+    let s = scratch!(Who::Root);
+    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
+    let script = s.antimony(["completions", "bash"]).run();
+    ensure!(script.code() == Some(0), "{}", script.show());
+    let file = s.write("antimony.bash", &script.stdout);
+    // Completes as bash does on TAB: COMP_WORDS and COMP_CWORD, then the
+    // registered function.
+    let driver = r#"
+source "$1" || exit 1
+fn=$(complete -p antimony | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+complete_line() {
+    read -ra COMP_WORDS <<<"$1"
+    [[ $1 == *" " ]] && COMP_WORDS+=("")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMPREPLY=()
+    "$fn" antimony "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+    echo "$1=>${COMPREPLY[*]}"
+}
+complete_line "antimony run fi"
+complete_line "antimony run my-"
+complete_line "antimony show with-x"
+complete_line "antimony run with-x"
+complete_line "antimony check sh py"
+complete_line "antimony run --ro /x fi"
+complete_line "antimony integr"
+"#;
+    let out = s
+        .command("bash")
+        .args(["-c", driver, "driver"])
+        .arg(&file)
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                world().antimony.parent().unwrap().display()
+            ),
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    for want in [
+        "antimony run fi=>firefox",
+        "antimony run my-=>my-own",
+        "antimony show with-x=>with-x11",
+        "antimony run with-x=>",
+        "antimony check sh py=>python3",
+        "antimony run --ro /x fi=>firefox",
+        "antimony integr=>integrate",
+    ] {
+        ensure!(
+            out.stdout.lines().any(|l| l == want),
+            "wanted `{want}`:\n{}",
+            out.show()
+        );
+    }
+    pass()
+}
+
+fn completions_zsh() -> TestResult {
+    need!("zsh");
+    let s = scratch!(Who::Root);
+    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
+    let script = s.antimony(["completions", "zsh"]).run();
+    ensure!(script.code() == Some(0), "{}", script.show());
+    s.write("fpath/_antimony", &script.stdout);
+    let result = s.write("buffers", "");
+    // An interactive zsh on a pseudo-terminal (zpty): type a line and TAB,
+    // then a key bound to a widget that appends the edited line to a file.
+    let driver = r#"
+zmodload zsh/zpty || exit 1
+fpath_dir=$1 result=$2; shift 2
+drain() { local out; while zpty -r -t z out 2>/dev/null; do :; done }
+for line in "$@"; do
+    zpty z zsh -f -i
+    zpty -w z "fpath=($fpath_dir \$fpath); autoload -U compinit; compinit -u -D; show-buffer() { print -r -- \"\$BUFFER\" >> $result }; zle -N show-buffer; bindkey '^X' show-buffer"
+    before=$(wc -l < $result)
+    zpty -w -n z "$line"$'\t\x18'
+    repeat 300 { drain; (( $(wc -l < $result) > before )) && break; sleep 0.1 }
+    zpty -d z
+done
+"#;
+    let out = s
+        .command("zsh")
+        .args(["-f", "-c", driver, "driver"])
+        .arg(s.path("fpath"))
+        .arg(&result)
+        .args([
+            "antimony run fi",
+            "antimony run my-",
+            "antimony show with-x",
+            "antimony check sh py",
+        ])
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/bin:/bin",
+                world().antimony.parent().unwrap().display()
+            ),
+        )
+        .timeout(Duration::from_secs(120))
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let got = std::fs::read_to_string(&result).unwrap_or_default();
+    let lines: Vec<&str> = got.lines().collect();
+    ensure!(
+        lines
+            == [
+                "antimony run firefox ",
+                "antimony run my-own ",
+                "antimony show with-x11 ",
+                "antimony check sh python3 ",
+            ],
+        "zsh completed {lines:?}\n{}",
+        out.show()
+    );
+    pass()
+}
+
+fn completions_fish() -> TestResult {
+    need!("fish");
+    let s = scratch!(Who::Root);
+    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
+    let script = s.antimony(["completions", "fish"]).run();
+    ensure!(script.code() == Some(0), "{}", script.show());
+    let file = s.write("antimony.fish", &script.stdout);
+    let out = s
+        .command("fish")
+        .args([
+            "--no-config",
+            "-c",
+            "source $argv[1]; or exit 1; \
+             for line in 'antimony run fi' 'antimony run my-' 'antimony show with-x' 'antimony run with-x' 'antimony check sh py'; \
+                 set -l joined (string join , (complete -C $line | string replace -r '\\t.*' '')); \
+                 echo \"$line=>$joined\"; \
+             end",
+        ])
+        .arg(&file)
+        .env("PATH", format!("{}:/usr/bin:/bin", world().antimony.parent().unwrap().display()))
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    for want in [
+        "antimony run fi=>firefox",
+        "antimony run my-=>my-own",
+        "antimony show with-x=>with-x11",
+        "antimony run with-x=>",
+        "antimony check sh py=>python3",
+    ] {
+        ensure!(
+            out.stdout.lines().any(|l| l == want),
+            "wanted `{want}`:\n{}",
+            out.show()
+        );
+    }
+    pass()
+}

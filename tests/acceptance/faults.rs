@@ -1,0 +1,398 @@
+//! Hostile input and faults: symlink swaps between runs, values that look
+//! like code, hooks that hang, crash, close their output or flood it,
+//! storage that cannot be written, many launches at once, and antimony
+//! killed with SIGKILL at every stage — nothing left behind.
+
+use std::os::unix::fs::symlink;
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::*;
+
+pub fn tests() -> Vec<Trial> {
+    let mut t = Vec::new();
+    t.extend(both("faults::swapped_home_is_refused", swapped_home));
+    t.extend(both("faults::swapped_bind_source_is_refused", swapped_bind));
+    t.extend(both("faults::values_are_data_never_code", values_are_data));
+    t.extend(both(
+        "faults::hooks_that_hang_crash_or_close_output",
+        bad_hooks,
+    ));
+    t.extend(both(
+        "faults::a_flood_of_output_keeps_memory_bounded",
+        flood,
+    ));
+    t.extend(both(
+        "faults::unwritable_storage_is_said_once",
+        unwritable_storage,
+    ));
+    t.extend(both("faults::one_hundred_launches_at_once", parallel));
+    t.extend(both(
+        "faults::sigkill_at_every_stage_leaves_nothing",
+        sigkill,
+    ));
+    t
+}
+
+macro_rules! scratch {
+    ($who:expr) => {
+        match Scratch::new($who) {
+            Ok(s) => s,
+            Err(r) => return skip(r),
+        }
+    };
+}
+
+/// A persistent home swapped for a symlink to the user's ~/.ssh between
+/// two runs (CVE-2024-42472's class) is refused, never followed.
+fn swapped_home(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.write("home/.ssh/id_secret", "SECRET\n");
+    s.profile(
+        "persist",
+        "inherits = [\"sh\"]\n[home]\npolicy = \"Enabled\"\n",
+    );
+    let out = s
+        .antimony(["run", "persist", "--", "-c", "echo first > ~/note"])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let home = s.path("home/.local/share/antimony/persist");
+    ensure!(home.join("note").exists(), "the first run did not persist");
+    // The swap, as a sandbox with write access to the folder above could do.
+    std::fs::remove_dir_all(&home).unwrap();
+    symlink(s.path("home/.ssh"), &home).unwrap();
+    let _ = std::os::unix::fs::lchown(&home, Some(s.uid), Some(s.gid));
+    let out = s
+        .antimony(["run", "persist", "--", "-c", "cat ~/id_secret; echo ran"])
+        .run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        out.stderr.contains("symbolic link") && !out.stdout.contains("SECRET"),
+        "{}",
+        out.show()
+    );
+    ensure!(
+        !out.stdout.contains("ran"),
+        "the program ran: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// A bind source (and a folder on its way) swapped for symlinks to `/`
+/// and to ~/.ssh: refused; a root-owned system symlink is followed.
+fn swapped_bind(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.write("home/.ssh/id_secret", "SECRET\n");
+    s.write("home/data/proj/file", "mine\n");
+    let proj = s.path("home/data/proj");
+    s.profile(
+        "proj",
+        "inherits = [\"sh\"]\n[files]\nro = [\"~/data/proj\"]\n",
+    );
+    let out = s
+        .antimony(["run", "proj", "--", "-c", "cat ~/data/proj/file"])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "mine\n",
+        "{}",
+        out.show()
+    );
+    // The source itself becomes a link to `/`.
+    std::fs::remove_dir_all(&proj).unwrap();
+    symlink("/", &proj).unwrap();
+    let _ = std::os::unix::fs::lchown(&proj, Some(s.uid), Some(s.gid));
+    let out = s
+        .antimony(["run", "proj", "--", "-c", "ls ~/data/proj; echo ran"])
+        .run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(out.stderr.contains("symbolic link"), "{}", out.show());
+    ensure!(!out.stdout.contains("ran"), "{}", out.show());
+    // A folder on the way becomes a link to ~/.ssh's parent.
+    std::fs::remove_file(&proj).unwrap();
+    let data = s.path("home/data");
+    std::fs::remove_dir_all(&data).unwrap();
+    std::fs::create_dir_all(s.path("home/elsewhere/proj")).unwrap();
+    symlink(s.path("home/.ssh"), s.path("home/elsewhere/proj/.x")).unwrap();
+    symlink(s.path("home/elsewhere"), &data).unwrap();
+    let _ = std::os::unix::fs::lchown(&data, Some(s.uid), Some(s.gid));
+    let out = s.antimony(["run", "proj", "--", "-c", "echo ran"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(out.stderr.contains("symbolic link"), "{}", out.show());
+    // Root's own links (like /lib64 → usr/lib64 on a merged-/usr system,
+    // or /etc/resolv.conf) are followed.
+    if std::fs::symlink_metadata("/lib64").is_ok_and(|m| m.file_type().is_symlink()) {
+        let out = s
+            .antimony([
+                "run",
+                "sh",
+                "--ro",
+                "/lib64=/mnt/l",
+                "--",
+                "-c",
+                "ls /mnt/l >/dev/null && echo ok",
+            ])
+            .run();
+        ensure!(
+            out.code() == Some(0) && out.stdout == "ok\n",
+            "{}",
+            out.show()
+        );
+    }
+    pass()
+}
+
+/// Values that look like shell code reach the program and hooks as data.
+fn values_are_data(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let marker = s.path("home/pwned");
+    let m = marker.display();
+    s.profile(
+        "inj",
+        &format!(
+            r#"inherits = ["sh"]
+arguments = ["-c", "printf '%s|' \"$A\" \"$B\" \"$C\" \"$@\"", "sh", "$(touch {m})", "`touch {m}`"]
+[environment]
+A = "$(touch {m})"
+B = "; touch {m};"
+C = "line1\nline2 `touch {m}`"
+[[hooks.pre]]
+path = "/usr/bin/printf"
+arguments = ["%s|", "$(touch {m})", "`touch {m}`", "; touch {m}", "x\ny"]
+"#
+        ),
+    );
+    let out = s.antimony(["run", "inj"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(!marker.exists(), "something was executed: {}", out.show());
+    ensure!(
+        out.stdout
+            .contains(&format!("$(touch {m})|`touch {m}`|; touch {m}|x\ny|"))
+            && out.stdout.contains(&format!(
+                "$(touch {m})|; touch {m};|line1\nline2 `touch {m}`|$(touch {m})|`touch {m}`|"
+            )),
+        "{}",
+        out.show()
+    );
+    // A NUL in a value is refused when the profile is loaded, with its place.
+    s.profile(
+        "nul",
+        "inherits = [\"sh\"]\n[environment]\nA = \"a\\u0000b\"\n",
+    );
+    let out = s.antimony(["run", "nul"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(out.stderr.contains("nul.toml:3:"), "{}", out.show());
+    pass()
+}
+
+/// A pre-hook that hangs (stopped by its timeout), one that crashes, and
+/// one that closes its output early: each ends clearly, antimony never wedges.
+fn bad_hooks(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile(
+        "hang",
+        "inherits = [\"sh\"]\n[hooks]\ngrace = 0.5\n[[hooks.pre]]\nname = \"hangs\"\ntimeout = 1\ncontent = \"trap '' TERM; while :; do sleep 1; done\"\n",
+    );
+    let out = s.antimony(["run", "hang", "--", "-c", "echo ran"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(out.stderr.contains("`hangs` timed out"), "{}", out.show());
+    ensure!(!out.stdout.contains("ran"), "{}", out.show());
+    s.profile(
+        "crash",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"crashes\"\ncontent = \"kill -SEGV $$\"\n",
+    );
+    let out = s.antimony(["run", "crash", "--", "-c", "echo ran"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        out.stderr.contains("`crashes` was killed by SIGSEGV"),
+        "{}",
+        out.show()
+    );
+    s.profile(
+        "closes",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"closes\"\ncontent = \"echo before; exec >&- 2>&-; sleep 0.3\"\n",
+    );
+    let out = s.antimony(["run", "closes", "--", "-c", "echo ran"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stdout == "before\nran\n", "{}", out.show());
+    pass()
+}
+
+/// 100 MB of output from a hook: passed on, and antimony's memory stays small.
+fn flood(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile(
+        "flood",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"lines\"\ncontent = \"yes antimony | head -c 50000000\"\n\
+         [[hooks.pre]]\nname = \"one-line\"\ncontent = \"head -c 50000000 /dev/zero | tr '\\\\0' x\"\n",
+    );
+    let mut run = s.antimony(["run", "flood", "--", "-c", "true"]);
+    run.cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null());
+    let child = run.cmd.spawn().map_err(|e| e.to_string())?;
+    let pid = child.id() as libc::pid_t;
+    std::mem::forget(child);
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with pointers to locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    ensure!(r == pid, "wait4 failed");
+    ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    // ru_maxrss is in KiB: the largest of antimony and what it waited for
+    // (the hooks themselves are small); far below the 100 MB that went through.
+    ensure!(
+        usage.ru_maxrss < 40 * 1024,
+        "peak RSS {} KiB",
+        usage.ru_maxrss
+    );
+    pass()
+}
+
+/// The state and record folders cannot be written: the run works, and
+/// says so in one warning.
+fn unwritable_storage(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile(
+        "stateful",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"counter\"\nstdin = true\n\
+         content = 'cat >/dev/null; echo \"{\\\"state\\\": {\\\"update\\\": {\\\"n\\\": 1}}}\"'\n",
+    );
+    // A state folder under a regular file can be written by nobody, root included.
+    s.write("home/blocker", "");
+    let out = s
+        .antimony(["run", "stateful", "--", "-c", "echo ran; exit 7"])
+        .env("XDG_STATE_HOME", s.path("home/blocker/state"))
+        .run();
+    ensure!(out.code() == Some(7), "{}", out.show());
+    ensure!(out.stdout == "ran\n", "{}", out.show());
+    let warnings = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("antimony: warning:"))
+        .count();
+    ensure!(warnings == 1, "not exactly one warning: {}", out.show());
+    ensure!(!out.stderr.contains("antimony: error"), "{}", out.show());
+    pass()
+}
+
+/// One hundred launches of one profile at once all succeed.
+fn parallel(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile(
+        "many",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"count\"\nstdin = true\n\
+         content = 'cat >/dev/null'\n",
+    );
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            s.antimony(["run", "many", "--", "-c", &format!("echo {i}")])
+                .spawn()
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().map_err(|e| e.to_string())?;
+        if !out.status.success() || String::from_utf8_lossy(&out.stdout) != format!("{i}\n") {
+            failed.push(format!(
+                "{i}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    ensure!(failed.is_empty(), "{}", failed.join("\n"));
+    pass()
+}
+
+fn mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}
+
+/// Host processes whose command line holds `token`.
+fn holding(token: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmd).contains(token) && alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// antimony killed with SIGKILL during the pre-hooks, while the sandbox
+/// runs, and during the post-hooks: no process of the sandbox or of the
+/// hooks (attached ones and their children included), and no mount, is
+/// left on the host.
+fn sigkill(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let before = mounts();
+    for stage in ["pre", "running", "post"] {
+        let token = format!("antimony-kill9-{}-{stage}", std::process::id());
+        let flag = s.path(&format!("home/{stage}.flag"));
+        let f = flag.display();
+        // Every process started holds the token in its command line.
+        let text = format!(
+            r#"inherits = ["sh"]
+[[hooks.pre]]
+name = "attached"
+attach = true
+content = '(exec -a {token} sleep 600) & (exec -a {token} sleep 600)'
+[[hooks.pre]]
+name = "blocking"
+content = 'if [ "$1" = pre ]; then (exec -a {token} sleep 600) & touch {f}; wait; fi'
+arguments = ["{stage}"]
+[[hooks.post]]
+name = "post"
+content = 'if [ "$1" = post ]; then (exec -a {token} sleep 600) & touch {f}; wait; fi'
+arguments = ["{stage}"]
+"#
+        );
+        s.profile("killme", &text);
+        let program = if stage == "running" {
+            format!("(exec -a {token} sleep 600) & touch {f}; wait")
+        } else {
+            "true".to_string()
+        };
+        let mut run = s.antimony([
+            "run",
+            "killme",
+            "--rw",
+            &s.home().display().to_string(),
+            "--program",
+            "/bin/bash",
+            "--",
+            "-c",
+            &program,
+        ]);
+        run.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        // Its own process group, so the test's signal goes to antimony only.
+        run.cmd.process_group(0);
+        let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
+        let reached = wait_until(Duration::from_secs(20), || flag.exists());
+        // SAFETY: SIGKILL to our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = child.wait();
+        ensure!(reached, "{stage}: the run never reached the stage");
+        let gone = wait_until(Duration::from_secs(10), || holding(&token).is_empty());
+        let left = holding(&token);
+        for pid in &left {
+            // Clean up before failing.
+            // SAFETY: killing stragglers the test started.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+        }
+        ensure!(gone, "{stage}: left behind: {left:?}");
+    }
+    ensure!(mounts() == before, "the host's mount table changed");
+    pass()
+}
