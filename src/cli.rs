@@ -99,35 +99,44 @@ newest 200, are removed as new runs are recorded.")]
     },
     /// List running instances
     #[command(
-        long_about = "Lists the running instances: instance id, profile, the program's PID on the \
-host, start time and uptime. Records left by an antimony that died (even by SIGKILL) are \
-detected and removed."
+        long_about = "Lists your running instances, oldest first: instance id, profile, the \
+program's PID on the host, when the instance started (UTC) and for how long it has run. An \
+instance is listed only once its record is proven: its antimony is alive, is the same antimony \
+binary and yours, and is the process serving the record's control socket. Records left by an \
+antimony that died (even by SIGKILL) are removed; any other record that fails a check is left \
+alone and never listed."
     )]
     Ps {
-        /// Print a JSON array of instances (stable format, see antimony-ps(1))
+        /// Print a JSON array of instances (stable format: see JSON OUTPUT in antimony-ps(1))
         #[arg(long)]
         json: bool,
     },
     /// Run a command inside a running instance, with exactly its confinement
     #[command(
-        long_about = "Runs CMD (default: /bin/sh) inside a running instance: its namespaces, \
-root, Landlock rules, seccomp filter, no capabilities, no_new_privs and environment, by asking \
-the instance's own init to start it. The instance must be one this antimony started and that \
-is still alive; anything else is refused. Exits with the command's status."
+        long_about = "Runs CMD (default: /bin/sh) inside a running instance, with exactly the \
+instance's confinement: its namespaces, root, Landlock domain, seccomp filter, no capabilities, \
+no_new_privs, and its environment plus ANTIMONY_NAME and ANTIMONY_INSTANCE. antimony never \
+joins the instance's namespaces itself: it asks the instance's antimony, over its control \
+socket, to have the sandbox's init start the command. The instance must be proven to be one \
+that antimony started and that is still alive (see antimony-ps(1)); anything else is refused. \
+CMD gets your stdin, stdout and stderr; signals you send to `antimony enter` (SIGINT, SIGTERM, \
+SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH) go to CMD's process group, which also gets SIGHUP \
+if `antimony enter` dies. Exits with CMD's status."
     )]
     Enter {
         /// Instance id (or a unique prefix), or a profile with one running instance
         instance: String,
-        /// The command and its arguments
+        /// The command and its arguments (default: /bin/sh); a name without `/` is looked up on the sandbox's PATH
         #[arg(last = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
     /// Stop a running instance gracefully
     #[command(
         long_about = "Stops a running instance the way a normal exit ends: its stopping hooks \
-run, the program gets SIGTERM, then SIGKILL after the profile's grace period; attached hooks are \
-terminated and the post-hooks run. A profile name stops every instance of it. Returns when \
-they have ended."
+run, the program gets SIGTERM, then SIGKILL after the profile's grace period if it is still \
+running; attached hooks are terminated and the post-hooks run. A profile name stops every \
+instance of it. Returns when they have ended (their antimony has exited); the stopped \
+`antimony run` exits with the program's status (143 after SIGTERM, 137 after SIGKILL)."
     )]
     Stop {
         /// Instance id (or a unique prefix), or a profile name
@@ -221,7 +230,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Write JSON lines about the run to this file descriptor: one when the program has started, one when it has ended
+    /// Write JSON lines about the run to this open file descriptor: one when the program has started, one when it has ended (see STATUS LINES)
     #[arg(long, value_name = "FD")]
     pub status_fd: Option<i32>,
 

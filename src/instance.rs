@@ -75,13 +75,9 @@ pub fn registry(host: &Host) -> PathBuf {
     }
 }
 
-/// Creates a folder (and missing parents) readable by its owner only, and
-/// checks an existing one is ours and private.
-fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+/// Checks that `dir` is a folder (not a symlink) of `uid` that nobody else
+/// may enter.
+fn check_private(dir: &Path, uid: u32) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(dir)?;
     if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
         return Err(std::io::Error::new(
@@ -90,6 +86,28 @@ fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The registry and the folder above it (`antimony` in the runtime folder,
+/// or `/tmp/antimony-UID`) must be private folders of the user: in a
+/// folder someone else controls, the records (and what `list` removes as
+/// stale) could be anything.
+fn check_registry(base: &Path, uid: u32) -> std::io::Result<()> {
+    check_private(base, uid)?;
+    match base.parent() {
+        Some(parent) => check_private(parent, uid),
+        None => Ok(()),
+    }
+}
+
+/// Creates the registry (and missing parents) readable by its owner only,
+/// and checks it.
+fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    check_registry(dir, uid)
 }
 
 /// A process's start time in clock ticks since boot, or `None` if it does
@@ -101,13 +119,12 @@ pub fn start_time(pid: u32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
-fn same_binary(pid: u32) -> bool {
-    let ours = std::fs::metadata("/proc/self/exe");
-    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"));
-    match (ours, theirs) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
+/// Whether process `pid` runs the same executable as this one; an error
+/// when that cannot be seen (from another user namespace, for one).
+fn same_binary(pid: u32) -> std::io::Result<bool> {
+    let ours = std::fs::metadata("/proc/self/exe")?;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"))?;
+    Ok(ours.dev() == theirs.dev() && ours.ino() == theirs.ino())
 }
 
 /// The registration of the running supervisor; removed on drop.
@@ -251,12 +268,6 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
             Some(info),
         );
     }
-    if !same_binary(pid) {
-        return (
-            Verdict::Forged(format!("PID {pid} is not running antimony")),
-            Some(info),
-        );
-    }
     let owner = std::fs::metadata(format!("/proc/{pid}"))
         .map(|m| m.uid())
         .ok();
@@ -265,6 +276,21 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
             Verdict::Forged(format!("PID {pid} is not yours")),
             Some(info),
         );
+    }
+    match same_binary(pid) {
+        Ok(true) => {}
+        Ok(false) => {
+            return (
+                Verdict::Forged(format!("PID {pid} is not running antimony")),
+                Some(info),
+            );
+        }
+        Err(e) => {
+            return (
+                Verdict::Forged(format!("PID {pid} cannot be checked ({e})")),
+                Some(info),
+            );
+        }
     }
     (Verdict::Live, Some(info))
 }
@@ -338,10 +364,23 @@ fn older_than(dir: &Path, age: Duration) -> bool {
         .is_some_and(|e| e > age)
 }
 
+/// What is wrong with the registry, if it exists but is not a private
+/// folder of the user (it is then not used at all).
+pub fn registry_problem(host: &Host) -> Option<String> {
+    let base = registry(host);
+    match check_registry(&base, host.uid) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(e.to_string()),
+        _ => None,
+    }
+}
+
 /// Every live instance whose control socket its antimony serves; stale
 /// records are removed on the way, forged ones left alone and not listed.
 pub fn list(host: &Host) -> Vec<Found> {
     let base = registry(host);
+    if check_registry(&base, host.uid).is_err() {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(&base) else {
         return Vec::new();
     };
@@ -357,21 +396,22 @@ pub fn list(host: &Host) -> Vec<Found> {
                     out.push(found);
                 }
             }
-            (Verdict::Stale(_), info) => {
-                // One being made is stale only once its antimony is gone
-                // (or it has waited for its info.json far too long).
-                if !making || info.is_some() || older_than(&dir, STAGING_PATIENCE) {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
+            // One being made is stale only once its antimony is gone (or it
+            // has waited for its info.json far too long).
+            (Verdict::Stale(_), info)
+                if !making || info.is_some() || older_than(&dir, STAGING_PATIENCE) =>
+            {
+                let _ = std::fs::remove_dir_all(&dir);
             }
             _ => {}
         }
     }
     out.sort_by(|a, b| {
-        a.info
-            .started_at
-            .cmp(&b.info.started_at)
-            .then(a.info.instance.cmp(&b.info.instance))
+        (a.info.started_at, a.info.antimony_start, &a.info.instance).cmp(&(
+            b.info.started_at,
+            b.info.antimony_start,
+            &b.info.instance,
+        ))
     });
     out
 }
@@ -383,6 +423,15 @@ pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
         return Err(InstanceError::NotFound(name.into()));
     }
     let base = registry(host);
+    if let Err(e) = check_registry(&base, host.uid) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::NotFound => InstanceError::NotFound(name.into()),
+            _ => InstanceError::Io {
+                context: "the instance registry".into(),
+                source: e,
+            },
+        });
+    }
     // An exact id is checked directly, so a forged record is refused by
     // name rather than silently skipped.
     let exact = base.join(name);

@@ -258,7 +258,11 @@ A relative value of any of the four \fBXDG_*\fR variables above is ignored
 and the default is used.
 .TP
 .B XDG_RUNTIME_DIR
-Not used and not passed on: the sandbox gets an empty private
+Where running instances are registered:
+\fB$XDG_RUNTIME_DIR/antimony/instances/\fR (see
+.BR antimony\-ps (1));
+without it, \fB$TMPDIR/antimony\-\fIUID\fB/instances/\fR (\fBTMPDIR\fR
+defaults to \fB/tmp\fR). Not passed on: the sandbox gets an empty private
 \fB/run/user/\fIUID\fR and \fBXDG_RUNTIME_DIR\fR pointing at it. Hooks with
 \fBenv = true\fR see the host's value.
 .TP
@@ -309,9 +313,11 @@ The profile's launcher folder, given to hooks as \fBANTIMONY_CACHE\fR;
 created with mode 0555 when the profile has hooks.
 .PP
 \fB$XDG_CONFIG_HOME/antimony\fR, \fB$XDG_DATA_HOME/antimony\fR,
-\fB$XDG_STATE_HOME/antimony\fR and \fB$XDG_CACHE_HOME/antimony\fR are never
-visible to a sandbox: where a profile's bind would expose one of them, an
-empty read-only folder is mounted over it.
+\fB$XDG_STATE_HOME/antimony\fR, \fB$XDG_CACHE_HOME/antimony\fR and the
+instance registry's folder (\fB$XDG_RUNTIME_DIR/antimony\fR, or
+\fB$TMPDIR/antimony\-\fIUID\fR) are never visible to a sandbox: where a
+profile's bind would expose one of them, an empty read-only folder is
+mounted over it.
 "#,
     ),
     (
@@ -341,6 +347,9 @@ fn sections_of(command: &str) -> &'static [(&'static str, &'static str)] {
         "show" => SHOW_SECTIONS,
         "list" => LIST_SECTIONS,
         "edit" => EDIT_SECTIONS,
+        "ps" => PS_SECTIONS,
+        "enter" => ENTER_SECTIONS,
+        "stop" => STOP_SECTIONS,
         _ => &[],
     }
 }
@@ -382,6 +391,215 @@ entries and replace any mount at or beneath the same place.
 the form \fB$\fINAME\fR copies the host's \fINAME\fR (and unsets the
 variable when the host has none). \fB\-\-network\fR and \fB\-\-no\-network\fR
 replace the profile's \fBnetwork\fR; the last one given wins.
+"#,
+    ),
+    ("STATUS LINES", STATUS_LINES),
+];
+
+const STATUS_LINES: &str = r#"With \fB\-\-status\-fd \fIFD\fR, antimony writes one JSON object per
+line to descriptor \fIFD\fR (which must be open: otherwise the run fails
+before anything runs), as things happen. The descriptor is not passed to
+hooks or into the sandbox, and is not closed by antimony; a write that fails
+is ignored. Keys may come in any order, and keys may be added in later
+versions; the ones below keep their names and types.
+.TP
+.B started
+Once the program has been executed:
+.RS
+.nf
+{"event":"started","instance":"\fIID\fP","pid":\fIPID\fP,
+ "namespaces":{"cgroup":\fIN\fP,"ipc":\fIN\fP,"mnt":\fIN\fP,"net":\fIN\fP,
+               "pid":\fIN\fP,"user":\fIN\fP,"uts":\fIN\fP}}
+.fi
+.RE
+.IP
+\fBinstance\fR is the run's id (\fBANTIMONY_INSTANCE\fR, and the id
+.BR antimony\-ps (1)
+lists), \fBpid\fR the program's PID on the host, and each namespace's
+number the inode that \fBstat \-L \-c %i /proc/\fIPID\fB/ns/\fIname\fR
+prints for the program (a shared namespace is the host's; one that could
+not be read, the program having already exited, is left out).
+.TP
+.B exited
+Once the program has ended (before attached hooks are ended and post-hooks
+run): \fB{"event":"exited","instance":"\fIID\fB","exit\-code":\fIN\fB}\fR
+when it exited, \fB{"event":"exited","instance":"\fIID\fB","signal":\fIN\fB}\fR
+when a signal killed it (9 when it was killed after the grace period, with
+the whole sandbox).
+.PP
+A run that fails before its program has started (a pre-hook, the set-up,
+a program that cannot be executed) writes neither line; so an
+\fBexited\fR line always follows a \fBstarted\fR one. A run whose
+antimony is killed writes no \fBexited\fR line.
+"#;
+
+const PS_SECTIONS: &[(&str, &str)] = &[
+    (
+        "OUTPUT",
+        r#"A header, then one line per instance, oldest first: the instance id, the
+profile, the program's PID on the host, when the instance started
+(\fIYYYY\-MM\-DD HH:MM:SS\fR, UTC) and its uptime (\fB42s\fR, \fB5m07s\fR,
+\fB3h12m\fR). The instance id is the run's \fBANTIMONY_INSTANCE\fR, the
+one \fBantimony log\fR shows.
+"#,
+    ),
+    (
+        "JSON OUTPUT",
+        r#"With \fB\-\-json\fR: a JSON array (\fB[]\fR when nothing runs) with one
+object per instance, in the same order. This format is stable: the fields
+below keep their names, types and meaning; fields may be added, so a
+reader should ignore those it does not know.
+.TP
+.B instance
+String: the instance id, 16 lowercase hexadecimal digits.
+.TP
+.B profile
+String: the profile's name.
+.TP
+.B pid
+Number: the program's PID on the host; 0 while the instance is being set up
+and its program has not started yet.
+.TP
+.B antimony_pid
+Number: the PID of the antimony that runs the instance (its
+\fBantimony run\fR).
+.TP
+.B antimony_start
+Number: that antimony's start time, in clock ticks since boot (field 22 of
+\fB/proc/\fIPID\fB/stat\fR); with \fBantimony_pid\fR, it names the
+process even after its PID is reused.
+.TP
+.B started_at
+Number: when the instance was registered (its sandbox had just been
+created), in seconds since the Unix epoch.
+.TP
+.B uid
+Number: the user the instance belongs to.
+"#,
+    ),
+    (
+        "FILES",
+        r#".TP
+.BI $XDG_RUNTIME_DIR/antimony/instances/ ID /
+The record of instance \fIID\fR (without \fBXDG_RUNTIME_DIR\fR,
+\fB$TMPDIR/antimony\-\fIUID\fB/instances/\fIID\fB/\fR, \fBTMPDIR\fR
+defaulting to \fB/tmp\fR): a folder of mode 0700 with \fBinfo.json\fR
+(the object above) and \fBcontrol\fR, the socket on which the instance's
+antimony takes \fBenter\fR and \fBstop\fR requests. It is made as
+\fB.\fIID\fR and renamed once its socket listens, and removed when the
+instance ends. The registry and the folder above it must be folders of
+yours that nobody else may enter; otherwise they are not used at all. No
+sandbox can see them.
+.PP
+A record is listed, entered or stopped only when its antimony is alive,
+has the recorded start time, runs the same antimony executable, is yours,
+and is the process that serves the record's \fBcontrol\fR socket (as the
+kernel reports the socket's peer). A record whose antimony is gone (it
+died, even by SIGKILL, and its sandbox with it) is stale and removed by the
+next \fBps\fR, \fBenter\fR or \fBstop\fR; any other record that fails a
+check is left alone and refused.
+"#,
+    ),
+    (
+        "EXIT STATUS",
+        "0; a registry that cannot be used is reported in a warning.\n",
+    ),
+];
+
+const ENTER_SECTIONS: &[(&str, &str)] = &[
+    (
+        "THE INSTANCE",
+        r#"\fIINSTANCE\fR is an instance id as
+.BR antimony\-ps (1)
+lists it, a prefix of one that no other id shares, or a profile name with
+exactly one running instance (with two or more, \fBenter\fR refuses and
+names them). Before anything is sent, the instance's record is checked as
+.BR antimony\-ps (1)
+describes; a stale record is removed and refused, any other unproven one
+refused. The instance's antimony, on its side, serves only clients of the
+same user that run in its own user namespace, so that no process inside a
+sandbox could use the socket even if it could reach it.
+"#,
+    ),
+    (
+        "THE COMMAND",
+        r#"The sandbox's init (PID 1 inside) forks and executes \fICMD\fR, as it
+started the program, after the instance was confined. So the command has
+exactly the program's confinement: its user, mount, PID, IPC, UTS, cgroup
+and network namespaces, its root, its Landlock domain, its seccomp filters,
+no capability in any set, \fBno_new_privs\fR, its uid and gids. Only the
+instance's antimony and init are involved: \fBantimony enter\fR itself never
+joins a namespace.
+.PP
+The command runs in a session of its own (without a controlling terminal),
+in the sandbox's home folder, with the umask of the sandbox, and with the
+sandbox's environment (as \fBantimony run \-\-dry\-run\fR shows it) plus
+\fBANTIMONY_NAME\fR (the profile) and \fBANTIMONY_INSTANCE\fR (the id):
+nothing of the caller's environment. A \fICMD\fR without \fB/\fR is looked up
+on the sandbox's \fBPATH\fR.
+.PP
+Its stdin, stdout and stderr are those of \fBantimony enter\fR (a closed
+one is replaced by \fB/dev/null\fR); it gets no other descriptor. SIGINT,
+SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
+\fBantimony enter\fR are passed on to the command's process group. When
+\fBantimony enter\fR dies (even by SIGKILL), the command's process group
+gets SIGHUP. When the instance ends, the command ends with it.
+"#,
+    ),
+    (
+        "EXIT STATUS",
+        r#"The command's exit status; 128+\fIN\fR when it died of signal \fIN\fR. 125
+when \fBantimony enter\fR fails: no such instance, a profile with several,
+a record that is refused, a command that cannot be started (the message
+says why), or an instance that ended while the command ran.
+"#,
+    ),
+    (
+        "EXAMPLES",
+        r#".TP
+.B antimony enter firefox
+A shell inside the running instance of the profile \fBfirefox\fR.
+.TP
+.B antimony enter 3f2a9c \-\- ls \-l /proc
+A command in the instance whose id starts with \fB3f2a9c\fR.
+"#,
+    ),
+];
+
+const STOP_SECTIONS: &[(&str, &str)] = &[
+    (
+        "THE STOP",
+        r#"For each instance named (all of them at once):
+.IP 1. 4
+its stopping hooks run, in order;
+.IP 2. 4
+the program gets SIGTERM;
+.IP 3. 4
+if it still runs after the profile's grace period (\fB[hooks] grace\fR), the
+whole sandbox is killed (SIGKILL);
+.IP 4. 4
+attached hooks, and started hooks still running, get SIGTERM, and SIGKILL
+after the grace period;
+.IP 5. 4
+the post-hooks run (those whose \fBon\fR matches how the program ended);
+.IP 6. 4
+the run is recorded (\fBantimony log\fR), the instance's record removed, and
+its \fBantimony run\fR exits with the program's status: 143 after SIGTERM,
+137 after SIGKILL (125 when a stopping or post-hook failed).
+.PP
+\fBantimony stop\fR returns once every instance named has ended, that is,
+once its antimony has exited. Asking again while an instance is stopping
+skips its remaining stopping hooks. The instance is checked first as
+.BR antimony\-ps (1)
+describes.
+"#,
+    ),
+    (
+        "EXIT STATUS",
+        r#"0 when every instance named has ended. 125 when there is no such instance,
+an id prefix names several, a record is refused (the others named are still
+stopped), or an instance's antimony refused the request; one
+\fBantimony: error:\fR line says so for each.
 "#,
     ),
 ];

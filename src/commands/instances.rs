@@ -34,6 +34,9 @@ fn uptime(started_at: u64) -> String {
 }
 
 pub fn ps(host: &Host, json: bool) -> Result<u8, Error> {
+    if let Some(why) = instance::registry_problem(host) {
+        crate::commands::warn(&format!("the instance registry is not used: {why}"));
+    }
     let list = instance::list(host);
     if json {
         let infos: Vec<&instance::Info> = list.iter().map(|f| &f.info).collect();
@@ -133,8 +136,25 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
     let argv: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
     let request = wire::enter_request(&argv)
         .ok_or_else(|| Error::Other("enter: the command is too long or holds a NUL byte".into()))?;
-    // Our own stdin, stdout and stderr become the command's.
-    let stdio = [0, 1, 2];
+    // Our own stdin, stdout and stderr become the command's (/dev/null for
+    // one that is closed).
+    let mut null = None;
+    let mut stdio = [0, 1, 2];
+    for fd in &mut stdio {
+        // SAFETY: fcntl with integer arguments.
+        if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
+            if null.is_none() {
+                null = Some(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open("/dev/null")
+                        .map_err(|e| Error::io("open /dev/null", e))?,
+                );
+            }
+            *fd = null.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        }
+    }
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
     sendmsg::<()>(
         fd.as_raw_fd(),

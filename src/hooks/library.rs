@@ -191,8 +191,12 @@ impl Definition {
             }
             config.insert(k.clone(), v.clone());
         }
-        let sub =
-            |s: &str| substitute(s, &config, vars).map_err(|m| definition_error(&self.file, m));
+        // Positioned at the use (a `{home}` the profile cannot give is its
+        // problem), naming the definition too (a bad placeholder is that's).
+        let sub = |s: &str| {
+            substitute(s, &config, vars)
+                .map_err(|m| err(format!("use: hook `{}` ({}): {m}", self.name, self.file)))
+        };
         let path = cmd.path.as_deref().map(sub).transpose()?;
         let arguments = cmd
             .arguments

@@ -27,9 +27,12 @@ pub enum Place {
     Host {
         child: Child,
         pidfd: OwnedFd,
-        /// It leads a process group of its own (background hooks), which
-        /// signals reach as a whole.
-        group: bool,
+        /// It leads a process group of its own, which signals reach as a
+        /// whole (and antimony's guardian, should antimony die).
+        pgid: libc::pid_t,
+        /// It was given the terminal (a foreground hook while antimony was
+        /// in the terminal's foreground); antimony takes it back when it ends.
+        terminal: bool,
     },
     /// Started by the sandbox's init, as command `id`.
     Inside { id: u32, pid: Option<i32> },
@@ -55,6 +58,9 @@ pub enum Watch {
 pub struct Task {
     /// Index of the hook in the plan.
     pub hook: usize,
+    /// The pipeline waits for it (pre, stopping, post) rather than letting
+    /// it run alongside (attached, started).
+    pub foreground: bool,
     pub label: String,
     pub event: &'static str,
     pub place: Place,
@@ -104,6 +110,7 @@ impl Task {
     fn new(hook: usize, h: &PlannedHook, place: Place) -> Task {
         Task {
             hook,
+            foreground: true,
             label: h.hook.label(),
             event: h.hook.event.key(),
             place,
@@ -137,9 +144,10 @@ impl Task {
         t
     }
 
-    /// Starts a hook on the host. Foreground hooks share antimony's stdin
-    /// and process group (an interactive hook works); background ones get
-    /// /dev/null and a process group of their own.
+    /// Starts a hook on the host, leading a process group of its own.
+    /// Foreground hooks share antimony's stdin and get the terminal while
+    /// they run, as a shell gives it to a job (an interactive hook works);
+    /// background ones get /dev/null.
     pub fn host(
         hook: usize,
         h: &PlannedHook,
@@ -155,9 +163,7 @@ impl Task {
             (None, true) => Stdio::inherit(),
             (None, false) => Stdio::null(),
         });
-        if !foreground {
-            cmd.process_group(0);
-        }
+        cmd.process_group(0);
         let mut child = cmd.spawn().map_err(|e| e.to_string())?;
         // SAFETY: pidfd_open of our own, not yet reaped child.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
@@ -172,15 +178,19 @@ impl Task {
         let stdout = child.stdout.take().map(OwnedFd::from);
         let stderr = child.stderr.take().map(OwnedFd::from);
         let stdin = child.stdin.take().map(OwnedFd::from);
+        let pgid = child.id() as libc::pid_t;
+        let terminal = foreground && terminal::give(pgid);
         let mut t = Task::new(
             hook,
             h,
             Place::Host {
                 child,
                 pidfd,
-                group: !foreground,
+                pgid,
+                terminal,
             },
         );
+        t.foreground = foreground;
         if let Some(fd) = stdout {
             t.pipes.push(Pipe::new(fd, Stream::Stdout));
         }
@@ -254,17 +264,17 @@ impl Task {
         self.status.is_some() || self.start_error.is_some()
     }
 
+    /// The process group it leads (host hooks).
+    pub fn pgid(&self) -> Option<libc::pid_t> {
+        match &self.place {
+            Place::Host { pgid, .. } => Some(*pgid),
+            Place::Inside { .. } => None,
+        }
+    }
+
     /// Whether it leads a process group that still has members.
     pub fn group_alive(&self) -> bool {
-        match &self.place {
-            Place::Host {
-                child, group: true, ..
-            } => {
-                // SAFETY: signal 0 only checks for existence.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), 0) == 0 }
-            }
-            _ => false,
-        }
+        self.pgid().is_some_and(terminal::group_alive)
     }
 
     /// The descriptors to poll, with what each is.
@@ -336,6 +346,11 @@ impl Task {
     /// by init). What it wrote before it ended is read now.
     pub fn exited(&mut self, status: i32) {
         self.status = Some(status);
+        if let Place::Host { terminal, .. } = &mut self.place {
+            if std::mem::take(terminal) {
+                terminal::take_back();
+            }
+        }
         for p in &mut self.pipes {
             if p.open {
                 self.captured.drain(p);
@@ -348,13 +363,9 @@ impl Task {
     /// its process otherwise; inside, through init.
     pub fn signal(&self, sandbox: Option<&Sandbox>, sig: libc::c_int) {
         match &self.place {
-            Place::Host { child, group, .. } => {
-                if self.status.is_some() && !*group {
-                    return;
-                }
-                let pid = child.id() as libc::pid_t;
-                // SAFETY: signalling a child (or its group) we started.
-                unsafe { libc::kill(if *group { -pid } else { pid }, sig) };
+            Place::Host { pgid, .. } => {
+                // SAFETY: signalling a process group we started.
+                unsafe { libc::kill(-*pgid, sig) };
             }
             Place::Inside { id, .. } => {
                 if let (Some(sb), None) = (sandbox, self.status) {
@@ -460,5 +471,44 @@ impl Task {
             leftovers,
             lock: self.lock,
         }
+    }
+}
+
+/// The terminal, handed to foreground hooks the way a shell hands it to a
+/// job: only when antimony's stdin is the controlling terminal and antimony
+/// is in its foreground.
+mod terminal {
+    /// Gives the terminal to `pgid` if antimony holds it; says whether it did.
+    pub fn give(pgid: libc::pid_t) -> bool {
+        // SAFETY: isatty, tcgetpgrp and getpgrp take integers.
+        let ours = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
+        ours && set(pgid)
+    }
+
+    /// Takes the terminal back for antimony's process group.
+    pub fn take_back() {
+        // SAFETY: getpgrp has no arguments.
+        set(unsafe { libc::getpgrp() });
+    }
+
+    /// tcsetpgrp with SIGTTOU blocked: a process in a background group that
+    /// changes the terminal's foreground group is otherwise stopped.
+    fn set(pgid: libc::pid_t) -> bool {
+        // SAFETY: sigprocmask and tcsetpgrp with local sets and integers.
+        unsafe {
+            let mut block: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut block);
+            libc::sigaddset(&mut block, libc::SIGTTOU);
+            libc::sigprocmask(libc::SIG_BLOCK, &block, &mut old);
+            let r = libc::tcsetpgrp(0, pgid);
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            r == 0
+        }
+    }
+
+    pub fn group_alive(pgid: libc::pid_t) -> bool {
+        // SAFETY: signal 0 only checks for existence.
+        unsafe { libc::kill(-pgid, 0) == 0 }
     }
 }

@@ -109,7 +109,13 @@ fn watch(r: RawFd, w: RawFd) -> ! {
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_NAME, c"antimony-guard".as_ptr());
         // The signals a terminal or a caller may send are not for it.
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGPIPE] {
+        for sig in [
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGPIPE,
+        ] {
             libc::signal(sig, libc::SIG_IGN);
         }
     }

@@ -19,6 +19,7 @@
 //! single-threaded process.
 
 mod dbus;
+mod guardian;
 mod server;
 
 use std::collections::VecDeque;
@@ -91,6 +92,14 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         Ok(s) => s,
         Err(e) => return fail(Error::Other(e), warnings),
     };
+    // First, while antimony is surely single-threaded and has started nothing.
+    let guardian = guardian::Guardian::start();
+    let mut warnings = warnings;
+    if guardian.is_none() {
+        warnings.push(
+            "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
+        );
+    }
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => return fail(Error::io("install signal handlers", e), warnings),
@@ -121,6 +130,8 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         stopping_slot: None,
         leftovers: Vec::new(),
         groups: Vec::new(),
+        lingering: Vec::new(),
+        guardian,
         sandbox: None,
         proxy: None,
         program_started: false,
@@ -203,8 +214,13 @@ struct Run<'a> {
     stopping_slot: Option<usize>,
     /// Output pipes hooks left open; drained while antimony runs.
     leftovers: Vec<(Pipe, Captured)>,
-    /// Process groups of ended background hooks that still have members.
+    /// Process groups of ended background hooks that still have members
+    /// (ended with the sandbox).
     groups: Vec<libc::pid_t>,
+    /// Those of ended foreground hooks (left alone, but watched).
+    lingering: Vec<libc::pid_t>,
+    /// Kills registered process groups if antimony dies.
+    guardian: Option<guardian::Guardian>,
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
@@ -340,20 +356,17 @@ impl Run<'_> {
         }
         let deadline = Instant::now() + grace;
         loop {
-            self.groups.retain(|pg| {
-                // SAFETY: signal 0 only checks for existence.
-                unsafe { libc::kill(-*pg, 0) == 0 }
-            });
+            self.prune_groups();
             if self.slots.iter().all(Option::is_none) && self.groups.is_empty() {
                 break;
             }
             let now = Instant::now();
             if now >= deadline {
-                for pg in &self.groups {
+                for pg in std::mem::take(&mut self.groups) {
                     // SAFETY: signalling a process group we started.
-                    unsafe { libc::kill(-*pg, libc::SIGKILL) };
+                    unsafe { libc::kill(-pg, libc::SIGKILL) };
+                    self.unwatch(pg);
                 }
-                self.groups.clear();
                 // Tasks past their grace get SIGKILL from their own timers.
             }
             self.turn(Some(now + Duration::from_millis(20)));
@@ -459,6 +472,10 @@ impl Run<'_> {
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
+        // A normal end: the guardian leaves what foreground hooks left running alone.
+        if let Some(g) = self.guardian.take() {
+            g.done();
+        }
         Outcome {
             code,
             error,
@@ -472,6 +489,29 @@ impl Run<'_> {
         (0..self.plan.hooks.len())
             .filter(|&i| self.plan.hooks[i].hook.event == event)
             .collect()
+    }
+
+    fn unwatch(&self, pg: libc::pid_t) {
+        if let Some(g) = &self.guardian {
+            g.remove(pg);
+        }
+    }
+
+    /// Forgets process groups that have emptied.
+    fn prune_groups(&mut self) {
+        let guardian = &self.guardian;
+        for list in [&mut self.groups, &mut self.lingering] {
+            list.retain(|&pg| {
+                // SAFETY: signal 0 only checks for existence.
+                let alive = unsafe { libc::kill(-pg, 0) == 0 };
+                if !alive {
+                    if let Some(g) = guardian {
+                        g.remove(pg);
+                    }
+                }
+                alive
+            });
+        }
     }
 
     fn storage_warning(&mut self, w: String) {
@@ -544,6 +584,9 @@ impl Run<'_> {
         };
         let mut task = task.unwrap_or_else(|e| Task::failed_start(idx, ph, e));
         task.lock = lock;
+        if let (Some(g), Some(pg)) = (&self.guardian, task.pgid()) {
+            g.add(pg);
+        }
         match self.slots.iter().position(Option::is_none) {
             Some(slot) => {
                 self.slots[slot] = Some(task);
@@ -594,18 +637,21 @@ impl Run<'_> {
         };
         let ph = &self.plan.hooks[task.hook];
         let label = task.label.clone();
-        let background_group = match &task.place {
-            Place::Host {
-                child, group: true, ..
-            } if task.group_alive() => Some(child.id() as libc::pid_t),
-            _ => None,
-        };
+        // What the hook left running in its process group: ended with the
+        // sandbox for background hooks, left alone for foreground ones; the
+        // guardian watches both until their groups are empty.
+        if let Some(pg) = task.pgid() {
+            if !task.group_alive() {
+                self.unwatch(pg);
+            } else if task.foreground {
+                self.lingering.push(pg);
+            } else {
+                self.groups.push(pg);
+            }
+        }
         let done = task.finish();
         self.leftovers
             .extend(done.leftovers.into_iter().map(|p| (p, Captured::default())));
-        if let Some(pg) = background_group {
-            self.groups.push(pg);
-        }
         if done.failure.is_none() {
             if let Some(change) = &done.reply.change {
                 // An unserialized (background) hook takes the lock for the update only.
@@ -1010,6 +1056,7 @@ impl Run<'_> {
             }
         }
         self.leftovers.retain(|(p, _)| p.open);
+        self.prune_groups();
         // Timers.
         let now = Instant::now();
         let grace = self.plan.grace;

@@ -100,8 +100,17 @@ impl Server {
     }
 
     /// Reads a client's request; `None` when it hung up (or sent nonsense,
-    /// which hangs it up).
+    /// which hangs it up). A client that hung up waits for nothing any
+    /// more, not even for the stop it asked for: it is to be dropped.
     pub fn read(&mut self, i: usize) -> Option<Request> {
+        let request = self.read_request(i);
+        if request.is_none() {
+            self.clients[i].wants_stop = false;
+        }
+        request
+    }
+
+    fn read_request(&mut self, i: usize) -> Option<Request> {
         let fd = self.clients[i].fd.as_raw_fd();
         let mut buf = vec![0u8; protocol::MAX_REQUEST];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];

@@ -6,13 +6,12 @@
 //! execute, writable places may do everything, devices may read, write and
 //! ioctl. The root itself only lists folders.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
 use landlock::{ABI, Access, AccessFs, BitFlags, Scope};
 
-use super::mounts::{Mount, Op};
+use super::mounts::{Mount, Op, PathMap};
 use crate::profile::{BindMode, LandlockMode};
 
 /// The ABI `landlock = "strict"` demands: filesystem rights including
@@ -143,7 +142,7 @@ impl LandlockPlan {
                 Op::Proc => Grant::ReadWrite,
                 Op::Devpts => Grant::Device,
                 Op::File { .. } => Grant::Read,
-                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask => continue,
+                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask | Op::Pin => continue,
             };
             wanted.push((m.dest.clone(), grant));
         }
@@ -153,7 +152,7 @@ impl LandlockPlan {
         // (`Path` hashes and compares by components, as `starts_with`
         // does): O(n × depth) rather than every pair.
         let mut rules: Vec<Rule> = Vec::new();
-        let mut granted: HashMap<PathBuf, Vec<u64>> = HashMap::new();
+        let mut granted: PathMap<PathBuf, Vec<u64>> = PathMap::default();
         for (path, grant) in wanted {
             let g = grant_bits(grant);
             let covered = path.ancestors().skip(1).any(|a| {
@@ -315,7 +314,7 @@ mod tests {
                 Op::Proc => Grant::ReadWrite,
                 Op::Devpts => Grant::Device,
                 Op::File { .. } => Grant::Read,
-                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask => continue,
+                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask | Op::Pin => continue,
             };
             wanted.push((m.dest.clone(), grant));
         }

@@ -167,6 +167,15 @@ pub enum PlanError {
         value: String,
         message: String,
     },
+    #[error(
+        "{hook}: {} is inside {}, which the sandbox may write; a hook never runs a program the sandbox could have changed",
+        program.display(), folder.display()
+    )]
+    WritableHook {
+        hook: String,
+        program: PathBuf,
+        folder: PathBuf,
+    },
     #[error(transparent)]
     Landlock(#[from] landlock::LandlockError),
     #[error(transparent)]
@@ -345,6 +354,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         instance: instance.clone(),
     };
     let hooks = plan_hooks(profile, host, &vars, &mut warnings)?;
+    refuse_writable_hooks(&hooks, &mounts)?;
 
     Ok(Plan {
         name: profile.name.clone(),
@@ -597,6 +607,37 @@ fn plan_hooks(
         }
     }
     Ok(out)
+}
+
+/// A hook runs on the host, often with more than the sandbox may: it must
+/// never execute a file the sandbox could have written (the security rule
+/// of hooks). Programs inside the run's writable binds are refused.
+fn refuse_writable_hooks(hooks: &[PlannedHook], mounts: &[Mount]) -> Result<(), PlanError> {
+    let writable: Vec<&Path> = mounts
+        .iter()
+        .filter_map(|m| match &m.op {
+            Op::Bind {
+                source,
+                mode: BindMode::Rw | BindMode::Dev,
+                ..
+            } if m.origin != Origin::Base => Some(source.as_path()),
+            _ => None,
+        })
+        .collect();
+    for h in hooks.iter().filter(|h| !h.hook.inside) {
+        // The program as named and as it really is (through symlinks).
+        let real = std::fs::canonicalize(&h.exec).ok();
+        for program in std::iter::once(&h.exec).chain(real.as_ref()) {
+            if let Some(folder) = writable.iter().find(|w| program.starts_with(w)) {
+                return Err(PlanError::WritableHook {
+                    hook: h.hook.label(),
+                    program: program.clone(),
+                    folder: folder.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {

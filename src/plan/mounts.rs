@@ -61,6 +61,12 @@ pub enum Op {
     },
     /// An empty read-only tmpfs hiding what is beneath.
     Mask,
+    /// Bind a folder of the sandbox over itself (with what is mounted
+    /// beneath it), changing nothing but that it is now a mount point,
+    /// which cannot be renamed or removed: the folders on the way from a
+    /// writable bind to a mask, so that the sandbox cannot move them aside
+    /// and recreate the masked path (firejail#7154 again).
+    Pin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +121,7 @@ impl fmt::Display for Mount {
                 write!(f, "overlay {d} ← {} (writes discarded)", lower.display())
             }
             Op::Mask => write!(f, "mask    {d}"),
+            Op::Pin => write!(f, "pin     {d}"),
         }
     }
 }
@@ -159,6 +166,30 @@ const USR_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// What `/proc` holds that must stay read-only even for a sandbox whose user
 /// is root: kernel tunables and triggers (bubblewrap protects the same set).
 const PROC_READ_ONLY: &[&str] = &["sys", "sysrq-trigger", "irq", "bus"];
+
+/// A small, fast hasher for the planner's maps of paths (the std default,
+/// SipHash, guards against inputs chosen to collide; these are the user's
+/// own profile's paths, and a collision only costs time).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PathHasher(u64);
+
+impl std::hash::Hasher for PathHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with `PathHasher`.
+pub(crate) type PathMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<PathHasher>>;
 
 /// `dir/name` (`dir` without a trailing `/`; "" for the root), built with
 /// one allocation: the base layout makes some seventy of these per run.
@@ -214,7 +245,11 @@ impl BaseFacts {
 
 /// The id field (the third) of a `passwd` or `group` line.
 fn id_of(line: &str) -> Option<u32> {
-    line.split(':').nth(2)?.parse().ok()
+    let colon = |from: usize| line.as_bytes()[from..].iter().position(|&c| c == b':');
+    let start = colon(0)? + 1;
+    let start = start + colon(start)? + 1;
+    let end = colon(start).map_or(line.len(), |n| start + n);
+    line[start..end].parse().ok()
 }
 
 /// The first line of `file` for each of `wanted`, in one pass.
@@ -465,6 +500,23 @@ pub fn protect(mounts: &[Mount], protected: &[PathBuf]) -> Vec<Mount> {
                     m.dest.join(rest)
                 };
                 if !masks.iter().any(|x: &Mount| x.dest == dest) {
+                    // Where the sandbox can write, every folder between the
+                    // bind and the mask is pinned.
+                    if matches!(
+                        m.op,
+                        Op::Bind {
+                            mode: BindMode::Rw | BindMode::Dev,
+                            ..
+                        }
+                    ) {
+                        let mut pin = m.dest.clone();
+                        for part in rest.parent().into_iter().flat_map(Path::components) {
+                            pin.push(part);
+                            if !masks.iter().any(|x: &Mount| x.dest == pin) {
+                                masks.push(Mount::new(pin.clone(), Op::Pin, Origin::Protect));
+                            }
+                        }
+                    }
                     masks.push(Mount::new(dest, Op::Mask, Origin::Protect));
                 }
             }
@@ -484,14 +536,15 @@ pub fn protect(mounts: &[Mount], protected: &[PathBuf]) -> Vec<Mount> {
 pub fn finish(mut mounts: Vec<Mount>) -> Vec<Mount> {
     let keep: Vec<bool> = {
         // Last one at each (origin, dest) wins.
-        let mut last: HashMap<(Origin, &Path), usize> = HashMap::with_capacity(mounts.len());
+        let mut last: PathMap<(Origin, &Path), usize> =
+            PathMap::with_capacity_and_hasher(mounts.len(), Default::default());
         for (i, m) in mounts.iter().enumerate() {
             last.insert((m.origin, m.dest.as_path()), i);
         }
         // Each covering place, with the latest origin that covers it: a
         // mount is replaced when one of its ancestors (or its own place) is
         // covered by a later origin.
-        let mut covering: HashMap<&Path, Origin> = HashMap::new();
+        let mut covering: PathMap<&Path, Origin> = PathMap::default();
         for m in mounts.iter().filter(|m| m.covers()) {
             covering
                 .entry(m.dest.as_path())
@@ -574,8 +627,16 @@ mod tests {
             Origin::Profile,
         )];
         let masks = protect(&list, &["/home/u/.config/antimony".into(), "/srv/x".into()]);
-        assert_eq!(masks.len(), 1);
-        assert_eq!(masks[0].dest, PathBuf::from("/home/u/.config/antimony"));
+        // `.config` is pinned so that the sandbox cannot move it aside and
+        // make a new `.config/antimony`.
+        let got: Vec<(&Path, &Op)> = masks.iter().map(|m| (m.dest.as_path(), &m.op)).collect();
+        assert_eq!(
+            got,
+            [
+                (Path::new("/home/u/.config"), &Op::Pin),
+                (Path::new("/home/u/.config/antimony"), &Op::Mask)
+            ]
+        );
     }
 
     #[test]
@@ -745,6 +806,30 @@ mod tests {
                 reference::finish(list),
                 "round {round}"
             );
+        }
+    }
+
+    #[test]
+    fn id_of_is_the_third_field() {
+        let reference = |l: &str| l.split(':').nth(2).and_then(|u| u.parse::<u32>().ok());
+        for line in [
+            "root:x:0:0:root:/root:/bin/bash",
+            "a:x:1000",
+            "a:x:1000:",
+            "a:x::1",
+            "a:x:+7:1",
+            "a:x:-7:1",
+            "a:x: 7:1",
+            "a:x:99999999999:1",
+            "a:x",
+            "a",
+            "",
+            "::",
+            "::5",
+            "é:x:12:x",
+            "+::::::",
+        ] {
+            assert_eq!(id_of(line), reference(line), "{line:?}");
         }
     }
 

@@ -332,34 +332,42 @@ impl Commands {
 }
 
 /// PID 1's loop. SIGCHLD reaps everything that exited; any other signal
-/// goes to the program. When the program exits, init reports its status
+/// goes to the program; requests from antimony start commands inside or
+/// signal them. When the program exits, init reports its status
 /// and exits, and the kernel kills what is left.
 fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd) -> ! {
     let mut commands = Commands {
         slots: [(0, 0); MAX_COMMANDS],
     };
+    // Signals (SIGCHLD among them) wait until antimony's first request (a
+    // `Release`, once it has read the program's PID on the host from our
+    // list of children): a program that exits at once stays listed, as a
+    // zombie, until then.
+    let mut held = true;
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: sfd,
-                events: libc::POLLIN,
-                revents: 0,
-            },
             libc::pollfd {
                 fd: chan,
                 events: libc::POLLIN,
                 revents: 0,
             },
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: two valid pollfds.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+        let count = if held { 1 } else { 2 };
+        // SAFETY: `count` valid pollfds.
+        if unsafe { libc::poll(fds.as_mut_ptr(), count, -1) } < 0 {
             continue;
         }
         if fds[0].revents != 0 {
-            take_signals(sfd, program, chan, &mut commands);
+            take_request(p, program, chan, &mut commands);
+            held = false;
         }
         if fds[1].revents != 0 {
-            take_request(p, program, chan, &mut commands);
+            take_signals(sfd, program, chan, &mut commands);
         }
     }
 }

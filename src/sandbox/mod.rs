@@ -115,6 +115,7 @@ pub fn describe_failure(
                     Op::Dir { .. } => format!("create the folder {dest}"),
                     Op::File { .. } => format!("write {dest}"),
                     Op::Mask => format!("hide {dest}"),
+                    Op::Pin => format!("pin {dest}"),
                 }
             }
             None => "mount".into(),

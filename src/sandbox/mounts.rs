@@ -64,6 +64,7 @@ pub enum Kind {
         scratch: [CString; 3],
     },
     Mask,
+    Pin,
 }
 
 type Failure = (Step, Errno);
@@ -147,17 +148,20 @@ fn mount_point_dir(dest: &mut [u8]) -> Result<(), Failure> {
     in_place(dest, |d| exist_ok(sys::mkdir(d, 0o755))).map_err(step_of(Step::MountPoint))
 }
 
+/// An empty regular file to mount a file on: one `mknod` rather than an
+/// `open(O_CREAT)` and its `close`.
 fn mount_point_file(dest: &mut [u8]) -> Result<(), Failure> {
-    let fd = in_place(dest, |d| {
-        sys::open(
-            d,
-            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC | libc::O_NOCTTY,
-            0o444,
-        )
+    in_place(dest, |d| {
+        // SAFETY: d is a valid C string; mknod of a regular file needs no
+        // privilege and no device number.
+        let r = unsafe { libc::mknod(d.as_ptr(), libc::S_IFREG | 0o444, 0) };
+        if r < 0 {
+            exist_ok(Err(Errno::last()))
+        } else {
+            Ok(())
+        }
     })
-    .map_err(step_of(Step::MountPoint))?;
-    sys::close(fd);
-    Ok(())
+    .map_err(step_of(Step::MountPoint))
 }
 
 /// Puts a detached copy of `fd`'s mount tree at `dest` with `attr` set.
@@ -355,6 +359,29 @@ pub fn apply(cmd: &mut MountCmd) -> Result<(), Failure> {
                 Some(data),
             )
             .map_err(at(Step::Mount))
+        }
+        Kind::Pin => {
+            // Made if missing (the mask beneath would make it anyway, and
+            // it must not be left movable); nothing to pin where it cannot
+            // be made (a read-only bind): the sandbox cannot make it either.
+            match in_place(dest, |d| exist_ok(sys::mkdir(d, 0o755))) {
+                Ok(()) => {}
+                Err((_, Errno::EROFS | Errno::ENOENT | Errno::EACCES)) => return Ok(()),
+                Err((_, e)) => return Err((Step::MountPoint, e)),
+            }
+            let fd = match sys::openat2(
+                libc::AT_FDCWD,
+                sys::cstr(dest),
+                (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+                libc::RESOLVE_NO_SYMLINKS,
+            ) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
+                Err(e) => return Err((Step::MountSource, e)),
+            };
+            let r = attach_copy(fd, dest, sys::MOUNT_ATTR_NOSUID);
+            sys::close(fd);
+            r
         }
         Kind::Mask => {
             // Nothing to hide if the folder neither exists nor can be made

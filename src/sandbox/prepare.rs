@@ -252,6 +252,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
                 }
             }
             Op::Mask => Kind::Mask,
+            Op::Pin => Kind::Pin,
         };
         mounts.push(MountCmd { dest, kind });
     }

@@ -5,10 +5,11 @@
 //! Every message starts with a 16-byte header (`kind` and three words).
 //! From init: `Failed` (set-up failed; init then exits), or `Started`,
 //! then any number of `Spawned`/`SpawnFailed`/`Reaped` for commands run
-//! inside, and finally `Exited`. To init: `Exec` (a command to start
-//! inside, with its argv, environment and working folder after the
-//! header and its stdin, stdout and stderr as three descriptors) and
-//! `Signal`.
+//! inside, and finally `Exited`. To init: `Release` (first, once antimony
+//! has read the program's PID: until then init reaps nothing), `Exec` (a
+//! command to start inside, with its argv, environment and working folder
+//! after the header and its stdin, stdout and stderr as three
+//! descriptors) and `Signal`.
 
 use super::sys::{self, Errno, R};
 use std::os::fd::RawFd;
@@ -105,6 +106,9 @@ const REAPED: u32 = 6;
 /// Requests to init.
 pub const REQ_EXEC: u32 = 100;
 pub const REQ_SIGNAL: u32 = 101;
+/// antimony has read the program's PID: init may reap it (any request
+/// does that; this one does nothing else).
+pub const REQ_RELEASE: u32 = 102;
 
 /// The largest `Exec` request: header and payload.
 pub const MAX_REQUEST: usize = 128 * 1024;
@@ -194,6 +198,10 @@ pub fn exec_request(id: u32, argv: &[&[u8]], env: &[&[u8]], cwd: &[u8]) -> Optio
 
 pub fn signal_request(id: u32, sig: i32) -> [u8; 16] {
     header(REQ_SIGNAL, id, 0, sig)
+}
+
+pub fn release_request() -> [u8; 16] {
+    header(REQ_RELEASE, 0, 0, 0)
 }
 
 /// Splits an `Exec` payload in place (init's side, no allocation): fills

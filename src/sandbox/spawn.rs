@@ -200,11 +200,24 @@ impl Sandbox {
         };
     }
 
-    /// The program's PID on the host: init's first child.
+    /// The program's PID on the host: init's first child. Called once the
+    /// program has started (init keeps it listed, even if it has already
+    /// exited, until this is called), then lets init go on.
     pub fn program_host_pid(&self) -> Option<u32> {
-        let children =
-            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid)).ok()?;
-        children.split_whitespace().next()?.parse().ok()
+        let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
+            .ok()
+            .and_then(|c| c.split_whitespace().next()?.parse().ok());
+        let request = protocol::release_request();
+        // SAFETY: sending a stack buffer on our socket.
+        unsafe {
+            libc::send(
+                self.channel.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        pid
     }
 
     /// Sends a signal to the sandbox's init. Init passes every signal but

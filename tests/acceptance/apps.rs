@@ -888,7 +888,7 @@ fn integrate_dbus(who: Who) -> TestResult {
     s.write(
         "sys/dbus-1/services/org.example.Probe.service",
         &format!(
-            "[D-BUS Service]\nName=org.example.Probe\nExec=/bin/sh -c \"readlink /proc/self/ns/user > {}\"\n",
+            "[D-BUS Service]\nName=org.example.Probe\nExec=/bin/sh -c 'readlink /proc/self/ns/user > \"$0\"' {}\n",
             marker.display()
         ),
     );
@@ -1097,7 +1097,7 @@ fpath_dir=$1 result=$2; shift 2
 drain() { local out; while zpty -r -t z out 2>/dev/null; do :; done }
 for line in "$@"; do
     zpty z zsh -f -i
-    zpty -w z "fpath=($fpath_dir \$fpath); autoload -U compinit; compinit -u -D; show-buffer() { print -r -- \"\$BUFFER\" >> $result }; zle -N show-buffer; bindkey '^X' show-buffer"
+    zpty -w z "fpath=(${(q)fpath_dir} \$fpath); autoload -U compinit; compinit -u -D; show-buffer() { print -r -- \"\$BUFFER\" >> ${(q)result} }; zle -N show-buffer; bindkey '^X' show-buffer"
     before=$(wc -l < $result)
     zpty -w -n z "$line"$'\t\x18'
     repeat 300 { drain; (( $(wc -l < $result) > before )) && break; sleep 0.1 }

@@ -102,6 +102,7 @@ impl Fixture {
 
     fn subst(&self, text: &str) -> String {
         text.replace("@OUT@", &s(&self.out))
+            .replace("@BIN@", &s(&self.s.path("bin")))
     }
 
     fn profile(&self, name: &str, toml: &str) {
@@ -303,7 +304,7 @@ while :; do sleep 0.05; done
 /// namespace, the program in another.
 fn pre_hooks_in_order(who: Who) -> TestResult {
     let f = fixture!(who);
-    f.s.script("out/second.sh", "#!/bin/sh\necho \"$1\" >> \"$2\"\n");
+    f.s.script("bin/second.sh", "#!/bin/sh\necho \"$1\" >> \"$2\"\n");
     f.profile(
         "order",
         r#"
@@ -320,7 +321,7 @@ echo "hook-ns $(readlink /proc/self/ns/mnt)" >> @OUT@/ns
 
 [[hooks.pre]]
 name = "second"
-path = "@OUT@/second.sh"
+path = "@BIN@/second.sh"
 arguments = ["second", "@OUT@/log"]
 
 [[hooks.pre]]
@@ -751,7 +752,7 @@ content = 'echo prepared-by-hook > "$ANTIMONY_HOME/from-hook"'
 /// one line naming the hook.
 fn failing_pre_hook(who: Who) -> TestResult {
     let f = fixture!(who);
-    let missing = s(&f.out("no-such-hook"));
+    let missing = s(&f.s.path("bin/no-such-hook"));
     let cases: [(&str, String, Vec<&str>); 4] = [
         (
             "exits",
@@ -865,7 +866,7 @@ content = "exit 3"
 [[hooks.pre]]
 name = "optional-missing"
 no_fail = true
-path = "@OUT@/no-such-hook"
+path = "@BIN@/no-such-hook"
 
 [[hooks.pre]]
 name = "optional-killed"
@@ -876,7 +877,7 @@ content = "kill -TERM $$"
 name = "optional-attached"
 attach = true
 can_fail = true
-path = "@OUT@/no-such-attached-hook"
+path = "@BIN@/no-such-attached-hook"
 
 [[hooks.pre]]
 name = "next"

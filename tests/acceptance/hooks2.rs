@@ -151,6 +151,7 @@ impl Fixture {
     fn subst(&self, text: &str) -> String {
         text.replace("@OUT@", &s(&self.out))
             .replace("@S@", &s(&self.s.dir))
+            .replace("@BIN@", &s(&self.s.path("bin")))
     }
 
     fn profile(&self, name: &str, toml: &str) {
@@ -340,17 +341,6 @@ fn await_line(line: &str) -> String {
     )
 }
 
-/// The value of `Field:` in /proc/PID/status.
-fn status_field(pid: u32, field: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("{field}:"))
-                .map(|v| v.trim().to_string())
-        })
-}
-
 fn pid_in(f: &Fixture, rel: &str) -> Option<u32> {
     f.read(rel).trim().parse().ok()
 }
@@ -520,7 +510,11 @@ fn stopping_on_sigterm(who: Who) -> TestResult {
     f.profile("stopper", STOPPER);
     let mut bg = Background::start(f.run("stopper", STOPPED_PROGRAM));
     wait_for_line(&f, "program-ready")?;
-    wait_until(HANG, || f.log().iter().any(|l| l.starts_with("started ")));
+    ensure!(
+        wait_until(HANG, || f.log().iter().any(|l| l.starts_with("started "))),
+        "the started hook did not run: {:?}",
+        f.log()
+    );
     bg.signal(libc::SIGTERM);
     let out = bg.finish()?;
     ensure!(out.code() == Some(22), "{}", out.show());
@@ -535,7 +529,11 @@ fn stopping_on_antimony_stop(who: Who) -> TestResult {
     f.profile("stopper", STOPPER);
     let mut bg = Background::start(f.run("stopper", STOPPED_PROGRAM));
     wait_for_line(&f, "program-ready")?;
-    wait_until(HANG, || f.log().iter().any(|l| l.starts_with("started ")));
+    ensure!(
+        wait_until(HANG, || f.log().iter().any(|l| l.starts_with("started "))),
+        "the started hook did not run: {:?}",
+        f.log()
+    );
     let stop = f.s.antimony(["stop", "stopper"]).timeout(HANG).run();
     ensure!(stop.code() == Some(0), "antimony stop: {}", stop.show());
     let out = bg.finish()?;
@@ -714,7 +712,8 @@ content = 'echo "instance $ANTIMONY_INSTANCE" > @OUT@/instance'
     );
     let input = f.json("inside.json")?;
     ensure!(
-        input["pid"].to_string() == pid && input["event"] == "started",
+        input["pid"].as_u64().map(|p| p.to_string()) == Some(pid.clone())
+            && input["event"] == "started",
         "inside: the JSON input's pid is not {pid}: {input:#}"
     );
     // Nothing written where the sandbox cannot write.
@@ -2054,6 +2053,25 @@ fn encrypted_home(who: Who) -> TestResult {
         .map_err(|e| e.to_string())?;
     let home = f.s.path("home/.local/share/antimony/vault");
     let _unmount = Unmount(home.clone());
+    let default_home = f.s.path("home/.local/share/antimony/vault-default");
+    let _unmount_default = Unmount(default_home.clone());
+    // The cipher folder by default: antimony's own, out of any sandbox's reach.
+    f.profile(
+        "vault-default",
+        r#"
+inherits = ["sh"]
+
+[home]
+policy = "Enabled"
+
+[[hooks.pre]]
+use = "encrypted-home"
+config = { passfile = "@S@/pass" }
+
+[[hooks.post]]
+use = "encrypted-home"
+"#,
+    );
     f.profile(
         "vault",
         r#"
@@ -2132,6 +2150,26 @@ use = "encrypted-home"
     ensure!(
         !mounted(&home),
         "the home is still mounted after the second run"
+    );
+
+    let out = f
+        .run("vault-default", &format!("echo {secret} > ~/note"))
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        !mounted(&default_home),
+        "the default vault is still mounted"
+    );
+    let cipher =
+        f.s.path("home/.local/share/antimony/.encrypted/vault-default");
+    ensure!(
+        cipher.join("gocryptfs.conf").exists()
+            && std::fs::read_dir(&default_home)
+                .map(|d| d.count())
+                .unwrap_or(1)
+                == 0,
+        "the default cipher folder {} was not used",
+        cipher.display()
     );
     pass()
 }
@@ -2268,7 +2306,7 @@ use = "greet"
             if cmd == "run" {
                 naming.push(name);
             }
-            error_line(&out, &says).map_err(|e| format!("{cmd} {name}: {e}"))?;
+            error_line(&out, &naming).map_err(|e| format!("{cmd} {name}: {e}"))?;
         }
         ensure!(f.log().is_empty(), "{name}: a hook ran");
     }
@@ -2661,7 +2699,7 @@ arguments = ["{a}", "x{b}y"]
         ),
     );
     f.s.script(
-        "out/printer.sh",
+        "bin/printer.sh",
         &f.subst("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> @OUT@/args; done\n"),
     );
     let name = toml::Value::from(nasty[0].as_str()).to_string();
@@ -2682,7 +2720,7 @@ content = 'printf "%s\n" "$0" "$@" >> @OUT@/args'
 arguments = {args}
 
 [[hooks.pre]]
-path = "@OUT@/printer.sh"
+path = "@BIN@/printer.sh"
 arguments = {args}
 
 [[hooks.pre]]
@@ -2715,6 +2753,34 @@ config = {config}
         args == want,
         "arguments changed on the way:\n{args}\nexpected:\n{want}"
     );
+    // The shipped hooks check their numbers before bash computes with them
+    // (`$((…))` would run the `$(…)` in an array subscript).
+    for (i, config) in [
+        "{ port = \"1;touch @OUT@/pwned-port\", timeout = 1 }",
+        "{ port = 1, timeout = \"x[$(touch @OUT@/pwned-arith)]\" }",
+        "{ host = \"$(touch @OUT@/pwned-host)\", port = 1, timeout = 0.2 }",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let name = format!("nasty-port{i}");
+        f.profile(
+            &name,
+            &format!(
+                "inherits = [\"sh\"]\n[[hooks.pre]]\nuse = \"wait-for-port\"\nconfig = {config}\n"
+            ),
+        );
+        let out = f.run(&name, "exit 0").run();
+        ensure!(out.code() == Some(125), "{config}: {}", out.show());
+        error_line(&out, &["wait-for-port"])?;
+    }
+    let pwned: Vec<String> = std::fs::read_dir(&f.out)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pwned"))
+        .collect();
+    ensure!(pwned.is_empty(), "config values were executed: {pwned:?}");
     let input = f.json("echoer.json")?;
     ensure!(
         input["hook"]["config"] == serde_json::json!({"a": nasty[1], "b": nasty[2]})

@@ -84,6 +84,10 @@ pub fn tests() -> Vec<Trial> {
         forged_records,
     ));
     t.extend(both(
+        "instances::registry_not_private_is_not_used",
+        registry_not_private,
+    ));
+    t.extend(both(
         "instances::clients_in_another_user_namespace_are_refused",
         other_user_namespace,
     ));
@@ -652,6 +656,22 @@ fn ps_lists(who: Who) -> TestResult {
         );
     }
 
+    // Each key is documented in antimony-ps(1), under JSON OUTPUT.
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/antimony-ps.1"))
+        .map_err(|e| format!("read man/antimony-ps.1: {e}"))?;
+    let json_output = page
+        .split(".SH \"JSON OUTPUT\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .ok_or("no JSON OUTPUT section in man/antimony-ps.1")?;
+    for key in &keys {
+        let tag = format!(".B {key}");
+        ensure!(
+            json_output.lines().any(|l| l == tag),
+            "`{key}` is not documented under JSON OUTPUT in man/antimony-ps.1"
+        );
+    }
+
     // The table: a header and one row per instance, in the same order.
     let out = f.s.antimony(["ps"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -670,7 +690,10 @@ fn ps_lists(who: Who) -> TestResult {
             cols[0] == v["instance"] && cols[1] == v["profile"],
             "row {row} for {v}"
         );
-        ensure!(cols[2] == v["pid"].to_string(), "row {row} for {v}");
+        ensure!(
+            cols[2].parse::<u64>().ok() == v["pid"].as_u64(),
+            "row {row} for {v}"
+        );
         let date = std::process::Command::new("date")
             .args(["-u", "+%Y-%m-%d %H:%M:%S", "-d"])
             .arg(format!("@{}", v["started_at"]))
@@ -1248,6 +1271,22 @@ fn enter_status_and_stdio(who: Who) -> TestResult {
         "stdout and stderr: {}",
         out.show()
     );
+    // A closed stdin becomes /dev/null.
+    let mut run = f.enter(id, &["/bin/sh", "-c", "cat; echo done"]);
+    // SAFETY: the closure runs in the forked child before exec and only
+    // closes a descriptor.
+    unsafe {
+        run.cmd.pre_exec(|| {
+            libc::close(0);
+            Ok(())
+        });
+    }
+    let out = run.run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "done\n",
+        "closed stdin: {}",
+        out.show()
+    );
     // Named without a folder: looked up on the sandbox's PATH.
     let out = f.enter(id, &["true"]).run();
     ensure!(out.code() == Some(0), "`true`: {}", out.show());
@@ -1350,7 +1389,9 @@ impl Reaped {
 fn enter_hangup(who: Who) -> TestResult {
     let f = fixture!(who);
     let inst = f.sleeper()?;
-    let script = "trap 'echo got-HUP >> @OUT@/log; exit 0' HUP; \
+    // (Its stderr is the dead client's: the shell would die of SIGPIPE
+    // telling it that its `sleep` died of SIGHUP, before the trap.)
+    let script = "exec 2>/dev/null; trap 'echo got-HUP >> @OUT@/log; exit 0' HUP; \
                   echo ready >> @OUT@/log; while :; do sleep 0.05; done";
     let client = Reaped(f.enter(&inst.id, &["/bin/sh", "-c", script]).spawn());
     f.wait_for_line("ready")?;
@@ -1872,35 +1913,179 @@ fn forged_records(who: Who) -> TestResult {
     pass()
 }
 
+/// A registry that is not a private folder of the user (a symlink to
+/// another folder, a folder of someone else) is not used: `ps` lists
+/// nothing from it and removes nothing in it (a private folder there
+/// without a record would otherwise count as stale), and a run is not
+/// registered there.
+fn registry_not_private(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let antimony = f.s.mkdir("runtime/antimony");
+    std::fs::set_permissions(&antimony, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())?;
+    let elsewhere = f.s.mkdir("elsewhere");
+    let precious = f.s.mkdir("elsewhere/precious");
+    for d in [&elsewhere, &precious] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+    }
+    std::os::unix::fs::symlink(&elsewhere, f.registry()).map_err(|e| e.to_string())?;
+    let out = f.s.antimony(["ps", "--json"]).run();
+    ensure!(
+        out.code() == Some(0)
+            && out.stdout.trim() == "[]"
+            && out.stderr.contains("not a private folder"),
+        "ps with a symlinked registry: {}",
+        out.show()
+    );
+    ensure!(
+        precious.is_dir(),
+        "ps removed a folder the registry points to"
+    );
+    let out = f.enter("precious", &["true"]).run();
+    refused("enter through a symlinked registry", &out, &["registry"])?;
+    ensure!(precious.is_dir(), "enter removed a folder");
+    let out = f
+        .run("minimal", &["--program", "/bin/sh", "--", "-c", "exit 4"])
+        .run();
+    ensure!(
+        out.code() == Some(4) && out.stderr.contains("cannot be listed, entered or stopped"),
+        "a run with a symlinked registry: {}",
+        out.show()
+    );
+    ensure!(
+        std::fs::read_dir(&elsewhere)
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 1,
+        "the run registered in the folder the symlink points to"
+    );
+    if world().is_root {
+        // A registry folder of another user.
+        std::fs::remove_file(f.registry()).map_err(|e| e.to_string())?;
+        let theirs = f.s.mkdir("runtime/antimony/instances");
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+        let other = if who == Who::Root { 65534 } else { 0 };
+        chown(&theirs, Some(other), None).map_err(|e| e.to_string())?;
+        let out = f.s.antimony(["ps"]).run();
+        ensure!(
+            out.code() == Some(0) && out.stderr.contains("not a private folder"),
+            "ps with a registry of uid {other}: {}",
+            out.show()
+        );
+    }
+    pass()
+}
+
+/// A raw client of the control protocol: `enter PATH ARGS…` sends an
+/// `ENTER` with its stdin, stdout and stderr, `stop PATH` a `STOP`; it
+/// prints the kinds of the replies it got until the connection closed (or
+/// the command ended).
+const CLIENT: &str = r#"
+import socket, struct, sys
+path, kind = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(path)
+replies = []
+try:
+    if kind == "stop":
+        s.send(struct.pack("=IIIi", 202, 0, 0, 0))
+    else:
+        args = [a.encode() for a in sys.argv[3:]]
+        msg = struct.pack("=IIIiI", 200, 0, 0, 0, len(args)) + b"".join(a + b"\0" for a in args)
+        fds = struct.pack("=iii", 0, 1, 2)
+        s.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+    while True:
+        d = s.recv(16)
+        if not d:
+            break
+        replies.append(struct.unpack("=IIIi", d)[0])
+        if replies[-1] in (5, 6):
+            break
+except (BrokenPipeError, ConnectionResetError):
+    pass
+print("replies", *replies, flush=True)
+"#;
+
 /// A client in another user namespace (as every sandboxed process is)
-/// that can reach the control socket is refused by the supervisor itself:
-/// nothing runs, nothing stops.
+/// that can reach the control socket is refused: by antimony's own client
+/// (which may not even look at the supervisor from there), and, for a
+/// client that skips those checks, by the supervisor itself, which closes
+/// the connection unanswered. Nothing runs, nothing stops. Control: the
+/// same raw client in antimony's user namespace is served.
 fn other_user_namespace(who: Who) -> TestResult {
     let f = fixture!(who);
     let inst = f.sleeper()?;
-    let probe =
+    let works =
         f.s.command("unshare")
             .args(["--user", "--map-current-user", "true"])
             .run();
-    if probe.code() != Some(0) {
+    if works.code() != Some(0) {
         return skip(format!(
             "unshare --user --map-current-user does not work here: {}",
-            probe.show()
+            works.show()
         ));
+    }
+    let python = "/usr/bin/python3";
+    if !Path::new(python).exists() {
+        return skip("no /usr/bin/python3 for a raw client");
     }
     let antimony = s(&world().antimony);
     let script = f.subst("echo entered > @OUT@/pwned");
+    let unshare = ["--user", "--map-current-user"];
     let out =
         f.s.command("unshare")
-            .args(["--user", "--map-current-user", &antimony, "enter", &inst.id])
-            .args(["--", "/bin/sh", "-c", &script])
+            .args(unshare)
+            .args([
+                antimony.as_str(),
+                "enter",
+                &inst.id,
+                "--",
+                "/bin/sh",
+                "-c",
+                &script,
+            ])
             .run();
-    refused("enter from another user namespace", &out, &["refused"])?;
+    refused("enter from another user namespace", &out, &[&inst.id])?;
     let out =
         f.s.command("unshare")
-            .args(["--user", "--map-current-user", &antimony, "stop", &inst.id])
+            .args(unshare)
+            .args([antimony.as_str(), "stop", &inst.id])
             .run();
-    refused("stop from another user namespace", &out, &["did not stop"])?;
+    refused("stop from another user namespace", &out, &[&inst.id])?;
+
+    let control = s(&f.registry().join(&inst.id).join("control"));
+    let raw = |userns: bool, args: &[&str]| -> Output {
+        let mut run = if userns {
+            f.s.command("unshare").args(unshare).arg(python)
+        } else {
+            f.s.command(python)
+        };
+        run = run.args(["-c", CLIENT, &control]).args(args);
+        run.run()
+    };
+    // Control: served in antimony's own user namespace (Spawned, Reaped).
+    let out = raw(false, &["enter", "/bin/sh", "-c", &script]);
+    ensure!(
+        out.stdout.trim() == "replies 4 6" && f.out("pwned").exists(),
+        "control: the raw client was not served: {}",
+        out.show()
+    );
+    std::fs::remove_file(f.out("pwned")).map_err(|e| e.to_string())?;
+    let out = raw(true, &["enter", "/bin/sh", "-c", &script]);
+    ensure!(
+        out.stdout.trim() == "replies",
+        "enter from another user namespace was answered: {}",
+        out.show()
+    );
+    let out = raw(true, &["stop"]);
+    ensure!(
+        out.stdout.trim() == "replies",
+        "stop from another user namespace was answered: {}",
+        out.show()
+    );
+    std::thread::sleep(Duration::from_millis(200));
     ensure!(!f.out("pwned").exists(), "the command ran");
     ensure!(alive(inst.pid), "the instance was stopped");
     let out = f.enter(&inst.id, &["true"]).run();
@@ -1945,24 +2130,20 @@ fn registry_masked(who: Who) -> TestResult {
     pass()
 }
 
-/// Without XDG_RUNTIME_DIR the registry is /tmp/antimony-UID/instances;
-/// a sandbox that binds /tmp does not reach it either.
+/// Without XDG_RUNTIME_DIR the registry is $TMPDIR/antimony-UID/instances
+/// (/tmp/antimony-UID/instances without TMPDIR); a sandbox that binds that
+/// temporary folder does not reach it either. (The temporary folder here
+/// is the scratch's `tmp`, so that the test touches nothing outside.)
 fn fallback_registry_masked(who: Who) -> TestResult {
     let f = fixture!(who);
-    let base = PathBuf::from(format!("/tmp/antimony-{}", f.s.uid));
-    if base.exists() {
-        return skip(format!("{} exists already (another run's)", base.display()));
-    }
-    struct Remove(PathBuf);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Remove(base.clone());
-    let mut run = f.run("minimal", &["--program", "/bin/sleep", "--", "120"]);
-    run.cmd.env_remove("XDG_RUNTIME_DIR");
-    let mut child = Reaped(run.spawn());
+    let tmp = f.s.mkdir("tmp");
+    let base = tmp.join(format!("antimony-{}", f.s.uid));
+    let fallback = |mut run: Run| {
+        run.cmd.env_remove("XDG_RUNTIME_DIR").env("TMPDIR", &tmp);
+        run
+    };
+    let mut child =
+        Reaped(fallback(f.run("minimal", &["--program", "/bin/sleep", "--", "120"])).spawn());
     let registry = base.join("instances");
     let listed = wait_until(HANG, || {
         std::fs::read_dir(&registry)
@@ -1978,19 +2159,31 @@ fn fallback_registry_masked(who: Who) -> TestResult {
         registry.display(),
         child.0.try_wait()
     );
-    let mut sandbox = f.run(
+    let out = fallback(f.s.antimony(["ps", "--json"])).run();
+    ensure!(
+        out.code() == Some(0)
+            && out
+                .stdout
+                .contains(&format!("\"antimony_pid\": {}", child.0.id())),
+        "ps does not list the instance in the fallback registry: {}",
+        out.show()
+    );
+    let tmp_bind = format!("--rw={}", tmp.display());
+    let sandbox = fallback(f.run(
         "minimal",
         &[
-            "--rw=/tmp",
+            &tmp_bind,
             "--program",
             "/probe",
             "--",
             "absent",
-            &s(&base),
+            &s(&registry),
         ],
-    );
-    sandbox.cmd.env_remove("XDG_RUNTIME_DIR");
-    blocked("the fallback registry with /tmp bound", &sandbox.run())?;
+    ));
+    blocked(
+        "the fallback registry with its folder bound",
+        &sandbox.run(),
+    )?;
     let _ = child.0.kill();
     let _ = child.0.wait();
     pass()
@@ -2079,6 +2272,28 @@ content = 'if [ -e /proc/self/fd/3 ]; then echo hook-sees-fd-3 >> @OUT@/log; fi'
         "exited: {exited:?}"
     );
     inst.finish()?;
+    // The format is documented in antimony-run(1), under STATUS LINES.
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/antimony-run.1"))
+        .map_err(|e| format!("read man/antimony-run.1: {e}"))?;
+    let section = page
+        .split(".SH \"STATUS LINES\"")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .ok_or("no STATUS LINES section in man/antimony-run.1")?;
+    let mut documented = vec![
+        r#"{"event":"started","instance":"#.to_string(),
+        r#"{"event":"exited","instance":"#.to_string(),
+        r#""exit\-code":"#.to_string(),
+        r#""signal":"#.to_string(),
+        r#""namespaces":{"#.to_string(),
+    ];
+    documented.extend(names.iter().map(|n| format!("\"{n}\":")));
+    for d in &documented {
+        ensure!(
+            section.contains(d.as_str()),
+            "{d} is not documented under STATUS LINES in man/antimony-run.1"
+        );
+    }
     ensure!(
         !f.log().iter().any(|l| l == "hook-sees-fd-3"),
         "the status descriptor leaked into a hook"
