@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn table(out: &mut String, name: &str, folder: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    // Read when the build script runs (not when it is compiled), so that two
+    // checkouts sharing a target folder each compile their own files.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join(folder);
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
         .map(|rd| {

@@ -55,9 +55,8 @@ impl Guardian {
                 // SAFETY: closing our copy of the read end.
                 unsafe { libc::close(r) };
                 // SAFETY: pipe2 returned this descriptor, owned from here.
-                Some(Guardian {
-                    pipe: unsafe { OwnedFd::from_raw_fd(w) },
-                })
+                let pipe = unsafe { OwnedFd::from_raw_fd(w) };
+                Some(Guardian { pipe })
             }
         }
     }

@@ -29,6 +29,9 @@ pub use landlock::LandlockPlan;
 pub use mounts::{Mount, Op, Origin};
 pub use seccomp::SeccompPlan;
 
+/// How long a stopping hook without a `timeout` may run.
+pub const STOPPING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The PATH programs see inside the sandbox, and where a bare program name
 /// is looked up.
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -176,6 +179,8 @@ pub enum PlanError {
         program: PathBuf,
         folder: PathBuf,
     },
+    #[error("files: `{entry}`: {message}")]
+    Files { entry: String, message: String },
     #[error(transparent)]
     Landlock(#[from] landlock::LandlockError),
     #[error(transparent)]
@@ -271,8 +276,14 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         origin: Origin::Home,
     });
     for entry in &profile.files {
-        list.push(file_entry(entry, &home, Origin::Profile));
+        list.extend(file_entry(entry, host, Origin::Profile)?);
     }
+    let runtime_bound = |list: &[Mount]| {
+        host.runtime_dir.as_ref().is_some_and(|rt| {
+            list.iter()
+                .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
+        })
+    };
     for (mode, values, option) in [
         (BindMode::Ro, &opts.ro, "--ro"),
         (BindMode::Rw, &opts.rw, "--rw"),
@@ -283,7 +294,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
                 value: value.clone(),
                 message,
             })?;
-            list.push(file_entry(&entry, &home, Origin::CommandLine));
+            list.extend(file_entry(&entry, host, Origin::CommandLine)?);
         }
     }
     // The run's id names the bus socket, so it comes first.
@@ -309,6 +320,11 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         },
         None => None,
     };
+    if runtime_bound(&list) {
+        warnings.push(
+            "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
+        );
+    }
     let masks = mounts::protect(&list, &host.protected_dirs());
     list.extend(masks);
     let mounts = mounts::finish(list);
@@ -392,26 +408,105 @@ impl Plan {
     }
 }
 
-fn file_entry(entry: &FileEntry, home: &Path, origin: Origin) -> Mount {
+/// Expands a `[files]` path for one side: on the host, `$XDG_RUNTIME_DIR`
+/// is the host's runtime folder; in the sandbox, its own `/run/user/UID`.
+/// Any other `$NAME` is the host's value (an absolute value replaces what
+/// came before, as in `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY` with an absolute
+/// WAYLAND_DISPLAY). `Ok(None)`: a variable is not set.
+pub fn expand_path(p: &HostPath, host: &Host, in_sandbox: bool) -> Result<Option<PathBuf>, String> {
+    let HostPath::Vars(s) = p else {
+        return Ok(Some(p.resolve(&host.home)));
+    };
+    let mut out = PathBuf::new();
+    for (i, part) in s.split('/').enumerate() {
+        match part {
+            "" if i == 0 => out.push("/"),
+            "~" if i == 0 => out.push(&host.home),
+            v if v.starts_with('$') => {
+                let name = &v[1..];
+                let value: Option<PathBuf> = if name == "XDG_RUNTIME_DIR" {
+                    if in_sandbox {
+                        Some(PathBuf::from(format!("/run/user/{}", host.uid)))
+                    } else {
+                        host.runtime_dir.clone()
+                    }
+                } else {
+                    host.var(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+                };
+                match value {
+                    Some(v) => out.push(v),
+                    None => return Ok(None),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    if !out.is_absolute()
+        || out
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "`{s}` expands to `{}`, not an absolute path without `..`",
+            out.display()
+        ));
+    }
+    Ok(Some(out))
+}
+
+/// A `[files]` entry as a mount; `None` when an optional entry names an
+/// unset variable.
+fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<Mount>, PlanError> {
+    let err = |message: String| PlanError::Files {
+        entry: entry.written(),
+        message,
+    };
+    let expand = |p: &HostPath, in_sandbox: bool| -> Result<Option<PathBuf>, PlanError> {
+        expand_path(p, host, in_sandbox).map_err(err)
+    };
     match entry {
         FileEntry::Bind {
             mode,
             source,
             dest,
             optional,
-        } => Mount {
-            dest: dest.resolve(home),
-            op: Op::Bind {
-                source: source.resolve(home),
-                mode: *mode,
-                optional: *optional,
-            },
-            origin,
-        },
-        FileEntry::Tmpfs { dest } => Mount {
-            dest: dest.resolve(home),
-            op: Op::Tmpfs { mode: 0o755 },
-            origin,
+        } => {
+            let (Some(src), Some(dst)) = (expand(source, false)?, expand(dest, true)?) else {
+                return if *optional {
+                    Ok(None)
+                } else {
+                    Err(err(
+                        "a variable it names is not set (write `?` before it to skip it then)"
+                            .into(),
+                    ))
+                };
+            };
+            // The raw session bus would bypass [dbus] and its filter.
+            if let Some(rt) = &host.runtime_dir {
+                if src == rt.join("bus") {
+                    return Err(err(format!(
+                        "{} is the raw session bus; give the sandbox the bus through [dbus], which filters it",
+                        src.display()
+                    )));
+                }
+            }
+            Ok(Some(Mount {
+                dest: dst,
+                op: Op::Bind {
+                    source: src,
+                    mode: *mode,
+                    optional: *optional,
+                },
+                origin,
+            }))
+        }
+        FileEntry::Tmpfs { dest } => match expand(dest, true)? {
+            Some(dst) => Ok(Some(Mount {
+                dest: dst,
+                op: Op::Tmpfs { mode: 0o755 },
+                origin,
+            })),
+            None => Err(err("a variable it names is not set".into())),
         },
     }
 }
@@ -604,6 +699,12 @@ fn plan_hooks(
                 out.extend(user);
                 out.extend(system);
             }
+        }
+    }
+    // A stop must end: stopping hooks without a timeout of their own get one.
+    for h in &mut out {
+        if h.hook.event == HookEvent::Stopping && h.hook.timeout.is_none() {
+            h.hook.timeout = Some(STOPPING_TIMEOUT);
         }
     }
     Ok(out)

@@ -16,6 +16,9 @@ pub enum HostPath {
     Absolute(PathBuf),
     /// `~` (empty) or `~/rest`.
     Home(PathBuf),
+    /// A `[files]` path with `$NAME` components (`$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY`),
+    /// as written; expanded when a run is planned (`plan::expand_path`).
+    Vars(String),
 }
 
 impl HostPath {
@@ -25,6 +28,9 @@ impl HostPath {
             HostPath::Absolute(p) => p.clone(),
             HostPath::Home(rest) if rest.as_os_str().is_empty() => home.to_path_buf(),
             HostPath::Home(rest) => home.join(rest),
+            // Only `[files]` entries have variables, and they are expanded
+            // with the host's values by the planner, never here.
+            HostPath::Vars(s) => PathBuf::from(s),
         }
     }
 }
@@ -35,6 +41,7 @@ impl fmt::Display for HostPath {
             HostPath::Absolute(p) => write!(f, "{}", p.display()),
             HostPath::Home(rest) if rest.as_os_str().is_empty() => write!(f, "~"),
             HostPath::Home(rest) => write!(f, "~/{}", rest.display()),
+            HostPath::Vars(s) => f.write_str(s),
         }
     }
 }

@@ -176,7 +176,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
             }
         }
         for entry in files.tmpfs.unwrap_or_default() {
-            let dest = host_path(&cx, entry.get_ref(), entry.span(), "files.tmpfs")?;
+            let dest = files_path(&cx, entry.get_ref(), entry.span(), "files.tmpfs")?;
             check_dest(&cx, &dest, entry.span(), "files.tmpfs")?;
             layer.files.push(FileEntry::Tmpfs { dest });
         }
@@ -464,8 +464,8 @@ fn bind_entry(
         Some((h, s)) => (h, s),
         None => (rest, rest),
     };
-    let source = host_path(cx, host, entry.span(), &what)?;
-    let dest = host_path(cx, sandbox, entry.span(), &what)?;
+    let source = files_path(cx, host, entry.span(), &what)?;
+    let dest = files_path(cx, sandbox, entry.span(), &what)?;
     check_dest(cx, &dest, entry.span(), &what)?;
     Ok(FileEntry::Bind {
         mode,
@@ -529,6 +529,65 @@ pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
     } else {
         HostPath::Absolute(normal)
     })
+}
+
+/// A `[files]` path: like any host path, or with `$NAME` components
+/// (`$XDG_RUNTIME_DIR/pipewire-0`, `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY`),
+/// expanded with the host's values when the run is planned.
+pub fn parse_files_path(s: &str) -> Result<HostPath, String> {
+    if !s.contains('$') {
+        return parse_host_path(s);
+    }
+    let mut parts = s.split('/').peekable();
+    let first = parts.peek().copied().unwrap_or("");
+    if !(first.is_empty() || first == "~" || first.starts_with('$')) {
+        return Err(format!(
+            "`{s}` is relative: write an absolute path, or one starting with `~/` or `$NAME/`"
+        ));
+    }
+    let mut normal: Vec<&str> = Vec::new();
+    for (i, part) in s.split('/').enumerate() {
+        match part {
+            "" if i == 0 => normal.push(""),
+            "" | "." => {}
+            "~" if i == 0 => normal.push("~"),
+            ".." => return Err(format!("`{s}` contains `..`")),
+            p if p.starts_with('$') => {
+                let name = &p[1..];
+                let mut chars = name.chars();
+                let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                    && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return Err(format!(
+                        "`{s}`: `{p}` is not a variable (a `$NAME` stands for a whole part of the path)"
+                    ));
+                }
+                normal.push(p);
+            }
+            p if p.contains('$') => {
+                return Err(format!(
+                    "`{s}`: `$` may only start a part of the path that is a whole variable"
+                ));
+            }
+            p => normal.push(p),
+        }
+    }
+    if s.contains('\0') {
+        return Err("path contains a NUL character".into());
+    }
+    Ok(HostPath::Vars(match normal.as_slice() {
+        [""] => "/".into(),
+        _ => normal.join("/"),
+    }))
+}
+
+fn files_path(
+    cx: &Ctx<'_>,
+    s: &str,
+    span: Range<usize>,
+    what: &str,
+) -> Result<HostPath, ProfileError> {
+    parse_files_path(s).map_err(|m| cx.err(span, format!("{what}: {m}")))
 }
 
 fn host_path(
@@ -628,6 +687,26 @@ mod tests {
         assert!(matches!(l.files[2], FileEntry::Tmpfs { .. }));
         assert!(err("[files]\nrw = [\"/x=/\"]\n").contains("root"));
         assert!(err("[files]\nrw = [\"/x/../y\"]\n").contains("`..`"));
+    }
+
+    #[test]
+    fn files_paths_with_variables() {
+        assert_eq!(
+            parse_files_path("$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY").unwrap(),
+            HostPath::Vars("$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY".into())
+        );
+        assert_eq!(
+            parse_files_path("~/./a//$X").unwrap(),
+            HostPath::Vars("~/a/$X".into())
+        );
+        assert!(parse_files_path("a/$X").is_err());
+        assert!(parse_files_path("$X/../y").is_err());
+        assert!(parse_files_path("/a$X").is_err());
+        assert!(parse_files_path("$1X").is_err());
+        assert_eq!(
+            parse_files_path("/usr/share").unwrap(),
+            HostPath::Absolute("/usr/share".into())
+        );
     }
 
     #[test]

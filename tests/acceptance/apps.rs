@@ -35,6 +35,10 @@ pub fn tests() -> Vec<Trial> {
     ));
     t.extend(both("apps::fragments_compose", fragments_compose));
     t.extend(both(
+        "apps::runtime_sockets_reach_the_sandbox_and_nothing_else",
+        runtime_sockets,
+    ));
+    t.extend(both(
         "apps::firefox_headless_screenshot_shows_the_page",
         firefox_headless,
     ));
@@ -1176,5 +1180,56 @@ fn completions_fish() -> TestResult {
             out.show()
         );
     }
+    pass()
+}
+
+/// `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY` in a fragment: the compositor's
+/// socket (here a stand-in that greets) is reachable inside, at the same
+/// place in the sandbox's own runtime folder; the rest of the host's
+/// runtime folder is not.
+fn runtime_sockets(who: Who) -> TestResult {
+    use std::os::unix::net::UnixListener;
+    let s = match Scratch::new(who) {
+        Ok(s) => s,
+        Err(r) => return skip(r),
+    };
+    let runtime = s.path("runtime");
+    let socket = runtime.join("wayland-test");
+    let listener = UnixListener::bind(&socket).map_err(|e| e.to_string())?;
+    let _ = std::os::unix::fs::chown(&socket, Some(s.uid), Some(s.gid));
+    s.write("runtime/secret", "host runtime file\n");
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut c, _)) = listener.accept() {
+            let _ = c.write_all(b"hello from the compositor\n");
+        }
+    });
+    s.profile("wl", "inherits = [\"sh\", \"with-wayland\"]\n");
+    let script = "python3 -c 'import os,socket; c=socket.socket(socket.AF_UNIX); \
+                  c.connect(os.path.join(os.environ[\"XDG_RUNTIME_DIR\"], os.environ[\"WAYLAND_DISPLAY\"])); \
+                  print(c.recv(100).decode(), end=\"\")'; \
+                  ls $XDG_RUNTIME_DIR; cat $XDG_RUNTIME_DIR/secret 2>/dev/null || echo no-secret";
+    let out = s
+        .antimony(["run", "wl", "--", "-c", script])
+        .env("WAYLAND_DISPLAY", "wayland-test")
+        .run();
+    // Unblock the server thread whatever happened.
+    let _ = std::os::unix::net::UnixStream::connect(&socket);
+    let _ = server.join();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stdout == "hello from the compositor\nwayland-test\nno-secret\n",
+        "{}",
+        out.show()
+    );
+    // Without WAYLAND_DISPLAY the optional entry is skipped.
+    let out = s
+        .antimony(["run", "wl", "--", "-c", "ls $XDG_RUNTIME_DIR | wc -l"])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "0\n",
+        "{}",
+        out.show()
+    );
     pass()
 }

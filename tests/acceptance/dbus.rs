@@ -117,10 +117,7 @@ fn only_allowed(who: Who) -> TestResult {
         Ok(s) => s,
         Err(r) => return skip(r),
     };
-    let bus = match start_bus(&s) {
-        Ok(b) => b,
-        Err(e) => return Err(e.into()),
-    };
+    let bus = start_bus(&s)?;
     s.profile(
         "bus",
         "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Allowed\"]\n",

@@ -80,6 +80,10 @@ pub fn tests() -> Vec<Trial> {
         stale_record,
     ));
     t.extend(both(
+        "instances::registration_is_never_taken_for_stale",
+        registration_race,
+    ));
+    t.extend(both(
         "instances::forged_records_are_refused",
         forged_records,
     ));
@@ -94,6 +98,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "instances::registry_is_not_reachable_from_a_sandbox",
         registry_masked,
+    ));
+    t.extend(both(
+        "instances::registry_bound_directly_is_not_reachable",
+        registry_bound_directly,
     ));
     t.extend(both(
         "instances::fallback_registry_is_not_reachable_from_a_sandbox",
@@ -405,7 +413,23 @@ fn blocked(what: &str, out: &Output) -> Result<String, Failed> {
     let l = line(out)?;
     ensure!(
         out.code() == Some(0) && l.starts_with("BLOCKED ") && out.stderr.is_empty(),
-        "{what}: not blocked through enter: {}",
+        "{what}: not blocked: {}",
+        out.show()
+    );
+    Ok(l.to_string())
+}
+
+/// Like `blocked`, for a run antimony may warn about.
+fn blocked_warned(what: &str, out: &Output) -> Result<String, Failed> {
+    let l = line(out)?;
+    ensure!(
+        out.code() == Some(0)
+            && l.starts_with("BLOCKED ")
+            && out
+                .stderr
+                .lines()
+                .all(|w| w.starts_with("antimony: warning: ")),
+        "{what}: not blocked: {}",
         out.show()
     );
     Ok(l.to_string())
@@ -1672,6 +1696,23 @@ fn stale_record(who: Who) -> TestResult {
             "the program survived antimony's SIGKILL"
         );
         ensure!(record.is_dir(), "{what}: no record was left to test");
+        // Records being made (hidden): one whose antimony is gone is
+        // stale too; one still without its info.json is left alone.
+        let making_dead = ".dddddddddddddddd";
+        let making_fresh = ".eeeeeeeeeeeeeeee";
+        if what == "ps" {
+            let mut info: Value = serde_json::from_slice(
+                &std::fs::read(record.join("info.json")).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            info["instance"] = Value::from(&making_dead[1..]);
+            forge(&f, making_dead, &info, f.s.uid)?;
+            let fresh = f.registry().join(making_fresh);
+            std::fs::create_dir(&fresh).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| e.to_string())?;
+            chown(&fresh, Some(f.s.uid), None).map_err(|e| e.to_string())?;
+        }
         let args: Vec<&str> = args
             .iter()
             .map(|a| if *a == "ID" { inst.id.as_str() } else { a })
@@ -1687,6 +1728,55 @@ fn stale_record(who: Who) -> TestResult {
             refused(what, &out, &[&inst.id, "stale", "removed"])?;
         }
         ensure!(!record.exists(), "{what} left the stale record");
+        if what == "ps" {
+            ensure!(
+                !f.registry().join(making_dead).exists(),
+                "ps left a stale record being made"
+            );
+            ensure!(
+                f.registry().join(making_fresh).is_dir(),
+                "ps removed a record being made"
+            );
+        }
+    }
+    pass()
+}
+
+/// `ps` (and so `enter` and `stop`) running while instances register
+/// never takes a record being made for a stale one: every run is
+/// registered.
+fn registration_race(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut listers = Vec::new();
+    for _ in 0..2 {
+        let stop = stop.clone();
+        let mut ps = Vec::new();
+        for _ in 0..400 {
+            ps.push(f.s.antimony(["ps"]).cmd);
+        }
+        listers.push(std::thread::spawn(move || {
+            for mut cmd in ps {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let _ = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status();
+            }
+        }));
+    }
+    let mut failure = None;
+    for _ in 0..20 {
+        let out = f.run("minimal", &["--program", "/bin/true"]).run();
+        if out.code() != Some(0) || !out.stderr.is_empty() {
+            failure.get_or_insert(out.show());
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in listers {
+        let _ = l.join();
+    }
+    if let Some(e) = failure {
+        return Err(format!("a run next to `ps`: {e}").into());
     }
     pass()
 }
@@ -2110,6 +2200,7 @@ fn registry_masked(who: Who) -> TestResult {
     let scratch = s(&f.s.dir);
     for bind in [
         format!("--rw={runtime}"),
+        format!("--rw={runtime}/antimony"),
         format!("--rw={scratch}"),
         "--ro=/tmp".to_string(),
     ] {
@@ -2118,15 +2209,62 @@ fn registry_masked(who: Who) -> TestResult {
             args.extend_from_slice(sub);
             f.run("minimal", &args).run()
         };
-        blocked(
-            &format!("{bind}: the registry"),
-            &run(&["absent", &registry]),
-        )?;
-        blocked(
+        let out = run(&["absent", &registry]);
+        // Either antimony refuses the bind outright (the whole runtime
+        // folder is not for binding), or the registry is masked.
+        if out.code() == Some(125) && out.stdout.is_empty() {
+            ensure!(
+                out.stderr.contains("runtime folder") || out.stderr.contains("antimony"),
+                "{bind}: {}",
+                out.show()
+            );
+            continue;
+        }
+        blocked_warned(&format!("{bind}: the registry"), &out)?;
+        blocked_warned(
             &format!("{bind}: write the registry"),
             &run(&["write", &format!("{runtime}/antimony/x")]),
         )?;
     }
+    ensure!(
+        Path::new(&registry).join(&inst.id).is_dir()
+            && !Path::new(&runtime).join("antimony/x").exists(),
+        "the registry changed"
+    );
+    let out = f.enter(&inst.id, &["true"]).run();
+    ensure!(
+        out.code() == Some(0),
+        "the instance after all that: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// A bind of the registry itself, or of a record in it, is refused or
+/// masked like a bind of a folder above it: a sandbox must not read the
+/// records, replace one, or reach a control socket.
+fn registry_bound_directly(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let inst = f.sleeper()?;
+    let registry = s(&f.registry());
+    let record = format!("{registry}/{}", inst.id);
+    for (bind, seen) in [(&registry, &record), (&record, &record)] {
+        let flag = format!("--rw={bind}");
+        let out = f
+            .run("minimal", &[&flag, "--program", "/probe", "--", "ls", seen])
+            .run();
+        if out.code() == Some(125) && out.stdout.is_empty() {
+            continue;
+        }
+        let l = line(&out)?;
+        ensure!(
+            !l.contains("info.json") && !l.contains("control"),
+            "{flag}: the sandbox sees the record: {}",
+            out.show()
+        );
+    }
+    let out = f.enter(&inst.id, &["true"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
     pass()
 }
 
