@@ -136,9 +136,11 @@ impl Host {
             self.state_home.join("antimony"),
             self.cache_home.join("antimony"),
         ];
-        // Running instances' records and control sockets.
-        if let Some(r) = &self.runtime_dir {
-            dirs.push(r.join("antimony"));
+        // Running instances' records and control sockets (and the D-Bus
+        // proxies' sockets), in the runtime folder or its fallback.
+        match &self.runtime_dir {
+            Some(r) => dirs.push(r.join("antimony")),
+            None => dirs.push(std::env::temp_dir().join(format!("antimony-{}", self.uid))),
         }
         dirs
     }

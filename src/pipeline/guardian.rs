@@ -27,6 +27,7 @@ const DONE: i32 = 3;
 #[derive(Debug)]
 pub struct Guardian {
     pipe: OwnedFd,
+    pid: libc::pid_t,
 }
 
 impl Guardian {
@@ -51,12 +52,12 @@ impl Guardian {
                 None
             }
             0 => watch(r, w),
-            _ => {
+            pid => {
                 // SAFETY: closing our copy of the read end.
                 unsafe { libc::close(r) };
                 // SAFETY: pipe2 returned this descriptor, owned from here.
                 let pipe = unsafe { OwnedFd::from_raw_fd(w) };
-                Some(Guardian { pipe })
+                Some(Guardian { pipe, pid })
             }
         }
     }
@@ -81,7 +82,19 @@ impl Guardian {
 
     /// antimony ends normally; the guardian leaves without killing.
     pub fn done(self) {
+        drop(self);
+    }
+}
+
+/// Any normal end of antimony's run (an error included): the guardian
+/// leaves without killing, and antimony reaps it, so no zombie is left for
+/// init. Only a death that skips this (SIGKILL, a crash) sets it off.
+impl Drop for Guardian {
+    fn drop(&mut self) {
         self.send(DONE, 0);
+        let mut status = 0;
+        // SAFETY: waiting for our own child, which exits on DONE.
+        unsafe { libc::waitpid(self.pid, &mut status, 0) };
     }
 }
 

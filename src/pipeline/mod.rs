@@ -330,7 +330,13 @@ impl Run<'_> {
             }
         }
         if let Some(s) = &self.status {
-            if let Some(status) = self.exited {
+            // The program's end, or its init's when it died with it (killed
+            // after the grace): but only for a program that started.
+            let ended = self
+                .exited
+                .or(self.init_status)
+                .filter(|_| self.program_started);
+            if let Some(status) = ended {
                 s.exited(&self.plan.instance, status);
             }
         }

@@ -320,6 +320,28 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         },
         None => None,
     };
+    // antimony's own folders are never a sandbox's, not even a part of one
+    // (a bind above them gets them masked instead, below).
+    for m in &list {
+        let source = match &m.op {
+            Op::Bind { source, .. }
+                if matches!(m.origin, Origin::Profile | Origin::CommandLine) =>
+            {
+                source
+            }
+            Op::Overlay { lower } if m.origin != Origin::Home => lower,
+            _ => continue,
+        };
+        if let Some(p) = host.protected_dirs().iter().find(|p| source.starts_with(p)) {
+            return Err(PlanError::Files {
+                entry: source.display().to_string(),
+                message: format!(
+                    "it is inside {}, one of antimony's own folders, which no sandbox may see",
+                    p.display()
+                ),
+            });
+        }
+    }
     if runtime_bound(&list) {
         warnings.push(
             "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
