@@ -136,6 +136,8 @@ pub struct Plan {
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
+    /// The profile named it (`dir`): it must exist in the sandbox.
+    pub cwd_explicit: bool,
     /// `$HOME` inside the sandbox (the same path as on the host).
     pub home: PathBuf,
     pub home_policy: HomePolicy,
@@ -397,6 +399,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
     Ok(Plan {
         name: profile.name.clone(),
         instance,
+        cwd_explicit: profile.dir.is_some(),
         program,
         argv,
         env,

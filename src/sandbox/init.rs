@@ -121,7 +121,13 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         argv: p.argv.as_ptr(),
         envp: p.envp.as_ptr(),
         cwd: p.cwd.as_ptr(),
-        fallback_cwd: p.home.as_ptr(),
+        // A working folder the profile names (`dir`) must exist; the
+        // default one (where antimony was started) falls back to the home.
+        fallback_cwd: if p.cwd_strict {
+            std::ptr::null()
+        } else {
+            p.home.as_ptr()
+        },
         stdio: None,
         umask: p.umask,
     };
@@ -188,11 +194,10 @@ fn fork_exec(spec: &Exec) -> Result<libc::pid_t, (Step, Errno)> {
     if let Ok(8) = got {
         let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
-        let step = if step == Step::Setsid as u32 {
-            Step::Setsid
-        } else {
-            Step::Exec
-        };
+        let step = [Step::Setsid, Step::Chdir]
+            .into_iter()
+            .find(|s| *s as u32 == step)
+            .unwrap_or(Step::Exec);
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -242,8 +247,13 @@ fn exec_child(spec: &Exec, report: RawFd) -> ! {
     // SAFETY: chdir with NUL-terminated paths built before the fork (or
     // received in a request and NUL-terminated by its parser).
     unsafe {
-        if libc::chdir(spec.cwd) < 0 && libc::chdir(spec.fallback_cwd) < 0 {
-            libc::chdir(c"/".as_ptr());
+        if libc::chdir(spec.cwd) < 0 {
+            if spec.fallback_cwd.is_null() {
+                fail_with(Step::Chdir, Errno::last());
+            }
+            if libc::chdir(spec.fallback_cwd) < 0 {
+                libc::chdir(c"/".as_ptr());
+            }
         }
     }
     let _ = sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);

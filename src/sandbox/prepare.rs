@@ -34,6 +34,8 @@ pub struct Prepared {
     pub argv: Vec<*const libc::c_char>,
     pub envp: Vec<*const libc::c_char>,
     pub cwd: CString,
+    /// `cwd` is the profile's `dir`: no falling back to the home.
+    pub cwd_strict: bool,
     pub home: CString,
     pub umask: libc::mode_t,
     /// A pidfd of antimony itself: the child checks it once, after asking
@@ -300,6 +302,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         _argv: argv,
         _envp: envp,
         cwd: cstring(&plan.cwd)?,
+        cwd_strict: plan.cwd_explicit,
         home: cstring(&plan.home)?,
         umask,
         parent: pidfd_self()?,

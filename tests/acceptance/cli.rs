@@ -21,6 +21,10 @@ pub fn tests() -> Vec<Trial> {
         bad_profiles,
     ));
     t.push(case("cli::missing_profile_and_missing_program", missing));
+    t.extend(both(
+        "cli::a_dir_the_profile_names_must_exist",
+        explicit_dir,
+    ));
     t
 }
 
@@ -232,5 +236,32 @@ fn missing() -> TestResult {
     ensure!(out.code() == Some(125), "{}", out.show());
     let out = s.antimony(["run", "./cwdprofile.toml"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
+    pass()
+}
+
+/// `dir` is where the program starts; a missing one is an error, not a
+/// silent start elsewhere.
+fn explicit_dir(who: Who) -> TestResult {
+    let s = scratch!(who);
+    s.profile("there", "inherits = [\"sh\"]\ndir = \"/usr/share\"\n");
+    let out = s.antimony(["run", "there", "--", "-c", "pwd"]).run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "/usr/share\n",
+        "{}",
+        out.show()
+    );
+    s.profile(
+        "nowhere",
+        "inherits = [\"sh\"]\ndir = \"/no/such/folder\"\n",
+    );
+    let out = s.antimony(["run", "nowhere", "--", "-c", "echo ran"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    ensure!(
+        out.stderr
+            == "antimony: error: change to /no/such/folder: ENOENT: No such file or directory\n",
+        "{}",
+        out.show()
+    );
+    ensure!(out.stdout.is_empty(), "{}", out.show());
     pass()
 }
