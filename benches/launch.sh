@@ -386,7 +386,7 @@ row "unshare, every namespace" "$t_unshare" "[${ROUND[unshare]# }]"
 row "bwrap, bare read-only root" "$t_bwrap_bare" "[${ROUND[bwrap-bare]# }]"
 row "bwrap, antimony's minimal root" "$t_bwrap" "[${ROUND[bwrap]# }]"
 row "antimony run minimal" "$t_antimony" "[${ROUND[antimony]# }]"
-[ -z "$t_nort" ] || row "  same, XDG_RUNTIME_DIR unset" "$t_nort" "(instance registry on $(df -T --output=fstype "$W" | tail -n1) instead of tmpfs)"
+[ -z "$t_nort" ] || row "  same, XDG_RUNTIME_DIR unset" "$t_nort" "(instance registry on $(df --output=fstype "$W" | tail -n1) instead of tmpfs)"
 echo "  ratios: antimony/bwrap = $r_bwrap (bare root: $r_bwrap_bare), antimony/unshare = $r_unshare"
 echo
 

@@ -6,8 +6,9 @@
 //!    host's root at `/oldroot` (so bind sources, even under the host's
 //!    `/tmp`, stay reachable) and an empty tmpfs at `/newroot`;
 //! 3. carry out each operation under `/newroot`;
-//! 4. make `/newroot` read-only, detach `/oldroot`, `pivot_root` into
-//!    `/newroot` and detach the base: the host's root is then unreachable.
+//! 4. make `/newroot` read-only, `pivot_root` into `/newroot` and detach
+//!    the base with everything in it (`/oldroot`, the host's root,
+//!    included): the host's root is then unreachable.
 //!
 //! Binds use the new mount API: `open_tree(OPEN_TREE_CLONE)` makes a
 //! detached copy of the source, `mount_setattr` sets read-only, nosuid and
@@ -111,10 +112,11 @@ pub fn enter_base() -> Result<(), Failure> {
 pub fn leave_base() -> Result<(), Failure> {
     sys::mount_setattr(libc::AT_FDCWD, c"/newroot", 0, sys::MOUNT_ATTR_RDONLY)
         .map_err(at(Step::RootReadOnly))?;
-    sys::umount2(c"/oldroot", libc::MNT_DETACH).map_err(at(Step::PivotRoot))?;
     sys::chdir(c"/newroot").map_err(at(Step::PivotRoot))?;
     // pivot_root(".", ".") stacks the base on top of the new root; the
-    // detach then drops it, leaving no path back.
+    // detach then drops it together with everything mounted in it, the
+    // host's tree at /oldroot included, leaving no path back. One detach
+    // rather than two: each waits for an RCU grace period.
     sys::pivot_root(c".", c".").map_err(at(Step::PivotRoot))?;
     sys::umount2(c".", libc::MNT_DETACH).map_err(at(Step::PivotRoot))?;
     sys::chdir(c"/").map_err(at(Step::PivotRoot))?;
