@@ -25,7 +25,7 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Instance(#[from] crate::instance::InstanceError),
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", io_text(.source))]
     Io {
         context: String,
         #[source]
@@ -33,6 +33,15 @@ pub enum Error {
     },
     #[error("{0}")]
     Other(String),
+}
+
+/// An I/O error as antimony prints it: the errno's name first
+/// (`ENOENT: No such file or directory`), not std's "(os error 2)".
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).to_string(),
+        None => e.to_string(),
+    }
 }
 
 impl Error {

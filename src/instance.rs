@@ -21,7 +21,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -137,7 +137,12 @@ pub struct Registration {
 impl Registration {
     /// Registers this process as the supervisor of `instance`, in a hidden
     /// folder until `publish`.
-    pub fn create(host: &Host, instance: &str, profile: &str) -> std::io::Result<Registration> {
+    pub fn create(
+        host: &Host,
+        instance: &str,
+        profile: &str,
+        pid: u32,
+    ) -> std::io::Result<Registration> {
         let base = registry(host);
         private_dir(&base, host.uid)?;
         let dir = base.join(format!(".{instance}"));
@@ -146,7 +151,7 @@ impl Registration {
         let info = Info {
             instance: instance.to_string(),
             profile: profile.to_string(),
-            pid: 0,
+            pid,
             antimony_pid: me,
             antimony_start: start_time(me).unwrap_or(0),
             started_at: std::time::SystemTime::now()
@@ -173,17 +178,17 @@ impl Registration {
         Ok(())
     }
 
-    /// Records the program's PID once it runs.
-    pub fn set_pid(&mut self, pid: u32) -> std::io::Result<()> {
-        self.info.pid = pid;
-        self.write()
-    }
-
+    /// Writes `info.json`, once, into the staging folder: nobody reads it
+    /// before `publish` renames the folder into place.
     fn write(&self) -> std::io::Result<()> {
-        let temp = self.dir.join(".info.json");
-        std::fs::write(&temp, serde_json::to_vec(&self.info).unwrap_or_default())?;
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(&temp, self.dir.join("info.json"))
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.dir.join("info.json"))?
+            .write_all(&serde_json::to_vec(&self.info).unwrap_or_default())
     }
 }
 

@@ -112,8 +112,13 @@ impl Context {
         let cache = host.cache_home.join("antimony/profiles").join(&plan.name);
         if !plan.hooks.is_empty() {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::create_dir_all(&cache)?;
-            std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o555))?;
+            // Made once, read-only; only checked after that.
+            let ready = std::fs::symlink_metadata(&cache)
+                .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o7777 == 0o555);
+            if !ready {
+                std::fs::create_dir_all(&cache)?;
+                std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o555))?;
+            }
         }
         let home = match plan.home_policy {
             HomePolicy::Enabled | HomePolicy::Overlay => plan.host_home.clone(),
@@ -156,6 +161,14 @@ pub fn command(h: &PlannedHook, cx: &Context, pid: Option<u32>) -> Command {
         Identity::User => cx.user,
         Identity::System => None,
     };
+    // Without a closure std starts the hook with posix_spawn (a vfork: no
+    // copy of antimony's memory), which is most of a hook's cost to the
+    // launch. What the hook leaves behind if antimony dies is the guardian's
+    // business (`pipeline::guardian`), so the closure is only needed to
+    // drop to the user antimony runs on behalf of.
+    let Some((uid, gid)) = drop_to else {
+        return cmd;
+    };
     // SAFETY: getpid before the fork; the closure runs in the forked child
     // and makes only async-signal-safe syscalls (setgroups, setgid, setuid,
     // prctl, getppid, _exit) on values captured by copy.
@@ -163,17 +176,15 @@ pub fn command(h: &PlannedHook, cx: &Context, pid: Option<u32>) -> Command {
     // SAFETY: see above: the closure only makes syscalls.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some((uid, gid)) = drop_to {
-                let groups = [gid];
-                if libc::setgroups(1, groups.as_ptr()) < 0
-                    || libc::setgid(gid) < 0
-                    || libc::setuid(uid) < 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+            let groups = [gid];
+            if libc::setgroups(1, groups.as_ptr()) < 0
+                || libc::setgid(gid) < 0
+                || libc::setuid(uid) < 0
+            {
+                return Err(std::io::Error::last_os_error());
             }
-            // A hook does not outlive antimony (set after the uid change,
-            // which would clear it).
+            // On this path (a fork already), the hook also dies with
+            // antimony; set after the uid change, which would clear it.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
                 return Err(std::io::Error::last_os_error());
             }

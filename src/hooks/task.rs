@@ -164,7 +164,9 @@ impl Task {
             (None, false) => Stdio::null(),
         });
         cmd.process_group(0);
-        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{}: {}", h.exec.display(), crate::error::io_text(&e)))?;
         // SAFETY: pidfd_open of our own, not yet reaped child.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
         if raw < 0 {

@@ -92,10 +92,13 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         Ok(s) => s,
         Err(e) => return fail(Error::Other(e), warnings),
     };
-    // First, while antimony is surely single-threaded and has started nothing.
-    let guardian = guardian::Guardian::start();
+    // First, while antimony is surely single-threaded and has started
+    // nothing; and only when a hook will run on the host (the sandbox and
+    // the D-Bus proxy die with antimony by themselves).
+    let host_hooks = plan.hooks.iter().any(|h| !h.hook.inside);
+    let guardian = host_hooks.then(guardian::Guardian::start).flatten();
     let mut warnings = warnings;
-    if guardian.is_none() {
+    if host_hooks && guardian.is_none() {
         warnings.push(
             "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
         );
@@ -256,32 +259,57 @@ impl Run<'_> {
     // ---- phases ------------------------------------------------------
 
     fn pre_phase(&mut self) {
-        let pre: Vec<usize> = self.indices(HookEvent::Pre);
-        for idx in pre {
+        let pre = self.indices(HookEvent::Pre);
+        let (now, _) = pre.split_at(self.trailing_attached(&pre));
+        for &idx in now {
             if self.interrupted.is_some() {
                 break;
             }
-            let h = &self.plan.hooks[idx];
-            let result = if h.hook.attach {
-                let slot = self.spawn_task(idx, false);
-                if self.slots[slot].as_ref().is_some_and(Task::is_done) {
-                    self.finish_task(slot)
-                } else {
-                    Ok(())
-                }
+            let result = if self.plan.hooks[idx].hook.attach {
+                self.start_attached(idx)
             } else {
                 self.run_foreground(idx)
             };
-            if let Err(e) = result {
-                if self.plan.hooks[idx].hook.can_fail {
-                    self.warnings.push(e.to_string());
-                } else {
-                    self.launch_error = Some(Error::Hook(e));
-                    break;
-                }
+            if !self.accept(idx, result) {
+                break;
             }
             // A stop signal between two hooks cancels the launch too.
             self.take_signals();
+        }
+    }
+
+    /// Where the attached pre-hooks after the last blocking one begin.
+    /// Nothing waits between them and the program: they are started
+    /// while the sandbox sets itself up (its init waits for them before
+    /// executing the program), not before the clone.
+    fn trailing_attached(&self, pre: &[usize]) -> usize {
+        pre.iter()
+            .rposition(|&i| !self.plan.hooks[i].hook.attach)
+            .map_or(0, |p| p + 1)
+    }
+
+    fn start_attached(&mut self, idx: usize) -> Result<(), HookError> {
+        let slot = self.spawn_task(idx, false);
+        if self.slots[slot].as_ref().is_some_and(Task::is_done) {
+            self.finish_task(slot)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A pre-hook's result: a warning if it may fail, else the launch's
+    /// error. False when the launch is over.
+    fn accept(&mut self, idx: usize, result: Result<(), HookError>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) if self.plan.hooks[idx].hook.can_fail => {
+                self.warnings.push(e.to_string());
+                true
+            }
+            Err(e) => {
+                self.launch_error = Some(Error::Hook(e));
+                false
+            }
         }
     }
 
@@ -296,7 +324,13 @@ impl Run<'_> {
                 }
             }
         }
-        let spawned = sandbox::prepare(self.plan).and_then(|mut p| sandbox::spawn(&mut p));
+        let pre = self.indices(HookEvent::Pre);
+        let deferred = pre[self.trailing_attached(&pre)..].to_vec();
+        let waiting = !deferred.is_empty();
+        let spawned = sandbox::prepare(self.plan).and_then(|mut p| {
+            p.wait_for_go = waiting;
+            sandbox::spawn(&mut p)
+        });
         match spawned {
             Ok(sb) => {
                 self.sandbox = Some(sb);
@@ -307,13 +341,21 @@ impl Run<'_> {
                 return;
             }
         }
-        match Registration::create(self.host, &self.plan.instance, &self.plan.name)
-            .and_then(Server::start)
-        {
-            Ok(s) => self.server = Some(s),
-            Err(e) => self.warnings.push(format!(
-                "this instance cannot be listed, entered or stopped by antimony (its record: {e})"
-            )),
+        // The trailing attached pre-hooks, while init sets up the sandbox.
+        for idx in deferred {
+            let result = self.start_attached(idx);
+            if !self.accept(idx, result) {
+                break;
+            }
+        }
+        if waiting {
+            if let Some(sb) = &self.sandbox {
+                if self.launch_error.is_some() {
+                    sb.kill();
+                } else {
+                    sb.go();
+                }
+            }
         }
         self.started_queue = self.indices(HookEvent::Started).into();
         // Until init is gone and everything it said has been read.
@@ -533,9 +575,12 @@ impl Run<'_> {
     fn spawn_task(&mut self, idx: usize, foreground: bool) -> usize {
         let plan = self.plan;
         let ph = &plan.hooks[idx];
-        // Runs of one hook are serialized across instances: its lock is
-        // held from reading its state until its update is written.
-        let lock = if foreground {
+        // Runs of one hook that reads its state (`stdin = true`) are
+        // serialized across instances: its lock is held from reading the
+        // state until its update is written, so no update is lost. A hook
+        // that cannot see its state can only overwrite keys: the lock is
+        // taken just to apply that (`finish_task`).
+        let lock = if foreground && ph.hook.stdin {
             match self.store.lock(&ph.state_key) {
                 Ok(l) => Some(l),
                 Err(e) => {
@@ -836,8 +881,20 @@ impl Run<'_> {
                 self.program_started = true;
                 self.program_inside_pid = u32::try_from(pid).ok();
                 self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
-                if let (Some(s), Some(pid)) = (&mut self.server, self.program_pid) {
-                    let _ = s.registration.set_pid(pid);
+                // Registered once the program runs: what `ps` lists can be
+                // entered and stopped, and its record is written only once.
+                match Registration::create(
+                    self.host,
+                    &self.plan.instance,
+                    &self.plan.name,
+                    self.program_pid.unwrap_or(0),
+                )
+                .and_then(Server::start)
+                {
+                    Ok(s) => self.server = Some(s),
+                    Err(e) => self.warnings.push(format!(
+                        "this instance cannot be listed, entered or stopped by antimony (its record: {e})"
+                    )),
                 }
                 if let (Some(s), Some(pid)) = (&self.status, self.program_pid) {
                     s.started(&self.plan.instance, pid);

@@ -131,6 +131,23 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         stdio: None,
         umask: p.umask,
     };
+    // Ready. antimony may still be starting hooks that must run before the
+    // program does (attached pre-hooks, started in parallel with this
+    // set-up): then it says when to go on, or kills us.
+    if p.wait_for_go {
+        let mut buf = [0u8; 16];
+        loop {
+            // SAFETY: receiving into a stack buffer from our channel.
+            let n = unsafe { libc::recv(chan, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            match protocol::words(&buf[..n.max(0) as usize]) {
+                Some((protocol::REQ_GO, ..)) => break,
+                _ => sys::exit(0),
+            }
+        }
+    }
     let program = match fork_exec(&spec) {
         Ok(pid) => pid,
         Err((step, e)) => fail(chan, step, 0, e),

@@ -36,6 +36,8 @@ pub struct Prepared {
     pub cwd: CString,
     /// `cwd` is the profile's `dir`: no falling back to the home.
     pub cwd_strict: bool,
+    /// Init waits, set up, for antimony's go before executing the program.
+    pub wait_for_go: bool,
     pub home: CString,
     pub umask: libc::mode_t,
     /// A pidfd of antimony itself: the child checks it once, after asking
@@ -303,6 +305,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         _envp: envp,
         cwd: cstring(&plan.cwd)?,
         cwd_strict: plan.cwd_explicit,
+        wait_for_go: false,
         home: cstring(&plan.home)?,
         umask,
         parent: pidfd_self()?,

@@ -200,6 +200,13 @@ pub fn signal_request(id: u32, sig: i32) -> [u8; 16] {
     header(REQ_SIGNAL, id, 0, sig)
 }
 
+/// Execute the program now (when the sandbox was started to wait for it).
+pub const REQ_GO: u32 = 103;
+
+pub fn go_request() -> [u8; 16] {
+    header(REQ_GO, 0, 0, 0)
+}
+
 pub fn release_request() -> [u8; 16] {
     header(REQ_RELEASE, 0, 0, 0)
 }

@@ -185,6 +185,20 @@ impl Sandbox {
         })
     }
 
+    /// Lets a sandbox started with `wait_for_go` execute its program.
+    pub fn go(&self) {
+        let request = protocol::go_request();
+        // SAFETY: sending a stack buffer on our socket.
+        unsafe {
+            libc::send(
+                self.channel.as_raw_fd(),
+                request.as_ptr().cast(),
+                request.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+    }
+
     /// Asks init to send a signal to command `id`'s process group (0: to
     /// the program itself).
     pub fn signal_inside(&self, id: u32, sig: libc::c_int) {

@@ -34,6 +34,10 @@ pub fn tests() -> Vec<Trial> {
         attached_no_grace,
     ));
     t.extend(both(
+        "hooks::trailing_attached_hooks_start_before_the_program",
+        trailing_attached,
+    ));
+    t.extend(both(
         "hooks::environment_is_exactly_the_antimony_variables",
         environment,
     ));
@@ -448,6 +452,81 @@ echo program-saw-both >> @OUT@/log"#,
     for h in ["polite.pid", "stubborn.pid"] {
         let pid = pid_in(&f, h).ok_or(format!("no {h}"))?;
         ensure!(!alive(pid), "{h} {pid} is still alive");
+    }
+    pass()
+}
+
+/// Attached hooks after the last blocking one are started while the
+/// sandbox is built: the program still runs only after they have started,
+/// and not at all when one of them cannot be (exit 125 naming it, the other
+/// attached hook ended, the post-hooks run).
+fn trailing_attached(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let missing = s(&f.s.path("bin/no-such-hook"));
+    for (case, last, code) in [
+        ("started", "content = 'echo helper-start >> @OUT@/log'", 0),
+        ("unstartable", &*format!("path = \"{missing}\""), 125),
+    ] {
+        let _ = std::fs::remove_file(f.out("log"));
+        f.profile(
+            case,
+            &format!(
+                r#"
+inherits = ["sh"]
+[hooks]
+grace = 1
+
+[[hooks.pre]]
+name = "first"
+content = "echo first >> @OUT@/log"
+{WATCHER}
+[[hooks.pre]]
+name = "helper"
+attach = true
+{last}
+
+[[hooks.post]]
+name = "after"
+content = "echo after >> @OUT@/log"
+"#
+            ),
+        );
+        let out = f
+            .run(
+                case,
+                r#"n=0
+until grep -qsx watcher-start @OUT@/log; do
+    n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
+done
+echo program >> @OUT@/log"#,
+            )
+            .run();
+        ensure!(out.code() == Some(code), "{case}: {}", out.show());
+        let log = f.log();
+        if code == 0 {
+            ensure!(out.stderr.is_empty(), "{case}: {}", out.show());
+            for (a, b) in [
+                ("first", "watcher-start"),
+                ("watcher-start", "program"),
+                ("program", "watcher-term"),
+                ("watcher-term", "after"),
+            ] {
+                in_order(&log, &[a, b]).map_err(|e| format!("{case}: {e}"))?;
+            }
+        } else {
+            one_error_line(&out, &["pre-hook `helper`", "could not be started"])
+                .map_err(|e| format!("{case}: {e}"))?;
+            ensure!(
+                log.first().map(String::as_str) == Some("first")
+                    && log.last().map(String::as_str) == Some("after")
+                    && !log.iter().any(|l| l == "program"),
+                "{case}: log {log:?}"
+            );
+        }
+        if let Some(pid) = pid_in(&f, "watcher.pid") {
+            ensure!(!alive(pid), "{case}: the watcher {pid} is still alive");
+        }
+        let _ = std::fs::remove_file(f.out("watcher.pid"));
     }
     pass()
 }

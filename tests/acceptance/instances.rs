@@ -1531,10 +1531,12 @@ fn stop_graceful(who: Who) -> TestResult {
         status.is_some(),
         "antimony was still running when stop returned"
     );
+    // The attached hook and the program start in parallel: their first
+    // lines come in either order.
+    in_order(&f.log(), &["watcher-start", "stopping"])?;
     in_order(
         &f.log(),
         &[
-            "watcher-start",
             "program-start",
             "stopping",
             "program-term",
