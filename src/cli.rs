@@ -101,7 +101,8 @@ newest 200, are removed as new runs are recorded.")]
     #[command(
         long_about = "Lists your running instances, oldest first: instance id, profile, the \
 program's PID on the host, when the instance started (UTC) and for how long it has run. An \
-instance is listed only once its record is proven: its antimony is alive, is the same antimony \
+instance is listed from the moment its program runs (not while its pre-hooks do), and only once \
+its record is proven: its antimony is alive, is the same antimony \
 binary and yours, and is the process serving the record's control socket. Records left by an \
 antimony that died (even by SIGKILL) are removed; any other record that fails a check is left \
 alone and never listed."

@@ -457,8 +457,8 @@ String: the instance id, 16 lowercase hexadecimal digits.
 String: the profile's name.
 .TP
 .B pid
-Number: the program's PID on the host; 0 while the instance is being set up
-and its program has not started yet.
+Number: the program's PID on the host (0 in the rare case antimony could
+not read it).
 .TP
 .B antimony_pid
 Number: the PID of the antimony that runs the instance (its
@@ -470,8 +470,8 @@ Number: that antimony's start time, in clock ticks since boot (field 22 of
 process even after its PID is reused.
 .TP
 .B started_at
-Number: when the instance was registered (its sandbox had just been
-created), in seconds since the Unix epoch.
+Number: when the instance was registered (its program had just
+started), in seconds since the Unix epoch.
 .TP
 .B uid
 Number: the user the instance belongs to.
