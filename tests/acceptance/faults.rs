@@ -32,6 +32,10 @@ pub fn tests() -> Vec<Trial> {
         "faults::sigkill_at_every_stage_leaves_nothing",
         sigkill,
     ));
+    t.extend(both(
+        "faults::the_guardian_ignores_signals_and_ends_with_antimony",
+        guardian,
+    ));
     t
 }
 
@@ -394,5 +398,122 @@ arguments = ["{stage}"]
         ensure!(gone, "{stage}: left behind: {left:?}");
     }
     ensure!(mounts() == before, "the host's mount table changed");
+    pass()
+}
+
+/// The children of `parent` named `comm`.
+fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|(_, n)| n);
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
+        if name == Some(comm) && ppid == Some(parent) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The guardian (started for a run with host hooks) is not for the
+/// signals a terminal or a caller sends: it outlives SIGINT, SIGTERM,
+/// SIGHUP, SIGQUIT and SIGUSR1 and keeps its job (antimony then killed
+/// with SIGKILL: the attached hook's group is killed). On a normal end it
+/// is gone, reaped, when antimony exits.
+fn guardian(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = format!("antimony-guardian-{}", std::process::id());
+    let flag = s.path("home/running.flag");
+    let go = s.path("home/go.flag");
+    s.profile(
+        "guarded",
+        &format!(
+            r#"inherits = ["sh"]
+[[hooks.pre]]
+name = "attached"
+attach = true
+content = '(exec -a {token} sleep 600) & wait'
+"#
+        ),
+    );
+    for end in ["normal", "sigkill"] {
+        let _ = std::fs::remove_file(&flag);
+        let _ = std::fs::remove_file(&go);
+        let program = format!(
+            "touch {}; until [ -e {} ]; do sleep 0.02; done",
+            flag.display(),
+            go.display()
+        );
+        let mut run = s.antimony([
+            "run",
+            "guarded",
+            "--rw",
+            &s.home().display().to_string(),
+            "--",
+            "-c",
+            &program,
+        ]);
+        run.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        run.cmd.process_group(0);
+        let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
+        let pid = child.id();
+        let reached = wait_until(Duration::from_secs(20), || flag.exists());
+        let guards = children_named(pid, "antimony-guard");
+        let result = (|| -> Result<(), Failed> {
+            ensure!(reached, "{end}: the program never ran");
+            let [g] = guards[..] else {
+                return Err(format!("{end}: guardians of {pid}: {guards:?}").into());
+            };
+            for sig in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+            ] {
+                // SAFETY: a signal to the guardian found above.
+                unsafe { libc::kill(g as libc::pid_t, sig) };
+            }
+            let died = wait_until(Duration::from_millis(300), || !alive(g));
+            ensure!(!died, "{end}: the guardian died of a signal");
+            if end == "normal" {
+                std::fs::write(&go, "").map_err(|e| e.to_string())?;
+                let status = child.wait().map_err(|e| e.to_string())?;
+                ensure!(status.success(), "{end}: antimony: {status}");
+                ensure!(
+                    !std::path::Path::new(&format!("/proc/{g}")).exists(),
+                    "{end}: the guardian {g} is left after antimony exited"
+                );
+            } else {
+                // SAFETY: SIGKILL to our own child.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                let _ = child.wait();
+            }
+            let gone = wait_until(Duration::from_secs(10), || holding(&token).is_empty());
+            ensure!(gone, "{end}: the attached hook's group survived");
+            Ok(())
+        })();
+        // Clean up before reporting.
+        // SAFETY: SIGKILL to our own child and to what the test started.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        let _ = child.wait();
+        for p in holding(&token) {
+            // SAFETY: killing stragglers the test started.
+            unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
+        }
+        result?;
+    }
     pass()
 }
