@@ -185,10 +185,10 @@ impl Sandbox {
         })
     }
 
-    /// Lets a sandbox started with `wait_for_go` execute its program.
-    pub fn go(&self) {
-        let request = protocol::go_request();
-        // SAFETY: sending a stack buffer on our socket.
+    /// Sends init a fixed-size request. A failure needs no answer here: a
+    /// channel that is gone means init is, which the event loop sees.
+    fn request(&self, request: &[u8; 16]) {
+        // SAFETY: sending a buffer we borrow on our socket.
         unsafe {
             libc::send(
                 self.channel.as_raw_fd(),
@@ -199,19 +199,15 @@ impl Sandbox {
         };
     }
 
+    /// Lets a sandbox started with `wait_for_go` execute its program.
+    pub fn go(&self) {
+        self.request(&protocol::go_request());
+    }
+
     /// Asks init to send a signal to command `id`'s process group (0: to
     /// the program itself).
     pub fn signal_inside(&self, id: u32, sig: libc::c_int) {
-        let request = protocol::signal_request(id, sig);
-        // SAFETY: sending a stack buffer on our socket.
-        unsafe {
-            libc::send(
-                self.channel.as_raw_fd(),
-                request.as_ptr().cast(),
-                request.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        self.request(&protocol::signal_request(id, sig));
     }
 
     /// The program's PID on the host: init's first child. Called once the
@@ -221,16 +217,7 @@ impl Sandbox {
         let pid = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
             .ok()
             .and_then(|c| c.split_whitespace().next()?.parse().ok());
-        let request = protocol::release_request();
-        // SAFETY: sending a stack buffer on our socket.
-        unsafe {
-            libc::send(
-                self.channel.as_raw_fd(),
-                request.as_ptr().cast(),
-                request.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
+        self.request(&protocol::release_request());
         pid
     }
 
