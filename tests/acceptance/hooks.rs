@@ -7,12 +7,8 @@
 //! generous.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, ExitStatus};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use crate::fixture::*;
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
@@ -86,205 +82,16 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-/// Time limit for anything that should take well under a second.
-const HANG: Duration = Duration::from_secs(30);
-
-/// A scratch with an `out` folder (owned by the test's user) where hooks and
-/// programs record what they see. `@OUT@` in profiles and scripts is that
-/// folder.
-struct Fixture {
-    s: Scratch,
-    out: PathBuf,
-}
-
-impl Fixture {
-    fn new(who: Who) -> Result<Fixture, TestResult> {
-        let s = Scratch::new(who).map_err(skip)?;
-        let out = s.mkdir("out");
-        Ok(Fixture { s, out })
-    }
-
-    fn subst(&self, text: &str) -> String {
-        text.replace("@OUT@", &s(&self.out))
-            .replace("@BIN@", &s(&self.s.path("bin")))
-    }
-
-    fn profile(&self, name: &str, toml: &str) {
-        self.s.profile(name, &self.subst(toml));
-    }
-
-    fn out(&self, rel: &str) -> PathBuf {
-        self.out.join(rel)
-    }
-
-    /// `antimony run NAME --rw OUT -- -c SCRIPT` (for profiles on `sh`).
-    fn run(&self, name: &str, script: &str) -> Run {
-        let out = s(&self.out);
-        self.s
-            .antimony(["run", name, "--rw", &out, "--", "-c", &self.subst(script)])
-    }
-
-    /// The log's lines (none when there is no log yet).
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.out("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.out(rel)).unwrap_or_default()
-    }
-}
-
-macro_rules! fixture {
-    ($who:expr) => {
-        match Fixture::new($who) {
-            Ok(f) => f,
-            Err(r) => return r,
-        }
-    };
-}
-
-/// Checks that every entry is in the log, in this order.
-fn in_order(log: &[String], expected: &[&str]) -> Result<(), String> {
-    let mut last: Option<(usize, &str)> = None;
-    for want in expected {
-        let Some(i) = log.iter().position(|l| l == want) else {
-            return Err(format!("`{want}` is not in the log: {log:?}"));
-        };
-        if let Some((j, prev)) = last {
-            if i <= j {
-                return Err(format!("`{want}` is not after `{prev}`: {log:?}"));
-            }
-        }
-        last = Some((i, want));
-    }
-    Ok(())
-}
-
 fn index_of(log: &[String], want: &str) -> Option<usize> {
     log.iter().position(|l| l == want)
 }
 
 /// The one line antimony prints for a launcher failure.
 fn one_error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    if lines.len() != 1 || !lines[0].starts_with("antimony: error: ") {
+    if out.stderr.lines().count() != 1 {
         return Err(format!("not one `antimony: error:` line: {}", out.show()));
     }
-    for n in naming {
-        if !lines[0].contains(n) {
-            return Err(format!("the error does not say `{n}`: {}", out.show()));
-        }
-    }
-    if out.stderr.contains("panicked") {
-        return Err(format!("a panic: {}", out.show()));
-    }
-    Ok(())
-}
-
-fn pid_in(f: &Fixture, rel: &str) -> Option<u32> {
-    f.read(rel).trim().parse().ok()
-}
-
-/// antimony started in the background. Dropping it SIGKILLs it if it still
-/// runs and creates its release file, which ends whatever the test's hooks
-/// left waiting for it.
-struct Background {
-    child: Child,
-    stdout: mpsc::Receiver<Vec<u8>>,
-    stderr: mpsc::Receiver<Vec<u8>>,
-    release: Option<PathBuf>,
-}
-
-impl Background {
-    fn start(run: Run, release: Option<PathBuf>) -> Background {
-        let mut child = run.spawn();
-        let reader = |mut r: Box<dyn Read + Send>| {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                let _ = tx.send(buf);
-            });
-            rx
-        };
-        let stdout = reader(Box::new(child.stdout.take().expect("piped")));
-        let stderr = reader(Box::new(child.stderr.take().expect("piped")));
-        Background {
-            child,
-            stdout,
-            stderr,
-            release,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: signalling the antimony process this test started and has
-        // not reaped yet (its PID cannot have been reused).
-        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-    }
-
-    /// Waits for antimony to exit (not for its output to end).
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn release(&mut self) {
-        if let Some(r) = self.release.take() {
-            let _ = std::fs::write(r, "");
-        }
-    }
-
-    /// Waits for the exit, releases the hooks' children, collects the output.
-    fn finish(&mut self) -> Result<Output, String> {
-        let status = self.wait_exit(HANG);
-        self.release();
-        let Some(status) = status else {
-            return Err("antimony did not exit".into());
-        };
-        let text = |rx: &mpsc::Receiver<Vec<u8>>| -> Result<String, String> {
-            rx.recv_timeout(HANG)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map_err(|_| "antimony's output did not end".to_string())
-        };
-        Ok(Output {
-            status,
-            stdout: text(&self.stdout)?,
-            stderr: text(&self.stderr)?,
-            timed_out: false,
-        })
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.release();
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Waits until the log has this line.
-fn wait_for_line(f: &Fixture, line: &str) -> Result<(), String> {
-    if wait_until(HANG, || f.log().iter().any(|l| l == line)) {
-        Ok(())
-    } else {
-        Err(format!("`{line}` never appeared in the log: {:?}", f.log()))
-    }
+    error_line(out, naming)
 }
 
 // An attached hook that records its start and the SIGTERM that ends it.
@@ -1135,7 +942,7 @@ n=0
 until grep -qsx watcher-start @OUT@/log; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done
 echo program-ready >> @OUT@/log
 while :; do sleep 0.05; done"#;
-        let mut bg = Background::start(f.run("signals", script), None);
+        let mut bg = Background::start(f.run("signals", script));
         wait_for_line(&f, "program-ready").map_err(|e| format!("SIG{name}: {e}"))?;
         bg.signal(sig);
         let out = bg.finish().map_err(|e| format!("SIG{name}: {e}"))?;
@@ -1217,7 +1024,7 @@ while :; do sleep 0.05; done
     );
 
     // The hook dies of the signal: a failed pre-hook.
-    let mut bg = Background::start(f.run("dies", "echo program >> @OUT@/log"), None);
+    let mut bg = Background::start(f.run("dies", "echo program >> @OUT@/log"));
     let ready = wait_until(HANG, || {
         pid_in(&f, "sleeper.pid").is_some_and(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
@@ -1243,7 +1050,7 @@ while :; do sleep 0.05; done
     // got it): killed a grace period later, a failed pre-hook.
     for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
         let _ = std::fs::remove_file(f.out("log"));
-        let mut bg = Background::start(f.run("handles", "echo program >> @OUT@/log"), None);
+        let mut bg = Background::start(f.run("handles", "echo program >> @OUT@/log"));
         wait_for_line(&f, "handler-ready").map_err(|e| format!("SIG{name}: {e}"))?;
         bg.signal(sig);
         let out = bg.finish().map_err(|e| format!("SIG{name}: {e}"))?;
@@ -1377,12 +1184,12 @@ echo $! > @OUT@/post.pid
 '''
 "#,
     );
-    let mut bg = Background::start(
+    let mut bg = Background::releasing(
         f.run(
             "lingering",
             "until [ -e @OUT@/attached.pid ]; do sleep 0.05; done; echo program",
         ),
-        Some(release.clone()),
+        release.clone(),
     );
     let status = bg.wait_exit(HANG);
     let still_held = f.out("pre.pid").exists() && !release.exists();

@@ -14,12 +14,13 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::fixture::*;
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
@@ -128,65 +129,17 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-/// Time limit for anything that should take well under a second.
-const HANG: Duration = Duration::from_secs(30);
-
 // ------------------------------------------------------------- fixture
 
-/// A scratch with an `out` folder (owned by the test's user) where hooks and
-/// programs record what they see. `@OUT@` in profiles and scripts is that
-/// folder, `@S@` the scratch.
-struct Fixture {
-    s: Scratch,
-    out: PathBuf,
-}
-
+/// What only these tests ask of the fixture.
 impl Fixture {
-    fn new(who: Who) -> Result<Fixture, TestResult> {
-        let s = Scratch::new(who).map_err(skip)?;
-        let out = s.mkdir("out");
-        Ok(Fixture { s, out })
-    }
-
-    fn subst(&self, text: &str) -> String {
-        text.replace("@OUT@", &s(&self.out))
-            .replace("@S@", &s(&self.s.dir))
-            .replace("@BIN@", &s(&self.s.path("bin")))
-    }
-
-    fn profile(&self, name: &str, toml: &str) {
-        self.s.profile(name, &self.subst(toml));
-    }
-
-    fn out(&self, rel: &str) -> PathBuf {
-        self.out.join(rel)
-    }
-
-    /// `antimony run NAME --rw OUT -- -c SCRIPT` (for profiles on `sh`).
-    fn run(&self, name: &str, script: &str) -> Run {
-        let out = s(&self.out);
-        self.s
-            .antimony(["run", name, "--rw", &out, "--", "-c", &self.subst(script)])
-    }
-
-    /// The log's lines (none when there is no log yet).
-    fn log(&self) -> Vec<String> {
-        self.lines("log")
-    }
-
-    fn lines(&self, rel: &str) -> Vec<String> {
-        self.read(rel).lines().map(str::to_string).collect()
-    }
-
-    fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.out(rel)).unwrap_or_default()
-    }
-
+    /// A JSON file in the `out` folder.
     fn json(&self, rel: &str) -> Result<Value, String> {
         let text = self.read(rel);
         serde_json::from_str(&text).map_err(|e| format!("{rel} is not JSON ({e}): {text:?}"))
     }
 
+    /// Removes the log.
     fn clear(&self) {
         let _ = std::fs::remove_file(self.out("log"));
     }
@@ -197,152 +150,11 @@ impl Fixture {
     }
 }
 
-macro_rules! fixture {
-    ($who:expr) => {
-        match Fixture::new($who) {
-            Ok(f) => f,
-            Err(r) => return r,
-        }
-    };
-}
-
-/// Checks that every entry is in the log, in this order.
-fn in_order(log: &[String], expected: &[&str]) -> Result<(), String> {
-    let mut last: Option<(usize, &str)> = None;
-    for want in expected {
-        let Some(i) = log.iter().position(|l| l == want) else {
-            return Err(format!("`{want}` is not in the log: {log:?}"));
-        };
-        if let Some((j, prev)) = last {
-            if i <= j {
-                return Err(format!("`{want}` is not after `{prev}`: {log:?}"));
-            }
-        }
-        last = Some((i, want));
-    }
-    Ok(())
-}
-
-fn no_panic(out: &Output) -> Result<(), String> {
-    if out.stderr.contains("panicked") {
-        Err(format!("a panic: {}", out.show()))
-    } else {
-        Ok(())
-    }
-}
-
-/// The `antimony: error:` line, which must name all of `naming`.
-fn error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
-    no_panic(out)?;
-    let Some(line) = out
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("antimony: error: "))
-    else {
-        return Err(format!("no `antimony: error:` line: {}", out.show()));
-    };
-    for n in naming {
-        if !line.contains(n) {
-            return Err(format!("the error does not say `{n}`: {}", out.show()));
-        }
-    }
-    Ok(())
-}
-
-/// antimony started in the background. Dropping it SIGKILLs it if it still
-/// runs.
-struct Background {
-    child: Child,
-    stdout: mpsc::Receiver<Vec<u8>>,
-    stderr: mpsc::Receiver<Vec<u8>>,
-}
-
-impl Background {
-    fn start(run: Run) -> Background {
-        let mut child = run.spawn();
-        let reader = |mut r: Box<dyn Read + Send>| {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                let _ = tx.send(buf);
-            });
-            rx
-        };
-        let stdout = reader(Box::new(child.stdout.take().expect("piped")));
-        let stderr = reader(Box::new(child.stderr.take().expect("piped")));
-        Background {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: signalling the antimony process this test started and has
-        // not reaped yet (its PID cannot have been reused).
-        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for the exit and collects the output.
-    fn finish(&mut self) -> Result<Output, String> {
-        let Some(status) = self.wait_exit(HANG) else {
-            return Err("antimony did not exit".into());
-        };
-        let text = |rx: &mpsc::Receiver<Vec<u8>>| -> Result<String, String> {
-            rx.recv_timeout(HANG)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map_err(|_| "antimony's output did not end".to_string())
-        };
-        Ok(Output {
-            status,
-            stdout: text(&self.stdout)?,
-            stderr: text(&self.stderr)?,
-            timed_out: false,
-        })
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Waits until the log has this line.
-fn wait_for_line(f: &Fixture, line: &str) -> Result<(), String> {
-    if wait_until(HANG, || f.log().iter().any(|l| l == line)) {
-        Ok(())
-    } else {
-        Err(format!("`{line}` never appeared in the log: {:?}", f.log()))
-    }
-}
-
 /// A shell loop that waits (at most 30 s) until the log has LINE.
 fn await_line(line: &str) -> String {
     format!(
         "n=0; until grep -qsx '{line}' @OUT@/log; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done"
     )
-}
-
-fn pid_in(f: &Fixture, rel: &str) -> Option<u32> {
-    f.read(rel).trim().parse().ok()
 }
 
 // ------------------------------------------------------ 1. lifecycle events

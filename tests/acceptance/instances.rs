@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::fixture::*;
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
@@ -126,53 +127,24 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-/// Time limit for anything that should take well under a second.
-const HANG: Duration = Duration::from_secs(30);
-
 // ---------------------------------------------------------------- fixture
 
-/// A scratch with an `out` folder (owned by the test's user) that
-/// instances bind read-write at the same path. `@OUT@` in profiles and
-/// scripts is that folder.
-struct Fx {
-    s: Scratch,
-    out: PathBuf,
+/// The shared [`Fixture`] (its `out` folder, which instances bind
+/// read-write at the same path), with what instances need on top. Its own
+/// `run` takes the place of the fixture's.
+struct Fx(Fixture);
+
+impl std::ops::Deref for Fx {
+    type Target = Fixture;
+
+    fn deref(&self) -> &Fixture {
+        &self.0
+    }
 }
 
 impl Fx {
     fn new(who: Who) -> Result<Fx, TestResult> {
-        let s = Scratch::new(who).map_err(skip)?;
-        let out = s.mkdir("out");
-        Ok(Fx { s, out })
-    }
-
-    fn subst(&self, text: &str) -> String {
-        text.replace("@OUT@", &s(&self.out))
-    }
-
-    fn profile(&self, name: &str, toml: &str) {
-        self.s.profile(name, &self.subst(toml));
-    }
-
-    fn out(&self, rel: &str) -> PathBuf {
-        self.out.join(rel)
-    }
-
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.out("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn wait_for_line(&self, line: &str) -> Result<(), Failed> {
-        ensure!(
-            wait_until(HANG, || self.log().iter().any(|l| l == line)),
-            "`{line}` never appeared in the log: {:?}",
-            self.log()
-        );
-        Ok(())
+        Fixture::new(who).map(Fx)
     }
 
     /// The instance registry.
@@ -238,26 +210,6 @@ impl Fx {
             .filter_map(|v| v["instance"].as_str().map(str::to_string))
             .collect())
     }
-}
-
-macro_rules! fixture {
-    ($who:expr) => {
-        match Fx::new($who) {
-            Ok(f) => f,
-            Err(r) => return r,
-        }
-    };
-}
-
-/// Reads a pipe to its end in a thread.
-fn reader(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
 }
 
 /// An `antimony run` in the background, once `ps` lists it with its
@@ -326,16 +278,7 @@ impl Instance {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.exited() {
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_exit(&mut self.child, timeout)
     }
 
     /// antimony's output, once it has exited.
@@ -508,13 +451,6 @@ fn run_with_stdin(mut run: Run, stdin: Stdio) -> Output {
     }
 }
 
-/// Sends a signal to a child this test started and has not reaped.
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill with integer arguments, for a child not yet reaped (its
-    // PID cannot have been reused).
-    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-}
-
 /// Live host processes in the PID namespace `ns` whose command line is
 /// exactly `argv`.
 fn in_namespace(ns: &Path, argv: &[&str]) -> Vec<u32> {
@@ -594,7 +530,7 @@ fn with_status_fd(f: &Fx, profile: &str, extra: &[&str]) -> (Child, mpsc::Receiv
 /// keys and types, the values the instance really has; `ps` shows the same
 /// in a table; an instance disappears from both when it ends.
 fn ps_lists(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     ensure!(f.ps_json()?.is_empty(), "instances before any ran");
     let out = f.s.antimony(["ps"]).run();
     ensure!(
@@ -759,7 +695,7 @@ fn ps_lists(who: Who) -> TestResult {
 /// ANTIMONY_NAME and ANTIMONY_INSTANCE), starts in the sandbox's home, and
 /// gets no descriptor but its stdin, stdout and stderr.
 fn enter_confinement(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let pid = inst.pid.to_string();
 
@@ -898,7 +834,7 @@ fn enter_confinement(who: Who) -> TestResult {
 /// /proc/self/fd/0 (no mount stops that; only Landlock does). Control: on
 /// the host the probe can.
 fn enter_landlock_stdin(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let outside = f.s.mkdir("outside");
     let name = unique(&f.s, "landlock");
@@ -932,7 +868,7 @@ fn enter_landlock_stdin(who: Who) -> TestResult {
 /// memory), the old root, /proc/sys and /sys, chroot, mounts, and the
 /// client's environment. Control: the read-write bind is written.
 fn enter_escape_files(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let name = unique(&f.s, "enter");
     f.s.mkdir("outside");
     f.s.mkdir("robind");
@@ -1054,7 +990,7 @@ fn enter_escape_files(who: Who) -> TestResult {
 /// namespaces and setns, keyrings, the kernel attack surface, foreign
 /// ABIs, capabilities.
 fn enter_escape_kernel(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let sleep = Reaped(f.s.command("sleep").arg("60").spawn());
     let host = sleep.0.id().to_string();
@@ -1087,7 +1023,7 @@ fn enter_escape_kernel(who: Who) -> TestResult {
 /// command as of the program.
 fn enter_escape_network(who: Who) -> TestResult {
     use std::os::linux::net::SocketAddrExt;
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
     tcp.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -1173,7 +1109,7 @@ fn drain(fd: &OwnedFd) -> Vec<u8> {
 /// TIOCLINUX on it are refused and nothing is pushed into its input, even
 /// after the command made it its controlling terminal.
 fn enter_escape_terminal(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let (master, slave) = open_pty()?;
     for sub in ["tiocsti", "tioclinux"] {
@@ -1218,7 +1154,7 @@ fn copy_probe(to: &Path, mode: u32) -> Result<(), Failed> {
 /// entered command runs it. Control: on the host it gains root (or, for
 /// root, its capabilities).
 fn enter_escape_setuid(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     if !world().is_root {
         return skip("needs root to make a setuid-root binary");
     }
@@ -1265,7 +1201,7 @@ fn enter_escape_setuid(who: Who) -> TestResult {
 /// command that cannot start, or an instance that is not there, is an
 /// error.
 fn enter_status_and_stdio(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let id = inst.id.as_str();
     for (script, code) in [
@@ -1341,7 +1277,7 @@ fn enter_status_and_stdio(who: Who) -> TestResult {
 /// A signal the client gets (SIGUSR1, SIGTERM, SIGINT) reaches the
 /// command, and so its exit status.
 fn enter_signals(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     for (sig, name) in [
         (libc::SIGUSR1, "USR1"),
@@ -1353,7 +1289,7 @@ fn enter_signals(who: Who) -> TestResult {
              echo ready-{name} >> @OUT@/log; while :; do sleep 0.05; done"
         );
         let client = f.enter(&inst.id, &["/bin/sh", "-c", &script]).spawn();
-        let ready = f.wait_for_line(&format!("ready-{name}"));
+        let ready = wait_for_line(&f, &format!("ready-{name}"));
         if ready.is_ok() {
             signal(&client, sig);
         }
@@ -1364,7 +1300,7 @@ fn enter_signals(who: Who) -> TestResult {
             "SIG{name} to the client: {status:?}, log {:?}",
             f.log()
         );
-        f.wait_for_line(&format!("got-{name}"))?;
+        wait_for_line(&f, &format!("got-{name}"))?;
     }
     // Without a trap the command dies of the signal: 128+N.
     let client = f
@@ -1377,7 +1313,7 @@ fn enter_signals(who: Who) -> TestResult {
             ],
         )
         .spawn();
-    let ready = f.wait_for_line("ready-plain");
+    let ready = wait_for_line(&f, "ready-plain");
     std::thread::sleep(Duration::from_millis(50));
     if ready.is_ok() {
         signal(&client, libc::SIGTERM);
@@ -1411,22 +1347,22 @@ impl Reaped {
 /// command gets SIGHUP, and so do its children (its process group); the
 /// instance goes on and can be entered again.
 fn enter_hangup(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     // (Its stderr is the dead client's: the shell would die of SIGPIPE
     // telling it that its `sleep` died of SIGHUP, before the trap.)
     let script = "exec 2>/dev/null; trap 'echo got-HUP >> @OUT@/log; exit 0' HUP; \
                   echo ready >> @OUT@/log; while :; do sleep 0.05; done";
     let client = Reaped(f.enter(&inst.id, &["/bin/sh", "-c", script]).spawn());
-    f.wait_for_line("ready")?;
+    wait_for_line(&f, "ready")?;
     drop(client);
-    f.wait_for_line("got-HUP")?;
+    wait_for_line(&f, "got-HUP")?;
 
     // A shell waiting for a child: both go.
     let ns = PathBuf::from(format!("/proc/{}/ns/pid", inst.pid));
     let script = f.subst("echo ready2 >> @OUT@/log; sleep 101; echo after");
     let client = Reaped(f.enter(&inst.id, &["/bin/sh", "-c", &script]).spawn());
-    f.wait_for_line("ready2")?;
+    wait_for_line(&f, "ready2")?;
     ensure!(
         wait_until(HANG, || in_namespace(&ns, &["sleep", "101"]).len() == 1),
         "the entered command's child did not start"
@@ -1494,29 +1430,16 @@ const POLITE: &str = "trap 'echo program-term >> @OUT@/log; trap - TERM; kill -T
 const STUBBORN: &str = "trap 'echo program-ignores-term >> @OUT@/log' TERM; \
                         echo program-start >> @OUT@/log; while :; do sleep 0.05; done";
 
-fn in_order(log: &[String], expected: &[&str]) -> Result<(), Failed> {
-    let mut last: Option<usize> = None;
-    for want in expected {
-        let i = log
-            .iter()
-            .position(|l| l == want)
-            .ok_or(format!("`{want}` is not in the log: {log:?}"))?;
-        ensure!(last.is_none_or(|j| i > j), "`{want}` out of order: {log:?}");
-        last = Some(i);
-    }
-    Ok(())
-}
-
 /// `antimony stop ID`: the stopping hook, then SIGTERM to the program,
 /// then the attached hook's SIGTERM, then the post-hook; `stop` returns
 /// once the instance (its antimony included) has ended, which exits with
 /// the program's status (143). The record is gone.
 fn stop_graceful(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     ending_profile(&f, "ending", 30);
     let mut inst = Instance::start(&f, f.run("ending", &["--", "-c", POLITE]))?;
-    f.wait_for_line("program-start")?;
-    f.wait_for_line("watcher-start")?;
+    wait_for_line(&f, "program-start")?;
+    wait_for_line(&f, "watcher-start")?;
     let began = Instant::now();
     let out = f.s.antimony(["stop", &inst.id]).run();
     let took = began.elapsed();
@@ -1562,10 +1485,10 @@ fn stop_graceful(who: Who) -> TestResult {
 /// A program that ignores SIGTERM is killed after the profile's grace
 /// period; the post-hooks still run; the run exits 137.
 fn stop_after_grace(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     ending_profile(&f, "stubborn", 1);
     let mut inst = Instance::start(&f, f.run("stubborn", &["--", "-c", STUBBORN]))?;
-    f.wait_for_line("program-start")?;
+    wait_for_line(&f, "program-start")?;
     let began = Instant::now();
     let out = f.s.antimony(["stop", &inst.id]).run();
     let took = began.elapsed();
@@ -1604,12 +1527,12 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 /// A `stop` client killed while the instance sits out its grace period:
 /// the supervisor neither spins on the dead connection nor stops less.
 fn stop_client_killed(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     ending_profile(&f, "slow", 3);
     let mut inst = Instance::start(&f, f.run("slow", &["--", "-c", STUBBORN]))?;
-    f.wait_for_line("program-start")?;
+    wait_for_line(&f, "program-start")?;
     let client = Reaped(f.s.antimony(["stop", &inst.id]).spawn());
-    f.wait_for_line("program-ignores-term")?;
+    wait_for_line(&f, "program-ignores-term")?;
     drop(client);
     let antimony = inst.antimony_pid();
     std::thread::sleep(Duration::from_millis(200));
@@ -1623,7 +1546,7 @@ fn stop_client_killed(who: Who) -> TestResult {
         after - before
     );
     ensure!(run.code() == Some(137), "the run: {}", run.show());
-    f.wait_for_line("post")?;
+    wait_for_line(&f, "post")?;
     pass()
 }
 
@@ -1631,7 +1554,7 @@ fn stop_client_killed(who: Who) -> TestResult {
 /// ambiguous (naming both), an id prefix enters one, and `stop PROFILE`
 /// stops both.
 fn by_profile(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     f.profile(
         "pair",
         "inherits = [\"minimal\"]\npath = \"/bin/sleep\"\narguments = [\"120\"]\n",
@@ -1682,7 +1605,7 @@ fn by_profile(who: Who) -> TestResult {
 /// Killing antimony with SIGKILL takes its sandbox along and leaves its
 /// record; `ps`, `enter` and `stop` each find it stale and remove it.
 fn stale_record(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let cases: [(&str, &[&str]); 3] = [
         ("ps", &["ps"]),
         ("enter", &["enter", "ID", "--", "true"]),
@@ -1748,7 +1671,7 @@ fn stale_record(who: Who) -> TestResult {
 /// never takes a record being made for a stale one: every run is
 /// registered.
 fn registration_race(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut listers = Vec::new();
     for _ in 0..2 {
@@ -1875,7 +1798,7 @@ impl Server {
 /// impostors get no byte of a request, the real instance stays usable,
 /// and `enter PROFILE` is not misled.
 fn forged_records(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let real = f.sleeper()?;
     let uid = f.s.uid;
     let sleep = Reaped(f.s.command("sleep").arg("120").spawn());
@@ -2011,7 +1934,7 @@ fn forged_records(who: Who) -> TestResult {
 /// without a record would otherwise count as stale), and a run is not
 /// registered there.
 fn registry_not_private(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let antimony = f.s.mkdir("runtime/antimony");
     std::fs::set_permissions(&antimony, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| e.to_string())?;
@@ -2107,7 +2030,7 @@ print("replies", *replies, flush=True)
 /// the connection unanswered. Nothing runs, nothing stops. Control: the
 /// same raw client in antimony's user namespace is served.
 fn other_user_namespace(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let works =
         f.s.command("unshare")
@@ -2190,7 +2113,7 @@ fn other_user_namespace(who: Who) -> TestResult {
 /// binds the runtime folder, or a folder above it, finds antimony's part
 /// of it empty and read-only.
 fn registry_masked(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let runtime = s(&f.s.path("runtime"));
     let registry = s(&f.registry());
@@ -2246,7 +2169,7 @@ fn registry_masked(who: Who) -> TestResult {
 /// masked like a bind of a folder above it: a sandbox must not read the
 /// records, replace one, or reach a control socket.
 fn registry_bound_directly(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let registry = s(&f.registry());
     let record = format!("{registry}/{}", inst.id);
@@ -2275,7 +2198,7 @@ fn registry_bound_directly(who: Who) -> TestResult {
 /// temporary folder does not reach it either. (The temporary folder here
 /// is the scratch's `tmp`, so that the test touches nothing outside.)
 fn fallback_registry_masked(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     let tmp = f.s.mkdir("tmp");
     let base = tmp.join(format!("antimony-{}", f.s.uid));
     let fallback = |mut run: Run| {
@@ -2357,7 +2280,7 @@ fn all_lines(rx: &mpsc::Receiver<String>) -> Vec<String> {
 /// a program that exits reports its exit code. The descriptor reaches
 /// neither the hooks nor the sandbox.
 fn status_fd_lines(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     f.profile(
         "status",
         r#"
@@ -2480,11 +2403,11 @@ content = 'if [ -e /proc/self/fd/3 ]; then echo hook-sees-fd-3 >> @OUT@/log; fi'
 /// A program killed after the grace period (`antimony stop`, SIGTERM
 /// ignored) is reported as ended by SIGKILL.
 fn status_fd_kill(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     ending_profile(&f, "stubborn", 1);
     let (child, rx) = with_status_fd(&f, "stubborn", &["--", "-c", STUBBORN]);
     let mut inst = Instance::start_child(&f, child)?;
-    f.wait_for_line("program-start")?;
+    wait_for_line(&f, "program-start")?;
     let out = f.s.antimony(["stop", &inst.id]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
     let run = inst.finish()?;
@@ -2503,7 +2426,7 @@ fn status_fd_kill(who: Who) -> TestResult {
 /// not exist, a program that cannot be executed, a failing pre-hook)
 /// writes no line at all: in particular no `exited`.
 fn status_fd_no_start(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     f.profile(
         "failing",
         "inherits = [\"minimal\"]\n\n[[hooks.pre]]\ncontent = 'exit 1'\n",
@@ -2531,7 +2454,7 @@ fn status_fd_no_start(who: Who) -> TestResult {
 /// `--status-fd` naming a descriptor that is not open is an error before
 /// anything runs.
 fn status_fd_bad(who: Who) -> TestResult {
-    let f = fixture!(who);
+    let f = fixture!(Fx, who);
     f.profile(
         "marked",
         "inherits = [\"minimal\"]\n\n[[hooks.pre]]\ncontent = 'echo pre-hook >> @OUT@/log'\n",

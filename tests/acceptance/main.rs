@@ -4,6 +4,8 @@
 
 #[macro_use]
 mod support;
+#[macro_use]
+mod fixture;
 
 mod apps;
 mod cli;
