@@ -84,6 +84,50 @@ fn abi_of(v: i32) -> ABI {
     ABI::from(v)
 }
 
+impl Grant {
+    /// The rights this grant stands for under ABI `a` (before masking
+    /// with what the ruleset handles).
+    fn access(self, a: ABI) -> BitFlags<AccessFs> {
+        match self {
+            Grant::List => AccessFs::ReadDir.into(),
+            Grant::Read => {
+                AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir | resolve_unix(a)
+            }
+            Grant::Device => {
+                AccessFs::ReadFile
+                    | AccessFs::WriteFile
+                    | AccessFs::ReadDir
+                    | ioctl_dev(a)
+                    | resolve_unix(a)
+            }
+            Grant::ReadWrite => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir,
+            Grant::Full => AccessFs::from_all(a),
+        }
+    }
+}
+
+/// The place and grant every mount asks for, in mount order, after the
+/// root's own (list only).
+fn wanted(mounts: &[Mount]) -> Vec<(PathBuf, Grant)> {
+    let mut wanted: Vec<(PathBuf, Grant)> = vec![("/".into(), Grant::List)];
+    for m in mounts {
+        let grant = match &m.op {
+            Op::Bind { mode, .. } => match mode {
+                BindMode::Ro => Grant::Read,
+                BindMode::Rw => Grant::Full,
+                BindMode::Dev => Grant::Device,
+            },
+            Op::Tmpfs { .. } | Op::Overlay { .. } => Grant::Full,
+            Op::Proc => Grant::ReadWrite,
+            Op::Devpts => Grant::Device,
+            Op::File { .. } => Grant::Read,
+            Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask | Op::Pin => continue,
+        };
+        wanted.push((m.dest.clone(), grant));
+    }
+    wanted
+}
+
 impl LandlockPlan {
     /// Builds the ruleset for a mount list.
     pub fn build(
@@ -113,39 +157,6 @@ impl LandlockPlan {
         let all = AccessFs::from_all(a);
         let bits = |f: BitFlags<AccessFs>| (f & all).bits();
         let file_only = AccessFs::from_file(a);
-        let read = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir | resolve_unix(a);
-        let device = AccessFs::ReadFile
-            | AccessFs::WriteFile
-            | AccessFs::ReadDir
-            | ioctl_dev(a)
-            | resolve_unix(a);
-        let rw = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir;
-        let grant_bits = |g: Grant| -> BitFlags<AccessFs> {
-            match g {
-                Grant::List => AccessFs::ReadDir.into(),
-                Grant::Read => read,
-                Grant::Device => device,
-                Grant::ReadWrite => rw,
-                Grant::Full => all,
-            }
-        };
-
-        let mut wanted: Vec<(PathBuf, Grant)> = vec![("/".into(), Grant::List)];
-        for m in mounts {
-            let grant = match &m.op {
-                Op::Bind { mode, .. } => match mode {
-                    BindMode::Ro => Grant::Read,
-                    BindMode::Rw => Grant::Full,
-                    BindMode::Dev => Grant::Device,
-                },
-                Op::Tmpfs { .. } | Op::Overlay { .. } => Grant::Full,
-                Op::Proc => Grant::ReadWrite,
-                Op::Devpts => Grant::Device,
-                Op::File { .. } => Grant::Read,
-                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask | Op::Pin => continue,
-            };
-            wanted.push((m.dest.clone(), grant));
-        }
         // A rule beneath another that already grants at least as much adds
         // nothing: skip it (fewer syscalls after the fork). The rules kept so
         // far are looked up by place, for each proper ancestor of a new one
@@ -153,8 +164,8 @@ impl LandlockPlan {
         // does): O(n × depth) rather than every pair.
         let mut rules: Vec<Rule> = Vec::new();
         let mut granted: PathMap<PathBuf, Vec<u64>> = PathMap::default();
-        for (path, grant) in wanted {
-            let g = grant_bits(grant);
+        for (path, grant) in wanted(mounts) {
+            let g = grant.access(a);
             let covered = path.ancestors().skip(1).any(|a| {
                 granted.get(a).is_some_and(|accesses| {
                     accesses
@@ -286,41 +297,9 @@ mod tests {
     fn reference_rules(abi: i32, mounts: &[Mount]) -> Vec<(PathBuf, u64)> {
         let a = abi_of(abi);
         let all = AccessFs::from_all(a);
-        let bits_of = |g: Grant| -> BitFlags<AccessFs> {
-            let read = AccessFs::Execute | AccessFs::ReadFile | AccessFs::ReadDir | resolve_unix(a);
-            match g {
-                Grant::List => AccessFs::ReadDir.into(),
-                Grant::Read => read,
-                Grant::Device => {
-                    AccessFs::ReadFile
-                        | AccessFs::WriteFile
-                        | AccessFs::ReadDir
-                        | ioctl_dev(a)
-                        | resolve_unix(a)
-                }
-                Grant::ReadWrite => AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir,
-                Grant::Full => all,
-            }
-        };
-        let mut wanted: Vec<(PathBuf, Grant)> = vec![("/".into(), Grant::List)];
-        for m in mounts {
-            let grant = match &m.op {
-                Op::Bind { mode, .. } => match mode {
-                    BindMode::Ro => Grant::Read,
-                    BindMode::Rw => Grant::Full,
-                    BindMode::Dev => Grant::Device,
-                },
-                Op::Tmpfs { .. } | Op::Overlay { .. } => Grant::Full,
-                Op::Proc => Grant::ReadWrite,
-                Op::Devpts => Grant::Device,
-                Op::File { .. } => Grant::Read,
-                Op::ReadOnly | Op::Symlink { .. } | Op::Dir { .. } | Op::Mask | Op::Pin => continue,
-            };
-            wanted.push((m.dest.clone(), grant));
-        }
         let mut rules: Vec<(PathBuf, u64)> = Vec::new();
-        for (path, grant) in wanted {
-            let g = bits_of(grant);
+        for (path, grant) in wanted(mounts) {
+            let g = grant.access(a);
             let covered = rules.iter().any(|(p, d)| {
                 path.starts_with(p)
                     && *p != path
