@@ -8,7 +8,7 @@
 //! proves nothing).
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -80,37 +80,6 @@ fn sandboxed(s: &Scratch, extra: &[String], sub: &[&str]) -> Run {
 /// The probe on the host, as the scratch's user: the controls.
 fn on_host(s: &Scratch, sub: &[&str]) -> Run {
     s.command(&world().probe).args(sub)
-}
-
-/// The probe's one line, if it printed exactly one.
-fn line(out: &Output) -> Result<&str, Failed> {
-    let mut lines = out.stdout.lines();
-    match (lines.next(), lines.next()) {
-        (Some(l), None) => Ok(l),
-        _ => Err(format!("the probe did not print exactly one line: {}", out.show()).into()),
-    }
-}
-
-/// The attempt was refused: exit 0, `BLOCKED …`, nothing on stderr.
-fn blocked(what: &str, out: &Output) -> Result<String, Failed> {
-    let l = line(out)?;
-    ensure!(
-        out.code() == Some(0) && l.starts_with("BLOCKED ") && out.stderr.is_empty(),
-        "{what}: not blocked: {}",
-        out.show()
-    );
-    Ok(l.to_string())
-}
-
-/// The attempt succeeded (the controls): exit 1, `ESCAPED …`.
-fn escaped(what: &str, out: &Output) -> Result<String, Failed> {
-    let l = line(out)?;
-    ensure!(
-        out.code() == Some(1) && l.starts_with("ESCAPED "),
-        "{what}: expected to succeed: {}",
-        out.show()
-    );
-    Ok(l.to_string())
 }
 
 /// Runs the probe in the sandbox and requires `BLOCKED`.
@@ -366,43 +335,6 @@ fn userns_and_setns(who: Who) -> TestResult {
     ensure!(l.contains("clone3(CLONE_NEWUSER) ENOSYS"), "{l}");
     expect_blocked(&s, &[], &["setns"])?;
     pass()
-}
-
-/// A pseudo-terminal pair, both ends close-on-exec; the slave in raw mode.
-fn open_pty() -> Result<(OwnedFd, OwnedFd), Failed> {
-    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open with a local
-    // buffer; each descriptor is owned right after it is created.
-    unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if m < 0 {
-            return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()).into());
-        }
-        let master = OwnedFd::from_raw_fd(m);
-        let mut name = [0 as libc::c_char; 128];
-        if libc::grantpt(m) != 0
-            || libc::unlockpt(m) != 0
-            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
-        {
-            return Err(format!("pty: {}", std::io::Error::last_os_error()).into());
-        }
-        let sl = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if sl < 0 {
-            return Err(format!("open the pty: {}", std::io::Error::last_os_error()).into());
-        }
-        let slave = OwnedFd::from_raw_fd(sl);
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(sl, &mut t) != 0 {
-            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()).into());
-        }
-        libc::cfmakeraw(&mut t);
-        if libc::tcsetattr(sl, libc::TCSANOW, &t) != 0 {
-            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()).into());
-        }
-        Ok((master, slave))
-    }
 }
 
 /// Whether the terminal has input waiting, within `wait`.

@@ -2,7 +2,6 @@
 //! where hooks and programs record what they see, checks on that record and
 //! on antimony's error line, and antimony run in the background.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
@@ -139,17 +138,6 @@ pub fn error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Reads a pipe to its end in a thread.
-pub fn reader(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = r.read_to_end(&mut buf);
-        let _ = tx.send(buf);
-    });
-    rx
 }
 
 /// Sends a signal to a child this test started and has not reaped.

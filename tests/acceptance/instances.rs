@@ -342,26 +342,6 @@ fn status_field(pid: &str, key: &str) -> Option<String> {
         })
 }
 
-/// The probe's one line, if it printed exactly one.
-fn line(out: &Output) -> Result<&str, Failed> {
-    let mut lines = out.stdout.lines();
-    match (lines.next(), lines.next()) {
-        (Some(l), None) => Ok(l),
-        _ => Err(format!("the probe did not print exactly one line: {}", out.show()).into()),
-    }
-}
-
-/// The attempt was refused: exit 0, `BLOCKED …`, nothing on stderr.
-fn blocked(what: &str, out: &Output) -> Result<String, Failed> {
-    let l = line(out)?;
-    ensure!(
-        out.code() == Some(0) && l.starts_with("BLOCKED ") && out.stderr.is_empty(),
-        "{what}: not blocked: {}",
-        out.show()
-    );
-    Ok(l.to_string())
-}
-
 /// Like `blocked`, for a run antimony may warn about.
 fn blocked_warned(what: &str, out: &Output) -> Result<String, Failed> {
     let l = line(out)?;
@@ -373,17 +353,6 @@ fn blocked_warned(what: &str, out: &Output) -> Result<String, Failed> {
                 .lines()
                 .all(|w| w.starts_with("antimony: warning: ")),
         "{what}: not blocked: {}",
-        out.show()
-    );
-    Ok(l.to_string())
-}
-
-/// The attempt succeeded (the controls): exit 1, `ESCAPED …`.
-fn escaped(what: &str, out: &Output) -> Result<String, Failed> {
-    let l = line(out)?;
-    ensure!(
-        out.code() == Some(1) && l.starts_with("ESCAPED "),
-        "{what}: expected to succeed: {}",
         out.show()
     );
     Ok(l.to_string())
@@ -411,44 +380,6 @@ fn refused(what: &str, out: &Output, words: &[&str]) -> Result<(), Failed> {
 fn unique(s: &Scratch, what: &str) -> String {
     let t = s.dir.file_name().unwrap_or_default().to_string_lossy();
     format!("antimony-{what}-{}-{t}", std::process::id())
-}
-
-/// Runs a command with this stdin (a descriptor, a terminal…), killed at
-/// the time limit.
-fn run_with_stdin(mut run: Run, stdin: Stdio) -> Output {
-    run.cmd
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = run.cmd.spawn().expect("spawn");
-    // The parent's copy of the stdin descriptor is dropped with `run`.
-    drop(run.cmd);
-    let out = reader(child.stdout.take().unwrap());
-    let err = reader(child.stderr.take().unwrap());
-    let deadline = Instant::now() + run.timeout;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            let _ = child.kill();
-            break child.wait().expect("wait");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let text = |rx: mpsc::Receiver<Vec<u8>>| {
-        rx.recv_timeout(Duration::from_secs(10))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
-    Output {
-        status,
-        stdout: text(out),
-        stderr: text(err),
-        timed_out,
-    }
 }
 
 /// Live host processes in the PID namespace `ns` whose command line is
@@ -841,18 +772,19 @@ fn enter_landlock_stdin(who: Who) -> TestResult {
     let target = format!("/proc/self/fd/0/{name}");
     let dir = || std::fs::File::open(&outside).map(Stdio::from);
 
-    let control = run_with_stdin(
-        f.s.command(&world().probe).args(["write", &target]),
-        dir().map_err(|e| e.to_string())?,
-    );
+    let control =
+        f.s.command(&world().probe)
+            .args(["write", &target])
+            .stdin_from(dir().map_err(|e| e.to_string())?)
+            .run();
     escaped("write through a folder descriptor on the host", &control)?;
     ensure!(outside.join(&name).exists(), "control: nothing written");
     std::fs::remove_file(outside.join(&name)).map_err(|e| e.to_string())?;
 
-    let out = run_with_stdin(
-        f.enter(&inst.id, &["/probe", "write", &target]),
-        dir().map_err(|e| e.to_string())?,
-    );
+    let out = f
+        .enter(&inst.id, &["/probe", "write", &target])
+        .stdin_from(dir().map_err(|e| e.to_string())?)
+        .run();
     let l = blocked(&format!("write {target}"), &out)?;
     ensure!(l.ends_with("EACCES"), "not refused by Landlock: {l}");
     ensure!(
@@ -1045,43 +977,6 @@ fn enter_escape_network(who: Who) -> TestResult {
     pass()
 }
 
-/// A pseudo-terminal pair, both ends close-on-exec; the slave in raw mode.
-fn open_pty() -> Result<(OwnedFd, OwnedFd), Failed> {
-    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open with a local
-    // buffer; each descriptor is owned right after it is created.
-    unsafe {
-        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if m < 0 {
-            return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()).into());
-        }
-        let master = OwnedFd::from_raw_fd(m);
-        let mut name = [0 as libc::c_char; 128];
-        if libc::grantpt(m) != 0
-            || libc::unlockpt(m) != 0
-            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
-        {
-            return Err(format!("pty: {}", std::io::Error::last_os_error()).into());
-        }
-        let sl = libc::open(
-            name.as_ptr(),
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        );
-        if sl < 0 {
-            return Err(format!("open the pty: {}", std::io::Error::last_os_error()).into());
-        }
-        let slave = OwnedFd::from_raw_fd(sl);
-        let mut t: libc::termios = std::mem::zeroed();
-        if libc::tcgetattr(sl, &mut t) != 0 {
-            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()).into());
-        }
-        libc::cfmakeraw(&mut t);
-        if libc::tcsetattr(sl, libc::TCSANOW, &t) != 0 {
-            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()).into());
-        }
-        Ok((master, slave))
-    }
-}
-
 /// What the terminal has waiting for its reader (discarded).
 fn drain(fd: &OwnedFd) -> Vec<u8> {
     let mut got = Vec::new();
@@ -1114,7 +1009,7 @@ fn enter_escape_terminal(who: Who) -> TestResult {
     let (master, slave) = open_pty()?;
     for sub in ["tiocsti", "tioclinux"] {
         let stdin = Stdio::from(slave.try_clone().map_err(|e| format!("dup: {e}"))?);
-        let out = run_with_stdin(f.enter(&inst.id, &["/probe", sub]), stdin);
+        let out = f.enter(&inst.id, &["/probe", sub]).stdin_from(stdin).run();
         let l = blocked(sub, &out)?;
         ensure!(
             sub != "tiocsti" || l.contains("TIOCSCTTY ok"),

@@ -21,8 +21,8 @@ use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 pub use libtest_mimic::{Completion, Failed, Trial};
@@ -291,7 +291,7 @@ impl Scratch {
         Run {
             cmd,
             timeout: Duration::from_secs(60),
-            stdin: None,
+            stdin: Input::Null,
         }
     }
 
@@ -302,7 +302,7 @@ impl Scratch {
         Run {
             cmd,
             timeout: Duration::from_secs(60),
-            stdin: None,
+            stdin: Input::Null,
         }
     }
 
@@ -346,7 +346,15 @@ impl Drop for Scratch {
 pub struct Run {
     pub cmd: Command,
     pub timeout: Duration,
-    stdin: Option<Vec<u8>>,
+    stdin: Input,
+}
+
+/// What a command reads: nothing, bytes antimony writes to it, or a
+/// descriptor (a terminal, a file) the test hands over.
+enum Input {
+    Null,
+    Data(Vec<u8>),
+    From(Stdio),
 }
 
 #[derive(Debug)]
@@ -403,7 +411,13 @@ impl Run {
     }
 
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Run {
-        self.stdin = Some(data.into());
+        self.stdin = Input::Data(data.into());
+        self
+    }
+
+    /// Stdin from this descriptor (a terminal, a file…).
+    pub fn stdin_from(mut self, stdin: Stdio) -> Run {
+        self.stdin = Input::From(stdin);
         self
     }
 
@@ -421,36 +435,31 @@ impl Run {
         self.cmd.spawn().expect("spawn")
     }
 
-    /// Runs to completion (killed with SIGKILL at the time limit).
+    /// Runs to completion (killed with SIGKILL at the time limit); the
+    /// output is what arrived by then (a process that keeps the pipes open
+    /// after the command's exit does not hang the test).
     pub fn run(mut self) -> Output {
+        let (stdin, data) = match std::mem::replace(&mut self.stdin, Input::Null) {
+            Input::Null => (Stdio::null(), None),
+            Input::Data(d) => (Stdio::piped(), Some(d)),
+            Input::From(s) => (s, None),
+        };
         self.cmd
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = self.cmd.spawn().expect("spawn");
-        if let Some(data) = self.stdin.take() {
+        // The Command's copy of a handed-over stdin closes here.
+        self.cmd.stdin(Stdio::null());
+        if let Some(data) = data {
             let mut stdin = child.stdin.take().unwrap();
             std::thread::spawn(move || {
                 use std::io::Write;
                 let _ = stdin.write_all(&data);
             });
         }
-        let mut out = child.stdout.take().unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let t_out = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = out.read_to_end(&mut s);
-            s
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut s = Vec::new();
-            let _ = err.read_to_end(&mut s);
-            s
-        });
+        let out = reader(child.stdout.take().unwrap());
+        let err = reader(child.stderr.take().unwrap());
         let deadline = Instant::now() + self.timeout;
         let mut timed_out = false;
         let status = loop {
@@ -464,10 +473,15 @@ impl Run {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        let text = |rx: mpsc::Receiver<Vec<u8>>| {
+            rx.recv_timeout(Duration::from_secs(10))
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default()
+        };
         Output {
             status,
-            stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
-            stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+            stdout: text(out),
+            stderr: text(err),
             timed_out,
         }
     }
@@ -501,4 +515,86 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// The path of a file relative to the scratch's home as a string.
 pub fn s(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// A pseudo-terminal pair, both ends close-on-exec; the slave in raw mode.
+pub fn open_pty() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Failed> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r/open with a local
+    // buffer; each descriptor is owned right after it is created.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(format!("posix_openpt: {}", std::io::Error::last_os_error()).into());
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        let mut name = [0 as libc::c_char; 128];
+        if libc::grantpt(m) != 0
+            || libc::unlockpt(m) != 0
+            || libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0
+        {
+            return Err(format!("pty: {}", std::io::Error::last_os_error()).into());
+        }
+        let sl = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if sl < 0 {
+            return Err(format!("open the pty: {}", std::io::Error::last_os_error()).into());
+        }
+        let slave = OwnedFd::from_raw_fd(sl);
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(sl, &mut t) != 0 {
+            return Err(format!("tcgetattr: {}", std::io::Error::last_os_error()).into());
+        }
+        libc::cfmakeraw(&mut t);
+        if libc::tcsetattr(sl, libc::TCSANOW, &t) != 0 {
+            return Err(format!("tcsetattr: {}", std::io::Error::last_os_error()).into());
+        }
+        Ok((master, slave))
+    }
+}
+
+// ---- the escape probe's verdicts (tests/probe)
+
+/// The probe's one line, if it printed exactly one.
+pub fn line(out: &Output) -> Result<&str, Failed> {
+    let mut lines = out.stdout.lines();
+    match (lines.next(), lines.next()) {
+        (Some(l), None) => Ok(l),
+        _ => Err(format!("the probe did not print exactly one line: {}", out.show()).into()),
+    }
+}
+
+/// The attempt was refused: exit 0, `BLOCKED …`, nothing on stderr.
+pub fn blocked(what: &str, out: &Output) -> Result<String, Failed> {
+    let l = line(out)?;
+    ensure!(
+        out.code() == Some(0) && l.starts_with("BLOCKED ") && out.stderr.is_empty(),
+        "{what}: not blocked: {}",
+        out.show()
+    );
+    Ok(l.to_string())
+}
+
+/// The attempt succeeded (the controls): exit 1, `ESCAPED …`.
+pub fn escaped(what: &str, out: &Output) -> Result<String, Failed> {
+    let l = line(out)?;
+    ensure!(
+        out.code() == Some(1) && l.starts_with("ESCAPED "),
+        "{what}: expected to succeed: {}",
+        out.show()
+    );
+    Ok(l.to_string())
+}
+
+/// Reads a pipe to its end in a thread.
+pub fn reader(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        let _ = tx.send(buf);
+    });
+    rx
 }
