@@ -122,11 +122,46 @@ fn positioned(msg: &str) -> bool {
     false
 }
 
+/// What each test thread is loading, and since when: a watchdog reads it.
+type Loading = std::collections::HashMap<std::thread::ThreadId, (Instant, Vec<u8>)>;
+static CURRENT: std::sync::Mutex<Option<Loading>> = std::sync::Mutex::new(None);
+
+/// A load that never returns would stall the suite until CI's own limit:
+/// after 30 s on one input, the watchdog prints the input and aborts the
+/// test binary (a failure).
+fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+                for (since, data) in current.iter().flat_map(|m| m.values()) {
+                    if since.elapsed() > Duration::from_secs(30) {
+                        eprintln!("hung on {:?}", String::from_utf8_lossy(data));
+                        std::process::abort();
+                    }
+                }
+            }
+        });
+    });
+}
+
 /// Loads one input and checks the contract.
 fn check(data: &[u8]) -> Result<(), String> {
+    watchdog();
+    let me = std::thread::current().id();
+    CURRENT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(me, (Instant::now(), data.to_vec()));
     let start = Instant::now();
     let result = std::panic::catch_unwind(|| antimony::profile::fuzz_error(data));
     let took = start.elapsed();
+    if let Some(m) = CURRENT.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        m.remove(&me);
+    }
     match result {
         Err(_) => Err(format!("panicked on {:?}", String::from_utf8_lossy(data))),
         Ok(_) if took > Duration::from_secs(2) => Err(format!(

@@ -152,8 +152,9 @@ impl Searcher {
         let file = format!("{name}.toml");
         for (dir, user) in [(&self.user, true), (&self.system, false)] {
             let path = dir.join(&file);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let text = decode(&path, bytes)?;
                     let origin = if user {
                         Origin::User(path)
                     } else {
@@ -238,10 +239,11 @@ impl Searcher {
 
 /// Reads a profile named by path; its name is the file's stem.
 pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ProfileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    let text = decode(path, bytes)?;
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -251,5 +253,18 @@ pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
         name,
         origin: Origin::File(path.to_path_buf()),
         text: Cow::Owned(text),
+    })
+}
+
+/// A profile file's text: UTF-8, or an error at the first byte that is not.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, ProfileError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        // The prefix is UTF-8 by definition.
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        ProfileError::Invalid {
+            at: super::Location::at(&path.display().to_string(), text, text.len()),
+            message: "not UTF-8 text (a profile is a UTF-8 TOML file)".into(),
+        }
     })
 }

@@ -90,14 +90,17 @@ pub enum ProfileError {
 /// the property tests' entry point): validation, inheritance from the
 /// shipped profiles, then `show` and re-loading what `show` printed, which
 /// must give the same profile. Returns the error message for invalid input
-/// (`None` for a valid profile or bytes that are not UTF-8); panics only on
-/// a bug.
+/// (`None` for a valid profile); panics only on a bug.
 pub fn fuzz_error(data: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(data).ok()?;
+    let path = std::path::Path::new("/nonexistent/fuzz.toml");
+    let text = match load::decode(path, data.to_vec()) {
+        Ok(text) => text,
+        Err(e) => return Some(e.to_string()),
+    };
     let source = Source {
         name: "fuzz".into(),
-        origin: Origin::File("/nonexistent/fuzz.toml".into()),
-        text: text.to_string().into(),
+        origin: Origin::File(path.into()),
+        text: text.clone().into(),
     };
     let searcher = Searcher::with_dirs(
         "/nonexistent/antimony-fuzz/user".into(),
@@ -129,7 +132,7 @@ pub fn fuzz_error(data: &[u8]) -> Option<String> {
 
 /// `fuzz_error`, as "was it valid".
 pub fn fuzz_one(data: &[u8]) -> bool {
-    std::str::from_utf8(data).is_ok() && fuzz_error(data).is_none()
+    fuzz_error(data).is_none()
 }
 
 /// Whether a command-line argument names a profile file rather than a profile:
@@ -160,6 +163,20 @@ mod tests {
         let l = Location::at("f", text, second);
         assert_eq!((l.line, l.column), (2, 4));
         assert_eq!(l.to_string(), "f:2:4");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_a_positioned_error() {
+        let e = load::decode(
+            std::path::Path::new("/p.toml"),
+            b"a = 1\nb = \"\xe9\"\n".to_vec(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/p.toml:2:6: not UTF-8 text (a profile is a UTF-8 TOML file)"
+        );
+        assert!(fuzz_error(b"\xff").is_some_and(|m| m.contains(":1:1:")));
     }
 
     #[test]
