@@ -362,6 +362,12 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         env.sort();
     }
 
+    if x11_is_the_display(&mounts, &env) {
+        warnings.push(
+            "the display is X11, which cannot isolate input: the program can log your keystrokes, read and control other windows (prefer Wayland: inherit with-wayland only)".into(),
+        );
+    }
+
     // The working directory: the profile's, else where antimony was started
     // if that place is the same inside, else the home.
     let cwd = match &profile.dir {
@@ -615,6 +621,17 @@ fn masked(path: &Path, mounts: &[Mount]) -> bool {
     mounts
         .iter()
         .any(|m| matches!(m.op, Op::Mask) && path.starts_with(&m.dest))
+}
+
+/// The sandbox reaches an X server (its socket folder is bound and exists,
+/// DISPLAY is set) and no Wayland compositor: X11 is how it displays.
+fn x11_is_the_display(mounts: &[Mount], env: &[(OsString, OsString)]) -> bool {
+    let set = |k: &str| env.iter().any(|(n, v)| n == k && !v.is_empty());
+    let socket = mounts.iter().any(|m| {
+        m.dest == Path::new("/tmp/.X11-unix")
+            && matches!(&m.op, Op::Bind { source, .. } if source.exists())
+    });
+    socket && set("DISPLAY") && !set("WAYLAND_DISPLAY")
 }
 
 fn environment(
