@@ -59,7 +59,7 @@ pub enum InstanceError {
     },
     #[error("instance {id}: {why}; refused")]
     Untrusted { id: String, why: String },
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::error::io_text(.source))]
     Io {
         context: String,
         #[source]
@@ -374,7 +374,7 @@ fn older_than(dir: &Path, age: Duration) -> bool {
 pub fn registry_problem(host: &Host) -> Option<String> {
     let base = registry(host);
     match check_registry(&base, host.uid) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(e.to_string()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(crate::error::io_text(&e)),
         _ => None,
     }
 }

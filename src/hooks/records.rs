@@ -104,8 +104,13 @@ pub fn write(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
         record.instance
     );
     let temp = dir.join(format!(".{name}.tmp"));
-    std::fs::write(&temp, serde_json::to_vec_pretty(record).unwrap_or_default())?;
-    std::fs::rename(&temp, dir.join(&name))?;
+    let written = std::fs::write(&temp, serde_json::to_vec_pretty(record).unwrap_or_default())
+        .and_then(|()| std::fs::rename(&temp, dir.join(&name)));
+    if let Err(e) = written {
+        // A full disk: no part-written record is left behind.
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
     // Listing the folder costs more than the record: about one run in
     // sixteen prunes (which one is random, the run's id).
     if record.instance.starts_with('0') {

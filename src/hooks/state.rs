@@ -89,10 +89,17 @@ impl StateStore {
         }
         let path = self.dir.join(format!("{key}.json"));
         let temp = self.dir.join(format!(".{key}.json.{}", std::process::id()));
-        let mut f = File::create(&temp)?;
-        f.write_all(&serde_json::to_vec_pretty(&Value::Object(state)).unwrap_or_default())?;
-        f.sync_all()?;
-        std::fs::rename(&temp, &path)
+        let written = File::create(&temp).and_then(|mut f| {
+            f.write_all(&serde_json::to_vec_pretty(&Value::Object(state)).unwrap_or_default())?;
+            f.sync_all()?;
+            std::fs::rename(&temp, &path)
+        });
+        // A full disk: the state before stays whole, and no part-written
+        // copy is left next to it.
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written
     }
 }
 

@@ -173,7 +173,7 @@ impl Task {
             let e = std::io::Error::last_os_error();
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("pidfd_open: {e}"));
+            return Err(format!("pidfd_open: {}", crate::error::io_text(&e)));
         }
         // SAFETY: the kernel just returned this descriptor.
         let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
@@ -221,7 +221,7 @@ impl Task {
         cwd: &[u8],
         input: Option<Vec<u8>>,
     ) -> Result<Task, String> {
-        let err = |e: std::io::Error| e.to_string();
+        let err = |e: std::io::Error| crate::error::io_text(&e);
         let (out_r, out_w) = pipe().map_err(err)?;
         let (err_r, err_w) = pipe().map_err(err)?;
         let (in_child, in_ours) = match &input {

@@ -516,7 +516,10 @@ impl Run<'_> {
             hooks: std::mem::take(&mut self.records),
         };
         if let Err(e) = records::write(&records::runs_dir(&self.host.state_home), &record) {
-            self.storage_warning(format!("the run record was not written: {e}"));
+            self.storage_warning(format!(
+                "the run record was not written: {}",
+                crate::error::io_text(&e)
+            ));
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
@@ -584,7 +587,10 @@ impl Run<'_> {
             match self.store.lock(&ph.state_key) {
                 Ok(l) => Some(l),
                 Err(e) => {
-                    self.storage_warning(format!("hook state is not kept: {e}"));
+                    self.storage_warning(format!(
+                        "hook state is not kept: {}",
+                        crate::error::io_text(&e)
+                    ));
                     None
                 }
             }
@@ -712,7 +718,10 @@ impl Run<'_> {
                 };
                 let applied = lock.and_then(|_l| self.store.apply(&ph.state_key, change));
                 if let Err(e) = applied {
-                    self.storage_warning(format!("hook state is not kept: {e}"));
+                    self.storage_warning(format!(
+                        "hook state is not kept: {}",
+                        crate::error::io_text(&e)
+                    ));
                 }
             }
         }
@@ -893,7 +902,8 @@ impl Run<'_> {
                 {
                     Ok(s) => self.server = Some(s),
                     Err(e) => self.warnings.push(format!(
-                        "this instance cannot be listed, entered or stopped by antimony (its record: {e})"
+                        "this instance cannot be listed, entered or stopped by antimony (its record: {})",
+                        crate::error::io_text(&e)
                     )),
                 }
                 if let (Some(s), Some(pid)) = (&self.status, self.program_pid) {

@@ -56,7 +56,7 @@ impl fmt::Display for Location {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {}: {source}", path.display())]
+    #[error("cannot read profile {}: {}", path.display(), crate::error::io_text(.source))]
     Read {
         path: PathBuf,
         #[source]
