@@ -126,8 +126,10 @@ fn usage_errors() -> TestResult {
     pass()
 }
 
-/// Each bad profile: the expected message, at the expected `line:column`,
-/// and the marker a valid pre-hook would have written is not there.
+/// Each bad profile: one line, `antimony: error: FILE:LINE:COLUMN: …`
+/// with the expected message, and the marker a valid pre-hook would have
+/// written is not there. The control: the same hook in a valid profile
+/// does write it.
 fn bad_profiles(who: Who) -> TestResult {
     let s = scratch!(who);
     let marker = s.path("home/marker");
@@ -135,6 +137,15 @@ fn bad_profiles(who: Who) -> TestResult {
         "[[hooks.pre]]\npath = \"/usr/bin/touch\"\narguments = [\"{}\"]\n",
         marker.display()
     );
+    s.profile("valid", &format!("inherits = [\"sh\"]\n{hook}"));
+    let out = s.antimony(["run", "valid", "--", "-c", "true"]).run();
+    ensure!(out.code() == Some(0), "valid: {}", out.show());
+    ensure!(
+        marker.exists(),
+        "valid: the pre-hook wrote no marker, so its absence proves nothing: {}",
+        out.show()
+    );
+    std::fs::remove_file(&marker).map_err(|e| format!("remove the marker: {e}"))?;
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "syntax",
@@ -186,10 +197,11 @@ fn bad_profiles(who: Who) -> TestResult {
         ensure!(out.code() == Some(125), "{name}: {}", out.show());
         let line = out.stderr.lines().next().unwrap_or_default();
         ensure!(
-            out.stderr.lines().count() == 1 || *name == "syntax",
-            "{name}: more than one line: {}",
+            out.stderr.lines().count() == 1,
+            "{name}: not one line: {}",
             out.show()
         );
+        ensure!(!out.stderr.contains("panicked"), "{name}: {}", out.show());
         ensure!(
             line.starts_with("antimony: error: "),
             "{name}: {}",
@@ -205,6 +217,13 @@ fn bad_profiles(who: Who) -> TestResult {
             "{name}: not at {position}: {}",
             out.show()
         );
+        // FILE:LINE:COLUMN as one piece, right before the message.
+        let at = if name.starts_with("cycle") {
+            format!("/{position}: ")
+        } else {
+            format!("/{name}.toml:{position}: ")
+        };
+        ensure!(line.contains(&at), "{name}: no `…{at}`: {}", out.show());
         ensure!(
             out.stderr.contains(message),
             "{name}: no `{message}`: {}",
@@ -213,6 +232,11 @@ fn bad_profiles(who: Who) -> TestResult {
         ensure!(!marker.exists(), "{name}: a hook ran");
         let check = s.antimony(["check", name]).run();
         ensure!(check.code() == Some(125), "check {name}: {}", check.show());
+        ensure!(
+            check.stderr.lines().count() == 1 && check.stderr.starts_with(line),
+            "check {name}: not the same one line as run's: {}",
+            check.show()
+        );
     }
     pass()
 }

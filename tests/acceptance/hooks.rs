@@ -22,6 +22,10 @@ pub fn tests() -> Vec<Trial> {
         attached_hooks,
     ));
     t.extend(both(
+        "hooks::attached_hooks_get_the_default_grace_of_3_seconds",
+        attached_default_grace,
+    ));
+    t.extend(both(
         "hooks::two_unnamed_attached_hooks_are_two_hooks",
         two_unnamed_attached,
     ));
@@ -108,6 +112,27 @@ while :; do sleep 0.05; done
 '''
 "#;
 
+// An attached hook that notes its SIGTERM (the time in `stubborn-term.time`)
+// and ignores it: it then notes that it is still alive at every turn of its
+// loop (`stubborn-alive.times`), until the SIGKILL. SIGTERM goes to the
+// hook's process group, so the `sleep` dies with it and the trap runs at once.
+const STUBBORN: &str = r#"
+[[hooks.pre]]
+name = "stubborn"
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'echo "$EPOCHREALTIME" > @OUT@/stubborn-term.time; echo stubborn-term >> @OUT@/log; got=1; termed=1' TERM
+echo $$ > @OUT@/stubborn.pid
+echo stubborn-start >> @OUT@/log
+while :; do
+    if [ -n "$got" ]; then echo stubborn-alive-after-term >> @OUT@/log; got=; fi
+    if [ -n "$termed" ]; then echo "$EPOCHREALTIME" >> @OUT@/stubborn-alive.times; fi
+    sleep 0.05
+done
+'''
+"#;
+
 // ---------------------------------------------------------------- rule 1
 
 /// A slow first hook finishes before the second starts; every pre-hook
@@ -178,12 +203,14 @@ arguments = ["a b", "$(id)"]
 
 /// The program sees attached hooks running; when it exits, a hook that
 /// traps SIGTERM ends on it, one that ignores it is alive after it and then
-/// SIGKILLed after the grace; only then do the post-hooks run.
+/// SIGKILLed after the grace (`grace = 1`: no earlier than 0.9 s after its
+/// SIGTERM); only then do the post-hooks run.
 fn attached_hooks(who: Who) -> TestResult {
     let f = fixture!(who);
     f.profile(
         "attached",
-        r#"
+        &format!(
+            r#"
 inherits = ["sh"]
 
 [hooks]
@@ -200,20 +227,7 @@ echo polite-start >> @OUT@/log
 while :; do sleep 0.05; done
 '''
 
-[[hooks.pre]]
-name = "stubborn"
-attach = true
-content = '''
-exec 2>/dev/null
-trap 'echo stubborn-term >> @OUT@/log; got=1' TERM
-echo $$ > @OUT@/stubborn.pid
-echo stubborn-start >> @OUT@/log
-while :; do
-    if [ -n "$got" ]; then echo stubborn-alive-after-term >> @OUT@/log; got=; fi
-    sleep 0.05
-done
-'''
-
+{STUBBORN}
 [[hooks.pre]]
 name = "blocking"
 content = "echo blocking >> @OUT@/log"
@@ -221,6 +235,7 @@ content = "echo blocking >> @OUT@/log"
 [[hooks.post]]
 name = "after"
 content = '''
+echo "$EPOCHREALTIME" > @OUT@/post.time
 for h in polite stubborn; do
     if kill -0 "$(cat @OUT@/$h.pid)" 2>/dev/null; then
         echo "post-sees-$h-alive" >> @OUT@/log
@@ -229,7 +244,8 @@ for h in polite stubborn; do
     fi
 done
 '''
-"#,
+"#
+        ),
     );
     let out = f
         .run(
@@ -260,6 +276,110 @@ echo program-saw-both >> @OUT@/log"#,
         let pid = pid_in(&f, h).ok_or(format!("no {h}"))?;
         ensure!(!alive(pid), "{h} {pid} is still alive");
     }
+    grace_kept(&f, 1.0)
+}
+
+/// Without `grace` in the profile (nor in what it inherits), an attached
+/// hook that ignores SIGTERM gets the documented default of 3 seconds
+/// (`Default: 3.` in man/antimony-profile.5) before its SIGKILL.
+fn attached_default_grace(who: Who) -> TestResult {
+    const DOCUMENTED: f64 = 3.0;
+    let code = antimony::profile::model::DEFAULT_GRACE.as_secs_f64();
+    ensure!(
+        code == DOCUMENTED,
+        "DEFAULT_GRACE is {code} s, the man page says {DOCUMENTED}"
+    );
+    let f = fixture!(who);
+    f.profile(
+        "defaultgrace",
+        &format!(
+            r#"
+inherits = ["sh"]
+{STUBBORN}
+[[hooks.post]]
+name = "after"
+content = '''
+echo "$EPOCHREALTIME" > @OUT@/post.time
+if kill -0 "$(cat @OUT@/stubborn.pid)" 2>/dev/null; then
+    echo post-sees-stubborn-alive >> @OUT@/log
+else
+    echo post-sees-stubborn-gone >> @OUT@/log
+fi
+'''
+"#
+        ),
+    );
+    let shown = f.s.antimony(["show", "defaultgrace"]).run();
+    ensure!(
+        shown.code() == Some(0) && !shown.stdout.lines().any(|l| l.starts_with("grace")),
+        "the profile sets a grace after all: {}",
+        shown.show()
+    );
+    let out = f
+        .run(
+            "defaultgrace",
+            r#"n=0
+until grep -qsx stubborn-start @OUT@/log; do
+    n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
+done
+echo program >> @OUT@/log"#,
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(out.stderr.is_empty(), "{}", out.show());
+    in_order(
+        &f.log(),
+        &[
+            "stubborn-start",
+            "program",
+            "stubborn-term",
+            "stubborn-alive-after-term",
+            "post-sees-stubborn-gone",
+        ],
+    )?;
+    let pid = pid_in(&f, "stubborn.pid").ok_or("no stubborn.pid")?;
+    ensure!(!alive(pid), "the stubborn hook {pid} is still alive");
+    grace_kept(&f, DOCUMENTED)
+}
+
+/// A Unix time `$EPOCHREALTIME` wrote (bash's clock, read without a fork,
+/// so that the record lags the event by as little as possible).
+fn time_in(f: &Fixture, rel: &str) -> Result<f64, String> {
+    let text = f.read(rel);
+    text.trim()
+        .replace(',', ".")
+        .parse()
+        .map_err(|_| format!("no time in {rel}: {text:?}"))
+}
+
+/// The SIGKILL of [`STUBBORN`] came no earlier than `grace` seconds (less
+/// 0.1 s of slack) after its SIGTERM: the post-hooks, which run only after
+/// the SIGKILL, start that late, and the hook itself was still alive most
+/// of that time (its last sign of life lags its death by up to one turn of
+/// its loop, hence the wider slack there). Lower bounds only: a slow
+/// machine makes every interval longer, never shorter.
+fn grace_kept(f: &Fixture, grace: f64) -> TestResult {
+    let term = time_in(f, "stubborn-term.time")?;
+    let post = time_in(f, "post.time")?;
+    let waited = post - term >= grace - 0.1;
+    ensure!(
+        waited,
+        "the post-hooks ran {:.3} s after the stubborn hook's SIGTERM, \
+         before its grace of {grace} s was over",
+        post - term
+    );
+    let last_alive = f
+        .lines("stubborn-alive.times")
+        .iter()
+        .filter_map(|l| l.replace(',', ".").parse::<f64>().ok())
+        .fold(f64::NAN, f64::max);
+    let lived = last_alive - term >= grace - 0.25;
+    ensure!(
+        lived,
+        "the stubborn hook was last alive {:.3} s after its SIGTERM: \
+         SIGKILLed before its grace of {grace} s was over",
+        last_alive - term
+    );
     pass()
 }
 

@@ -5,7 +5,10 @@
 //!   rewrites the files instead.
 //! - Every key of the profile format, found by walking the raw serde structs
 //!   with a recording `Deserializer`, and every value of its enums, must be
-//!   documented in the hand-written `man/antimony-profile.5`.
+//!   documented in the hand-written `man/antimony-profile.5`; and the other
+//!   way round, every key that page documents exists in those structs.
+//! - Every TOML example of `man/antimony-profile.5` passes `antimony check`
+//!   (see [`profile_page_examples_are_valid`] for which examples and how).
 //! - Every subcommand has a page, and `antimony.1` names it.
 //! - The pages render without warnings (`groff -ww -z`).
 
@@ -29,6 +32,14 @@ pub fn tests() -> Vec<Trial> {
         case(
             "man::every_profile_key_is_documented",
             every_profile_key_is_documented,
+        ),
+        case(
+            "man::every_documented_key_exists",
+            every_documented_key_exists,
+        ),
+        case(
+            "man::profile_page_examples_are_valid",
+            profile_page_examples_are_valid,
         ),
         case(
             "man::every_subcommand_has_a_page",
@@ -624,4 +635,534 @@ fn pages_render_without_warnings() -> TestResult {
         problems.join("\n")
     );
     pass()
+}
+
+// ---------------------------------------------------------------------------
+// The other way round: what the page documents as a key exists.
+
+/// A `.TP` (or `.TQ`) paragraph tag in the `KEYS` section of the profile
+/// page: the `.SS` heading it is under, its `.RS` depth, its line number.
+struct Tag<'a> {
+    heading: &'a str,
+    depth: usize,
+    line: usize,
+    text: &'a str,
+}
+
+/// The `.SS` headings of the page's `KEYS` section (in order) and every
+/// paragraph tag in it.
+fn keys_section(page: &str) -> (Vec<&str>, Vec<Tag<'_>>) {
+    let (mut headings, mut tags) = (Vec::new(), Vec::new());
+    let (mut in_keys, mut heading, mut depth, mut tagging) = (false, "", 0usize, false);
+    for (i, l) in page.lines().enumerate() {
+        if let Some(sh) = l.strip_prefix(".SH ") {
+            in_keys = sh.trim().trim_matches('"') == "KEYS";
+            continue;
+        }
+        if !in_keys {
+            continue;
+        }
+        if let Some(ss) = l.strip_prefix(".SS ") {
+            heading = ss.trim().trim_matches('"');
+            headings.push(heading);
+            depth = 0;
+        } else if l.starts_with(".RS") {
+            depth += 1;
+        } else if l.starts_with(".RE") {
+            depth = depth.saturating_sub(1);
+        } else if tagging {
+            tags.push(Tag {
+                heading,
+                depth,
+                line: i + 1,
+                text: l,
+            });
+        }
+        tagging = matches!(l.trim_end(), ".TP" | ".TQ");
+    }
+    (headings, tags)
+}
+
+/// The table paths a `KEYS` heading documents: `Top-level keys` is the top
+/// (`""`), `[home]` is `home`, `[[hooks.pre]], [[hooks.started]] …` are
+/// `hooks.pre`, `hooks.started`, ….
+fn heading_tables(heading: &str) -> Vec<String> {
+    if heading.starts_with("Top-level keys") {
+        return vec![String::new()];
+    }
+    heading
+        .split(['[', ']'])
+        .filter(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// The key a tag names: `\fBKEY\fR = …`, `.B KEY`, `.BR KEY …`, or a table
+/// of its own, `.B [KEY]`. `None` when the tag is not a key's.
+fn tag_key(tag: &str) -> Option<&str> {
+    let word = if let Some(rest) = tag.strip_prefix("\\fB") {
+        rest.split_once("\\f")?.0
+    } else {
+        let rest = tag
+            .strip_prefix(".B ")
+            .or_else(|| tag.strip_prefix(".BR "))?;
+        rest.split_whitespace().next()?.trim_matches('"')
+    };
+    let key = word
+        .strip_prefix('[')
+        .and_then(|w| w.strip_suffix(']'))
+        .unwrap_or(word);
+    let is_key = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    is_key.then_some(key)
+}
+
+/// Every key `man/antimony-profile.5` documents (the tag of a `.TP`
+/// paragraph directly in a table's section of `KEYS`, the same place the
+/// forward check looks) is a field of that table in the raw serde structs,
+/// and every table a section is named after exists. Nested lists (`.RS`)
+/// hold values, not keys; any other tag directly in a table's section is
+/// an error, so that a key written some new way is not silently skipped.
+fn every_documented_key_exists() -> TestResult {
+    let page = read_page(PROFILE_PAGE)?;
+    let keys = profile_keys()?;
+    let (headings, tags) = keys_section(&page);
+    let mut problems = Vec::new();
+    // A table is a struct the walk found, or a free-form table
+    // (`[environment]`) that is a field of its parent.
+    let is_table = |path: &str| {
+        keys.tables.contains_key(path) || {
+            let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+            keys.tables.get(parent).is_some_and(|f| f.contains(&key))
+        }
+    };
+    for heading in &headings {
+        let tables = heading_tables(heading);
+        if tables.is_empty() {
+            problems.push(format!(
+                "section `{heading}` of KEYS names no table (`[table]` or `Top-level keys`)"
+            ));
+        }
+        for table in tables.iter().filter(|t| !is_table(t)) {
+            problems.push(format!(
+                "section `{heading}`: there is no table `[{table}]` in the profile format"
+            ));
+        }
+    }
+    let mut checked = 0;
+    for tag in tags.iter().filter(|t| t.depth == 0) {
+        let at = format!(
+            "man/{PROFILE_PAGE}:{} (section `{}`)",
+            tag.line, tag.heading
+        );
+        let Some(key) = tag_key(tag.text) else {
+            problems.push(format!("{at}: the tag `{}` is not a key", tag.text));
+            continue;
+        };
+        for table in heading_tables(tag.heading) {
+            checked += 1;
+            if !keys.tables.get(&table).is_some_and(|f| f.contains(&key)) {
+                let shown = if table.is_empty() {
+                    "the top level".to_string()
+                } else {
+                    format!("[{table}]")
+                };
+                problems.push(format!("{at}: `{key}` is not a key of {shown}"));
+            }
+        }
+    }
+    ensure!(
+        checked > 0,
+        "found no key tags in the KEYS section of man/{PROFILE_PAGE}"
+    );
+    ensure!(
+        problems.is_empty(),
+        "man/{PROFILE_PAGE} documents keys the profile format (src/profile/raw.rs) \
+         does not have:\n{}",
+        problems.join("\n")
+    );
+    pass()
+}
+
+// ---------------------------------------------------------------------------
+// The worked examples of the profile page.
+
+/// The text groff shows for a line of a roff page: escapes resolved, fonts
+/// dropped. An escape this does not know is an error, so that no example
+/// is checked in a mangled form.
+fn unescape(line: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let named = |name: &str| -> Option<&'static str> {
+            Some(match name {
+                "aq" => "'",
+                "dq" => "\"",
+                "ga" => "`",
+                "ha" => "^",
+                "ti" => "~",
+                "rs" => "\\",
+                "->" => "\u{2192}",
+                "em" => "\u{2014}",
+                "en" => "\u{2013}",
+                "bu" => "\u{2022}",
+                _ => return None,
+            })
+        };
+        match chars.next() {
+            Some('-') => out.push('-'),
+            Some('e') | Some('\\') => out.push('\\'),
+            Some('.') => out.push('.'),
+            Some(' ') | Some('~') => out.push(' '),
+            Some('&') | Some(':') | Some('%') => {}
+            Some('"') => break, // a comment to the end of the line
+            Some('(') => {
+                let name: String = chars.by_ref().take(2).collect();
+                out.push_str(named(&name).ok_or(format!("unknown escape \\({name} in `{line}`"))?);
+            }
+            Some('[') => {
+                let name: String = chars.by_ref().take_while(|&c| c != ']').collect();
+                out.push_str(named(&name).ok_or(format!("unknown escape \\[{name}] in `{line}`"))?);
+            }
+            Some('f') => match chars.next() {
+                Some('(') => {
+                    chars.by_ref().take(2).for_each(drop);
+                }
+                Some('[') => {
+                    chars.by_ref().take_while(|&c| c != ']').for_each(drop);
+                }
+                Some(_) => {}
+                None => return Err(format!("`\\f` at the end of `{line}`")),
+            },
+            other => {
+                return Err(format!(
+                    "unknown escape \\{} in `{line}`",
+                    other.map(String::from).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A no-fill block (`.nf` … `.fi`, or `.EX` … `.EE`) of the page: where it
+/// starts, the text groff shows (control lines, which start with `.` or
+/// `'`, dropped; escapes resolved), and the page's prose before it, back to
+/// the previous block.
+struct Example {
+    line: usize,
+    text: String,
+    before: String,
+}
+
+fn examples(page: &str) -> Result<Vec<Example>, String> {
+    let mut out = Vec::new();
+    let (mut current, mut before): (Option<Example>, String) = (None, String::new());
+    for (i, l) in page.lines().enumerate() {
+        let request = l.trim_end();
+        match (&mut current, request) {
+            (None, ".nf" | ".EX") => {
+                current = Some(Example {
+                    line: i + 2,
+                    text: String::new(),
+                    before: std::mem::take(&mut before),
+                });
+            }
+            (Some(_), ".fi" | ".EE") => out.extend(current.take()),
+            (Some(_), _) if l.starts_with('.') || l.starts_with('\'') => {}
+            (Some(e), _) => {
+                e.text
+                    .push_str(&unescape(l).map_err(|e| format!("line {}: {e}", i + 1))?);
+                e.text.push('\n');
+            }
+            (None, _) if l.starts_with(".\\\"") => {}
+            (None, _) => {
+                // Prose, for the file names it mentions: escapes resolved
+                // where they can be, fonts dropped.
+                before.push_str(&unescape(l).unwrap_or_else(|_| l.to_string()));
+                before.push('\n');
+            }
+        }
+    }
+    ensure!(current.is_none(), "a no-fill block is not closed");
+    Ok(out)
+}
+
+/// Whether an example is TOML rather than a terminal, a listing or JSON: its
+/// first line is a comment, a table header or `KEY = …`.
+fn is_toml(text: &str) -> bool {
+    let Some(first) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return false;
+    };
+    if first.starts_with('#') || first.starts_with("[[") {
+        return true;
+    }
+    if let Some(rest) = first.strip_prefix('[') {
+        return rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '"');
+    }
+    first.split_once('=').is_some_and(|(k, _)| {
+        let k = k.trim();
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '"'))
+    })
+}
+
+/// The `NAME` of the last `DIR/NAME.toml` in the text.
+fn last_toml_name<'t>(text: &'t str, dir: &str) -> Option<&'t str> {
+    let at = text.rfind(&format!("{dir}/"))? + dir.len() + 1;
+    let name = text[at..].split(".toml").next()?;
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'));
+    valid.then_some(name)
+}
+
+/// The top-level tables of a reusable hook's definition (`man` HOOKS,
+/// "Reusable hooks"); no profile has any of them.
+const DEFINITION_TABLES: [&str; 6] = ["hook", "pre", "started", "stopping", "post", "config"];
+
+/// Examples the page shows that are wrong as they stand: (a text only that
+/// example contains, the error `antimony check` gives for it). Each is a
+/// documentation bug to fix in the page, after which its entry here must go
+/// (the test fails while an entry no longer fails).
+const KNOWN_BAD: &[(&str, &str)] = &[(
+    // "Reusable hooks": the `backup` definition's arguments use `{home}`,
+    // which needs a persistent home, but the example that uses it has no
+    // `[home]` (the `encrypted-home` example shows its `policy`).
+    "use = \"backup\"",
+    "`{home}`: the profile has no persistent home",
+)];
+
+/// Every worked TOML example of `man/antimony-profile.5` is valid.
+///
+/// Which examples and how:
+/// - An example is a no-fill block (`.nf`/`.fi` or `.EX`/`.EE`), as groff
+///   shows it. It is TOML when its first line is a comment, a table header
+///   or `KEY = …`; the others (terminal sessions, error lines, file lists,
+///   JSON) are not checked. Every TOML example must parse.
+/// - A comment line `# …/profiles/NAME.toml` or `# …/hooks/NAME.toml`
+///   starts a file of that name; one example may hold several.
+/// - A file with a top-level `[hook]`, `[pre]`, `[started]`, `[stopping]`,
+///   `[post]` or `[config]` table is a reusable hook's definition. Without
+///   a comment naming it, its name is that of the last `hooks/NAME.toml`
+///   the page mentions before it. It is installed in the user's `hooks/`
+///   folder, and checked through the examples that `use` it: there must be
+///   one.
+/// - Every other file is a profile, or a piece of one (hooks, a table).
+///   It is installed in the user's `profiles/` folder (named by its comment,
+///   else `example-LINE`) and must pass `antimony check`, as the test's
+///   ordinary user, after all examples are installed (so `inherits` and
+///   `use` find the page's own fragments and definitions), with two
+///   changes, and only these:
+///   - a profile that names no program (no `path`, no `inherits`) and is
+///     not a fragment gets `path = "/usr/bin/true"`, since its program
+///     would be its own name, `example-LINE`;
+///   - a `path = "NAME"` this host has no program of (in
+///     /usr/local/bin:/usr/bin:/bin, the sandbox's `PATH`) becomes
+///     `/usr/bin/true`: what is installed is the host's business, not the
+///     page's.
+/// - Examples in [`KNOWN_BAD`] must fail with their error instead.
+fn profile_page_examples_are_valid() -> TestResult {
+    let page = read_page(PROFILE_PAGE)?;
+    let s = Scratch::new(Who::User).map_err(|e| format!("no scratch: {e}"));
+    let s = match s {
+        Ok(s) => s,
+        Err(e) => return skip(e),
+    };
+    let mut problems = Vec::new();
+    // (example's line, file name, text) of the profiles, and the names of
+    // the definitions.
+    let mut profiles: Vec<(usize, String, String)> = Vec::new();
+    let mut definitions: Vec<(usize, String)> = Vec::new();
+    let mut toml_examples = 0;
+    for ex in examples(&page).map_err(|e| format!("man/{PROFILE_PAGE}: {e}"))? {
+        if !is_toml(&ex.text) {
+            continue;
+        }
+        toml_examples += 1;
+        let at = format!("the example at man/{PROFILE_PAGE}:{}", ex.line);
+        // Split at the comments that name a file.
+        let mut files: Vec<(Option<String>, String)> = vec![(None, String::new())];
+        for l in ex.text.lines() {
+            let named = l.trim().strip_prefix('#').and_then(|c| {
+                ["profiles", "hooks"]
+                    .iter()
+                    .find_map(|dir| last_toml_name(c, dir).map(|n| format!("{dir}/{n}")))
+            });
+            match named {
+                Some(n) => files.push((Some(n), String::new())),
+                None => {
+                    let text = &mut files.last_mut().expect("one file at least").1;
+                    text.push_str(l);
+                    text.push('\n');
+                }
+            }
+        }
+        files.retain(|(_, text)| !text.trim().is_empty());
+        for (named, text) in files {
+            let table: toml::Table = match toml::from_str(&text) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{at} is not valid TOML: {e}\n{text}"));
+                    continue;
+                }
+            };
+            let definition = DEFINITION_TABLES
+                .iter()
+                .any(|k| table.get(*k).is_some_and(toml::Value::is_table));
+            if definition {
+                let name = match named.as_deref().and_then(|n| n.strip_prefix("hooks/")) {
+                    Some(n) => Some(n.to_string()),
+                    None if named.is_none() => {
+                        last_toml_name(&ex.before, "hooks").map(String::from)
+                    }
+                    None => None,
+                };
+                let Some(name) = name else {
+                    problems.push(format!(
+                        "{at} is a reusable hook's definition, but the page names no \
+                         hooks/NAME.toml for it"
+                    ));
+                    continue;
+                };
+                s.write(&format!("home/.config/antimony/hooks/{name}.toml"), &text);
+                definitions.push((ex.line, name));
+                continue;
+            }
+            let name = match named.as_deref().map(|n| n.strip_prefix("profiles/")) {
+                None => format!("example-{}", ex.line),
+                Some(Some(n)) => n.to_string(),
+                Some(None) => {
+                    problems.push(format!(
+                        "{at}: a profile under a hooks/ file name: {}",
+                        named.unwrap_or_default()
+                    ));
+                    continue;
+                }
+            };
+            if profiles.iter().any(|(_, n, _)| *n == name) {
+                problems.push(format!("{at}: a second profile named {name}"));
+                continue;
+            }
+            profiles.push((ex.line, name, adapt(&table, &text)));
+        }
+    }
+    ensure!(
+        toml_examples >= 10 && !profiles.is_empty() && !definitions.is_empty(),
+        "found only {toml_examples} TOML examples ({} profiles, {} definitions) in \
+         man/{PROFILE_PAGE}: is the markup still .nf/.fi?",
+        profiles.len(),
+        definitions.len()
+    );
+    for (_, name, text) in &profiles {
+        s.profile(name, text);
+    }
+    for (line, name) in &definitions {
+        let used = profiles.iter().any(|(_, _, text)| {
+            toml::from_str::<toml::Table>(text).is_ok_and(|t| uses(&t).contains(&name.as_str()))
+        });
+        if !used {
+            problems.push(format!(
+                "the reusable hook `{name}` at man/{PROFILE_PAGE}:{line} is used by no \
+                 example, so nothing checks it"
+            ));
+        }
+    }
+    let mut known_seen = vec![false; KNOWN_BAD.len()];
+    for (line, name, text) in &profiles {
+        let at = format!("the example at man/{PROFILE_PAGE}:{line}");
+        let out = s.antimony(["check", name]).run();
+        let known = KNOWN_BAD
+            .iter()
+            .position(|(marker, _)| text.contains(marker));
+        if let Some(k) = known {
+            known_seen[k] = true;
+            let error = KNOWN_BAD[k].1;
+            if out.code() != Some(125) || !out.stderr.contains(error) {
+                problems.push(format!(
+                    "{at} is in KNOWN_BAD, expected to fail with `{error}` but: {}\n\
+                     (fixed in the page? then remove its KNOWN_BAD entry)",
+                    out.show()
+                ));
+            }
+            continue;
+        }
+        let ok = [format!("{name}: ok\n"), format!("{name}: ok (fragment)\n")];
+        if out.code() != Some(0) || !ok.contains(&out.stdout) || !out.stderr.is_empty() {
+            problems.push(format!("{at}, checked as\n{text}fails: {}", out.show()));
+        }
+    }
+    for (seen, (marker, _)) in known_seen.iter().zip(KNOWN_BAD) {
+        if !seen {
+            problems.push(format!(
+                "no example contains `{marker}` any more: remove its KNOWN_BAD entry"
+            ));
+        }
+    }
+    ensure!(
+        problems.is_empty(),
+        "worked examples of man/{PROFILE_PAGE} are wrong:\n\n{}",
+        problems.join("\n\n")
+    );
+    pass()
+}
+
+/// The reusable hooks a profile's hooks `use`.
+fn uses(profile: &toml::Table) -> Vec<&str> {
+    let Some(hooks) = profile.get("hooks").and_then(toml::Value::as_table) else {
+        return Vec::new();
+    };
+    hooks
+        .values()
+        .filter_map(toml::Value::as_array)
+        .flatten()
+        .filter_map(|h| h.get("use").and_then(toml::Value::as_str))
+        .collect()
+}
+
+/// A profile example as `antimony check` gets it: see the two changes in
+/// [`profile_page_examples_are_valid`].
+fn adapt(table: &toml::Table, text: &str) -> String {
+    let fragment = table.get("fragment").and_then(toml::Value::as_bool) == Some(true);
+    if !fragment && !table.contains_key("path") && !table.contains_key("inherits") {
+        return format!("path = \"/usr/bin/true\" # added: the example names no program\n{text}");
+    }
+    let Some(program) = table.get("path").and_then(toml::Value::as_str) else {
+        return text.to_string();
+    };
+    let installed = program.contains('/')
+        || program.starts_with('~')
+        || ["/usr/local/bin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(program).is_file());
+    if installed {
+        return text.to_string();
+    }
+    let quoted = format!("\"{program}\"");
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            let is_it = !done
+                && l.split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == "path" && v.trim() == quoted);
+            done |= is_it;
+            if is_it {
+                format!("path = \"/usr/bin/true\" # was {quoted}, not installed here\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
 }
