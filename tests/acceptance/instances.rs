@@ -49,6 +49,30 @@ pub fn tests() -> Vec<Trial> {
     ));
     t.extend(both("instances::enter_escape_setuid", enter_escape_setuid));
     t.extend(both(
+        "instances::enter_escape_host_processes",
+        enter_escape_host_processes,
+    ));
+    t.extend(both(
+        "instances::enter_escape_read_secrets",
+        enter_escape_read_secrets,
+    ));
+    t.extend(both(
+        "instances::enter_escape_inherited_descriptor",
+        enter_escape_inherited_descriptor,
+    ));
+    t.extend(both(
+        "instances::enter_escape_file_capabilities",
+        enter_escape_file_capabilities,
+    ));
+    t.extend(both(
+        "instances::enter_escape_proc_sys_and_sys",
+        enter_escape_proc_sys,
+    ));
+    t.extend(both(
+        "instances::enter_escape_orphans_die_with_the_instance",
+        enter_escape_orphans,
+    ));
+    t.extend(both(
         "instances::enter_exit_status_and_stdio",
         enter_status_and_stdio,
     ));
@@ -402,6 +426,31 @@ fn in_namespace(ns: &Path, argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
+/// Live host processes whose command line holds `token`, or whose name is
+/// its last 15 bytes (the probe's `tree`); `except` left out.
+fn with_token(token: &str, except: u32) -> Vec<u32> {
+    let comm = &token[token.len().saturating_sub(15)..];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != except && alive(pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            name.trim_end() == comm || cmdline.windows(token.len()).any(|w| w == token.as_bytes())
+        })
+        .collect()
+}
+
+/// SIGKILLs host processes (what a failed test would leave behind).
+fn kill_all(pids: &[u32]) {
+    for &pid in pids {
+        // SAFETY: kill with integer arguments.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
 /// A pipe; both ends close-on-exec.
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0 as RawFd; 2];
@@ -619,15 +668,57 @@ fn ps_lists(who: Who) -> TestResult {
 
 // ------------------------------------------------------------------ enter
 
+/// A program that, for each PID the test writes to `@OUT@/ask`, tries
+/// `kill -0` on it itself and writes the outcome to `@OUT@/answer`
+/// (`PID signalled`, or `PID refused: ` and the shell's message).
+const SIGNALLER: &str = "while :; do \
+    if [ -e @OUT@/ask ]; then \
+        p=$(cat @OUT@/ask); rm -f @OUT@/ask; \
+        if kill -0 \"$p\" 2>@OUT@/said; then echo \"$p signalled\"; \
+        else echo \"$p refused: $(cat @OUT@/said)\"; fi >@OUT@/answer.new; \
+        mv @OUT@/answer.new @OUT@/answer; \
+    fi; \
+    sleep 0.02; \
+done";
+
+/// Has the [`SIGNALLER`] program try to signal `pid` (a PID in the
+/// sandbox's namespace) and returns its answer.
+fn ask_signal(f: &Fx, pid: &str) -> Result<String, Failed> {
+    let answer = f.out("answer");
+    let _ = std::fs::remove_file(&answer);
+    std::fs::write(f.out("ask.new"), format!("{pid}\n")).map_err(|e| format!("ask: {e}"))?;
+    std::fs::rename(f.out("ask.new"), f.out("ask")).map_err(|e| format!("ask: {e}"))?;
+    ensure!(
+        wait_until(HANG, || answer.exists()),
+        "the program never answered whether it may signal {pid}"
+    );
+    let text = std::fs::read_to_string(&answer).map_err(|e| format!("answer: {e}"))?;
+    let _ = std::fs::remove_file(&answer);
+    Ok(text.trim().to_string())
+}
+
+/// The inner PID (last NSpid field) of a host process.
+fn inner_pid(pid: u32) -> Option<String> {
+    status_field(&pid.to_string(), "NSpid")?
+        .split_whitespace()
+        .last()
+        .map(str::to_string)
+}
+
 /// The entered command is in exactly the program's namespaces and root,
 /// holds no capability, has NoNewPrivs and the same seccomp filters, is in
-/// the same Landlock domain (it may signal the program, which a process of
-/// another domain could not), has the sandbox's environment (plus
-/// ANTIMONY_NAME and ANTIMONY_INSTANCE), starts in the sandbox's home, and
-/// gets no descriptor but its stdin, stdout and stderr.
+/// the same Landlock domain (the program may signal it, which it could not
+/// do to a process of another domain, as the control shows), has the
+/// sandbox's environment (plus ANTIMONY_NAME and ANTIMONY_INSTANCE), starts
+/// in the sandbox's home, and gets no descriptor but its stdin, stdout and
+/// stderr.
 fn enter_confinement(who: Who) -> TestResult {
     let f = fixture!(Fx, who);
-    let inst = f.sleeper()?;
+    // The program is the signaller, which the Landlock part below uses.
+    let inst = Instance::start(
+        &f,
+        f.run("minimal", &["--program", "/bin/sh", "--", "-c", SIGNALLER]),
+    )?;
     let pid = inst.pid.to_string();
 
     // Namespaces: every one, compared with the program's links.
@@ -715,6 +806,77 @@ fn enter_confinement(who: Who) -> TestResult {
         out.code() == Some(0) && out.stdout.trim() == "signalled",
         "the entered command cannot signal the program ({inner}): {}",
         out.show()
+    );
+    // The decisive direction: the program signals an entered command.
+    // Signal scoping lets a process of a domain signal only processes of
+    // the same domain or of one nested in it, so an entered command that
+    // was unconfined, or confined in a domain of its own (even one
+    // created on top of the program's), could not be signalled.
+    let target = Reaped(
+        f.enter(
+            &inst.id,
+            &[
+                "/bin/sh",
+                "-c",
+                "echo $$ >@OUT@/entered.new; mv @OUT@/entered.new @OUT@/entered; exec sleep 120",
+            ],
+        )
+        .spawn(),
+    );
+    ensure!(
+        wait_until(HANG, || pid_in(&f, "entered").is_some()),
+        "the entered command never wrote its PID"
+    );
+    let entered = pid_in(&f, "entered").unwrap_or_default().to_string();
+    let answer = ask_signal(&f, &entered)?;
+    ensure!(
+        answer == format!("{entered} signalled"),
+        "the program cannot signal the entered command ({entered}): {answer}"
+    );
+    drop(target);
+    // Control: the program cannot signal a process of the same user in its
+    // PID namespace that is outside its domain. No such process exists in
+    // an instance (init confines itself before it forks anything, and host
+    // processes cannot be named from inside the PID namespace), so the test
+    // puts one there: a `sleep` that nsenter starts from the host in the
+    // instance's PID namespace, with the program's uid and gid (so that
+    // the permission check on uids would allow the signal).
+    let ids = |key: &str| {
+        status_field(&pid, key)
+            .and_then(|v| v.split_whitespace().next().map(str::to_string))
+            .ok_or(format!("no {key} for the program"))
+    };
+    let (uid, gid) = (ids("Uid")?, ids("Gid")?);
+    let outsider = Reaped(
+        std::process::Command::new("nsenter")
+            .args([
+                "--target", &pid, "--pid", "--setuid", &uid, "--setgid", &gid,
+            ])
+            .args(["--", "sleep", "117"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("nsenter: {e}"))?,
+    );
+    let ns = PathBuf::from(format!("/proc/{pid}/ns/pid"));
+    let found = wait_until(HANG, || in_namespace(&ns, &["sleep", "117"]).len() == 1);
+    let host = in_namespace(&ns, &["sleep", "117"]);
+    // (If the test fails before the kill below, the outsider, in the
+    // instance's PID namespace, dies with the instance.)
+    ensure!(
+        found,
+        "nsenter did not start a process in the instance's PID namespace: {host:?}"
+    );
+    let outside = inner_pid(host[0]).ok_or("no NSpid for the outsider")?;
+    let answer = ask_signal(&f, &outside);
+    kill_all(&host);
+    drop(outsider);
+    let answer = answer?;
+    ensure!(
+        answer.starts_with(&format!("{outside} refused: "))
+            && answer.contains("Operation not permitted"),
+        "the program may signal a process outside its Landlock domain ({outside}): {answer}"
     );
     let out = f.enter(&inst.id, &["/probe", "write", "/etc/x"]).run();
     blocked("write /etc/x", &out)?;
@@ -1087,6 +1249,328 @@ fn enter_escape_setuid(who: Who) -> TestResult {
     ensure!(
         l.contains(&format!("euid {uid} ")) && l.contains("NoNewPrivs 1"),
         "{l}"
+    );
+    pass()
+}
+
+/// A host process (a `sleep` of the same user) and the instance's own
+/// antimony cannot be signalled, opened as a pidfd or seen in /proc by an
+/// entered command; /proc lists only the instance's processes; /proc/1/root
+/// cannot be listed. Control: the same probe on the host sees the sleep.
+fn enter_escape_host_processes(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    let inst = f.sleeper()?;
+    let sleep = Reaped(f.s.command("sleep").arg("60").spawn());
+    let host = sleep.0.id();
+    ensure!(alive(host), "the host sleep {host} is not running");
+    escaped(
+        "signal a host process from the host",
+        &f.s.command(&world().probe)
+            .args(["host-pid", &host.to_string()])
+            .run(),
+    )?;
+    for pid in [host, inst.antimony_pid()] {
+        let pid = pid.to_string();
+        blocked(
+            &format!("host-pid {pid}"),
+            &f.probe(&inst, &["host-pid", &pid]),
+        )?;
+    }
+    // /proc: the probe's `procs` wants only PID 1 and itself, as for the
+    // program of `antimony run`; an entered command also sees the program,
+    // so its listing must be exactly init, the program and itself.
+    let program = inner_pid(inst.pid).ok_or("no NSpid for the program")?;
+    let out = f.probe(&inst, &["procs"]);
+    let l = line(&out)?;
+    let listed = l
+        .split_once("/proc holds ")
+        .and_then(|(_, rest)| rest.split_once(" (self "))
+        .map(|(list, me)| (list, me.trim_end_matches(')')));
+    let Some((list, me)) = listed else {
+        return Err(format!("procs: {}", out.show()).into());
+    };
+    let got: BTreeSet<&str> = list.split(' ').collect();
+    let want: BTreeSet<&str> = ["1", program.as_str(), me].into_iter().collect();
+    ensure!(
+        got == want && want.len() == 3,
+        "the entered command sees other processes than init, the program ({program}) and \
+         itself: {}",
+        out.show()
+    );
+    blocked("ls /proc/1/root", &f.probe(&inst, &["ls", "/proc/1/root"]))?;
+    ensure!(alive(host), "the host sleep {host} died");
+    ensure!(alive(inst.pid), "the program died");
+    drop(sleep);
+    pass()
+}
+
+/// /etc/shadow, /etc/gshadow and /etc/sudoers are not there (by any path),
+/// init's environment and memory are not readable, and a mode-0600 file of
+/// another user (nobody) in a bound folder is not readable by an entered
+/// command, even as root (EACCES). Control: a world-readable file next to
+/// it is.
+fn enter_escape_read_secrets(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    let dir = f.s.mkdir("secret");
+    let public = f.s.write("secret/public", "anyone may read this\n");
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let nobody = world().is_root;
+    if nobody {
+        let secret = f.s.write("secret/key", "the other user's secret\n");
+        chown(&secret, Some(65534), Some(65534)).map_err(|e| format!("chown: {e}"))?;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("chmod: {e}"))?;
+    }
+    let inst = Instance::start(
+        &f,
+        f.run(
+            "minimal",
+            &[
+                "--ro",
+                &format!("{}=/secret", dir.display()),
+                "--program",
+                "/bin/sleep",
+                "--",
+                "120",
+            ],
+        ),
+    )?;
+    for path in [
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/etc/sudoers",
+        "/oldroot/etc/shadow",
+        "/proc/1/root/etc/shadow",
+        "/proc/1/environ",
+        "/proc/1/mem",
+    ] {
+        blocked(&format!("read {path}"), &f.probe(&inst, &["read", path]))?;
+    }
+    if !nobody {
+        return skip("needs root to create a file owned by nobody");
+    }
+    let l = blocked(
+        "read /secret/key",
+        &f.probe(&inst, &["read", "/secret/key"]),
+    )?;
+    ensure!(l.ends_with("EACCES"), "not refused by permissions: {l}");
+    escaped(
+        "read a world-readable file in the same bind",
+        &f.probe(&inst, &["read", "/secret/public"]),
+    )?;
+    pass()
+}
+
+/// A host folder's descriptor leaked into the `antimony enter` client (no
+/// close-on-exec, at 777) does not reach the entered command: only 0, 1
+/// and 2 are open, and `openat(777, "..")` is EBADF. Control: on the host
+/// it is open.
+fn enter_escape_inherited_descriptor(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    let inst = f.sleeper()?;
+    let dir = std::fs::File::open(f.s.mkdir("outside")).map_err(|e| format!("open: {e}"))?;
+    let mut control = f.s.command(&world().probe).args(["fds", "777"]);
+    pass_fd(&mut control, dir.as_raw_fd(), 777);
+    escaped("a leaked descriptor on the host", &control.run())?;
+    let mut run = f.enter(&inst.id, &["/probe", "fds", "777"]);
+    pass_fd(&mut run, dir.as_raw_fd(), 777);
+    let l = blocked("fds 777 through enter", &run.run())?;
+    ensure!(l.ends_with("EBADF"), "{l}");
+    pass()
+}
+
+/// A copy of the probe with a file capability (CAP_NET_BIND_SERVICE,
+/// permitted and effective), bound into the instance: entered directly and
+/// executed by an entered command, it holds no capability. Control: on the
+/// host it does.
+fn enter_escape_file_capabilities(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    if !world().is_root {
+        return skip("needs root to give a file a capability");
+    }
+    let dir = f.s.mkdir("fcaps");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let bin = dir.join("antimony-probe");
+    copy_probe(&bin, 0o755)?;
+    // struct vfs_cap_data, revision 2, effective: permitted (low 32 bits)
+    // CAP_NET_BIND_SERVICE (10), nothing inheritable, no high bits.
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 1;
+    let mut xattr = Vec::new();
+    for word in [
+        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
+        1 << 10,
+        0,
+        0,
+        0,
+    ] {
+        xattr.extend_from_slice(&word.to_le_bytes());
+    }
+    let path =
+        std::ffi::CString::new(bin.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: setxattr with valid C strings and a buffer of the length passed.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    };
+    if r != 0 {
+        return skip(format!(
+            "cannot set a file capability here: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    escaped(
+        "a file capability on the host",
+        &f.s.command(&bin).arg("caps").run(),
+    )?;
+    let inst = Instance::start(
+        &f,
+        f.run(
+            "minimal",
+            &[
+                "--ro",
+                &format!("{}=/fcaps", dir.display()),
+                "--program",
+                "/bin/sleep",
+                "--",
+                "120",
+            ],
+        ),
+    )?;
+    blocked(
+        "file capability as the entered command",
+        &f.enter(&inst.id, &["/fcaps/antimony-probe", "caps"]).run(),
+    )?;
+    blocked(
+        "file capability executed by the entered command",
+        &f.probe(&inst, &["exec", "/fcaps/antimony-probe", "caps"]),
+    )?;
+    pass()
+}
+
+/// Kernel tunables stay as they are for an entered command: /proc/sys
+/// (read-only), the sandbox's own hostname, the user-namespace limit,
+/// /proc/sysrq-trigger (only ever opened), and /sys (absent, and the root
+/// is read-only); the host's hostname is unchanged.
+fn enter_escape_proc_sys(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    let inst = f.sleeper()?;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    for path in [
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/user/max_user_namespaces",
+        "/proc/sys/kernel/core_pattern",
+        "/proc/sys/vm/drop_caches",
+        "/proc/sysrq-trigger",
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+    ] {
+        blocked(
+            &format!("rewrite {path}"),
+            &f.probe(&inst, &["rewrite", path]),
+        )?;
+    }
+    for path in ["/sys/antimony-escape", "/proc/sys/kernel/antimony-escape"] {
+        blocked(&format!("write {path}"), &f.probe(&inst, &["write", path]))?;
+    }
+    ensure!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default() == hostname,
+        "the host's hostname changed"
+    );
+    pass()
+}
+
+/// An entered command starts a tree (orphans, other sessions, all ignoring
+/// SIGTERM and SIGHUP) and exits: the tree lives on in the instance (the
+/// control), and nothing of it survives the instance's end. The same with
+/// a tree whose entered command still runs when antimony of the instance
+/// is killed with SIGKILL.
+fn enter_escape_orphans(who: Who) -> TestResult {
+    let f = fixture!(Fx, who);
+    const CHILDREN: usize = 6;
+    let n = CHILDREN.to_string();
+
+    // The entered command leaves its tree behind; the instance ends (a
+    // SIGTERM to antimony, as `ps_lists` does).
+    let token = unique(&f.s, "orphans");
+    let mut inst = f.sleeper()?;
+    // The tree inherits the command's stdout and stderr, which would be
+    // the client's pipes, held open until the tree ends: the probe writes
+    // to files instead.
+    let script = format!("exec /probe tree {token} {n} exit >@OUT@/tree 2>@OUT@/tree.err");
+    let run = f.enter(&inst.id, &["/bin/sh", "-c", &script]).run();
+    let out = Output {
+        stdout: f.read("tree"),
+        stderr: format!("{}{}", run.stderr, f.read("tree.err")),
+        ..run
+    };
+    let started = wait_until(HANG, || with_token(&token, 0).len() >= CHILDREN);
+    let before = with_token(&token, 0);
+    let result = (|| -> Result<(), Failed> {
+        blocked("tree exit through enter", &out)?;
+        ensure!(
+            started,
+            "the entered command's tree is not running in the instance: {before:?}"
+        );
+        ensure!(inst.exited().is_none(), "the instance ended with the tree");
+        signal(&inst.child, libc::SIGTERM);
+        let end = inst.finish()?;
+        ensure!(
+            end.code() == Some(143),
+            "the instance's end: {}",
+            end.show()
+        );
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = inst.child.kill();
+        let _ = inst.child.wait();
+    }
+    let gone = wait_until(HANG, || with_token(&token, 0).is_empty());
+    let left = with_token(&token, 0);
+    kill_all(&left);
+    result?;
+    ensure!(
+        gone,
+        "the entered command's children survived the instance: {left:?} (of {before:?})"
+    );
+
+    // The entered command still runs its tree when antimony of the
+    // instance gets SIGKILL.
+    let token = unique(&f.s, "entered-tree");
+    let mut inst = f.sleeper()?;
+    let client = f.enter(&inst.id, &["/probe", "tree", &token, &n]).spawn();
+    let client_pid = client.id();
+    let client = Reaped(client);
+    // The probe and its children (the client, whose command line holds the
+    // token too, left out).
+    let started = wait_until(HANG, || with_token(&token, client_pid).len() > CHILDREN);
+    let before = with_token(&token, client_pid);
+    let _ = inst.child.kill();
+    let _ = inst.wait_exit(HANG);
+    let gone = wait_until(HANG, || with_token(&token, client_pid).is_empty());
+    let left = with_token(&token, client_pid);
+    kill_all(&left);
+    let status = client.wait_status(HANG);
+    ensure!(
+        started,
+        "the entered tree did not start: {} of {} processes ({before:?})",
+        before.len(),
+        CHILDREN + 1
+    );
+    ensure!(
+        gone,
+        "processes of the entered command survived kill -9 of antimony: {left:?} (of {before:?})"
+    );
+    ensure!(
+        status.is_some(),
+        "the enter client did not end with the instance"
     );
     pass()
 }
