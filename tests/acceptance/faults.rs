@@ -5,7 +5,8 @@
 
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -26,6 +27,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "faults::unwritable_storage_is_said_once",
         unwritable_storage,
+    ));
+    t.extend(both(
+        "faults::a_full_filesystem_is_said_once_and_loses_no_state",
+        full_storage,
     ));
     t.extend(both("faults::one_hundred_launches_at_once", parallel));
     t.extend(both(
@@ -284,6 +289,130 @@ fn unwritable_storage(who: Who) -> TestResult {
     ensure!(warnings == 1, "not exactly one warning: {}", out.show());
     ensure!(!out.stderr.contains("antimony: error"), "{}", out.show());
     pass()
+}
+
+/// A small tmpfs mounted for a test, unmounted (lazily) when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str, owner: (u32, u32)) -> Result<Tmpfs, Failed> {
+        let opts = format!("size={size},mode=0700,uid={},gid={}", owner.0, owner.1);
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "antimony-test-full"])
+            .arg(&at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ensure!(ok, "mount a tmpfs on {}", at.display());
+        Ok(Tmpfs(at))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The state and record folders on a full filesystem: the run works and
+/// says so in one warning; the state saved before stays whole and no
+/// part-written file is left.
+fn full_storage(who: Who) -> TestResult {
+    let s = scratch!(who);
+    if !world().is_root {
+        return skip("mounting the small filesystem needs root");
+    }
+    // Counts its runs in its state, with 8 KiB of padding to write.
+    let counter = s.script(
+        "bin/counter",
+        "#!/bin/bash\n\
+         n=$(grep -o '\"n\": *[0-9]*' | grep -o '[0-9]*$')\n\
+         pad=$(head -c 8192 /dev/zero | tr '\\0' x)\n\
+         echo \"{\\\"state\\\": {\\\"update\\\": {\\\"n\\\": $((${n:-0} + 1)), \\\"pad\\\": \\\"$pad\\\"}}}\"\n",
+    );
+    s.profile(
+        "stateful",
+        &format!(
+            "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"counter\"\nstdin = true\npath = \"{}\"\n",
+            counter.display()
+        ),
+    );
+    let state = s.mkdir("state");
+    let _fs = Tmpfs::mount(state.clone(), "256k", (s.uid, s.gid))?;
+    let run = || {
+        s.antimony(["run", "stateful", "--", "-c", "echo ran; exit 7"])
+            .env("XDG_STATE_HOME", &state)
+            .run()
+    };
+    // Room: the state is saved (n = 1).
+    let out = run();
+    ensure!(
+        out.code() == Some(7) && out.stderr.is_empty(),
+        "{}",
+        out.show()
+    );
+    let saved = || -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = walk(&state.join("antimony/state"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| (p.clone(), std::fs::read(&p).unwrap_or_default()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = saved();
+    ensure!(
+        before.len() == 1 && String::from_utf8_lossy(&before[0].1).contains("\"n\": 1"),
+        "the state after the first run: {before:?}"
+    );
+    // Full: a file takes every block left.
+    let filler = state.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+    let out = run();
+    ensure!(out.code() == Some(7), "{}", out.show());
+    ensure!(out.stdout == "ran\n", "{}", out.show());
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("antimony: warning:"))
+        .collect();
+    ensure!(
+        warnings.len() == 1 && warnings[0].contains("ENOSPC"),
+        "not exactly one warning naming ENOSPC: {}",
+        out.show()
+    );
+    ensure!(!out.stderr.contains("antimony: error"), "{}", out.show());
+    ensure!(
+        saved() == before,
+        "the saved state changed on a full disk: {:?}",
+        saved()
+    );
+    let leftovers: Vec<String> = walk(&state)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    ensure!(leftovers.is_empty(), "part-written files: {leftovers:?}");
+    pass()
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// One hundred launches of one profile at once all succeed.

@@ -933,18 +933,6 @@ fn last_toml_name<'t>(text: &'t str, dir: &str) -> Option<&'t str> {
 /// "Reusable hooks"); no profile has any of them.
 const DEFINITION_TABLES: [&str; 6] = ["hook", "pre", "started", "stopping", "post", "config"];
 
-/// Examples the page shows that are wrong as they stand: (a text only that
-/// example contains, the error `antimony check` gives for it). Each is a
-/// documentation bug to fix in the page, after which its entry here must go
-/// (the test fails while an entry no longer fails).
-const KNOWN_BAD: &[(&str, &str)] = &[(
-    // "Reusable hooks": the `backup` definition's arguments use `{home}`,
-    // which needs a persistent home, but the example that uses it has no
-    // `[home]` (the `encrypted-home` example shows its `policy`).
-    "use = \"backup\"",
-    "`{home}`: the profile has no persistent home",
-)];
-
 /// Every worked TOML example of `man/antimony-profile.5` is valid.
 ///
 /// Which examples and how:
@@ -973,7 +961,6 @@ const KNOWN_BAD: &[(&str, &str)] = &[(
 ///     /usr/local/bin:/usr/bin:/bin, the sandbox's `PATH`) becomes
 ///     `/usr/bin/true`: what is installed is the host's business, not the
 ///     page's.
-/// - Examples in [`KNOWN_BAD`] must fail with their error instead.
 fn profile_page_examples_are_valid() -> TestResult {
     let page = read_page(PROFILE_PAGE)?;
     let s = Scratch::new(Who::User).map_err(|e| format!("no scratch: {e}"));
@@ -1080,35 +1067,12 @@ fn profile_page_examples_are_valid() -> TestResult {
             ));
         }
     }
-    let mut known_seen = vec![false; KNOWN_BAD.len()];
     for (line, name, text) in &profiles {
         let at = format!("the example at man/{PROFILE_PAGE}:{line}");
         let out = s.antimony(["check", name]).run();
-        let known = KNOWN_BAD
-            .iter()
-            .position(|(marker, _)| text.contains(marker));
-        if let Some(k) = known {
-            known_seen[k] = true;
-            let error = KNOWN_BAD[k].1;
-            if out.code() != Some(125) || !out.stderr.contains(error) {
-                problems.push(format!(
-                    "{at} is in KNOWN_BAD, expected to fail with `{error}` but: {}\n\
-                     (fixed in the page? then remove its KNOWN_BAD entry)",
-                    out.show()
-                ));
-            }
-            continue;
-        }
         let ok = [format!("{name}: ok\n"), format!("{name}: ok (fragment)\n")];
         if out.code() != Some(0) || !ok.contains(&out.stdout) || !out.stderr.is_empty() {
             problems.push(format!("{at}, checked as\n{text}fails: {}", out.show()));
-        }
-    }
-    for (seen, (marker, _)) in known_seen.iter().zip(KNOWN_BAD) {
-        if !seen {
-            problems.push(format!(
-                "no example contains `{marker}` any more: remove its KNOWN_BAD entry"
-            ));
         }
     }
     ensure!(
