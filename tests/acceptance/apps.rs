@@ -189,6 +189,7 @@ fn shipped_check() -> TestResult {
         "with-themes",
         "with-locale",
         "with-network",
+        "with-dbus",
     ];
     let out = s.antimony(["list"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -372,37 +373,337 @@ fn curl_network(who: Who) -> TestResult {
     pass()
 }
 
-/// Every fragment together: the sandbox still runs, and what they pass on
-/// arrives (optional binds that the host lacks are skipped).
+/// What `FRAGMENTS_PROBE` prints for each check, `KEY=VALUE` per line.
+fn probe_values(out: &Output) -> std::collections::BTreeMap<String, String> {
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Fails with every key whose value is not the wanted one.
+fn expect_values(what: &str, out: &Output, want: &[(&str, String)]) -> TestResult {
+    let got = probe_values(out);
+    let wrong: Vec<String> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(v))
+        .map(|(k, v)| format!("  {k}: wanted {v:?}, got {:?}", got.get(*k)))
+        .collect();
+    ensure!(
+        wrong.is_empty(),
+        "{what}:\n{}\n{}",
+        wrong.join("\n"),
+        out.show()
+    );
+    pass()
+}
+
+/// `cksum` of a host file, as the probe prints it inside.
+fn host_cksum(path: &str) -> Result<String, Failed> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let out = Command::new("cksum")
+        .stdin(file)
+        .output()
+        .map_err(|e| format!("cksum: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// What each fragment brings, printed as `KEY=VALUE` lines: files by
+/// content (or `absent`), host files by checksum, variables (or `unset`),
+/// the runtime sockets by whether a connection gets through.
+const FRAGMENTS_PROBE: &str = r#"
+file() { if [ -f "$2" ]; then printf '%s=%s\n' "$1" "$(cat "$2")"; else echo "$1=absent"; fi; }
+sum() { if [ -f "$2" ]; then echo "$1=$(cksum < "$2")"; else echo "$1=absent"; fi; }
+there() { if [ -e "$2" ]; then echo "$1=present"; else echo "$1=absent"; fi; }
+var() { eval "printf '%s=%s\n' $1 \"\${$1-unset}\""; }
+sock() {
+    if python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$2" 2>/dev/null
+    then echo "$1=connected"; else echo "$1=absent"; fi
+}
+# with-display
+var DISPLAY; file xauthority ~/.Xauthority
+# with-audio
+sock pipewire "$XDG_RUNTIME_DIR/pipewire-0"
+sock pulse "$XDG_RUNTIME_DIR/pulse/native"
+var PULSE_SERVER; file pulse_cookie ~/.config/pulse/cookie; there etc_pulse /etc/pulse/client.conf
+# with-gpu
+if [ -d /dev/dri ]; then echo "dri=$(ls /dev/dri | tr '\n' ' ')"; else echo dri=absent; fi
+there sys_dev_char /sys/dev/char
+# with-fonts (the system's fonts and /etc/fonts are in every sandbox)
+if [ -d /var/cache/fontconfig ]; then echo "font_cache=$(ls /var/cache/fontconfig | wc -l)"; else echo font_cache=absent; fi
+file user_font ~/.local/share/fonts/test-font.txt
+file fontconfig ~/.config/fontconfig/fonts.conf
+there system_font /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+there etc_fonts /etc/fonts/fonts.conf
+# with-themes (the system's themes and icons are in every sandbox)
+file user_theme ~/.themes/TestTheme/index.theme
+file user_icons ~/.local/share/icons/TestIcons/index.theme
+file gtk_settings ~/.config/gtk-3.0/settings.ini
+if [ -f ~/.config/gtk-3.0/settings.ini ]; then
+    if (: >> ~/.config/gtk-3.0/settings.ini) 2>/dev/null; then echo gtk_settings_writable=yes; else echo gtk_settings_writable=no; fi
+fi
+there system_icons /usr/share/icons/hicolor/index.theme
+there system_theme /usr/share/icons/Adwaita/index.theme
+var GTK_THEME; var XCURSOR_THEME; var XCURSOR_SIZE; var QT_QPA_PLATFORMTHEME
+# with-locale (LANG, LANGUAGE, LC_* and TZ reach every sandbox)
+var LANG; var LANGUAGE; var LC_TIME; var TZ
+var GTK_IM_MODULE; var QT_IM_MODULE; var XMODIFIERS; var SDL_IM_MODULE
+file user_dirs ~/.config/user-dirs.dirs
+sum default_locale /etc/default/locale
+sum locale_gen /etc/locale.gen
+there c_utf8 /usr/lib/locale/C.utf8/LC_CTYPE
+# with-network
+var http_proxy; var NO_PROXY
+sum resolv /etc/resolv.conf
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then echo ca_bundle=present; else echo ca_bundle=absent; fi
+echo "netns=$(readlink /proc/self/ns/net)"
+"#;
+
+/// Every fragment together, against `minimal` alone: the sandbox still
+/// runs, and each fragment brings what its comments say, which the bare
+/// sandbox lacks (or, for what every sandbox has, has too). Stand-ins in
+/// the scratch's home and runtime folder make the checks independent of
+/// the host's desktop; what only the host has (/etc files no package of
+/// scripts/test provides, /dev/dri) is compared with the host.
 fn fragments_compose(who: Who) -> TestResult {
+    use std::os::unix::net::UnixListener;
+    need!("python3", "cksum");
     let s = scratch!(who);
     s.profile(
         "all-fragments",
         "inherits = [\"minimal\", \"with-display\", \"with-audio\", \"with-gpu\", \"with-fonts\", \"with-themes\", \"with-locale\", \"with-network\"]\npath = \"/bin/sh\"\n",
     );
+    s.profile(
+        "no-fragments",
+        "inherits = [\"minimal\"]\npath = \"/bin/sh\"\n",
+    );
+    // The sound servers' sockets, in the scratch's runtime folder: a
+    // connection that gets through waits in the listener's queue.
+    s.mkdir("runtime/pulse");
+    let listen = |rel: &str| -> Result<UnixListener, Failed> {
+        let path = s.path(rel);
+        let l = UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let _ = std::os::unix::fs::chown(&path, Some(s.uid), Some(s.gid));
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok(l)
+    };
+    let pipewire = listen("runtime/pipewire-0")?;
+    let pulse = listen("runtime/pulse/native")?;
+    let reached = |l: &UnixListener| l.accept().is_ok();
+    // The user's own files each fragment binds.
     s.write("home/.Xauthority", "cookie");
-    let script = "echo \"display=$DISPLAY proxy=$http_proxy\"; \
-                  cat ~/.Xauthority; echo; \
-                  if [ -d /var/cache/fontconfig ]; then echo fontcache; fi; \
-                  if [ -e /etc/resolv.conf ]; then echo resolv; fi";
-    let out = s
-        .antimony(["run", "all-fragments", "--", "-c", script])
-        .env("DISPLAY", ":42")
-        .env("http_proxy", "http://proxy.invalid:3128")
-        .run();
+    s.write("home/.config/pulse/cookie", "pulse cookie");
+    s.write("home/.local/share/fonts/test-font.txt", "my font");
+    s.write("home/.config/fontconfig/fonts.conf", "<fontconfig/>");
+    s.write("home/.themes/TestTheme/index.theme", "my theme");
+    s.write("home/.local/share/icons/TestIcons/index.theme", "my icons");
+    s.write(
+        "home/.config/gtk-3.0/settings.ini",
+        "gtk-theme-name=TestTheme",
+    );
+    s.write(
+        "home/.config/user-dirs.dirs",
+        "XDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"",
+    );
+    let uid = s.uid;
+    let vars = [
+        ("DISPLAY", ":42".to_string()),
+        ("PULSE_SERVER", format!("unix:/run/user/{uid}/pulse/native")),
+        ("GTK_THEME", "TestTheme".into()),
+        ("XCURSOR_THEME", "TestIcons".into()),
+        ("XCURSOR_SIZE", "32".into()),
+        ("QT_QPA_PLATFORMTHEME", "gtk3".into()),
+        ("LANG", "fr_FR.UTF-8".into()),
+        ("LANGUAGE", "fr:en".into()),
+        ("LC_TIME", "en_GB.UTF-8".into()),
+        ("TZ", "Europe/Paris".into()),
+        ("GTK_IM_MODULE", "ibus".into()),
+        ("QT_IM_MODULE", "ibus".into()),
+        ("XMODIFIERS", "@im=ibus".into()),
+        ("SDL_IM_MODULE", "ibus".into()),
+        ("http_proxy", "http://proxy.invalid:3128".into()),
+        ("NO_PROXY", "localhost".into()),
+    ];
+    let run = |profile: &str| {
+        let mut r = s.antimony(["run", profile, "--", "-c", FRAGMENTS_PROBE]);
+        for (k, v) in &vars {
+            r = r.env(k, v);
+        }
+        r.run()
+    };
+    let host_netns = std::fs::read_link("/proc/self/ns/net")
+        .map_err(|e| e.to_string())?
+        .display()
+        .to_string();
+    let var = |k: &str| vars.iter().find(|(n, _)| *n == k).unwrap().1.clone();
+    // What only the host decides: compared with the host.
+    let host_file = |p: &str| -> Result<String, Failed> {
+        if Path::new(p).is_file() {
+            host_cksum(p)
+        } else {
+            Ok("absent".into())
+        }
+    };
+    let resolv = host_file("/etc/resolv.conf")?;
+    let default_locale = host_file("/etc/default/locale")?;
+    let locale_gen = host_file("/etc/locale.gen")?;
+    // with-gpu: /dev/dri is an optional bind. On a host without it (most
+    // CI machines) the run must still succeed and the sandbox has none; on
+    // a host with it, the sandbox has the same devices.
+    let dri = match std::fs::read_dir("/dev/dri") {
+        Ok(rd) => {
+            let mut names: Vec<String> = rd
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            eprintln!(
+                "with-gpu: this host has /dev/dri ({names:?}): checked that the sandbox has it"
+            );
+            names.iter().map(|n| format!("{n} ")).collect::<String>()
+        }
+        Err(_) => {
+            eprintln!(
+                "with-gpu: this host has no /dev/dri: checked only that the optional bind is skipped and the run succeeds"
+            );
+            "absent".into()
+        }
+    };
+    let sys_dev_char = if Path::new("/sys/dev/char").is_dir() {
+        "present"
+    } else {
+        "absent"
+    };
+    let font_cache = std::fs::read_dir("/var/cache/fontconfig")
+        .map_err(|e| format!("/var/cache/fontconfig (the fontconfig package makes it): {e}"))?
+        .count()
+        .to_string();
+    let present = || "present".to_string();
+    let absent = || "absent".to_string();
+    let unset = || "unset".to_string();
+
+    let out = run("all-fragments");
     ensure!(out.code() == Some(0), "{}", out.show());
+    expect_values(
+        "with every fragment",
+        &out,
+        &[
+            // with-display
+            ("DISPLAY", var("DISPLAY")),
+            ("xauthority", "cookie".into()),
+            // with-audio
+            ("pipewire", "connected".into()),
+            ("pulse", "connected".into()),
+            ("PULSE_SERVER", var("PULSE_SERVER")),
+            ("pulse_cookie", "pulse cookie".into()),
+            ("etc_pulse", present()),
+            // with-gpu
+            ("dri", dri.clone()),
+            ("sys_dev_char", sys_dev_char.into()),
+            // with-fonts
+            ("font_cache", font_cache),
+            ("user_font", "my font".into()),
+            ("fontconfig", "<fontconfig/>".into()),
+            ("system_font", present()),
+            ("etc_fonts", present()),
+            // with-themes
+            ("user_theme", "my theme".into()),
+            ("user_icons", "my icons".into()),
+            ("gtk_settings", "gtk-theme-name=TestTheme".into()),
+            ("gtk_settings_writable", "no".into()),
+            ("system_icons", present()),
+            ("system_theme", present()),
+            ("GTK_THEME", var("GTK_THEME")),
+            ("XCURSOR_THEME", var("XCURSOR_THEME")),
+            ("XCURSOR_SIZE", var("XCURSOR_SIZE")),
+            ("QT_QPA_PLATFORMTHEME", var("QT_QPA_PLATFORMTHEME")),
+            // with-locale
+            ("LANG", var("LANG")),
+            ("LANGUAGE", var("LANGUAGE")),
+            ("LC_TIME", var("LC_TIME")),
+            ("TZ", var("TZ")),
+            ("GTK_IM_MODULE", var("GTK_IM_MODULE")),
+            ("QT_IM_MODULE", var("QT_IM_MODULE")),
+            ("XMODIFIERS", var("XMODIFIERS")),
+            ("SDL_IM_MODULE", var("SDL_IM_MODULE")),
+            (
+                "user_dirs",
+                "XDG_DOWNLOAD_DIR=\"$HOME/Téléchargements\"".into(),
+            ),
+            ("default_locale", default_locale),
+            ("locale_gen", locale_gen),
+            ("c_utf8", present()),
+            // with-network
+            ("http_proxy", var("http_proxy")),
+            ("NO_PROXY", var("NO_PROXY")),
+            ("resolv", resolv),
+            ("ca_bundle", present()),
+            ("netns", host_netns.clone()),
+        ],
+    )?;
     ensure!(
-        out.stdout
-            .starts_with("display=:42 proxy=http://proxy.invalid:3128\ncookie\n"),
-        "{}",
+        reached(&pipewire) && reached(&pulse),
+        "the probe's connections did not reach the host's sound sockets"
+    );
+
+    // The control: minimal alone, the same host, the same variables.
+    let out = run("no-fragments");
+    ensure!(out.code() == Some(0), "{}", out.show());
+    expect_values(
+        "without the fragments",
+        &out,
+        &[
+            ("DISPLAY", unset()),
+            ("xauthority", absent()),
+            ("pipewire", absent()),
+            ("pulse", absent()),
+            ("PULSE_SERVER", unset()),
+            ("pulse_cookie", absent()),
+            ("etc_pulse", absent()),
+            ("dri", absent()),
+            ("sys_dev_char", absent()),
+            ("font_cache", absent()),
+            ("user_font", absent()),
+            ("fontconfig", absent()),
+            ("system_font", present()),
+            ("etc_fonts", present()),
+            ("user_theme", absent()),
+            ("user_icons", absent()),
+            ("gtk_settings", absent()),
+            ("system_icons", present()),
+            ("system_theme", present()),
+            ("GTK_THEME", unset()),
+            ("XCURSOR_THEME", unset()),
+            ("XCURSOR_SIZE", unset()),
+            ("QT_QPA_PLATFORMTHEME", unset()),
+            ("LANG", var("LANG")),
+            ("LANGUAGE", var("LANGUAGE")),
+            ("LC_TIME", var("LC_TIME")),
+            ("TZ", var("TZ")),
+            ("GTK_IM_MODULE", unset()),
+            ("QT_IM_MODULE", unset()),
+            ("XMODIFIERS", unset()),
+            ("SDL_IM_MODULE", unset()),
+            ("user_dirs", absent()),
+            ("default_locale", absent()),
+            ("locale_gen", absent()),
+            ("c_utf8", present()),
+            ("http_proxy", unset()),
+            ("NO_PROXY", unset()),
+            ("resolv", absent()),
+            ("ca_bundle", absent()),
+        ],
+    )?;
+    ensure!(
+        probe_values(&out).get("netns") != Some(&host_netns),
+        "the bare sandbox shares the host's network: {}",
         out.show()
     );
-    if Path::new("/var/cache/fontconfig").is_dir() {
-        ensure!(out.stdout.contains("fontcache"), "{}", out.show());
-    }
-    if Path::new("/etc/resolv.conf").exists() {
-        ensure!(out.stdout.contains("resolv"), "{}", out.show());
-    }
+    ensure!(
+        !reached(&pipewire) && !reached(&pulse),
+        "a sandbox without with-audio reached the sound sockets"
+    );
     pass()
 }
 
@@ -718,14 +1019,22 @@ fn integrate_firefox(who: Who) -> TestResult {
     );
     ensure!(text.contains("\nDBusActivatable=false\n"), "{text}");
     ensure!(text.contains("\nX-Antimony-Profile=firefox\n"), "{text}");
-    ensure!(
-        text.lines()
-            .filter(|l| l.starts_with("TryExec="))
-            .all(|l| l == format!("TryExec={antimony}")),
-        "{text}"
-    );
-    // Same name, so the menu shows one Firefox.
+    // TryExec: one naming antimony if the system's entry has one, else
+    // none (Debian's has none; integrate_dbus checks the rewrite of one).
     let system_text = std::fs::read_to_string(system).unwrap();
+    let try_exec = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with("TryExec="))
+            .map(str::to_string)
+            .collect()
+    };
+    let want: Vec<String> = if try_exec(&system_text).is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("TryExec={antimony}")]
+    };
+    ensure!(try_exec(&text) == want, "{text}");
+    // Same name, so the menu shows one Firefox.
     let name = |t: &str| {
         t.lines()
             .find(|l| l.starts_with("Name="))
@@ -933,6 +1242,22 @@ fn integrate_dbus(who: Who) -> TestResult {
         "{text}"
     );
     ensure!(text.contains("\nDBusActivatable=false\n"), "{text}");
+    // The system's entry says `TryExec=/bin/sh`. The shadow's one TryExec
+    // names antimony: a desktop that tests TryExec before it shows or
+    // starts the entry tests antimony, and no key the desktop reads names
+    // the program, so nothing in the entry starts it outside the sandbox.
+    let try_exec: Vec<&str> = text.lines().filter(|l| l.starts_with("TryExec=")).collect();
+    ensure!(
+        try_exec == [format!("TryExec={a}")],
+        "TryExec does not name antimony: {try_exec:?}\n{text}"
+    );
+    ensure!(
+        !text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.contains("/bin/sh")),
+        "the entry still names the program:\n{text}"
+    );
     ensure!(text.contains("\nName[fr]=Sonde\n"), "{text}");
     let service = s.path("home/.local/share/dbus-1/services/org.example.Probe.service");
     let stext = std::fs::read_to_string(&service).map_err(|e| format!("{e}: {}", out.show()))?;

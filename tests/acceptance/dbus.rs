@@ -1,5 +1,9 @@
-//! The session bus through the filtering proxy: with `[dbus]`, an allowed
-//! name answers and any other does not; without it there is no bus.
+//! The session bus through the filtering proxy: with `[dbus]`, a name
+//! under `talk` answers and any other does not; a name under `own` can be
+//! taken (and answers the host), no other can; a name under `see` is
+//! listed but never answers, a name under no rule does not even exist;
+//! the shipped `with-dbus` fragment talks to the portals and notifications
+//! only; without `[dbus]` there is no bus.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -11,6 +15,15 @@ use crate::support::*;
 pub fn tests() -> Vec<Trial> {
     let mut t = Vec::new();
     t.extend(both("dbus::only_allowed_names_answer", only_allowed));
+    t.extend(both("dbus::own_takes_only_the_owned_names", own_names));
+    t.extend(both(
+        "dbus::see_lists_a_name_without_letting_it_answer",
+        see_names,
+    ));
+    t.extend(both(
+        "dbus::with_dbus_talks_to_portals_and_notifications_only",
+        with_dbus_fragment,
+    ));
     t
 }
 
@@ -20,7 +33,7 @@ fn have(program: &str) -> bool {
         .any(|d| Path::new(d).join(program).exists())
 }
 
-/// A private session bus and two echo services, run as the scratch's user;
+/// A private session bus and echo services, run as the scratch's user;
 /// killed on drop.
 struct Bus {
     children: Vec<Child>,
@@ -42,7 +55,9 @@ fn as_user(cmd: &mut Command, s: &Scratch) {
     }
 }
 
-fn start_bus(s: &Scratch) -> Result<Bus, String> {
+/// Starts the bus and an echo service (`dbus-test-tool echo`, which
+/// answers every call) for each name, and waits until they own them.
+fn start_bus(s: &Scratch, names: &[&str]) -> Result<Bus, String> {
     let sock = s.path("bus");
     let address = format!("unix:path={}", sock.display());
     let mut daemon = Command::new("dbus-daemon");
@@ -59,7 +74,7 @@ fn start_bus(s: &Scratch) -> Result<Bus, String> {
     if !wait_until(Duration::from_secs(10), || sock.exists()) {
         return Err("the bus did not come up".into());
     }
-    for name in ["org.example.Allowed", "org.example.Denied"] {
+    for name in names {
         let mut echo = Command::new("dbus-test-tool");
         echo.args(["echo", &format!("--name={name}")])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
@@ -69,25 +84,10 @@ fn start_bus(s: &Scratch) -> Result<Bus, String> {
         bus.children
             .push(echo.spawn().map_err(|e| format!("dbus-test-tool: {e}"))?);
     }
-    // Both names are on the bus before the test goes on.
+    // Every name is on the bus before the test goes on.
     let listed = wait_until(Duration::from_secs(10), || {
-        let out = Command::new("dbus-send")
-            .args([
-                "--session",
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.ListNames",
-            ])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .uid(s.uid)
-            .gid(s.gid)
-            .output();
-        out.map(|o| {
-            let t = String::from_utf8_lossy(&o.stdout);
-            t.contains("org.example.Allowed") && t.contains("org.example.Denied")
-        })
-        .unwrap_or(false)
+        let t = host_send(s, &address, &["org.freedesktop.DBus.ListNames"]);
+        names.iter().all(|n| t.contains(&format!("string \"{n}\"")))
     });
     if !listed {
         return Err("the echo services did not take their names".into());
@@ -102,7 +102,9 @@ for n in Allowed Denied; do
 done
 echo address=${DBUS_SESSION_BUS_ADDRESS:-none}";
 
-fn only_allowed(who: Who) -> TestResult {
+/// The scratch for a test, or why it cannot run: a missing program
+/// (scripts/test installs them all) or identity.
+fn setup(who: Who) -> Result<Scratch, String> {
     for p in [
         "dbus-daemon",
         "dbus-test-tool",
@@ -110,14 +112,24 @@ fn only_allowed(who: Who) -> TestResult {
         "xdg-dbus-proxy",
     ] {
         if !have(p) {
-            return skip(format!("{p} is not installed (scripts/test installs it)"));
+            return Err(format!("{p} is not installed (scripts/test installs it)"));
         }
     }
-    let s = match Scratch::new(who) {
-        Ok(s) => s,
-        Err(r) => return skip(r),
+    Scratch::new(who)
+}
+
+macro_rules! setup {
+    ($who:expr) => {
+        match setup($who) {
+            Ok(s) => s,
+            Err(r) => return skip(r),
+        }
     };
-    let bus = start_bus(&s)?;
+}
+
+fn only_allowed(who: Who) -> TestResult {
+    let s = setup!(who);
+    let bus = start_bus(&s, &["org.example.Allowed", "org.example.Denied"])?;
     s.profile(
         "bus",
         "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Allowed\"]\n",
@@ -155,9 +167,296 @@ fn only_allowed(who: Who) -> TestResult {
         out.show()
     );
     // The proxy is gone, and so is its socket.
+    no_proxy_left(&s)
+}
+
+/// `dbus-send --print-reply` on the host, outside any sandbox, as the
+/// scratch's user: its output if the call was answered.
+fn host_call(s: &Scratch, address: &str, dest: &str, path: &str, call: &[&str]) -> Option<String> {
+    let out = Command::new("dbus-send")
+        .args(["--session", "--print-reply", "--reply-timeout=30000"])
+        .arg(format!("--dest={dest}"))
+        .arg(path)
+        .args(call)
+        .env("DBUS_SESSION_BUS_ADDRESS", address)
+        .uid(s.uid)
+        .gid(s.gid)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A call to the bus itself, on the host; empty if it failed.
+fn host_send(s: &Scratch, address: &str, call: &[&str]) -> String {
+    host_call(
+        s,
+        address,
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        call,
+    )
+    .unwrap_or_default()
+}
+
+/// Whether a name has an owner on the host's bus (not through a proxy).
+fn host_has_owner(s: &Scratch, address: &str, name: &str) -> bool {
+    host_send(
+        s,
+        address,
+        &[
+            "org.freedesktop.DBus.NameHasOwner",
+            &format!("string:{name}"),
+        ],
+    )
+    .contains("boolean true")
+}
+
+/// The proxy is gone after the run, and so is its socket.
+fn no_proxy_left(s: &Scratch) -> TestResult {
     let left = std::fs::read_dir(s.path("runtime/antimony/dbus"))
         .map(|d| d.count())
         .unwrap_or(0);
     ensure!(left == 0, "the proxy's socket was left behind");
     pass()
+}
+
+/// Shell functions for the sandbox's side, all through its bus:
+/// `req NAME` asks for a name (RequestName, not queued) and prints
+/// `NAME=owned`, `NAME=queued-or-exists` or `NAME=refused`; `call NAME`
+/// calls a method on it and prints `NAME=answered` or the error's name;
+/// `has NAME` prints `NAME.has_owner=true|false` (NameHasOwner); `listed`
+/// prints `listed=NAME` for each org.example and org.freedesktop name but
+/// the bus's own that ListNames returns.
+const BUS_FUNCTIONS: &str = r#"
+bus() { dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus."$@"; }
+req() {
+    if r=$(bus RequestName string:"$1" uint32:4 2>&1); then
+        case $r in *"uint32 1"*) echo "$1=owned";; *) echo "$1=queued-or-exists";; esac
+    else echo "$1=refused"; fi
+}
+call() {
+    if err=$(dbus-send --session --print-reply --reply-timeout=30000 --dest="$1" / org.example.Test.Ping 2>&1 >/dev/null)
+    then echo "$1=answered"; else echo "$1=${err%%:*}"; fi
+}
+has() { bus NameHasOwner string:"$1" | sed -n "s/^ *boolean /$1.has_owner=/p"; }
+listed() {
+    bus ListNames | sed -n 's/^ *string "\(org\.\(example\|freedesktop\)\..*\)"$/listed=\1/p' |
+        grep -vx 'listed=org.freedesktop.DBus' | sort
+}
+"#;
+
+/// A sandboxed `antimony run` in the background; on drop, ended by its id
+/// (SIGTERM, which antimony turns into stopping the sandbox, then
+/// SIGKILL if it lingers) and reaped.
+struct Background(Child);
+
+impl Background {
+    /// Waits for the end (the time limit only bounds a hung run) and
+    /// returns its status.
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(limit, || {
+            status = self.0.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        // SAFETY: signalling a child this test started and has not reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        if self.wait(Duration::from_secs(30)).is_none() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// `own = ["org.example.Mine"]`: the sandbox takes that name on the host's
+/// bus (and answers the host's calls to it), and no other: asking for
+/// another is refused. `talk` to the name is not enough to take it.
+fn own_names(who: Who) -> TestResult {
+    let s = setup!(who);
+    let bus = start_bus(&s, &[])?;
+    s.profile(
+        "owner",
+        "inherits = [\"sh\"]\n[dbus]\nown = [\"org.example.Mine\"]\n",
+    );
+    s.profile(
+        "talker",
+        "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Mine\"]\n",
+    );
+
+    // Talking to a name does not let the sandbox own it.
+    let out = s
+        .antimony([
+            "run",
+            "talker",
+            "--",
+            "-c",
+            &format!("{BUS_FUNCTIONS}req org.example.Mine"),
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "org.example.Mine=refused\n",
+        "a profile that may only talk to org.example.Mine took it: {}",
+        out.show()
+    );
+
+    // With own: another name is refused; the owned one is taken by an echo
+    // service in the sandbox, which serves until the test closes its stdin.
+    let script = format!(
+        "{BUS_FUNCTIONS}req org.example.Other\n\
+         dbus-test-tool echo --name=org.example.Mine & echo=$!\n\
+         echo serving\n\
+         read line\n\
+         kill $echo; wait $echo\n\
+         echo done\n"
+    );
+    let mut run = s
+        .antimony(["run", "owner", "--", "-c", &script])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address);
+    run.cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut sandbox = Background(run.cmd.spawn().map_err(|e| format!("antimony: {e}"))?);
+    let stdin = sandbox.0.stdin.take();
+    let stdout = reader(sandbox.0.stdout.take().unwrap());
+    let stderr = reader(sandbox.0.stderr.take().unwrap());
+    // Seen from the host's bus, outside the sandbox.
+    let owned = wait_until(Duration::from_secs(60), || {
+        host_has_owner(&s, &bus.address, "org.example.Mine")
+    });
+    let answered = owned
+        && host_call(
+            &s,
+            &bus.address,
+            "org.example.Mine",
+            "/",
+            &["org.example.Test.Ping"],
+        )
+        .is_some();
+    let other = host_has_owner(&s, &bus.address, "org.example.Other");
+    drop(stdin);
+    let status = sandbox.wait(Duration::from_secs(60));
+    drop(sandbox);
+    let text = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let (stdout, stderr) = (text(stdout), text(stderr));
+    let show = format!("status {status:?}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    ensure!(
+        owned,
+        "the sandbox never owned org.example.Mine on the bus:\n{show}"
+    );
+    ensure!(
+        answered,
+        "the sandbox's org.example.Mine did not answer the host:\n{show}"
+    );
+    ensure!(!other, "the sandbox owns org.example.Other:\n{show}");
+    ensure!(
+        status.is_some_and(|s| s.success())
+            && stdout == "org.example.Other=refused\nserving\ndone\n",
+        "{show}"
+    );
+    no_proxy_left(&s)
+}
+
+/// `see = ["org.example.Seen"]`: the name is listed and has an owner, but
+/// a call to it is refused; org.example.Hidden, under no rule, is not
+/// listed, has no owner and does not exist as far as the sandbox can
+/// tell, though both are on the host's bus and answer there (the
+/// control: a profile that may talk to both).
+fn see_names(who: Who) -> TestResult {
+    let s = setup!(who);
+    let bus = start_bus(&s, &["org.example.Seen", "org.example.Hidden"])?;
+    s.profile(
+        "seer",
+        "inherits = [\"sh\"]\n[dbus]\nsee = [\"org.example.Seen\"]\n",
+    );
+    s.profile(
+        "talker",
+        "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Seen\", \"org.example.Hidden\"]\n",
+    );
+    let script = format!(
+        "{BUS_FUNCTIONS}listed\n\
+         for n in org.example.Seen org.example.Hidden; do has $n; call $n; done\n"
+    );
+    let run = |profile: &str| {
+        s.antimony(["run", profile, "--", "-c", &script])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .run()
+    };
+    let out = run("talker");
+    ensure!(
+        out.code() == Some(0)
+            && out.stdout
+                == "listed=org.example.Hidden\nlisted=org.example.Seen\n\
+                    org.example.Seen.has_owner=true\norg.example.Seen=answered\n\
+                    org.example.Hidden.has_owner=true\norg.example.Hidden=answered\n",
+        "control: the services do not answer a profile that may talk to them: {}",
+        out.show()
+    );
+    let out = run("seer");
+    ensure!(
+        out.code() == Some(0)
+            && out.stdout
+                == "listed=org.example.Seen\n\
+                    org.example.Seen.has_owner=true\n\
+                    org.example.Seen=Error org.freedesktop.DBus.Error.AccessDenied\n\
+                    org.example.Hidden.has_owner=false\n\
+                    org.example.Hidden=Error org.freedesktop.DBus.Error.ServiceUnknown\n",
+        "see: wanted Seen listed but not callable, Hidden invisible: {}",
+        out.show()
+    );
+    no_proxy_left(&s)
+}
+
+/// The shipped with-dbus fragment: the portal and the notification
+/// service answer; anything else on the bus (here a stand-in for the
+/// secret service and another name) is invisible; no name can be owned.
+fn with_dbus_fragment(who: Who) -> TestResult {
+    let s = setup!(who);
+    let names = [
+        "org.freedesktop.portal.Desktop",
+        "org.freedesktop.Notifications",
+        "org.freedesktop.secrets",
+        "org.example.Other",
+    ];
+    let bus = start_bus(&s, &names)?;
+    s.profile("desktop-app", "inherits = [\"sh\", \"with-dbus\"]\n");
+    let mut script = format!("{BUS_FUNCTIONS}listed\n");
+    for n in names {
+        script.push_str(&format!("call {n}\n"));
+    }
+    script.push_str("req org.example.Mine\n");
+    let out = s
+        .antimony(["run", "desktop-app", "--", "-c", &script])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .run();
+    ensure!(
+        out.code() == Some(0)
+            && out.stdout
+                == "listed=org.freedesktop.Notifications\n\
+                    listed=org.freedesktop.portal.Desktop\n\
+                    org.freedesktop.portal.Desktop=answered\n\
+                    org.freedesktop.Notifications=answered\n\
+                    org.freedesktop.secrets=Error org.freedesktop.DBus.Error.ServiceUnknown\n\
+                    org.example.Other=Error org.freedesktop.DBus.Error.ServiceUnknown\n\
+                    org.example.Mine=refused\n",
+        "with-dbus: wanted the portal and notifications only: {}",
+        out.show()
+    );
+    no_proxy_left(&s)
 }
