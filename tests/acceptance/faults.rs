@@ -41,6 +41,10 @@ pub fn tests() -> Vec<Trial> {
         "faults::the_guardian_ignores_signals_and_ends_with_antimony",
         guardian,
     ));
+    t.extend(both(
+        "faults::sigkill_leaves_no_encrypted_home_mounted",
+        sigkill_encrypted_home,
+    ));
     t
 }
 
@@ -644,5 +648,97 @@ content = '(exec -a {token} sleep 600) & wait'
         }
         result?;
     }
+    pass()
+}
+
+/// Whether `path` is a mount point on the host (read from the mount table:
+/// a dead FUSE mount cannot be stat'ed).
+fn mounted(path: &Path) -> bool {
+    let want = s(path);
+    mounts()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// antimony killed with SIGKILL while the shipped `encrypted-home` hook has
+/// the profile's home mounted (gocryptfs, on the host): its post-hook never
+/// runs, and still the home is unmounted, and no gocryptfs or watcher is
+/// left, shortly after antimony's end.
+fn sigkill_encrypted_home(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let have = |p: &str| Path::new("/usr/bin").join(p).exists();
+    if !have("gocryptfs") || !have("fusermount3") || !Path::new("/dev/fuse").exists() {
+        return skip(
+            "gocryptfs, fusermount3 or /dev/fuse is missing (apt-get install gocryptfs fuse3)",
+        );
+    }
+    let pass_file = s.write("pass", "correct horse battery staple\n");
+    std::fs::set_permissions(&pass_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let cipher = s.path("cipher");
+    s.profile(
+        "vault",
+        &format!(
+            r#"inherits = ["sh"]
+[home]
+policy = "Enabled"
+[[hooks.pre]]
+use = "encrypted-home"
+config = {{ cipher = "{}", passfile = "{}" }}
+[[hooks.post]]
+use = "encrypted-home"
+"#,
+            cipher.display(),
+            pass_file.display()
+        ),
+    );
+    let home = s.path("home/.local/share/antimony/vault");
+    let out = s.mkdir("out");
+    let flag = out.join("running");
+    let mut run = s.antimony([
+        "run",
+        "vault",
+        "--rw",
+        &out.display().to_string(),
+        "--",
+        "-c",
+        &format!("touch {}; sleep 600", flag.display()),
+    ]);
+    run.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    run.cmd.process_group(0);
+    let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
+    let reached = wait_until(Duration::from_secs(20), || flag.exists());
+    let was_mounted = mounted(&home);
+    // SAFETY: SIGKILL to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    let _ = child.wait();
+    let cipher_text = cipher.display().to_string();
+    let left = || {
+        let mut l = holding(&cipher_text);
+        l.extend(holding("antimony-encrypted-home-watch"));
+        l
+    };
+    let clean = wait_until(Duration::from_secs(15), || {
+        !mounted(&home) && left().is_empty()
+    });
+    // Clean up before reporting.
+    let stragglers = left();
+    for pid in &stragglers {
+        // SAFETY: killing what the test's run left.
+        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let still = mounted(&home);
+    if still {
+        let _ = Command::new("umount").arg("-l").arg(&home).status();
+    }
+    ensure!(reached, "the program never ran");
+    ensure!(
+        was_mounted,
+        "the home was not mounted while the program ran"
+    );
+    ensure!(
+        clean,
+        "after antimony's SIGKILL: home still mounted: {still}, processes left: {stragglers:?}"
+    );
     pass()
 }
