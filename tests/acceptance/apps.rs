@@ -29,6 +29,7 @@ pub fn tests() -> Vec<Trial> {
         shipped_check,
     ));
     t.extend(both("apps::sh_bash_python3_run", shells_run));
+    t.extend(both("apps::an_x11_display_is_warned_about", x11_warning));
     t.extend(both(
         "apps::curl_reaches_the_host_loopback_only_with_network",
         curl_network,
@@ -1556,5 +1557,60 @@ fn runtime_sockets(who: Who) -> TestResult {
         "{}",
         out.show()
     );
+    pass()
+}
+
+/// A run whose display is X11 (the X server's socket folder bound, DISPLAY
+/// set, no Wayland) says once that X11 cannot isolate input; with Wayland,
+/// or without a display, it says nothing.
+fn x11_warning(who: Who) -> TestResult {
+    let s = scratch!(who);
+    // A stand-in for the host's /tmp/.X11-unix, bound where X clients look.
+    let sockets = s.mkdir("x11");
+    s.profile(
+        "x11",
+        &format!(
+            "inherits = [\"sh\"]\n[files]\nro = [\"{}=/tmp/.X11-unix\"]\n\
+             [environment]\nDISPLAY = \"$DISPLAY\"\nWAYLAND_DISPLAY = \"$WAYLAND_DISPLAY\"\n",
+            sockets.display()
+        ),
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut r = s.antimony(["run", "x11", "--", "-c", "echo ran"]);
+        r.cmd.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+        for (k, v) in env {
+            r = r.env(k, v);
+        }
+        r.run()
+    };
+    let out = run(&[("DISPLAY", ":99")]);
+    ensure!(
+        out.code() == Some(0) && out.stdout == "ran\n",
+        "{}",
+        out.show()
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    ensure!(
+        lines.len() == 1
+            && lines[0].starts_with("antimony: warning: ")
+            && lines[0].contains("X11")
+            && lines[0].contains("cannot isolate input"),
+        "X11 without Wayland: not one warning: {}",
+        out.show()
+    );
+    for (what, env) in [
+        (
+            "with Wayland",
+            &[("DISPLAY", ":99"), ("WAYLAND_DISPLAY", "wayland-9")][..],
+        ),
+        ("without a display", &[][..]),
+    ] {
+        let out = run(env);
+        ensure!(
+            out.code() == Some(0) && out.stderr.is_empty(),
+            "{what}: {}",
+            out.show()
+        );
+    }
     pass()
 }
