@@ -416,19 +416,53 @@ echo "uid $(id -u) gid $(id -g)"
 echo "cwd $PWD"
 echo "init $(cat /proc/1/comm)"
 for ns in user mnt pid net ipc uts cgroup; do echo "ns-$ns $(readlink /proc/self/ns/$ns)"; done
-grep -E '^(NoNewPrivs|Seccomp|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status | tr -s '\t ' ' '
+grep -E '^(NoNewPrivs|Seccomp|Seccomp_filters|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status | tr -s '\t ' ' '
 "#;
 
+/// The kernel's Landlock ABI version (0 without Landlock).
+fn landlock_abi() -> i64 {
+    // SAFETY: landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    // only returns the ABI version; no memory is passed.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            1u32,
+        )
+    };
+    v.max(0)
+}
+
 /// An `inside` started hook runs in the sandbox: the program's namespaces
-/// (so its /proc and its root), its seccomp filter, no_new_privs, no
-/// capabilities, its user; the sandbox's environment plus the run's name
-/// and id; the sandbox's home as its folder. It cannot write a read-only
-/// bind, nor a host folder the sandbox does not see.
+/// (so its /proc and its root), its seccomp filters, no_new_privs, no
+/// capabilities, its user, its Landlock domain; the sandbox's environment
+/// plus the run's name and id; the sandbox's home as its folder. It cannot
+/// write a read-only bind, nor a host folder the sandbox does not see.
+///
+/// The Landlock domain: with signal scoping (Landlock ABI 6 and later) a
+/// confined process may signal only processes of its own domain or of
+/// domains nested in it. The program's `kill -0` on the inside hook
+/// succeeds, so the hook is in the program's domain (or one it is nested
+/// in): an unconfined hook, or one confined by a ruleset of its own, would
+/// make it fail with EPERM. The negative control proves that it would: an
+/// "outsider" entered into the sandbox's user and PID namespaces (nsenter
+/// from a host started hook), same user, same PID namespace, but outside
+/// the Landlock domain, gets EPERM for the same `kill -0`.
 fn inside_hooks(who: Who) -> TestResult {
     let f = fixture!(who);
     let ro = f.s.mkdir("ro");
     f.s.write("ro/existing", "old\n");
     let hostonly = f.s.mkdir("hostonly");
+    // The outsider: in the sandbox's PID namespace (its `$$` is a PID
+    // there), on the host's mounts, never confined by Landlock.
+    f.s.script(
+        "bin/outsider.sh",
+        &f.subst(&format!(
+            "#!/bin/sh\n{{\n{INSPECT}\n}} > @OUT@/outsider\necho $$ > @OUT@/outsider.tmp && mv @OUT@/outsider.tmp @OUT@/outsider.pid\necho outsider-ready >> @OUT@/log\n{}\n",
+            await_line("program-killed")
+        )),
+    );
     f.profile(
         "insider",
         &format!(
@@ -440,6 +474,10 @@ ro = ["@S@/ro"]
 
 [environment]
 FROM_PROFILE = "yes"
+
+[[hooks.started]]
+name = "outsider"
+content = '/usr/bin/nsenter --target "$ANTIMONY_PID" --user --pid --preserve-credentials -- @BIN@/outsider.sh > /dev/null 2> @OUT@/outsider.err &'
 
 [[hooks.started]]
 name = "inside"
@@ -456,20 +494,31 @@ echo "args $0 $1"
 echo new > @S@/ro/created && echo wrote-ro-new >> @OUT@/inside
 echo new > @S@/ro/existing && echo wrote-ro-existing >> @OUT@/inside
 mkdir -p @S@/hostonly/dir && echo new > @S@/hostonly/file && echo hostonly-written-in-sandbox >> @OUT@/inside
+echo $$ > @OUT@/inside.tmp && mv @OUT@/inside.tmp @OUT@/inside.pid
+echo inside-waiting >> @OUT@/log
+{await_killed}
 echo inside-done >> @OUT@/log
 '''
 arguments = ["an argument"]
 
 [[hooks.pre]]
 content = 'echo "instance $ANTIMONY_INSTANCE" > @OUT@/instance'
-"#
+"#,
+            await_killed = await_line("program-killed")
         ),
     );
+    // The program signals (`kill -0`) the inside hook and the outsider
+    // while both wait for it, as they are seen in the sandbox.
     let out = f
         .run(
             "insider",
             &format!(
-                "echo $$ > @OUT@/program.pid; {{ {INSPECT} }} > @OUT@/program; {}; echo program-end >> @OUT@/log",
+                "echo $$ > @OUT@/program.pid; {{ {INSPECT} }} > @OUT@/program; {}; {}; \
+                 kill -0 \"$(cat @OUT@/inside.pid)\" 2> @OUT@/kill-inside.err && echo kill-inside-ok >> @OUT@/log; \
+                 kill -0 \"$(cat @OUT@/outsider.pid)\" 2> @OUT@/kill-outsider.err || echo kill-outsider-refused >> @OUT@/log; \
+                 echo program-killed >> @OUT@/log; {}; echo program-end >> @OUT@/log",
+                await_line("inside-waiting"),
+                await_line("outsider-ready"),
                 await_line("inside-done")
             ),
         )
@@ -547,6 +596,48 @@ content = 'echo "instance $ANTIMONY_INSTANCE" > @OUT@/instance'
         std::fs::read_dir(&hostonly).map(|d| d.count()).unwrap_or(1) == 0,
         "the hook wrote into a host folder the sandbox does not see"
     );
+    // The seccomp filters are compared above: the program has them.
+    ensure!(
+        program
+            .iter()
+            .any(|l| l.starts_with("Seccomp_filters: ") && l != "Seccomp_filters: 0"),
+        "the program reports no seccomp filter: {program:?}"
+    );
+    // The same Landlock domain (see above).
+    let log = f.log();
+    let kill_inside = f.read("kill-inside.err");
+    ensure!(
+        log.iter().any(|l| l == "kill-inside-ok"),
+        "the program could not signal the inside hook ({kill_inside:?}): not its Landlock domain: {log:?}"
+    );
+    in_order(&log, &["inside-waiting", "kill-inside-ok", "inside-done"])?;
+    let abi = landlock_abi();
+    if abi >= 6 {
+        // The control: the outsider is the program's user in the program's
+        // PID namespace, alive while the program signalled it…
+        let outsider = f.lines("outsider");
+        for want in ["uid ", "ns-pid ", "ns-user "] {
+            let line = program.iter().find(|l| l.starts_with(want));
+            ensure!(
+                line.is_some_and(|l| outsider.contains(l)),
+                "the outsider is not the program's `{want}` (nsenter: {:?}): outsider {outsider:?}, program {program:?}",
+                f.read("outsider.err")
+            );
+        }
+        in_order(
+            &log,
+            &["outsider-ready", "kill-outsider-refused", "program-killed"],
+        )?;
+        // …so only its Landlock domain made the kernel refuse: EPERM, not
+        // ESRCH.
+        let refused = f.read("kill-outsider.err");
+        ensure!(
+            refused.contains("Operation not permitted"),
+            "the program's kill -0 on the outsider did not fail with EPERM: {refused:?}"
+        );
+    }
+    // Without signal scoping (Landlock ABI < 6) no signal tells domains
+    // apart: the other checks above are all there is.
     pass()
 }
 
@@ -1058,6 +1149,100 @@ content = 'sleep 0.1; echo ignore-post >> @OUT@/log'
             "ignore-post",
         ],
     )?;
+
+    // Hooks that never read their input and never end by themselves: an
+    // attached pre-hook and a started hook that would run as long as the
+    // sandbox (they are ended with SIGTERM once the program has exited),
+    // and a stopping hook the program's end cuts short. Each would wait
+    // 600 s (or until the release file, made only once antimony has
+    // exited, or the `out` folder, removed at the test's end, is gone: so
+    // that a failing test leaves nothing behind): a writer that waited for
+    // them to read (or to end) would hold the run that long, and the
+    // time limit of `finish` catches that.
+    f.clear();
+    let long = |event: &str, name: &str, attach: &str| {
+        format!(
+            r#"
+[[hooks.{event}]]
+name = "{name}"
+stdin = true
+{attach}
+content = '''
+{{ n=0; while [ -d @OUT@ ] && [ ! -e @OUT@/release ] && [ $n -lt 12000 ]; do sleep 0.05; n=$((n+1)); done; }} & s=$!
+trap 'kill $s 2>/dev/null; echo {name}-term >> @OUT@/log; trap - TERM; kill -TERM $$' TERM
+echo "$$ $s" > @OUT@/{name}.pids
+echo {name} >> @OUT@/log
+wait
+'''
+"#
+        )
+    };
+    let names = ["long-attached", "long-started", "long-stopping"];
+    for key in names {
+        f.s.write(
+            &format!("home/.local/state/antimony/state/deaf-long/{key}.json"),
+            &state,
+        );
+    }
+    let mut text = String::from("inherits = [\"sh\"]\n");
+    text.push_str(&long("pre", "long-attached", "attach = true"));
+    text.push_str(&long("started", "long-started", ""));
+    text.push_str(&long("stopping", "long-stopping", ""));
+    text.push_str("\n[[hooks.post]]\ncontent = 'echo post >> @OUT@/log'\n");
+    f.profile("deaf-long", &text);
+    let mut bg = Background::releasing(
+        f.run(
+            "deaf-long",
+            &format!(
+                "{}; {}; echo program-running >> @OUT@/log; {}; echo program-end >> @OUT@/log",
+                await_line("long-attached"),
+                await_line("long-started"),
+                await_line("long-stopping")
+            ),
+        ),
+        f.out("release"),
+    );
+    wait_for_line(&f, "program-running")?;
+    // The stopping hook starts; the program sees it and ends by itself.
+    bg.signal(libc::SIGTERM);
+    let out = bg.finish()?;
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stderr.lines().count() == 1
+            && out
+                .stderr
+                .starts_with("antimony: warning: stopping-hook `long-stopping`"),
+        "{}",
+        out.show()
+    );
+    let log = f.log();
+    for name in names {
+        in_order(&log, &["program-end", &format!("{name}-term"), "post"])?;
+    }
+    in_order(
+        &log,
+        &[
+            "long-started",
+            "program-running",
+            "long-stopping",
+            "program-end",
+            "post",
+        ],
+    )?;
+    in_order(&log, &["long-attached", "program-running"])?;
+    // Nothing of them is left.
+    for name in names {
+        let pids: Vec<u32> = f
+            .read(&format!("{name}.pids"))
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        ensure!(pids.len() == 2, "{name}: no PIDs: {pids:?}");
+        ensure!(
+            wait_until(HANG, || !pids.iter().any(|&p| alive(p))),
+            "{name}: {pids:?} still alive"
+        );
+    }
     pass()
 }
 
@@ -1502,12 +1687,14 @@ fn pruning(who: Who) -> TestResult {
 /// A drop-in that logs its scope, event and name, and whether its JSON
 /// input names the profile it runs for.
 fn dropin(f: &Fixture, rel: &str, tag: &str) -> PathBuf {
-    f.s.script(
-        rel,
-        &f.subst(&format!(
-            "#!/bin/sh\ninput=$(cat)\ncase $input in *\"\\\"profile\\\":\\\"$ANTIMONY_NAME\\\"\"*) p=input-ok ;; *) p=input-bad ;; esac\necho \"{tag} $p\" >> @OUT@/log\n"
-        )),
-    )
+    f.s.script(rel, &dropin_script(f, tag))
+}
+
+/// The text of [`dropin`]'s script, which logs into `f`'s `out` folder.
+fn dropin_script(f: &Fixture, tag: &str) -> String {
+    f.subst(&format!(
+        "#!/bin/sh\ninput=$(cat)\ncase $input in *\"\\\"profile\\\":\\\"$ANTIMONY_NAME\\\"\"*) p=input-ok ;; *) p=input-bad ;; esac\necho \"{tag} $p\" >> @OUT@/log\n"
+    ))
 }
 
 const OWN_HOOKS: &str = r#"
@@ -1609,12 +1796,15 @@ impl Drop for EtcAntimony {
 
 /// System drop-ins (`/etc/antimony/hooks.d/`) wrap the user's: system
 /// pre-hooks first, system post-hooks last; `user_dropins = false` does not
-/// turn them off; one not owned by root is skipped with a warning.
+/// turn them off; one not owned by root is skipped with a warning. The
+/// same holds for antimony run by an ordinary user, the one who would want
+/// to opt out (with the system's started and stopping drop-ins too).
 ///
 /// So that no other test (running at the same time) sees them, the system
 /// folder is this test's own: antimony runs in a mount namespace of its
 /// own where the scratch's folder is bound over `/etc/antimony` (created
-/// empty for the test if it did not exist, and removed afterwards).
+/// empty for the test if it did not exist, and removed afterwards); as the
+/// user, `setpriv` drops to that user in that namespace.
 fn system_dropins() -> TestResult {
     let f = fixture!(Who::Root);
     let Some(user) = world().user.clone() else {
@@ -1694,6 +1884,112 @@ fn system_dropins() -> TestResult {
         "system-post-60-b input-ok",
     ];
     ensure!(log == want, "user_dropins = false: {log:?}");
+
+    // As the ordinary user: a home of the user's own, the same log (its
+    // folder now the user's), the system's drop-ins as they are plus a
+    // started and a stopping one. The run is stopped (SIGTERM) so that the
+    // stopping hooks run.
+    let us = match Scratch::new(Who::User) {
+        Ok(us) => us,
+        Err(e) => return skip(e),
+    };
+    std::os::unix::fs::chown(&f.out, Some(user.uid), Some(user.gid)).map_err(|e| e.to_string())?;
+    dropin(&f, &format!("{d}/started/50-s"), "system-started-50-s");
+    dropin(&f, &format!("{d}/stopping/50-s"), "system-stopping-50-s");
+    for (event, tag) in [
+        ("pre", "user-pre-10-a"),
+        ("stopping", "user-stopping-10-a"),
+        ("post", "user-post-10-a"),
+    ] {
+        us.script(
+            &format!("home/.config/antimony/hooks.d/{event}/10-a"),
+            &dropin_script(&f, tag),
+        );
+    }
+    let stopping =
+        format!("{OWN_HOOKS}\n[[hooks.stopping]]\ncontent = 'echo own-stopping >> @OUT@/log'\n");
+    us.profile("sysdrop", &f.subst(&stopping));
+    us.profile(
+        "sysdrop-out",
+        &f.subst(&format!("{stopping}\n[hooks]\nuser_dropins = false\n")),
+    );
+    let run_as_user = |profile: &str| -> Result<Output, String> {
+        let home = us.home();
+        let mut run = f
+            .s
+            .command("unshare")
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg(format!(
+                "mount --bind \"$0\" /etc/antimony && exec setpriv --reuid={} --regid={} --init-groups -- \"$@\"",
+                user.uid, user.gid
+            ))
+            .arg(&etc)
+            .arg(&world().antimony)
+            .args(["run", profile, "--rw", &s(&f.out), "--", "-c"])
+            .arg(f.subst(&format!(
+                "{}; echo program >> @OUT@/log; while :; do sleep 0.05; done",
+                await_line("own-started")
+            )))
+            .env("HOME", &home)
+            .env("USER", &user.name)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env("XDG_RUNTIME_DIR", us.path("runtime"));
+        run.cmd.current_dir(&home);
+        // unshare, sh and setpriv exec one another: the child is antimony.
+        let mut bg = Background::start(run);
+        wait_for_line(&f, "program")?;
+        bg.signal(libc::SIGTERM);
+        bg.finish()
+    };
+    for (profile, user_dropins) in [("sysdrop", true), ("sysdrop-out", false)] {
+        f.clear();
+        let out = run_as_user(profile)?;
+        ensure!(
+            out.code() == Some(128 + libc::SIGTERM),
+            "as the user, {profile}: {}",
+            out.show()
+        );
+        ensure!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with("antimony: warning:") && l.contains("55-not-roots")),
+            "as the user, {profile}: no warning for the drop-in root does not own: {}",
+            out.show()
+        );
+        let mut want = vec![
+            "system-pre-50-a input-ok",
+            "system-pre-60-b input-ok",
+            "user-pre-10-a input-ok",
+            "own-pre",
+            "system-started-50-s input-ok",
+            "own-started",
+            "program",
+            "own-stopping",
+            "user-stopping-10-a input-ok",
+            "system-stopping-50-s input-ok",
+            "own-post",
+            "user-post-10-a input-ok",
+            "system-post-50-a input-ok",
+            "system-post-60-b input-ok",
+        ];
+        if !user_dropins {
+            want.retain(|l| !l.starts_with("user-"));
+        }
+        let log = f.log();
+        ensure!(log == want, "as the user, {profile}: log: {log:?}");
+    }
+    // It was the user's antimony: its run records are the user's.
+    let runs = us.path("home/.local/state/antimony/runs");
+    let owner = std::fs::metadata(&runs).map(|m| m.uid());
+    ensure!(
+        owner.as_ref().ok() == Some(&user.uid),
+        "the user's run records {}: owner {owner:?}, not {}",
+        runs.display(),
+        user.uid
+    );
     drop(guard);
     pass()
 }
@@ -2387,6 +2683,9 @@ plant() {
     chmod 755 ~/.config/antimony/hooks.d/pre/evil 2>/dev/null
     echo '{"evil": true}' > ~/.local/state/antimony/state/target/counter.json 2>/dev/null
     echo evil > ~/.local/share/antimony/other/.bashrc 2>/dev/null
+    for r in ~/.local/state/antimony/runs/*.json; do echo evil > "$r"; done 2>/dev/null
+    mkdir -p ~/.local/state/antimony/runs 2>/dev/null
+    echo '{}' > ~/.local/state/antimony/runs/999999999999999-planted.json 2>/dev/null
 }
 plant
 for d in ~/.config ~/.local ~/.local/share ~/.local/state ~/.cache ~/.config/antimony ~/.local/state/antimony; do
@@ -2435,12 +2734,23 @@ echo '{"state": {"update": {"evil": false}}}'
         ("home-rw", vec![]),
         ("plain", vec!["--rw".into(), s(&f.s.dir)]),
     ];
+    let is_record = |p: &String| p.starts_with(".local/state/antimony/runs/");
     for (profile, extra) in variants {
         // What antimony trusts (runs/ gets this run's record).
         let before: Vec<_> = snapshot(&home)
             .into_iter()
             .filter(|(p, ..)| !p.starts_with(".local/state/antimony/runs/"))
             .collect();
+        // The run records so far: antimony adds this run's, the sandbox
+        // changes none.
+        let records: Vec<_> = snapshot(&home)
+            .into_iter()
+            .filter(|(p, ..)| is_record(p))
+            .collect();
+        ensure!(
+            !records.is_empty(),
+            "{profile} {extra:?}: no run record before the run"
+        );
         f.clear();
         let out =
             f.s.antimony(["run", profile])
@@ -2481,6 +2791,28 @@ echo '{"state": {"update": {"evil": false}}}'
             )
             .into());
         }
+        let records_after: Vec<_> = snapshot(&home)
+            .into_iter()
+            .filter(|(p, ..)| is_record(p))
+            .collect();
+        let changed: Vec<&String> = records
+            .iter()
+            .filter(|r| !records_after.contains(r))
+            .map(|(p, ..)| p)
+            .collect();
+        ensure!(
+            changed.is_empty(),
+            "{profile} {extra:?}: the sandbox changed or removed run records (log {log:?}): {changed:?}"
+        );
+        let planted: Vec<&String> = records_after
+            .iter()
+            .map(|(p, ..)| p)
+            .filter(|p| p.contains("planted"))
+            .collect();
+        ensure!(
+            planted.is_empty(),
+            "{profile} {extra:?}: the sandbox planted a run record: {planted:?}"
+        );
         // The next run trusts what it trusted before.
         let out = f.run("target", "echo target-ran >> @OUT@/log").run();
         ensure!(out.code() == Some(0), "{profile} {extra:?}: {}", out.show());
