@@ -91,10 +91,18 @@ impl Captured {
         }
     }
 
-    /// Reads what the pipe has now. Returns false at end of file.
+    /// Reads what the pipe has now, up to 8 reads (a hook that
+    /// writes as fast as antimony reads must not keep the event loop here:
+    /// poll reports the pipe again). Returns false at end of file.
     pub fn drain(&mut self, pipe: &mut Pipe) -> bool {
+        self.drain_up_to(pipe, 8)
+    }
+
+    /// `drain`, with room for `max_reads` reads of 16 KiB.
+    pub fn drain_up_to(&mut self, pipe: &mut Pipe, max_reads: usize) -> bool {
         let mut buf = [0u8; 16 * 1024];
-        loop {
+        let mut reads = 0;
+        while reads < max_reads {
             // SAFETY: reading into a stack buffer from a descriptor we own.
             let n = unsafe { libc::read(pipe.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
             if n < 0 {
@@ -108,24 +116,41 @@ impl Captured {
             if n == 0 {
                 return self.close(pipe);
             }
+            reads += 1;
             let data = &buf[..n as usize];
             match pipe.stream {
                 Stream::Stderr => self.pass_on(Stream::Stderr, data),
-                Stream::Stdout => {
-                    let mut rest = data;
-                    while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-                        pipe.line.extend_from_slice(&rest[..=i]);
-                        let line = std::mem::take(&mut pipe.line);
-                        self.line(&line);
-                        rest = &rest[i + 1..];
-                    }
-                    pipe.line.extend_from_slice(rest);
-                    if pipe.line.len() > MAX_LINE {
-                        let line = std::mem::take(&mut pipe.line);
-                        self.pass_on(Stream::Stdout, &line);
-                    }
-                }
+                Stream::Stdout => self.stdout(pipe, data),
             }
+        }
+        true
+    }
+
+    /// Stdout, line by line: a line that may be a reply (`{…}`) is read;
+    /// the plain lines around it are passed on in one write.
+    fn stdout(&mut self, pipe: &mut Pipe, data: &[u8]) {
+        let mut plain = Vec::new();
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            pipe.line.extend_from_slice(&rest[..=i]);
+            let line = std::mem::take(&mut pipe.line);
+            if line.trim_ascii_start().starts_with(b"{") {
+                if !plain.is_empty() {
+                    self.pass_on(Stream::Stdout, &std::mem::take(&mut plain));
+                }
+                self.line(&line);
+            } else {
+                plain.extend_from_slice(&line);
+            }
+            rest = &rest[i + 1..];
+        }
+        if !plain.is_empty() {
+            self.pass_on(Stream::Stdout, &plain);
+        }
+        pipe.line.extend_from_slice(rest);
+        if pipe.line.len() > MAX_LINE {
+            let line = std::mem::take(&mut pipe.line);
+            self.pass_on(Stream::Stdout, &line);
         }
     }
 

@@ -47,24 +47,24 @@ impl StateStore {
             .create(&self.dir)
     }
 
-    /// Takes the hook's lock, waiting for other instances that hold it.
-    pub fn lock(&self, key: &str) -> std::io::Result<Lock> {
+    /// Takes the hook's lock if no other instance holds it (`None`: one
+    /// does). antimony never blocks on it: its event loop keeps serving
+    /// the sandbox, and tries again.
+    pub fn try_lock(&self, key: &str) -> std::io::Result<Option<Lock>> {
         self.ensure_dir()?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(self.dir.join(format!("{key}.lock")))?;
-        loop {
-            // SAFETY: flock on a descriptor we own.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if r == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(Some(Lock { _file: file }));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) => Ok(None),
+            _ => Err(e),
         }
     }
 
@@ -167,7 +167,9 @@ mod tests {
     fn apply_and_read() {
         let dir = std::env::temp_dir().join(format!("antimony-state-test-{}", std::process::id()));
         let store = StateStore::new(&dir, "p");
-        let _lock = store.lock("k").unwrap();
+        let _lock = store.try_lock("k").unwrap().expect("free");
+        // Another open of the lock file (another instance) finds it taken.
+        assert!(store.try_lock("k").unwrap().is_none());
         let mut c = Change::default();
         c.update.insert("a".into(), Value::from(1));
         store.apply("k", &c).unwrap();

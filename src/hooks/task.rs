@@ -353,9 +353,11 @@ impl Task {
                 terminal::take_back();
             }
         }
+        // What it wrote before it ended, its reply included: up to 1 MiB
+        // now (more, from children it left, as leftovers later).
         for p in &mut self.pipes {
             if p.open {
-                self.captured.drain(p);
+                self.captured.drain_up_to(p, 64);
             }
         }
         self.input = None;

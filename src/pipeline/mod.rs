@@ -31,7 +31,7 @@ use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
 use crate::hooks::input::{self, RunState};
 use crate::hooks::output::{Captured, Pipe};
 use crate::hooks::records::{self, HookRecord, RunRecord};
-use crate::hooks::state::StateStore;
+use crate::hooks::state::{Change, Lock, StateStore};
 use crate::hooks::task::{Place, Task, Watch};
 use crate::hooks::{Context, HookError};
 use crate::host::Host;
@@ -154,6 +154,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         late_error: None,
         outcome: None,
         records: Vec::new(),
+        pending_state: Vec::new(),
         warnings,
         storage_warned: false,
         began: Instant::now(),
@@ -249,6 +250,8 @@ struct Run<'a> {
     late_error: Option<HookError>,
     outcome: Option<ProgramOutcome>,
     records: Vec<HookRecord>,
+    /// State updates of hooks that did not hold their lock, waiting for it.
+    pending_state: Vec<(String, Change)>,
     warnings: Vec<String>,
     storage_warned: bool,
     began: Instant,
@@ -289,7 +292,7 @@ impl Run<'_> {
     }
 
     fn start_attached(&mut self, idx: usize) -> Result<(), HookError> {
-        let slot = self.spawn_task(idx, false);
+        let slot = self.spawn_task(idx, false, None);
         if self.slots[slot].as_ref().is_some_and(Task::is_done) {
             self.finish_task(slot)
         } else {
@@ -467,6 +470,7 @@ impl Run<'_> {
     }
 
     fn finish(mut self) -> Outcome {
+        self.apply_pending(true);
         let code;
         let error;
         if let Some(e) = self.launch_error.take() {
@@ -573,30 +577,56 @@ impl Run<'_> {
         }
     }
 
-    /// Starts hook `idx`; returns its slot. A hook that cannot start is a
-    /// task that has already ended (with that failure).
-    fn spawn_task(&mut self, idx: usize, foreground: bool) -> usize {
-        let plan = self.plan;
-        let ph = &plan.hooks[idx];
-        // Runs of one hook that reads its state (`stdin = true`) are
-        // serialized across instances: its lock is held from reading the
-        // state until its update is written, so no update is lost. A hook
-        // that cannot see its state can only overwrite keys: the lock is
-        // taken just to apply that (`finish_task`).
-        let lock = if foreground && ph.hook.stdin {
-            match self.store.lock(&ph.state_key) {
-                Ok(l) => Some(l),
+    /// The state lock a foreground hook that reads its state
+    /// (`stdin = true`) holds while it runs: runs of one such hook are
+    /// serialized across instances, from reading the state until its update
+    /// is written, so no update is lost. `None` for other hooks (they take
+    /// the lock only to apply an update: `finish_task`) or when the state
+    /// cannot be kept (said once). While another instance holds it,
+    /// antimony waits; during the pre-hooks a stop signal ends the wait
+    /// (`Err`: the hook is not started, the launch is cancelled).
+    fn state_lock(&mut self, idx: usize) -> Result<Option<Lock>, ()> {
+        let ph = &self.plan.hooks[idx];
+        if !ph.hook.stdin {
+            return Ok(None);
+        }
+        let key = ph.state_key.clone();
+        loop {
+            match self.store.try_lock(&key) {
+                Ok(Some(lock)) => return Ok(Some(lock)),
+                Ok(None) => {}
                 Err(e) => {
                     self.storage_warning(format!(
                         "hook state is not kept: {}",
                         crate::error::io_text(&e)
                     ));
-                    None
+                    return Ok(None);
                 }
             }
-        } else {
-            None
-        };
+            if self.phase == Phase::Pre {
+                let mut fd = libc::pollfd {
+                    fd: self.signals.fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: poll on one pollfd we own, for 20 ms.
+                unsafe { libc::poll(&mut fd, 1, 20) };
+                self.take_signals();
+                if self.interrupted.is_some() {
+                    return Err(());
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts hook `idx`; returns its slot. A hook that cannot start is a
+    /// task that has already ended (with that failure).
+    fn spawn_task(&mut self, idx: usize, foreground: bool, mut lock: Option<Lock>) -> usize {
+        let plan = self.plan;
+        let ph = &plan.hooks[idx];
+        let lock = lock.take();
         let input = ph.hook.stdin.then(|| {
             let state = self.store.read(&ph.state_key);
             let run = RunState {
@@ -677,7 +707,11 @@ impl Run<'_> {
 
     /// Runs a hook and waits for it, serving everything else meanwhile.
     fn run_foreground(&mut self, idx: usize) -> Result<(), HookError> {
-        let slot = self.spawn_task(idx, true);
+        let Ok(lock) = self.state_lock(idx) else {
+            // A stop signal ended the wait: the hook never started.
+            return Ok(());
+        };
+        let slot = self.spawn_task(idx, true, lock);
         self.fg = Some(slot);
         while !self.slots[slot].as_ref().is_some_and(Task::is_done) {
             self.turn(None);
@@ -710,20 +744,16 @@ impl Run<'_> {
         self.leftovers
             .extend(done.leftovers.into_iter().map(|p| (p, Captured::default())));
         if done.failure.is_none() {
-            if let Some(change) = &done.reply.change {
-                // An unserialized (background) hook takes the lock for the update only.
-                let lock = match done.lock {
-                    Some(l) => Ok(l),
-                    None => self.store.lock(&ph.state_key),
-                };
-                let applied = lock.and_then(|_l| self.store.apply(&ph.state_key, change));
-                if let Err(e) = applied {
-                    self.storage_warning(format!(
-                        "hook state is not kept: {}",
-                        crate::error::io_text(&e)
-                    ));
+            if let Some(change) = done.reply.change {
+                match done.lock {
+                    Some(lock) => self.apply_state(&ph.state_key, &change, lock),
+                    // A hook that did not read its state takes the lock for
+                    // the update only, when it is free: meanwhile the update
+                    // waits and the event loop goes on (`apply_pending`).
+                    None => self.pending_state.push((ph.state_key.clone(), change)),
                 }
             }
+            self.apply_pending(false);
         }
         self.records.push(done.record);
         match done.failure {
@@ -733,6 +763,48 @@ impl Run<'_> {
                 failure,
                 message: done.reply.error,
             }),
+        }
+    }
+
+    fn apply_state(&mut self, key: &str, change: &Change, _lock: Lock) {
+        if let Err(e) = self.store.apply(key, change) {
+            self.storage_warning(format!(
+                "hook state is not kept: {}",
+                crate::error::io_text(&e)
+            ));
+        }
+    }
+
+    /// Applies the waiting state updates whose lock is free. `last`: the
+    /// run is over; wait up to 10 s for locks others hold, then say what
+    /// was not kept.
+    fn apply_pending(&mut self, last: bool) {
+        let give_up = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut waiting = Vec::new();
+            for (key, change) in std::mem::take(&mut self.pending_state) {
+                match self.store.try_lock(&key) {
+                    Ok(Some(lock)) => self.apply_state(&key, &change, lock),
+                    Ok(None) => waiting.push((key, change)),
+                    Err(e) => self.storage_warning(format!(
+                        "hook state is not kept: {}",
+                        crate::error::io_text(&e)
+                    )),
+                }
+            }
+            self.pending_state = waiting;
+            if !last || self.pending_state.is_empty() {
+                return;
+            }
+            if Instant::now() >= give_up {
+                for (key, _) in std::mem::take(&mut self.pending_state) {
+                    self.storage_warning(format!(
+                        "hook state is not kept: another run held the lock of `{key}` for 10 s"
+                    ));
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -795,14 +867,16 @@ impl Run<'_> {
         }
         if self.program_started && self.started_slot.is_none() {
             if let Some(idx) = self.started_queue.pop_front() {
-                let slot = self.spawn_task(idx, false);
+                let slot = self.spawn_task(idx, false, None);
                 self.started_slot = Some(slot);
             }
         }
         if self.stop.begun && self.stopping_slot.is_none() {
             match self.stopping_queue.pop_front() {
                 Some(idx) => {
-                    let slot = self.spawn_task(idx, true);
+                    // Only a pre-hook's wait can be cancelled.
+                    let lock = self.state_lock(idx).unwrap_or(None);
+                    let slot = self.spawn_task(idx, true, lock);
                     self.stopping_slot = Some(slot);
                 }
                 None => self.deliver_stop(),
@@ -1062,6 +1136,10 @@ impl Run<'_> {
             .filter_map(Task::deadline)
             .chain(self.stop.kill_at)
             .chain(until)
+            .chain(
+                (!self.pending_state.is_empty())
+                    .then(|| Instant::now() + Duration::from_millis(20)),
+            )
             .min();
         let timeout = match deadline {
             None => -1,
