@@ -68,11 +68,16 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
     if let Err((step, e)) = mounts::enter_base() {
         fail(chan, step, 0, e);
     }
+    let newroot = match mounts::open_newroot() {
+        Ok(fd) => fd,
+        Err((step, e)) => fail(chan, step, 0, e),
+    };
     for (i, cmd) in p.mounts.iter_mut().enumerate() {
-        if let Err((step, e)) = mounts::apply(cmd) {
+        if let Err((step, e)) = mounts::apply(newroot, cmd) {
             fail(chan, step, i as u32, e);
         }
     }
+    sys::close(newroot);
     if let Err((step, e)) = mounts::leave_base() {
         fail(chan, step, 0, e);
     }

@@ -5,7 +5,10 @@
 //! 2. mount a tmpfs "base" on `/tmp` and `pivot_root` into it, keeping the
 //!    host's root at `/oldroot` (so bind sources, even under the host's
 //!    `/tmp`, stay reachable) and an empty tmpfs at `/newroot`;
-//! 3. carry out each operation under `/newroot`;
+//! 3. carry out each operation under `/newroot`, reaching every
+//!    destination from a descriptor of `/newroot` with links resolved
+//!    inside it (`RESOLVE_IN_ROOT`): a link a sandbox left in a place it
+//!    can write never leads a mount, a folder or a file out to the host;
 //! 4. make `/newroot` read-only, `pivot_root` into `/newroot` and detach
 //!    the base with everything in it (`/oldroot`, the host's root,
 //!    included): the host's root is then unreachable.
@@ -18,13 +21,14 @@
 //! ever re-read.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
 
 use super::protocol::Step;
 use super::sys::{self, Errno, R};
 
 /// One prepared mount operation. Paths are NUL-terminated bytes, built
-/// before the fork; `dest` is mutable so that its parents can be created in
-/// place.
+/// before the fork; `dest` is mutable so that its folders can be named one
+/// at a time in place (a NUL for a `/`, put back after).
 #[derive(Debug)]
 pub struct MountCmd {
     /// `/newroot/…`, NUL-terminated.
@@ -123,51 +127,142 @@ pub fn leave_base() -> Result<(), Failure> {
     Ok(())
 }
 
-/// Runs `make`, which creates `dest`; when that fails with ENOENT (a
-/// folder on the way is missing), makes the missing folders (mode 0755)
-/// and runs `make` once more. Parents are mounted before their children,
-/// so the folder usually exists already: one syscall instead of a `mkdir`
-/// per level of the path. Errors are what `mkdir -p` of the parents then
-/// `make` would report: a failure while making the parents is tagged
-/// `true`.
-fn in_place<T>(dest: &mut [u8], make: impl Fn(&CStr) -> R<T>) -> Result<T, (bool, Errno)> {
-    match make(sys::cstr(dest)) {
-        Err(Errno::ENOENT) => {
-            sys::mkdir_parents(dest, 0o755).map_err(|e| (true, e))?;
-            make(sys::cstr(dest)).map_err(|e| (false, e))
+/// `/newroot/` as every destination begins.
+const NEWROOT: &[u8] = b"/newroot/";
+
+/// The new root, opened once after `enter_base`: every destination is
+/// reached from it.
+pub fn open_newroot() -> Result<RawFd, Failure> {
+    sys::openat2(
+        libc::AT_FDCWD,
+        c"/newroot",
+        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(at(Step::NewRoot))
+}
+
+/// A folder inside the new root, symbolic links on the way resolved as if
+/// the new root were `/`. A sandbox may leave links in the places it can
+/// write (a persistent home, a writable bind) that the next launch mounts
+/// beneath; resolved like this, no link leads out of the new root (to
+/// `/oldroot`, the host's), as a plain path lookup here would.
+fn open_in_root(nr: RawFd, path: &CStr) -> R<RawFd> {
+    sys::openat2(
+        nr,
+        path,
+        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// A destination, split: the folder that holds it (a descriptor, reached
+/// inside the new root) and its last component (an offset into the
+/// destination's bytes).
+struct Place {
+    dir: RawFd,
+    leaf: usize,
+}
+
+impl Place {
+    /// Finds `dest`'s folder; with `make`, makes the folders missing on the
+    /// way (0755), one component at a time, each inside the one before.
+    fn of(nr: RawFd, dest: &mut [u8], make: bool) -> R<Place> {
+        let len = dest.iter().position(|&b| b == 0).unwrap_or(dest.len());
+        if len <= NEWROOT.len() || !dest.starts_with(NEWROOT) {
+            return Err(Errno::EINVAL);
         }
-        r => r.map_err(|e| (false, e)),
+        let slash = dest[..len].iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let leaf = slash + 1;
+        if slash < NEWROOT.len() {
+            return open_in_root(nr, c".").map(|dir| Place { dir, leaf });
+        }
+        dest[slash] = 0;
+        let found = match open_in_root(nr, sys::cstr(&dest[NEWROOT.len()..])) {
+            Err(Errno::ENOENT) if make => make_folders(nr, dest, slash),
+            r => r,
+        };
+        dest[slash] = b'/';
+        found.map(|dir| Place { dir, leaf })
+    }
+
+    fn name<'a>(&self, dest: &'a [u8]) -> &'a CStr {
+        sys::cstr(&dest[self.leaf..])
+    }
+
+    /// The destination itself (made by the caller), opened without
+    /// following a link there: a link in its place is an error (ELOOP),
+    /// never a way elsewhere.
+    fn target(&self, dest: &[u8]) -> R<RawFd> {
+        sys::openat2(
+            self.dir,
+            self.name(dest),
+            (libc::O_PATH | libc::O_CLOEXEC) as u64,
+            libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH,
+        )
     }
 }
 
-/// The step to report for an `in_place` failure: making a parent is
-/// always the mount point's step.
-fn step_of(step: Step) -> impl Fn((bool, Errno)) -> Failure {
-    move |(parents, e)| (if parents { Step::MountPoint } else { step }, e)
+impl Drop for Place {
+    fn drop(&mut self) {
+        sys::close(self.dir);
+    }
 }
 
-fn mount_point_dir(dest: &mut [u8]) -> Result<(), Failure> {
-    in_place(dest, |d| exist_ok(sys::mkdir(d, 0o755))).map_err(step_of(Step::MountPoint))
+/// Makes the folders of `dest[NEWROOT.len()..end]` (`dest[end]` is a
+/// NUL); returns the last one, open.
+fn make_folders(nr: RawFd, dest: &mut [u8], end: usize) -> R<RawFd> {
+    let mut dir = open_in_root(nr, c".")?;
+    let mut start = NEWROOT.len();
+    loop {
+        let stop = dest[start..end]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(end, |p| start + p);
+        let saved = dest[stop];
+        dest[stop] = 0;
+        // One component, made in the folder found before: nothing to follow.
+        let next = exist_ok(sys::mkdirat(dir, sys::cstr(&dest[start..]), 0o755))
+            .and_then(|()| open_in_root(nr, sys::cstr(&dest[NEWROOT.len()..])));
+        dest[stop] = saved;
+        sys::close(dir);
+        dir = next?;
+        if stop == end {
+            return Ok(dir);
+        }
+        start = stop + 1;
+    }
+}
+
+/// Makes `dest` with `make` (given its folder and name) and opens it; a
+/// failure to find or make its folder is the mount point's step.
+fn made(
+    nr: RawFd,
+    dest: &mut [u8],
+    step: Step,
+    make: impl Fn(RawFd, &CStr) -> R<()>,
+) -> Result<RawFd, Failure> {
+    let place = Place::of(nr, dest, true).map_err(at(Step::MountPoint))?;
+    make(place.dir, place.name(dest)).map_err(at(step))?;
+    place.target(dest).map_err(at(step))
+}
+
+fn mount_point_dir(nr: RawFd, dest: &mut [u8]) -> Result<RawFd, Failure> {
+    made(nr, dest, Step::MountPoint, |d, n| {
+        exist_ok(sys::mkdirat(d, n, 0o755))
+    })
 }
 
 /// An empty regular file to mount a file on: one `mknod` rather than an
 /// `open(O_CREAT)` and its `close`.
-fn mount_point_file(dest: &mut [u8]) -> Result<(), Failure> {
-    in_place(dest, |d| {
-        // SAFETY: d is a valid C string; mknod of a regular file needs no
-        // privilege and no device number.
-        let r = unsafe { libc::mknod(d.as_ptr(), libc::S_IFREG | 0o444, 0) };
-        if r < 0 {
-            exist_ok(Err(Errno::last()))
-        } else {
-            Ok(())
-        }
+fn mount_point_file(nr: RawFd, dest: &mut [u8]) -> Result<RawFd, Failure> {
+    made(nr, dest, Step::MountPoint, |d, n| {
+        exist_ok(sys::mknod_file_at(d, n, 0o444))
     })
-    .map_err(step_of(Step::MountPoint))
 }
 
-/// Puts a detached copy of `fd`'s mount tree at `dest` with `attr` set.
-fn attach_copy(fd: i32, dest: &[u8], attr: u64) -> Result<(), Failure> {
+/// Puts a detached copy of `fd`'s mount tree on `target` with `attr` set.
+fn attach_copy(fd: i32, target: RawFd, attr: u64) -> Result<(), Failure> {
     let tree = sys::open_tree(
         fd,
         c"",
@@ -177,13 +272,14 @@ fn attach_copy(fd: i32, dest: &[u8], attr: u64) -> Result<(), Failure> {
             | sys::AT_RECURSIVE,
     )
     .map_err(at(Step::Mount))?;
-    let r = place_copy(tree, dest, attr);
+    let r = place_copy(tree, target, attr);
     sys::close(tree);
     r
 }
 
-/// Sets `attr` on the whole detached tree `tree`, then moves it to `dest`.
-fn place_copy(tree: i32, dest: &[u8], attr: u64) -> Result<(), Failure> {
+/// Sets `attr` on the whole detached tree `tree`, then moves it onto
+/// `target` (a descriptor: no path is looked up again).
+fn place_copy(tree: i32, target: RawFd, attr: u64) -> Result<(), Failure> {
     sys::mount_setattr(
         tree,
         c"",
@@ -194,12 +290,50 @@ fn place_copy(tree: i32, dest: &[u8], attr: u64) -> Result<(), Failure> {
         sys::move_mount(
             tree,
             c"",
-            libc::AT_FDCWD,
-            sys::cstr(dest),
-            sys::MOVE_MOUNT_F_EMPTY_PATH,
+            target,
+            c"",
+            sys::MOVE_MOUNT_F_EMPTY_PATH | sys::MOVE_MOUNT_T_EMPTY_PATH,
         )
     })
     .map_err(at(Step::Mount))
+}
+
+/// Mounts a file system on the folder `target`: from inside it (`.`), so
+/// that mount(2) looks no path up.
+fn mount_on(
+    target: RawFd,
+    fstype: &CStr,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), Failure> {
+    sys::fchdir(target)
+        .and_then(|()| sys::mount(Some(fstype), c".", Some(fstype), flags, data))
+        .map_err(at(Step::Mount))
+}
+
+/// A folder that may stay missing (Pin, Mask): made if it can be; `None`
+/// where it cannot (a read-only bind): the sandbox cannot make it either.
+fn folder_if_possible(nr: RawFd, dest: &mut [u8]) -> Result<Option<RawFd>, Failure> {
+    let place = match Place::of(nr, dest, true) {
+        Ok(p) => p,
+        Err(Errno::EROFS | Errno::ENOENT | Errno::EACCES | Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err((Step::MountPoint, e)),
+    };
+    match exist_ok(sys::mkdirat(place.dir, place.name(dest), 0o755)) {
+        Ok(()) => {}
+        Err(Errno::EROFS | Errno::EACCES) => return Ok(None),
+        Err(e) => return Err((Step::MountPoint, e)),
+    }
+    match sys::openat2(
+        place.dir,
+        place.name(dest),
+        (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(None),
+        Err(e) => Err((Step::MountSource, e)),
+    }
 }
 
 /// Errors of finding a path (rather than of mounting what was found).
@@ -210,9 +344,15 @@ fn lookup_error(e: Errno) -> bool {
     )
 }
 
-/// Step 3, one operation.
-pub fn apply(cmd: &mut MountCmd) -> Result<(), Failure> {
+/// Step 3, one operation; `nr` is the new root (`open_newroot`).
+pub fn apply(nr: RawFd, cmd: &mut MountCmd) -> Result<(), Failure> {
     let dest = &mut cmd.dest;
+    // Every descriptor opened here is closed before the next operation.
+    let with = |fd: RawFd, f: &dyn Fn(RawFd) -> Result<(), Failure>| {
+        let r = f(fd);
+        sys::close(fd);
+        r
+    };
     match &cmd.kind {
         // A fixed system path (the base layout's /usr, /etc entries, device
         // nodes): cloned straight from its path, following links as an
@@ -238,12 +378,12 @@ pub fn apply(cmd: &mut MountCmd) -> Result<(), Failure> {
                 Err(e) => return Err((Step::Mount, e)),
             };
             let r = (|| {
-                if sys::fstat_is_dir(tree).map_err(at(Step::MountSource))? {
-                    mount_point_dir(dest)?;
+                let target = if sys::fstat_is_dir(tree).map_err(at(Step::MountSource))? {
+                    mount_point_dir(nr, dest)?
                 } else {
-                    mount_point_file(dest)?;
-                }
-                place_copy(tree, dest, *attr)
+                    mount_point_file(nr, dest)?
+                };
+                with(target, &|t| place_copy(tree, t, *attr))
             })();
             sys::close(tree);
             r
@@ -267,140 +407,103 @@ pub fn apply(cmd: &mut MountCmd) -> Result<(), Failure> {
                 Err(e) => return Err((Step::MountSource, e)),
             };
             let r = (|| {
-                if sys::fstat_is_dir(fd).map_err(at(Step::MountSource))? {
-                    mount_point_dir(dest)?;
+                let target = if sys::fstat_is_dir(fd).map_err(at(Step::MountSource))? {
+                    mount_point_dir(nr, dest)?
                 } else {
-                    mount_point_file(dest)?;
-                }
-                attach_copy(fd, dest, *attr)
+                    mount_point_file(nr, dest)?
+                };
+                with(target, &|t| attach_copy(fd, t, *attr))
             })();
             sys::close(fd);
             r
         }
-        Kind::Tmpfs { data } => {
-            mount_point_dir(dest)?;
-            sys::mount(
-                Some(c"tmpfs"),
-                sys::cstr(dest),
-                Some(c"tmpfs"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some(data),
-            )
-            .map_err(at(Step::Mount))
-        }
-        Kind::Proc => {
-            mount_point_dir(dest)?;
-            sys::mount(
-                Some(c"proc"),
-                sys::cstr(dest),
-                Some(c"proc"),
+        Kind::Tmpfs { data } => with(mount_point_dir(nr, dest)?, &|t| {
+            mount_on(t, c"tmpfs", libc::MS_NOSUID | libc::MS_NODEV, Some(data))
+        }),
+        Kind::Proc => with(mount_point_dir(nr, dest)?, &|t| {
+            mount_on(
+                t,
+                c"proc",
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 None,
             )
-            .map_err(at(Step::Mount))
-        }
+        }),
+        Kind::Devpts => with(mount_point_dir(nr, dest)?, &|t| {
+            mount_on(
+                t,
+                c"devpts",
+                libc::MS_NOSUID | libc::MS_NOEXEC,
+                Some(c"newinstance,ptmxmode=0666,mode=620"),
+            )
+        }),
+        // What is already there, made read-only (where it is missing,
+        // nothing to do).
         Kind::ReadOnly => {
-            let fd = match sys::openat2(
-                libc::AT_FDCWD,
-                sys::cstr(dest),
-                (libc::O_PATH | libc::O_CLOEXEC) as u64,
-                libc::RESOLVE_NO_SYMLINKS,
-            ) {
+            let place = match Place::of(nr, dest, false) {
+                Ok(p) => p,
+                Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => return Err((Step::MountSource, e)),
+            };
+            let fd = match place.target(dest) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => return Ok(()),
                 Err(e) => return Err((Step::MountSource, e)),
             };
-            let r = attach_copy(
-                fd,
-                dest,
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
-            );
-            sys::close(fd);
-            r
-        }
-        Kind::Devpts => {
-            mount_point_dir(dest)?;
-            sys::mount(
-                Some(c"devpts"),
-                sys::cstr(dest),
-                Some(c"devpts"),
-                libc::MS_NOSUID | libc::MS_NOEXEC,
-                Some(c"newinstance,ptmxmode=0666,mode=620"),
-            )
-            .map_err(at(Step::Mount))
-        }
-        Kind::Symlink { target } => {
-            in_place(dest, |d| exist_ok(sys::symlink(target, d))).map_err(step_of(Step::Mount))
-        }
-        Kind::Dir { mode } => {
-            in_place(dest, |d| exist_ok(sys::mkdir(d, *mode))).map_err(step_of(Step::Mount))
-        }
-        Kind::File { contents, mode } => {
-            let fd = in_place(dest, |d| {
-                sys::open(
-                    d,
-                    libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
-                    *mode,
+            with(fd, &|fd| {
+                attach_copy(
+                    fd,
+                    fd,
+                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
                 )
             })
-            .map_err(step_of(Step::Mount))?;
-            let r = sys::write_all(fd, contents);
-            sys::close(fd);
-            r.map_err(at(Step::Mount))
+        }
+        Kind::Symlink { target } => {
+            let place = Place::of(nr, dest, true).map_err(at(Step::MountPoint))?;
+            exist_ok(sys::symlinkat(target, place.dir, place.name(dest))).map_err(at(Step::Mount))
+        }
+        Kind::Dir { mode } => {
+            let place = Place::of(nr, dest, true).map_err(at(Step::MountPoint))?;
+            exist_ok(sys::mkdirat(place.dir, place.name(dest), *mode)).map_err(at(Step::Mount))
+        }
+        Kind::File { contents, mode } => {
+            let place = Place::of(nr, dest, true).map_err(at(Step::MountPoint))?;
+            let fd = sys::openat(
+                place.dir,
+                place.name(dest),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                *mode,
+            )
+            .map_err(at(Step::Mount))?;
+            with(fd, &|fd| {
+                sys::write_all(fd, contents).map_err(at(Step::Mount))
+            })
         }
         Kind::Overlay { data, scratch } => {
             for dir in scratch {
                 exist_ok(sys::mkdir(dir, 0o700)).map_err(at(Step::MountPoint))?;
             }
-            mount_point_dir(dest)?;
-            sys::mount(
-                Some(c"overlay"),
-                sys::cstr(dest),
-                Some(c"overlay"),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                Some(data),
-            )
-            .map_err(at(Step::Mount))
+            with(mount_point_dir(nr, dest)?, &|t| {
+                mount_on(t, c"overlay", libc::MS_NOSUID | libc::MS_NODEV, Some(data))
+            })
         }
-        Kind::Pin => {
+        Kind::Pin => match folder_if_possible(nr, dest)? {
             // Made if missing (the mask beneath would make it anyway, and
             // it must not be left movable); nothing to pin where it cannot
             // be made (a read-only bind): the sandbox cannot make it either.
-            match in_place(dest, |d| exist_ok(sys::mkdir(d, 0o755))) {
-                Ok(()) => {}
-                Err((_, Errno::EROFS | Errno::ENOENT | Errno::EACCES)) => return Ok(()),
-                Err((_, e)) => return Err((Step::MountPoint, e)),
-            }
-            let fd = match sys::openat2(
-                libc::AT_FDCWD,
-                sys::cstr(dest),
-                (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
-                libc::RESOLVE_NO_SYMLINKS,
-            ) {
-                Ok(fd) => fd,
-                Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
-                Err(e) => return Err((Step::MountSource, e)),
-            };
-            let r = attach_copy(fd, dest, sys::MOUNT_ATTR_NOSUID);
-            sys::close(fd);
-            r
-        }
-        Kind::Mask => {
-            // Nothing to hide if the folder neither exists nor can be made
-            // (a read-only bind): the sandbox cannot create it either.
-            match in_place(dest, |d| exist_ok(sys::mkdir(d, 0o755))) {
-                Ok(()) => {}
-                Err((_, Errno::EROFS | Errno::ENOENT | Errno::EACCES)) => return Ok(()),
-                Err((_, e)) => return Err((Step::MountPoint, e)),
-            }
-            sys::mount(
-                Some(c"tmpfs"),
-                sys::cstr(dest),
-                Some(c"tmpfs"),
-                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                Some(c"mode=0555,size=4k"),
-            )
-            .map_err(at(Step::Mount))
-        }
+            Some(fd) => with(fd, &|fd| attach_copy(fd, fd, sys::MOUNT_ATTR_NOSUID)),
+            None => Ok(()),
+        },
+        Kind::Mask => match folder_if_possible(nr, dest)? {
+            // Nothing to hide if the folder neither exists nor can be made.
+            Some(fd) => with(fd, &|t| {
+                mount_on(
+                    t,
+                    c"tmpfs",
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    Some(c"mode=0555,size=4k"),
+                )
+            }),
+            None => Ok(()),
+        },
     }
 }

@@ -33,6 +33,7 @@ pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const AT_RECURSIVE: c_uint = 0x8000;
 pub const OPEN_TREE_CLONE: c_uint = 1;
 pub const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
 
 /// `struct mount_attr` (mount_setattr(2)).
 #[repr(C)]
@@ -72,27 +73,6 @@ pub fn umount2(path: &CStr, flags: c_int) -> R<()> {
 pub fn mkdir(path: &CStr, mode: libc::mode_t) -> R<()> {
     // SAFETY: path is a valid C string.
     check(unsafe { libc::mkdir(path.as_ptr(), mode) }).map(drop)
-}
-
-/// `mkdir -p` of the parents of the path in `buf` (a NUL-terminated absolute
-/// path), done in place: each `/` is turned into a NUL for one `mkdir` and
-/// put back. Existing folders are fine.
-pub fn mkdir_parents(buf: &mut [u8], mode: libc::mode_t) -> R<()> {
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    for i in 1..len {
-        if buf[i] != b'/' {
-            continue;
-        }
-        buf[i] = 0;
-        // SAFETY: buf[..=i] is now NUL-terminated.
-        let r = unsafe { libc::mkdir(buf.as_ptr().cast(), mode) };
-        let err = Errno::last();
-        buf[i] = b'/';
-        if r < 0 && err != Errno::EEXIST {
-            return Err(err);
-        }
-    }
-    Ok(())
 }
 
 /// Views a NUL-terminated buffer as a C string.
@@ -227,9 +207,30 @@ pub fn write_file(path: &CStr, contents: &[u8]) -> R<()> {
     r
 }
 
-pub fn symlink(target: &CStr, link: &CStr) -> R<()> {
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: libc::mode_t) -> R<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(drop)
+}
+
+/// An empty regular file (no privilege or device number needed).
+pub fn mknod_file_at(dir: RawFd, name: &CStr, mode: libc::mode_t) -> R<()> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::mknodat(dir, name.as_ptr(), libc::S_IFREG | mode, 0) }).map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> R<()> {
     // SAFETY: both are valid C strings.
-    check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }).map(drop)
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
+}
+
+pub fn openat(dir: RawFd, name: &CStr, flags: c_int, mode: libc::mode_t) -> R<RawFd> {
+    // SAFETY: name is a valid C string.
+    check(unsafe { libc::openat(dir, name.as_ptr(), flags, mode as c_uint) })
+}
+
+pub fn fchdir(fd: RawFd) -> R<()> {
+    // SAFETY: fchdir with an integer argument.
+    check(unsafe { libc::fchdir(fd) }).map(drop)
 }
 
 pub fn prctl(option: c_int, arg2: c_ulong) -> R<()> {

@@ -19,6 +19,10 @@ use crate::support::*;
 pub fn tests() -> Vec<Trial> {
     let mut t = Vec::new();
     t.extend(both("escape::write_host_files", write_host_files));
+    t.extend(both(
+        "escape::links_in_the_home_never_lead_a_mount_out",
+        links_lead_nowhere,
+    ));
     t.extend(both("escape::read_secrets", read_secrets));
     t.extend(both("escape::host_processes", host_processes));
     t.extend(both("escape::ptrace_and_process_vm", ptrace_and_process_vm));
@@ -845,6 +849,57 @@ fn environment(who: Who) -> TestResult {
         ensure!(
             listed.iter().any(|k| k == n),
             "{n} is in the environment but not in the plan ({listed:?}): {l}"
+        );
+    }
+    pass()
+}
+
+/// A sandbox can leave symbolic links in its persistent home between runs.
+/// A link where the next launch mounts something beneath (here `~/.config`,
+/// under which the profile binds a file and a folder) that points at the
+/// host's root as the set-up sees it (`/oldroot/…`, absolutely or by
+/// `..`) must not make antimony create a folder or a file on the host: the
+/// host folder it names stays empty, whatever the run's outcome.
+fn links_lead_nowhere(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let target = s.mkdir("host-target");
+    let source = s.mkdir("bind-source");
+    s.write("bind-source/file", "x\n");
+    s.profile(
+        "linky",
+        &format!(
+            "inherits = [\"sh\"]\n[home]\npolicy = \"Enabled\"\n[files]\n\
+             ro = [\"{src}=~/.config/made/folder\", \"{src}/file=~/.config/made/file\"]\n",
+            src = source.display()
+        ),
+    );
+    let home = s.mkdir("home/.local/share/antimony/linky");
+    let depth = home.components().count();
+    for link in [
+        format!("/oldroot{}", target.display()),
+        format!("{}oldroot{}", "../".repeat(depth + 2), target.display()),
+    ] {
+        let config = home.join(".config");
+        let _ = std::fs::remove_file(&config);
+        std::os::unix::fs::symlink(&link, &config).map_err(|e| e.to_string())?;
+        if who == Who::User {
+            let (uid, gid) = (s.uid, s.gid);
+            std::os::unix::fs::lchown(&config, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+        }
+        let out = s.antimony(["run", "linky", "--", "-c", "true"]).run();
+        let left: Vec<_> = std::fs::read_dir(&target)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        ensure!(
+            left.is_empty(),
+            "through ~/.config -> {link}, the run made {left:?} on the host: {}",
+            out.show()
+        );
+        ensure!(
+            std::fs::read_link(&config).ok() == Some(link.clone().into()),
+            "the link was replaced"
         );
     }
     pass()
