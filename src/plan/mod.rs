@@ -323,18 +323,29 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         None => None,
     };
     // antimony's own folders are never a sandbox's, not even a part of one
-    // (a bind above them gets them masked instead, below).
+    // (a bind above them gets them masked instead, below). Compared as
+    // written and as the kernel resolves them: `/var/home/u` is `~` where
+    // `/home` links to `var/home`.
+    let protected: Vec<(PathBuf, PathBuf)> = host
+        .protected_dirs()
+        .into_iter()
+        .map(|p| {
+            let real = mounts::real_path(&p);
+            (p, real)
+        })
+        .collect();
     for m in &list {
-        let source = match &m.op {
-            Op::Bind { source, .. }
-                if matches!(m.origin, Origin::Profile | Origin::CommandLine) =>
-            {
-                source
-            }
-            Op::Overlay { lower } if m.origin != Origin::Home => lower,
-            _ => continue,
+        let Op::Bind { source, .. } = &m.op else {
+            continue;
         };
-        if let Some(p) = host.protected_dirs().iter().find(|p| source.starts_with(p)) {
+        if !matches!(m.origin, Origin::Profile | Origin::CommandLine) {
+            continue;
+        }
+        let real = mounts::real_path(source);
+        if let Some((p, _)) = protected
+            .iter()
+            .find(|(p, r)| source.starts_with(p) || real.starts_with(r))
+        {
             return Err(PlanError::Files {
                 entry: source.display().to_string(),
                 message: format!(
@@ -349,7 +360,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
         );
     }
-    let masks = mounts::protect(&list, &host.protected_dirs());
+    let masks = mounts::protect(&list, &protected);
     list.extend(masks);
     let mounts = mounts::finish(list);
 

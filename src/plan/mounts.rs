@@ -477,10 +477,33 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
     m
 }
 
+/// A path as the kernel resolves it (every link followed), for comparing
+/// spellings of one place; where it does not exist, its nearest existing
+/// folder resolved and the rest appended.
+pub fn real_path(p: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut cur = p;
+    loop {
+        if let Ok(mut real) = std::fs::canonicalize(cur) {
+            real.extend(missing.iter().rev());
+            return real;
+        }
+        match (cur.parent(), cur.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_os_string());
+                cur = parent;
+            }
+            _ => return p.to_path_buf(),
+        }
+    }
+}
+
 /// Mounts an empty read-only tmpfs over each protected folder that a bind
 /// would otherwise expose (firejail#7154: a sandbox wrote the profile that
-/// its next launch trusted).
-pub fn protect(mounts: &[Mount], protected: &[PathBuf]) -> Vec<Mount> {
+/// its next launch trusted). `protected` holds each folder as written and
+/// as resolved (`real_path`); a user-chosen bind source is compared both
+/// ways too, so another spelling of the same place is caught.
+pub fn protect(mounts: &[Mount], protected: &[(PathBuf, PathBuf)]) -> Vec<Mount> {
     let mut masks = Vec::new();
     for m in mounts {
         let source = match &m.op {
@@ -488,8 +511,14 @@ pub fn protect(mounts: &[Mount], protected: &[PathBuf]) -> Vec<Mount> {
             Op::Overlay { lower } => lower,
             _ => continue,
         };
-        for p in protected {
-            if let Ok(rest) = p.strip_prefix(source) {
+        let real =
+            matches!(m.origin, Origin::Profile | Origin::CommandLine).then(|| real_path(source));
+        for (p, p_real) in protected {
+            let rest = p
+                .strip_prefix(source)
+                .ok()
+                .or_else(|| real.as_deref().and_then(|r| p_real.strip_prefix(r).ok()));
+            if let Some(rest) = rest {
                 let dest = if rest.as_os_str().is_empty() {
                     m.dest.clone()
                 } else {
@@ -622,7 +651,8 @@ mod tests {
             },
             Origin::Profile,
         )];
-        let masks = protect(&list, &["/home/u/.config/antimony".into(), "/srv/x".into()]);
+        let protected = ["/home/u/.config/antimony", "/srv/x"].map(|p| (p.into(), p.into()));
+        let masks = protect(&list, &protected);
         // `.config` is pinned so that the sandbox cannot move it aside and
         // make a new `.config/antimony`.
         let got: Vec<(&Path, &Op)> = masks.iter().map(|m| (m.dest.as_path(), &m.op)).collect();

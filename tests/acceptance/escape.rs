@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::*;
@@ -22,6 +22,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "escape::links_in_the_home_never_lead_a_mount_out",
         links_lead_nowhere,
+    ));
+    t.extend(both(
+        "escape::antimonys_folders_stay_hidden_under_another_spelling",
+        another_spelling,
     ));
     t.extend(both("escape::read_secrets", read_secrets));
     t.extend(both("escape::host_processes", host_processes));
@@ -902,5 +906,56 @@ fn links_lead_nowhere(who: Who) -> TestResult {
             "the link was replaced"
         );
     }
+    pass()
+}
+
+/// The home known to antimony by one spelling (through a link, as
+/// `/home` → `var/home` is on some systems) and bound writable by another
+/// (its real path): antimony's folders in it stay masked, so the sandbox
+/// cannot plant a profile or a hook its next launch would trust.
+fn another_spelling(who: Who) -> TestResult {
+    let s = scratch!(who);
+    if !world().is_root {
+        return skip("making a link in /run needs root");
+    }
+    s.mkdir("home/.config/antimony/profiles");
+    let alias = PathBuf::from(format!(
+        "/run/antimony-test-alias-{}-{}",
+        std::process::id(),
+        s.dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = std::fs::remove_file(&alias);
+    std::os::unix::fs::symlink(s.home(), &alias).map_err(|e| e.to_string())?;
+    let planted = s.path("home/.config/antimony/planted.toml");
+    let real = s.home().display().to_string();
+    let out = s
+        .antimony([
+            "run",
+            "sh",
+            "--rw",
+            &real,
+            "--",
+            "-c",
+            &format!("echo 'path = \"/bin/sh\"' > {real}/.config/antimony/planted.toml"),
+        ])
+        .env("HOME", &alias)
+        .env("XDG_CONFIG_HOME", alias.join(".config"))
+        .env("XDG_DATA_HOME", alias.join(".local/share"))
+        .env("XDG_CACHE_HOME", alias.join(".cache"))
+        .env("XDG_STATE_HOME", alias.join(".local/state"))
+        .run();
+    let _ = std::fs::remove_file(&alias);
+    ensure!(
+        !planted.exists(),
+        "the sandbox wrote {} (antimony's folders known as {}): {}",
+        planted.display(),
+        alias.display(),
+        out.show()
+    );
+    ensure!(
+        out.code() != Some(0) && out.stderr.contains("Read-only file system"),
+        "the write was not refused by the mask: {}",
+        out.show()
+    );
     pass()
 }
