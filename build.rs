@@ -10,21 +10,23 @@ fn table(out: &mut String, name: &str, folder: &str) {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let dir = Path::new(&manifest).join(folder);
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut files: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| {
-                let path = e.ok()?.path();
-                let stem = path
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".toml")?
-                    .to_string();
-                println!("cargo:rerun-if-changed={}", path.display());
-                Some((stem, path.display().to_string()))
-            })
-            .collect()
-        })
-        .unwrap_or_default();
+    // A missing folder or an unreadable entry is a broken checkout: fail
+    // the build rather than ship a binary without its profiles.
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut files: Vec<(String, String)> = Vec::new();
+    for entry in entries {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_else(|| panic!("{}: a file name that is not UTF-8", path.display()));
+        if let Some(stem) = name.strip_suffix(".toml") {
+            println!("cargo:rerun-if-changed={}", path.display());
+            files.push((stem.to_string(), path.display().to_string()));
+        }
+    }
     files.sort();
     writeln!(
         out,

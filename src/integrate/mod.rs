@@ -42,9 +42,6 @@ use desktop::{Context, ENTRY_GROUP, SERVICE_GROUP};
 /// The data folders searched for the system's entries when
 /// `$XDG_DATA_DIRS` is unset, as the XDG Base Directory Specification says.
 const DEFAULT_DATA_DIRS: &str = "/usr/local/share:/usr/share";
-/// Where bare program names of the profile are looked up (the sandbox's
-/// PATH, as root's).
-const PROGRAM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -212,12 +209,9 @@ fn profile_programs(p: &profile::Profile, host: &Host, planned: &Path) -> Vec<Pa
     for r in refs {
         match r {
             ProgramRef::Path(hp) => add(hp.resolve(&host.home)),
+            // Where the sandbox looks it up.
             ProgramRef::Name(n) => {
-                if let Some(found) = PROGRAM_PATH
-                    .split(':')
-                    .map(|d| Path::new(d).join(n))
-                    .find(|c| c.is_file())
-                {
+                if let Some(found) = plan::find_in(n, plan::sandbox_path(host.uid)) {
                     add(found);
                 }
             }
@@ -232,7 +226,7 @@ fn search_path(host: &Host) -> Vec<PathBuf> {
         .map(|p| std::env::split_paths(p).collect())
         .unwrap_or_default();
     dirs.retain(|d| d.is_absolute() && *d != local_bin(host));
-    for d in PROGRAM_PATH.split(':') {
+    for d in plan::sandbox_path(host.uid).split(':') {
         let d = PathBuf::from(d);
         if !dirs.contains(&d) {
             dirs.push(d);

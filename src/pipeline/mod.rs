@@ -964,6 +964,11 @@ impl Run<'_> {
                 self.program_started = true;
                 self.program_inside_pid = u32::try_from(pid).ok();
                 self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
+                if self.program_pid.is_none() {
+                    self.warnings.push(
+                        "the program's PID on the host could not be read (/proc/PID/task/PID/children): `ps` shows 0 and hooks get no ANTIMONY_PID".into(),
+                    );
+                }
                 // Registered once the program runs: what `ps` lists can be
                 // entered and stopped, and its record is written only once.
                 match Registration::create(

@@ -4,7 +4,7 @@
 //! the profile lists; the host's own bus socket is never bound in.
 //! Without the table there is no bus in the sandbox at all.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::host::Host;
 use crate::profile::Dbus;
@@ -26,14 +26,13 @@ pub fn sandbox_socket(uid: u32) -> PathBuf {
     PathBuf::from(format!("/run/user/{uid}/bus"))
 }
 
+/// A program on the host's PATH (the sandbox's when it has none).
 fn find_program(name: &str, host: &Host) -> Option<PathBuf> {
     let path = host
         .var("PATH")
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    path.split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
+        .unwrap_or_else(|| super::SANDBOX_PATH.into());
+    super::find_in(name, &path)
 }
 
 /// Plans the proxy; `Err` is a warning (no bus is given to the sandbox).

@@ -181,8 +181,13 @@ pub enum PlanError {
         program: PathBuf,
         folder: PathBuf,
     },
-    #[error("files: `{entry}`: {message}")]
-    Files { entry: String, message: String },
+    /// `place`: `files` for a profile's entry, `--ro`/`--rw` for an option.
+    #[error("{place}: `{entry}`: {message}")]
+    Files {
+        place: String,
+        entry: String,
+        message: String,
+    },
     #[error(transparent)]
     Landlock(#[from] landlock::LandlockError),
     #[error(transparent)]
@@ -347,6 +352,10 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             .find(|(p, r)| source.starts_with(p) || real.starts_with(r))
         {
             return Err(PlanError::Files {
+                place: match m.origin {
+                    Origin::CommandLine => "command line".into(),
+                    _ => "files".into(),
+                },
                 entry: source.display().to_string(),
                 message: format!(
                     "it is inside {}, one of antimony's own folders, which no sandbox may see",
@@ -500,6 +509,10 @@ pub fn expand_path(p: &HostPath, host: &Host, in_sandbox: bool) -> Result<Option
 /// unset variable.
 fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<Mount>, PlanError> {
     let err = |message: String| PlanError::Files {
+        place: match (origin, entry) {
+            (Origin::CommandLine, FileEntry::Bind { mode, .. }) => format!("--{}", mode.key()),
+            _ => "files".into(),
+        },
         entry: entry.written(),
         message,
     };
@@ -523,6 +536,11 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
                     ))
                 };
             };
+            // Checked here, where `$NAME` parts are known (validation
+            // refuses a literal `/` with its position already).
+            if dst == Path::new("/") {
+                return Err(err("cannot mount over the sandbox's root `/`".into()));
+            }
             // The raw session bus would bypass [dbus] and its filter.
             if let Some(rt) = &host.runtime_dir {
                 if src == rt.join("bus") {
@@ -543,6 +561,9 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
             }))
         }
         FileEntry::Tmpfs { dest } => match expand(dest, true)? {
+            Some(dst) if dst == Path::new("/") => {
+                Err(err("cannot mount over the sandbox's root `/`".into()))
+            }
             Some(dst) => Ok(Some(Mount {
                 dest: dst,
                 op: Op::Tmpfs { mode: 0o755 },
@@ -571,9 +592,6 @@ fn cli_bind(mode: BindMode, value: &str, host: &Host) -> Result<FileEntry, Strin
     };
     let source = absolute(h)?;
     let dest = absolute(s)?;
-    if dest == HostPath::Absolute("/".into()) {
-        return Err("cannot mount over the sandbox's root `/`".into());
-    }
     Ok(FileEntry::Bind {
         mode,
         source,
@@ -598,7 +616,8 @@ fn program_in_sandbox(p: &ProgramRef, host: &Host) -> Result<PathBuf, PlanError>
     }
 }
 
-fn sandbox_path(uid: u32) -> &'static str {
+/// The sandbox's PATH for this user (root's has the sbin folders).
+pub fn sandbox_path(uid: u32) -> &'static str {
     if uid == 0 {
         SANDBOX_PATH_ROOT
     } else {
@@ -606,7 +625,8 @@ fn sandbox_path(uid: u32) -> &'static str {
     }
 }
 
-fn find_in(name: &str, path: &str) -> Option<PathBuf> {
+/// The first executable file `name` in the folders of `path`.
+pub fn find_in(name: &str, path: &str) -> Option<PathBuf> {
     path.split(':')
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| {
@@ -767,17 +787,7 @@ fn plan_hooks(
 /// never execute a file the sandbox could have written (the security rule
 /// of hooks). Programs inside the run's writable binds are refused.
 fn refuse_writable_hooks(hooks: &[PlannedHook], mounts: &[Mount]) -> Result<(), PlanError> {
-    let writable: Vec<&Path> = mounts
-        .iter()
-        .filter_map(|m| match &m.op {
-            Op::Bind {
-                source,
-                mode: BindMode::Rw | BindMode::Dev,
-                ..
-            } if m.origin != Origin::Base => Some(source.as_path()),
-            _ => None,
-        })
-        .collect();
+    let writable = mounts::writable_sources(mounts);
     for h in hooks.iter().filter(|h| !h.hook.inside) {
         // The program as named and as it really is (through symlinks).
         let real = std::fs::canonicalize(&h.exec).ok();

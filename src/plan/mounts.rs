@@ -498,6 +498,30 @@ pub fn real_path(p: &Path) -> PathBuf {
     }
 }
 
+/// The host folders a sandbox with these mounts can write (the sources of
+/// its writable binds that a profile or the command line chose), each as
+/// written and as resolved (`real_path`).
+pub fn writable_sources(mounts: &[Mount]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for m in mounts {
+        if let Op::Bind {
+            source,
+            mode: BindMode::Rw | BindMode::Dev,
+            ..
+        } = &m.op
+        {
+            if m.origin != Origin::Base {
+                out.push(source.clone());
+                let real = real_path(source);
+                if real != *source {
+                    out.push(real);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Mounts an empty read-only tmpfs over each protected folder that a bind
 /// would otherwise expose (firejail#7154: a sandbox wrote the profile that
 /// its next launch trusted). `protected` holds each folder as written and

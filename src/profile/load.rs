@@ -244,11 +244,16 @@ pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
         source,
     })?;
     let text = decode(path, bytes)?;
+    // The name names folders (the persistent home, the state): a file
+    // called `...toml` must not make it `..`.
     let name = path
         .file_stem()
         .and_then(|s| s.to_str())
-        .unwrap_or("profile")
+        .unwrap_or("")
         .to_string();
+    if !super::valid_name(&name) {
+        return Err(ProfileError::BadName { name, at: None });
+    }
     Ok(Source {
         name,
         origin: Origin::File(path.to_path_buf()),

@@ -146,6 +146,17 @@ fn raw_hook(h: &Hook) -> RawHook {
             if !h.explicit.can_fail {
                 raw.can_fail = None;
             }
+            // What it sets, even to the plain default: `stdin = false`
+            // over a definition's `true` must stay false.
+            raw.stdin = h.explicit.stdin.then_some(h.stdin);
+            if !h.explicit.timeout {
+                raw.timeout = None;
+            }
+            if h.explicit.on {
+                raw.on = Some(raw.on.take().unwrap_or_default());
+            } else {
+                raw.on = None;
+            }
         }
         HookCommand::Profile { name, arguments } => {
             raw.profile = Some(name.clone());
@@ -154,4 +165,33 @@ fn raw_hook(h: &Hook) -> RawHook {
         }
     }
     raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Origin, Searcher, Source, merge};
+
+    fn load(text: &str) -> Profile {
+        let searcher = Searcher::with_dirs("/nonexistent/u".into(), "/nonexistent/s".into());
+        let source = Source {
+            name: "t".into(),
+            origin: Origin::File("/nonexistent/t.toml".into()),
+            text: text.to_string().into(),
+        };
+        merge::resolve_source(&searcher, source).unwrap()
+    }
+
+    #[test]
+    fn a_use_hooks_own_settings_survive_show() {
+        // notify-on-failure reads its stdin by default.
+        let p = load(
+            "inherits = [\"sh\"]\n[[hooks.post]]\nuse = \"notify-on-failure\"\nstdin = false\n",
+        );
+        assert!(!p.hooks[0].stdin);
+        let shown = to_toml(&p);
+        assert!(shown.contains("stdin = false"), "{shown}");
+        let again = &load(&shown).hooks[0];
+        assert!(!again.stdin && again.explicit == p.hooks[0].explicit);
+    }
 }

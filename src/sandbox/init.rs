@@ -28,7 +28,7 @@ const SETUP_FAILED: i32 = 125;
 const MAX_COMMANDS: usize = 64;
 
 /// Where a bare command name is looked up inside when its environment has no PATH.
-const DEFAULT_PATH: &[u8] = b"/usr/local/bin:/usr/bin:/bin";
+const DEFAULT_PATH: &[u8] = crate::plan::SANDBOX_PATH.as_bytes();
 
 fn fail(chan: RawFd, step: Step, index: u32, errno: Errno) -> ! {
     let _ = Message::Failed { step, index, errno }.send(chan);
@@ -90,7 +90,7 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
     // Confinement, which the program inherits. Non-dumpable: the program
     // may neither ptrace init nor open its /proc entries (root, fds).
     if let Err(e) = sys::prctl(libc::PR_SET_DUMPABLE, 0) {
-        fail(chan, Step::NoNewPrivs, 0, e);
+        fail(chan, Step::Dumpable, 0, e);
     }
     if let Err(e) = sys::prctl5(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) {
         fail(chan, Step::NoNewPrivs, 0, e);
@@ -115,7 +115,7 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         libc::signalfd(-1, &all, libc::SFD_CLOEXEC)
     };
     if sfd < 0 {
-        fail(chan, Step::Fork, 0, Errno::last());
+        fail(chan, Step::Signals, 0, Errno::last());
     }
     // Nothing inherited crosses into the sandbox but stdin, stdout, stderr,
     // our channel to antimony and the signalfd.
@@ -216,10 +216,7 @@ fn fork_exec(spec: &Exec) -> Result<libc::pid_t, (Step, Errno)> {
     if let Ok(8) = got {
         let step = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
         let errno = Errno::from_raw(i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]));
-        let step = [Step::Setsid, Step::Chdir]
-            .into_iter()
-            .find(|s| *s as u32 == step)
-            .unwrap_or(Step::Exec);
+        let step = Step::from_u32(step).unwrap_or(Step::Exec);
         let mut status = 0;
         // SAFETY: reaping our own child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
@@ -252,7 +249,7 @@ fn exec_child(spec: &Exec, report: RawFd) -> ! {
     unsafe {
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..libc::SIGRTMAX() {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
@@ -392,7 +389,12 @@ fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd) -> ! {
         let count = if held { 1 } else { 2 };
         // SAFETY: `count` valid pollfds.
         if unsafe { libc::poll(fds.as_mut_ptr(), count, -1) } < 0 {
-            continue;
+            // Every signal is blocked (no EINTR); any other failure would
+            // repeat forever: end the sandbox rather than spin.
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            sys::exit(SETUP_FAILED);
         }
         if fds[0].revents != 0 {
             take_request(p, program, chan, &mut commands);

@@ -51,12 +51,15 @@ pub fn prepare(plan: &LandlockPlan) -> Result<Option<Prepared>, String> {
     let rules = plan
         .rules
         .iter()
-        .map(|r| Rule {
-            path: CString::new(r.path.as_os_str().as_encoded_bytes()).unwrap_or_default(),
-            dir_access: r.dir_access,
-            file_access: r.file_access,
+        .map(|r| {
+            Ok(Rule {
+                path: CString::new(r.path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| format!("the rule for {} holds a NUL byte", r.path.display()))?,
+                dir_access: r.dir_access,
+                file_access: r.file_access,
+            })
         })
-        .collect();
+        .collect::<Result<_, String>>()?;
     Ok(Some(Prepared { ruleset, rules }))
 }
 

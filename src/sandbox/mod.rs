@@ -135,6 +135,8 @@ pub fn describe_failure(
         Step::Setsid => "start a new session (setsid)".into(),
         Step::Chdir => format!("change to {}", plan.cwd.display()),
         Step::Exec => format!("execute {}", plan.program.display()),
+        Step::Dumpable => "make the sandbox's init non-dumpable".into(),
+        Step::Signals => "set up the sandbox's init signal handling (signalfd)".into(),
     };
     SandboxError::Setup { what, errno }
 }

@@ -83,15 +83,14 @@ fn overlay_escape(path: &Path) -> String {
 /// run lets a sandbox write, where even root's sandboxes (uid 0, owning
 /// what they create) could have made it. A missing part ends the walk; the
 /// mount then reports it.
-pub fn resolve_source(path: &Path, writable: &[PathBuf]) -> Result<PathBuf, SandboxError> {
-    resolve_source_with(path, writable, &mut HashSet::new())
-}
-
-/// `resolve_source`, remembering in `real` the places already found not to
-/// be symbolic links, so that binds sharing a prefix (a thousand folders of
-/// one project) look at each part once per launch rather than once per
-/// bind. The check stays a check before the fork: the mount itself opens
-/// the source with `RESOLVE_NO_SYMLINKS`.
+///
+/// `real` remembers the places already found not to be symbolic links, so
+/// that binds sharing a prefix (a thousand folders of one project) look at
+/// each part once per launch rather than once per bind. The check stays a
+/// check before the fork: the mount itself opens the source with
+/// `RESOLVE_NO_SYMLINKS` (the overlay's lower folder, which the kernel
+/// looks up by name at mount time, is antimony's own, which no sandbox
+/// can reach).
 fn resolve_source_with(
     path: &Path,
     writable: &[PathBuf],
@@ -103,7 +102,9 @@ fn resolve_source_with(
         .rev()
         .filter_map(|c| match c {
             Component::Normal(n) => Some(PathBuf::from(n)),
-            _ => None,
+            // Taken where it stands, as the kernel would (not dropped).
+            Component::ParentDir => Some(PathBuf::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
         })
         .collect();
     let mut hops = 0;
@@ -129,7 +130,10 @@ fn resolve_source_with(
             out = next;
             continue;
         }
-        let target = std::fs::read_link(&next).unwrap_or_default();
+        let target = std::fs::read_link(&next).map_err(|e| SandboxError::Setup {
+            what: format!("read the link {}", next.display()),
+            errno: sys::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })?;
         let dir = std::fs::metadata(&out).ok();
         let trusted = meta.uid() == 0
             && dir.is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0)
@@ -178,19 +182,11 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
     let mut real = HashSet::new();
     // Where a sandbox of this run may write: the home (the host's, which
     // every sandbox's home is named after) and the writable binds.
-    let mut writable: Vec<PathBuf> = vec![plan.home.clone()];
-    for m in &plan.mounts {
-        if let Op::Bind {
-            source,
-            mode: BindMode::Rw | BindMode::Dev,
-            ..
-        } = &m.op
-        {
-            if m.origin != Origin::Base {
-                writable.push(source.clone());
-            }
-        }
-    }
+    // Both as written and as resolved: a link is trusted only where no
+    // sandbox could have made it, under whichever name.
+    let mut writable = crate::plan::mounts::writable_sources(&plan.mounts);
+    writable.push(plan.home.clone());
+    writable.push(crate::plan::mounts::real_path(&plan.home));
     let mut overlays = 0;
     for m in &plan.mounts {
         let dest = bytes("/newroot", &m.dest);

@@ -6,10 +6,11 @@
 //! From init: `Failed` (set-up failed; init then exits), or `Started`,
 //! then any number of `Spawned`/`SpawnFailed`/`Reaped` for commands run
 //! inside, and finally `Exited`. To init: `Release` (first, once antimony
-//! has read the program's PID: until then init reaps nothing), `Exec` (a
-//! command to start inside, with its argv, environment and working folder
-//! after the header and its stdin, stdout and stderr as three
-//! descriptors) and `Signal`.
+//! has read the program's PID: until then init reaps nothing), `Go` (to a
+//! sandbox started to wait: execute the program now), `Exec` (a command to
+//! start inside, with its argv, environment and working folder after the
+//! header and its stdin, stdout and stderr as three descriptors) and
+//! `Signal`.
 
 use super::sys::{self, Errno, R};
 use std::os::fd::RawFd;
@@ -43,10 +44,14 @@ pub enum Step {
     Setsid,
     Chdir,
     Exec,
+    /// Making init non-dumpable.
+    Dumpable,
+    /// Setting up init's signalfd.
+    Signals,
 }
 
 impl Step {
-    fn from_u32(v: u32) -> Option<Step> {
+    pub fn from_u32(v: u32) -> Option<Step> {
         use Step::*;
         Some(match v {
             1 => Parent,
@@ -70,6 +75,8 @@ impl Step {
             19 => Setsid,
             20 => Chdir,
             21 => Exec,
+            22 => Dumpable,
+            23 => Signals,
             _ => return None,
         })
     }
@@ -109,6 +116,8 @@ pub const REQ_SIGNAL: u32 = 101;
 /// antimony has read the program's PID: init may reap it (any request
 /// does that; this one does nothing else).
 pub const REQ_RELEASE: u32 = 102;
+/// Execute the program now (when the sandbox was started to wait for it).
+pub const REQ_GO: u32 = 103;
 
 /// The largest `Exec` request: header and payload.
 pub const MAX_REQUEST: usize = 128 * 1024;
@@ -199,9 +208,6 @@ pub fn exec_request(id: u32, argv: &[&[u8]], env: &[&[u8]], cwd: &[u8]) -> Optio
 pub fn signal_request(id: u32, sig: i32) -> [u8; 16] {
     header(REQ_SIGNAL, id, 0, sig)
 }
-
-/// Execute the program now (when the sandbox was started to wait for it).
-pub const REQ_GO: u32 = 103;
 
 pub fn go_request() -> [u8; 16] {
     header(REQ_GO, 0, 0, 0)

@@ -30,12 +30,20 @@ pub struct Sandbox {
 }
 
 /// How many threads this process has, from /proc/self/stat.
-fn thread_count() -> Option<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+fn thread_count() -> Result<usize, SandboxError> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| SandboxError::Syscall {
+        what: "read /proc/self/stat",
+        errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
     // Fields after the command name (which may hold spaces) start at field 3;
     // num_threads is field 20.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split(' ').nth(17)?.parse().ok()
+    stat.rfind(')')
+        .and_then(|i| stat.get(i + 2..))
+        .and_then(|rest| rest.split(' ').nth(17)?.parse().ok())
+        .ok_or(SandboxError::Syscall {
+            what: "read the thread count in /proc/self/stat",
+            errno: Errno::EINVAL,
+        })
 }
 
 /// The channel: a SOCK_SEQPACKET pair, both ends close-on-exec.
@@ -69,15 +77,9 @@ fn channel() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 /// Starts the sandbox. Returns once the child exists; it reports over the
 /// channel when the program has started or what failed.
 pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
-    match thread_count() {
-        Some(1) => {}
-        Some(n) => return Err(SandboxError::Threads(n)),
-        None => {
-            return Err(SandboxError::Syscall {
-                what: "read /proc/self/stat",
-                errno: Errno::EIO,
-            });
-        }
+    match thread_count()? {
+        1 => {}
+        n => return Err(SandboxError::Threads(n)),
     }
     let (ours, theirs) = channel()?;
     let mut old = SigSet::empty();
