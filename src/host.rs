@@ -30,6 +30,11 @@ pub struct Host {
     pub cache_home: PathBuf,
     pub state_home: PathBuf,
     pub runtime_dir: Option<PathBuf>,
+    /// antimony's folder for running instances (records, control sockets,
+    /// D-Bus proxies' sockets): `$XDG_RUNTIME_DIR/antimony`, else
+    /// `$TMPDIR/antimony-UID` (TMPDIR read once, here, so that `run` and
+    /// `ps` agree).
+    pub runtime_base: PathBuf,
     pub cwd: Option<PathBuf>,
     /// antimony's own environment, as it was at start.
     pub env: BTreeMap<OsString, OsString>,
@@ -75,6 +80,10 @@ impl Host {
             .map(PathBuf::from)
             .filter(|p| p.is_absolute());
         let on_behalf_of = if uid == 0 { on_behalf_of(&env) } else { None };
+        let runtime_base = match &runtime_dir {
+            Some(r) => r.join("antimony"),
+            None => std::env::temp_dir().join(format!("antimony-{uid}")),
+        };
         Host {
             uid,
             gid,
@@ -85,10 +94,43 @@ impl Host {
             cache_home,
             state_home,
             runtime_dir,
+            runtime_base,
             cwd: std::env::current_dir().ok(),
             env,
             on_behalf_of,
         }
+    }
+
+    /// `runtime_base/NAME`, made if missing, and checked: it and
+    /// `runtime_base` must be folders (not links) of this user that nobody
+    /// else may enter. In `/tmp`, another user could have made them first:
+    /// then what they hold (records, sockets a sandbox is given) could be
+    /// anything, so they are not used.
+    pub fn runtime_folder(&self, name: &str) -> std::io::Result<PathBuf> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = self.runtime_base.join(name);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        self.check_runtime_folder(&dir)?;
+        Ok(dir)
+    }
+
+    /// Checks `dir` (in `runtime_base`) as `runtime_folder` does, making
+    /// nothing.
+    pub fn check_runtime_folder(&self, dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        for d in [dir, &self.runtime_base] {
+            let meta = std::fs::symlink_metadata(d)?;
+            if !meta.is_dir() || meta.uid() != self.uid || meta.mode() & 0o077 != 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} is not a private folder of uid {}", d.display(), self.uid),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A host environment variable, if set.
@@ -138,10 +180,7 @@ impl Host {
         ];
         // Running instances' records and control sockets (and the D-Bus
         // proxies' sockets), in the runtime folder or its fallback.
-        match &self.runtime_dir {
-            Some(r) => dirs.push(r.join("antimony")),
-            None => dirs.push(std::env::temp_dir().join(format!("antimony-{}", self.uid))),
-        }
+        dirs.push(self.runtime_base.clone());
         dirs
     }
 }
@@ -179,6 +218,7 @@ pub(crate) fn test_host() -> Host {
         cache_home: "/home/user/.cache".into(),
         state_home: "/home/user/.local/state".into(),
         runtime_dir: Some("/run/user/1000".into()),
+        runtime_base: "/run/user/1000/antimony".into(),
         cwd: Some("/home/user".into()),
         env: [("LANG", "C.UTF-8"), ("TERM", "xterm")]
             .into_iter()

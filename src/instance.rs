@@ -36,13 +36,15 @@ pub struct Info {
     /// The run's id (`ANTIMONY_INSTANCE`).
     pub instance: String,
     pub profile: String,
-    /// The program's PID on the host (0 until it has started).
+    /// The program's PID on the host (the record is written once it runs;
+    /// 0 only if it could not be read).
     pub pid: u32,
     /// The supervising antimony's PID.
     pub antimony_pid: u32,
     /// Its start time in clock ticks since boot (/proc/PID/stat field 22).
     pub antimony_start: u64,
-    /// When the run started, Unix seconds.
+    /// When the instance was registered (its program had just started),
+    /// Unix seconds.
     pub started_at: u64,
     pub uid: u32,
 }
@@ -69,45 +71,7 @@ pub enum InstanceError {
 
 /// The folder all instance records live in.
 pub fn registry(host: &Host) -> PathBuf {
-    match &host.runtime_dir {
-        Some(r) => r.join("antimony/instances"),
-        None => std::env::temp_dir().join(format!("antimony-{}/instances", host.uid)),
-    }
-}
-
-/// Checks that `dir` is a folder (not a symlink) of `uid` that nobody else
-/// may enter.
-fn check_private(dir: &Path, uid: u32) -> std::io::Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("{} is not a private folder of uid {uid}", dir.display()),
-        ));
-    }
-    Ok(())
-}
-
-/// The registry and the folder above it (`antimony` in the runtime folder,
-/// or `/tmp/antimony-UID`) must be private folders of the user: in a
-/// folder someone else controls, the records (and what `list` removes as
-/// stale) could be anything.
-fn check_registry(base: &Path, uid: u32) -> std::io::Result<()> {
-    check_private(base, uid)?;
-    match base.parent() {
-        Some(parent) => check_private(parent, uid),
-        None => Ok(()),
-    }
-}
-
-/// Creates the registry (and missing parents) readable by its owner only,
-/// and checks it.
-fn private_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    check_registry(dir, uid)
+    host.runtime_base.join("instances")
 }
 
 /// A process's start time in clock ticks since boot, or `None` if it does
@@ -143,8 +107,7 @@ impl Registration {
         profile: &str,
         pid: u32,
     ) -> std::io::Result<Registration> {
-        let base = registry(host);
-        private_dir(&base, host.uid)?;
+        let base = host.runtime_folder("instances")?;
         let dir = base.join(format!(".{instance}"));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let me = std::process::id();
@@ -153,7 +116,10 @@ impl Registration {
             profile: profile.to_string(),
             pid,
             antimony_pid: me,
-            antimony_start: start_time(me).unwrap_or(0),
+            // Without it the record could not be told from a stale one.
+            antimony_start: start_time(me).ok_or_else(|| {
+                std::io::Error::other("cannot read this process's start time in /proc/self/stat")
+            })?,
             started_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -257,21 +223,20 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
             Some(info),
         );
     }
-    // SAFETY: pidfd_open has no pointer arguments; the descriptor is closed at once.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return (
-            Verdict::Stale(format!("its antimony (PID {pid}) is gone")),
-            Some(info),
-        );
-    }
-    // SAFETY: closing the descriptor just opened.
-    unsafe { libc::close(fd as i32) };
-    if start_time(pid) != Some(info.antimony_start) {
-        return (
-            Verdict::Stale(format!("PID {pid} is now another process")),
-            Some(info),
-        );
+    match start_time(pid) {
+        None => {
+            return (
+                Verdict::Stale(format!("its antimony (PID {pid}) is gone")),
+                Some(info),
+            );
+        }
+        Some(t) if t != info.antimony_start => {
+            return (
+                Verdict::Stale(format!("PID {pid} is now another process")),
+                Some(info),
+            );
+        }
+        Some(_) => {}
     }
     let owner = std::fs::metadata(format!("/proc/{pid}"))
         .map(|m| m.uid())
@@ -292,7 +257,10 @@ pub fn verify(dir: &Path, uid: u32) -> (Verdict, Option<Info>) {
         }
         Err(e) => {
             return (
-                Verdict::Forged(format!("PID {pid} cannot be checked ({e})")),
+                Verdict::Forged(format!(
+                    "PID {pid} cannot be checked ({})",
+                    crate::error::io_text(&e)
+                )),
                 Some(info),
             );
         }
@@ -373,7 +341,7 @@ fn older_than(dir: &Path, age: Duration) -> bool {
 /// folder of the user (it is then not used at all).
 pub fn registry_problem(host: &Host) -> Option<String> {
     let base = registry(host);
-    match check_registry(&base, host.uid) {
+    match host.check_runtime_folder(&base) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(crate::error::io_text(&e)),
         _ => None,
     }
@@ -383,7 +351,7 @@ pub fn registry_problem(host: &Host) -> Option<String> {
 /// records are removed on the way, forged ones left alone and not listed.
 pub fn list(host: &Host) -> Vec<Found> {
     let base = registry(host);
-    if check_registry(&base, host.uid).is_err() {
+    if host.check_runtime_folder(&base).is_err() {
         return Vec::new();
     }
     let Ok(entries) = std::fs::read_dir(&base) else {
@@ -421,14 +389,15 @@ pub fn list(host: &Host) -> Vec<Found> {
     out
 }
 
-/// Finds one live instance by id (or unique id prefix) or profile name.
-/// The caller still `connect`s to it, which checks its control socket.
-pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
+/// The live instances `name` names: its id, the ids it begins, or the
+/// instances of the profile of that name (looked over once). The caller
+/// still `connect`s to each, which checks its control socket.
+pub fn matching(host: &Host, name: &str) -> Result<Vec<Found>, InstanceError> {
     if name.is_empty() {
         return Err(InstanceError::NotFound(name.into()));
     }
     let base = registry(host);
-    if let Err(e) = check_registry(&base, host.uid) {
+    if let Err(e) = host.check_runtime_folder(&base) {
         return Err(match e.kind() {
             std::io::ErrorKind::NotFound => InstanceError::NotFound(name.into()),
             _ => InstanceError::Io {
@@ -442,7 +411,7 @@ pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
     let exact = base.join(name);
     if name.chars().all(|c| c.is_ascii_hexdigit()) && std::fs::symlink_metadata(&exact).is_ok() {
         return match verify(&exact, host.uid) {
-            (Verdict::Live, Some(info)) => Ok(Found { dir: exact, info }),
+            (Verdict::Live, Some(info)) => Ok(vec![Found { dir: exact, info }]),
             (Verdict::Stale(why), _) => {
                 let _ = std::fs::remove_dir_all(&exact);
                 Err(InstanceError::Untrusted {
@@ -460,23 +429,35 @@ pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
             }),
         };
     }
-    let all = list(host);
-    let matches: Vec<&Found> = all
-        .iter()
+    let all: Vec<Found> = list(host)
+        .into_iter()
         .filter(|f| f.info.profile == name || f.info.instance.starts_with(name))
         .collect();
-    match matches.len() {
-        0 => Err(InstanceError::NotFound(name.into())),
-        1 => Ok(matches[0].clone()),
-        n => Err(InstanceError::Ambiguous {
-            name: name.into(),
-            count: n,
-            ids: matches
-                .iter()
-                .map(|f| f.info.instance.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
+    if all.is_empty() {
+        return Err(InstanceError::NotFound(name.into()));
+    }
+    Ok(all)
+}
+
+/// The one instance `name` names (see `matching`).
+pub fn find(host: &Host, name: &str) -> Result<Found, InstanceError> {
+    let mut all = matching(host, name)?;
+    if all.len() == 1 {
+        return Ok(all.remove(0));
+    }
+    Err(ambiguous(name, &all))
+}
+
+/// `name` names several instances.
+pub fn ambiguous(name: &str, all: &[Found]) -> InstanceError {
+    InstanceError::Ambiguous {
+        name: name.into(),
+        count: all.len(),
+        ids: all
+            .iter()
+            .map(|f| f.info.instance.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -75,6 +75,28 @@ impl Signals {
     }
 }
 
+/// Waits until `fd` is readable (true) or `limit` has passed (false); a
+/// signal meanwhile does not end the wait early.
+pub fn wait_readable(fd: std::os::fd::RawFd, limit: std::time::Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as c_int) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
 /// `SIGTERM` and friends by name, for messages.
 pub fn name(sig: c_int) -> String {
     nix::sys::signal::Signal::try_from(sig)

@@ -136,25 +136,9 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
     let argv: Vec<&[u8]> = command.iter().map(|a| a.as_bytes()).collect();
     let request = wire::enter_request(&argv)
         .ok_or_else(|| Error::Other("enter: the command is too long or holds a NUL byte".into()))?;
-    // Our own stdin, stdout and stderr become the command's (/dev/null for
-    // one that is closed).
-    let mut null = None;
-    let mut stdio = [0, 1, 2];
-    for fd in &mut stdio {
-        // SAFETY: fcntl with integer arguments.
-        if unsafe { libc::fcntl(*fd, libc::F_GETFD) } < 0 {
-            if null.is_none() {
-                null = Some(
-                    std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open("/dev/null")
-                        .map_err(|e| Error::io("open /dev/null", e))?,
-                );
-            }
-            *fd = null.as_ref().map_or(-1, AsRawFd::as_raw_fd);
-        }
-    }
+    // Our own stdin, stdout and stderr become the command's (Rust's
+    // runtime opened /dev/null for any that was closed at start).
+    let stdio = [0, 1, 2];
     let signals = Signals::install().map_err(|e| Error::io("install signal handlers", e))?;
     sendmsg::<()>(
         fd.as_raw_fd(),
@@ -193,7 +177,7 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
                 let why = if errno == nix::errno::Errno::ESRCH {
                     "its program is not running (not yet, or no longer)".to_string()
                 } else {
-                    format!("{errno}: {}", errno.desc())
+                    errno.to_string()
                 };
                 return Err(Error::Other(format!(
                     "enter: cannot start {} inside instance {}: {why}",
@@ -223,42 +207,16 @@ pub fn enter(host: &Host, name: &str, command: Vec<OsString>) -> Result<u8, Erro
 
 /// Waits until the process behind `pidfd` has exited, at most `limit`.
 fn wait_exit(pidfd: &OwnedFd, limit: std::time::Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis() as libc::c_int) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            return false;
-        }
-    }
+    crate::signals::wait_readable(pidfd.as_raw_fd(), limit)
 }
 
 pub fn stop(host: &Host, name: &str) -> Result<u8, Error> {
     // A profile name stops all its instances; an id (or prefix) one.
-    let targets: Vec<Found> = match instance::find(host, name) {
-        Ok(f) => vec![f],
-        Err(instance::InstanceError::Ambiguous { name, count, ids }) => {
-            let all: Vec<Found> = instance::list(host)
-                .into_iter()
-                .filter(|f| f.info.profile == name)
-                .collect();
-            if all.is_empty() {
-                // An id prefix that names several: not for guessing.
-                return Err(instance::InstanceError::Ambiguous { name, count, ids }.into());
-            }
-            all
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let targets: Vec<Found> = instance::matching(host, name)?;
+    if targets.len() > 1 && !targets.iter().all(|f| f.info.profile == name) {
+        // An id prefix that names several: not for guessing.
+        return Err(instance::ambiguous(name, &targets).into());
+    }
     let mut failed = false;
     let mut conns = Vec::new();
     for f in &targets {

@@ -9,7 +9,8 @@ use crate::profile::Outcome;
 /// What is known about the run when a hook starts.
 #[derive(Debug, Clone, Default)]
 pub struct RunState {
-    /// The program's PID on the host, once it has started.
+    /// The program's PID, once it has started: on the host, or inside the
+    /// sandbox for a hook that runs there.
     pub pid: Option<u32>,
     /// How it ended (post-hooks).
     pub outcome: Option<Outcome>,

@@ -204,23 +204,13 @@ impl Definition {
             .flatten()
             .map(|a| sub(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let timeout = match cmd.timeout {
-            None => None,
-            Some(t) if t.is_finite() && t > 0.0 && t <= 86400.0 => {
-                Some(std::time::Duration::from_secs_f64(t))
-            }
-            Some(_) => {
-                return Err(definition_error(
-                    &self.file,
-                    "`timeout` must be a number of seconds above 0, at most 86400",
-                ));
-            }
-        };
+        let timeout =
+            validate::timeout(cmd.timeout).map_err(|m| definition_error(&self.file, m))?;
         let on = match &cmd.on {
             None => None,
             Some(list) => Some(
                 list.iter()
-                    .map(|c| condition(c).map_err(|m| definition_error(&self.file, m)))
+                    .map(|c| validate::condition(c).map_err(|m| definition_error(&self.file, m)))
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
@@ -241,21 +231,6 @@ impl Definition {
             on,
         })
     }
-}
-
-fn condition(c: &RawCondition) -> Result<Condition, String> {
-    Ok(match c {
-        RawCondition::Name(n) => match n.as_str() {
-            "ok" => Condition::Ok,
-            "non-zero" => Condition::NonZero,
-            "signal" => Condition::Signal,
-            "launch-failed" => Condition::LaunchFailed,
-            other => return Err(format!("on: `{other}` is not an outcome")),
-        },
-        RawCondition::Code(n) => {
-            Condition::Code(u8::try_from(*n).map_err(|_| format!("on: {n} is not an exit status"))?)
-        }
-    })
 }
 
 /// Replaces `{KEY}` with config values and the run's variables.

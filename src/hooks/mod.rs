@@ -108,7 +108,7 @@ pub struct Context {
 impl Context {
     /// Sets up a run's hook context: the profile's launcher folder is
     /// created, then made read-only.
-    pub fn new(plan: &Plan, host: &Host) -> std::io::Result<Context> {
+    pub fn new(plan: &Plan, host: &Host) -> Result<Context, crate::error::Error> {
         let cache = host.cache_home.join("antimony/profiles").join(&plan.name);
         if !plan.hooks.is_empty() {
             use std::os::unix::fs::PermissionsExt;
@@ -116,8 +116,11 @@ impl Context {
             let ready = std::fs::symlink_metadata(&cache)
                 .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o7777 == 0o555);
             if !ready {
-                std::fs::create_dir_all(&cache)?;
-                std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o555))?;
+                let io = crate::error::Error::io;
+                std::fs::create_dir_all(&cache)
+                    .map_err(|e| io(format!("create {}", cache.display()), e))?;
+                std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o555))
+                    .map_err(|e| io(format!("make {} read-only", cache.display()), e))?;
             }
         }
         let home = match plan.home_policy {

@@ -44,7 +44,8 @@ pub struct HookRecord {
     pub name: String,
     pub started_at: f64,
     pub duration_ms: u64,
-    /// `ok`, `exit N`, `signal N`, `timed out`, `not started`, `skipped`.
+    /// `ok`, `exit N`, `signal N`, `timed out`, `cancelled`, `not started`,
+    /// `skipped`.
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

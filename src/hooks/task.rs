@@ -486,7 +486,15 @@ mod terminal {
     pub fn give(pgid: libc::pid_t) -> bool {
         // SAFETY: isatty, tcgetpgrp and getpgrp take integers.
         let ours = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
-        ours && set(pgid)
+        let given = ours && set(pgid);
+        if given {
+            // The hook runs already (posix_spawn returned after its exec):
+            // one that read the terminal before it was its own was stopped
+            // (SIGTTIN). It goes on now, as a shell's `fg` does.
+            // SAFETY: kill with integers, to the hook's own group.
+            unsafe { libc::kill(-pgid, libc::SIGCONT) };
+        }
+        given
     }
 
     /// Takes the terminal back for antimony's process group.

@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use crate::error::Error;
+use crate::host::Host;
 use crate::plan::dbus::DbusPlan;
 
 #[derive(Debug)]
@@ -18,17 +19,17 @@ pub struct Proxy {
 }
 
 /// How long the proxy may take to listen.
-const START_TIMEOUT_MS: i32 = 10_000;
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub fn start(plan: &DbusPlan) -> Result<Proxy, Error> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(dir) = plan.socket.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    }
+pub fn start(plan: &DbusPlan, host: &Host) -> Result<Proxy, Error> {
+    // The socket's folder: a private one of the user's, or none (in /tmp,
+    // another user could have made it to give the sandbox their socket).
+    host.runtime_folder("dbus").map_err(|e| {
+        Error::io(
+            format!("use {}", host.runtime_base.join("dbus").display()),
+            e,
+        )
+    })?;
     let _ = std::fs::remove_file(&plan.socket);
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::io("create a pipe", e.into()))?;
@@ -62,18 +63,12 @@ pub fn start(plan: &DbusPlan) -> Result<Proxy, Error> {
         ready: Some(r),
         socket: plan.socket.clone(),
     };
-    // Wait for its byte.
+    // Wait for its byte (a signal meanwhile does not cut the wait short).
     let r = proxy.ready.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-    let mut pfd = libc::pollfd {
-        fd: r,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut pfd, 1, START_TIMEOUT_MS) };
     let mut byte = [0u8; 1];
-    // SAFETY: reading one byte into a stack buffer.
-    let got = n > 0 && unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) } == 1;
+    let got = crate::signals::wait_readable(r, START_TIMEOUT)
+        // SAFETY: reading one byte into a stack buffer.
+        && unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) } == 1;
     if !got {
         return Err(Error::Other(format!(
             "the D-Bus proxy ({}) did not start listening on {}",

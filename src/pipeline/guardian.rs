@@ -1,14 +1,16 @@
-//! The guardian: a small process forked at the start of a run that
-//! outlives antimony for one purpose — if antimony dies without saying
-//! goodbye (SIGKILL, a crash), it kills every hook's process group antimony
-//! told it about, so that nothing a hook started survives.
+//! The guardian: a small process started at the beginning of a run that
+//! has host hooks, which outlives antimony for one purpose — if antimony
+//! dies without saying goodbye (SIGKILL, a crash), it kills every hook's
+//! process group antimony told it about, so that nothing a hook started
+//! survives.
 //!
-//! Why it is needed: a hook gets SIGKILL when antimony dies
-//! (PR_SET_PDEATHSIG), but that reaches only the hook's own process, not
-//! what it started; the sandbox needs no help (its init's death takes the
-//! whole PID namespace with it). Every host hook leads a process group of
-//! its own, which antimony registers here when it starts the hook and
-//! unregisters once the group is empty (so a reused number is never hit).
+//! Why it is needed: nothing else ends a hook with antimony (a hook started
+//! with posix_spawn has no parent-death signal; one dropped to another user
+//! has one, for its own process only), and the sandbox needs no help (its
+//! init's death takes the whole PID namespace with it). Every host hook
+//! leads a process group of its own, which antimony registers here when it
+//! starts the hook and unregisters once the group is empty (so a reused
+//! number is never hit).
 //!
 //! The guardian shares antimony's memory (`clone(CLONE_VM)`, as
 //! posix_spawn does) instead of being a fork: a fork copies antimony's page

@@ -109,7 +109,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
     };
     let cx = match Context::new(plan, host) {
         Ok(cx) => cx,
-        Err(e) => return fail(Error::io("create the profile's cache folder", e), warnings),
+        Err(e) => return fail(e, warnings),
     };
     // The profile's home folder exists before the first hook runs: a
     // pre-hook may prepare what the program finds there ($ANTIMONY_HOME).
@@ -319,7 +319,7 @@ impl Run<'_> {
     fn sandbox_phase(&mut self) {
         self.phase = Phase::Running;
         if let Some(d) = &self.plan.dbus {
-            match dbus::start(d) {
+            match dbus::start(d, self.host) {
                 Ok(p) => self.proxy = Some(p),
                 Err(e) => {
                     self.launch_error = Some(e);
@@ -377,11 +377,7 @@ impl Run<'_> {
         if let Some(s) = &self.status {
             // The program's end, or its init's when it died with it (killed
             // after the grace): but only for a program that started.
-            let ended = self
-                .exited
-                .or(self.init_status)
-                .filter(|_| self.program_started);
-            if let Some(status) = ended {
+            if let Some(status) = self.program_status() {
                 s.exited(&self.plan.instance, status);
             }
         }
@@ -426,8 +422,8 @@ impl Run<'_> {
 
     fn post_phase(&mut self) {
         self.phase = Phase::Post;
-        let outcome = match (&self.launch_error, self.exited.or(self.init_status)) {
-            (_, Some(status)) if self.program_started => {
+        let outcome = match (&self.launch_error, self.program_status()) {
+            (_, Some(status)) => {
                 if libc::WIFSIGNALED(status) {
                     ProgramOutcome::Signaled(libc::WTERMSIG(status))
                 } else {
@@ -483,11 +479,22 @@ impl Run<'_> {
             code = EXIT_LAUNCHER_FAILURE;
             error = Some(Error::Hook(late));
         } else {
-            error = None;
-            code = match (self.exited.or(self.init_status), self.interrupted) {
-                (Some(s), _) if self.program_started => exit_code(s),
-                (_, Some(sig)) => 128u8.wrapping_add(sig as u8),
-                _ => EXIT_LAUNCHER_FAILURE,
+            (code, error) = match (self.program_status(), self.interrupted) {
+                (Some(s), _) => (exit_code(s), None),
+                (None, Some(sig)) => (128u8.wrapping_add(sig as u8), None),
+                // The program never started and nothing said why (init died
+                // without a word): still one error line, never a bare 125.
+                (None, None) => (
+                    EXIT_LAUNCHER_FAILURE,
+                    Some(Error::Other(
+                        match self.init_status.and_then(crate::hooks::Failure::of_status) {
+                            Some(f) => format!(
+                                "the sandbox's init ended before the program started: it {f}"
+                            ),
+                            None => "the sandbox's init ended before the program started".into(),
+                        },
+                    )),
+                ),
             };
         }
         let (outcome, exit_code_field, signal, err_text) = match &self.outcome {
@@ -536,6 +543,15 @@ impl Run<'_> {
             error,
             warnings: self.warnings,
         }
+    }
+
+    /// The program's wait status once it has ended: its own, or its
+    /// init's when it died with it (killed after the grace). `None` for a
+    /// program that never started.
+    fn program_status(&self) -> Option<i32> {
+        self.exited
+            .or(self.init_status)
+            .filter(|_| self.program_started)
     }
 
     // ---- hooks -------------------------------------------------------
@@ -900,6 +916,8 @@ impl Run<'_> {
         }
         self.stop.begun = true;
         self.stop.signal = sig;
+        // Stopping hooks are for a running program; during the set-up the
+        // signal goes to init at once, which passes it on when it starts.
         if self.program_started {
             self.stopping_queue = self.indices(HookEvent::Stopping).into();
         }
@@ -988,10 +1006,6 @@ impl Run<'_> {
                 if let (Some(s), Some(pid)) = (&self.status, self.program_pid) {
                     s.started(&self.plan.instance, pid);
                 }
-                // A stop asked for during set-up: its stopping hooks now.
-                if self.stop.begun && !self.stop.delivered {
-                    self.stopping_queue = self.indices(HookEvent::Stopping).into();
-                }
             }
             Message::Exited { status } => self.exited = Some(status),
             Message::Spawned { id, pid } => {
@@ -1038,9 +1052,6 @@ impl Run<'_> {
     fn on_request(&mut self, client: usize, req: Request) {
         match req {
             Request::Stop => {
-                if let Some(s) = &mut self.server {
-                    s.clients[client].wants_stop = true;
-                }
                 if self.phase == Phase::Running {
                     self.begin_stop(libc::SIGTERM, true);
                 }
@@ -1070,21 +1081,18 @@ impl Run<'_> {
                                 stdio[2].as_raw_fd(),
                             ],
                         )
-                        .is_ok()
+                        .map_err(|e| match e {
+                            SandboxError::Syscall { errno, .. } => errno,
+                            _ => nix::errno::Errno::EINVAL,
+                        })
                     }
-                    _ => false,
+                    // No program running to join.
+                    _ => Err(nix::errno::Errno::ESRCH),
                 };
                 if let Some(s) = &mut self.server {
-                    if sent {
-                        s.clients[client].command = Some(id);
-                    } else {
-                        s.send(
-                            client,
-                            Message::SpawnFailed {
-                                id,
-                                errno: nix::errno::Errno::ESRCH,
-                            },
-                        );
+                    match sent {
+                        Ok(()) => s.clients[client].command = Some(id),
+                        Err(errno) => s.send(client, Message::SpawnFailed { id, errno }),
                     }
                 }
             }
@@ -1174,6 +1182,19 @@ impl Run<'_> {
                     let m = self.sandbox.as_ref().map(Sandbox::read_message);
                     match m {
                         Some(Ok(Some(m))) => self.on_message(m),
+                        // A garbled channel: nothing init says can be
+                        // trusted any more; the sandbox goes.
+                        Some(Err(e)) => {
+                            self.channel_open = false;
+                            if let Some(sb) = &self.sandbox {
+                                sb.kill();
+                            }
+                            if !self.program_started {
+                                self.launch_error.get_or_insert(e.into());
+                            } else {
+                                self.warnings.push(format!("the sandbox was stopped: {e}"));
+                            }
+                        }
                         _ => self.channel_open = false,
                     }
                 }
@@ -1206,9 +1227,7 @@ impl Run<'_> {
                 if let (Some(id), Some(sb)) = (s.clients[i].command, &self.sandbox) {
                     sb.signal_inside(id, libc::SIGHUP);
                 }
-                if !s.clients[i].wants_stop {
-                    s.clients.remove(i);
-                }
+                s.clients.remove(i);
             }
         }
         self.leftovers.retain(|(p, _)| p.open);
@@ -1218,8 +1237,6 @@ impl Run<'_> {
         let grace = self.plan.grace;
         for t in self.slots.iter_mut().flatten() {
             t.tick(now, self.sandbox.as_ref(), grace);
-            // A host hook's end can be missed between its pidfd and its pipes.
-            t.reap();
         }
         if self.stop.kill_at.is_some_and(|k| now >= k) {
             self.stop.kill_at = None;

@@ -30,7 +30,6 @@ pub struct Client {
     pub fd: OwnedFd,
     /// The command it entered, by exec id.
     pub command: Option<u32>,
-    pub wants_stop: bool,
 }
 
 #[derive(Debug)]
@@ -90,11 +89,7 @@ impl Server {
                 .map(|c| c.uid() == self.registration.info.uid && same_user_ns(c.pid()))
                 .unwrap_or(false);
             if ours {
-                self.clients.push(Client {
-                    fd,
-                    command: None,
-                    wants_stop: false,
-                });
+                self.clients.push(Client { fd, command: None });
             }
         }
     }
@@ -103,11 +98,7 @@ impl Server {
     /// which hangs it up). A client that hung up waits for nothing any
     /// more, not even for the stop it asked for: it is to be dropped.
     pub fn read(&mut self, i: usize) -> Option<Request> {
-        let request = self.read_request(i);
-        if request.is_none() {
-            self.clients[i].wants_stop = false;
-        }
-        request
+        self.read_request(i)
     }
 
     fn read_request(&mut self, i: usize) -> Option<Request> {

@@ -51,10 +51,7 @@ pub fn build(d: &Dbus, host: &Host, instance: &str) -> Result<DbusPlan, String> 
     let proxy = find_program("xdg-dbus-proxy", host).ok_or(
         "[dbus]: xdg-dbus-proxy is not installed: the sandbox gets no bus (install the xdg-dbus-proxy package)",
     )?;
-    let dir = match &host.runtime_dir {
-        Some(r) => r.join("antimony/dbus"),
-        None => std::env::temp_dir().join(format!("antimony-{}/dbus", host.uid)),
-    };
+    let dir = host.runtime_base.join("dbus");
     let mut args = vec!["--filter".to_string()];
     for (flag, list) in [
         ("see", &d.see),

@@ -739,19 +739,24 @@ fn plan_hooks(
 ) -> Result<Vec<PlannedHook>, PlanError> {
     let library = Searcher::hooks(host);
     let user_dropins = host.config_home.join("antimony/hooks.d");
+    // Usually neither folder exists: one look each, not one per event.
+    let system_dropins = Path::new(dropins::SYSTEM_DIR).is_dir();
+    let user_dropins_exist = profile.user_dropins && user_dropins.is_dir();
     let mut out = Vec::new();
     for event in HookEvent::ALL {
         let mut system = Vec::new();
         let mut user = Vec::new();
-        let (found, w) = dropins::find(
-            Path::new(dropins::SYSTEM_DIR),
-            dropins::Scope::System,
-            event,
-            host.uid,
-        );
-        warnings.extend(w);
-        system.extend(found.iter().map(|d| plan_dropin(d, event)));
-        if profile.user_dropins {
+        if system_dropins {
+            let (found, w) = dropins::find(
+                Path::new(dropins::SYSTEM_DIR),
+                dropins::Scope::System,
+                event,
+                host.uid,
+            );
+            warnings.extend(w);
+            system.extend(found.iter().map(|d| plan_dropin(d, event)));
+        }
+        if user_dropins_exist {
             let (found, w) = dropins::find(&user_dropins, dropins::Scope::User, event, host.uid);
             warnings.extend(w);
             user.extend(found.iter().map(|d| plan_dropin(d, event)));

@@ -301,35 +301,14 @@ fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, Pro
     if raw.on.is_some() && event != HookEvent::Post {
         return Err(bad("`on` is for post-hooks only".into()));
     }
-    let mut on = Vec::new();
-    for c in raw.on.unwrap_or_default() {
-        on.push(match c {
-            RawCondition::Name(n) => match n.as_str() {
-                "ok" => Condition::Ok,
-                "non-zero" => Condition::NonZero,
-                "signal" => Condition::Signal,
-                "launch-failed" => Condition::LaunchFailed,
-                other => {
-                    return Err(bad(format!(
-                        "on: `{other}` is not an outcome (ok, non-zero, signal, launch-failed, or an exit status 0-255)"
-                    )));
-                }
-            },
-            RawCondition::Code(n) => match u8::try_from(n) {
-                Ok(c) => Condition::Code(c),
-                Err(_) => return Err(bad(format!("on: {n} is not an exit status (0-255)"))),
-            },
-        });
-    }
-    let timeout = match raw.timeout {
-        None => None,
-        Some(t) if t.is_finite() && t > 0.0 && t <= 86400.0 => Some(Duration::from_secs_f64(t)),
-        Some(_) => {
-            return Err(bad(
-                "`timeout` must be a number of seconds above 0, at most 86400".into(),
-            ));
-        }
-    };
+    let on = raw
+        .on
+        .unwrap_or_default()
+        .iter()
+        .map(condition)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let timeout = timeout(raw.timeout).map_err(bad)?;
     if raw.config.is_some() && raw.uses.is_none() {
         return Err(bad("`config` goes with `use` (a reusable hook)".into()));
     }
@@ -488,6 +467,35 @@ fn check_dest(
         ));
     }
     Ok(())
+}
+
+/// A post-hook's `on` condition (profiles and reusable hooks alike).
+pub fn condition(c: &RawCondition) -> Result<Condition, String> {
+    Ok(match c {
+        RawCondition::Name(n) => match n.as_str() {
+            "ok" => Condition::Ok,
+            "non-zero" => Condition::NonZero,
+            "signal" => Condition::Signal,
+            "launch-failed" => Condition::LaunchFailed,
+            other => {
+                return Err(format!(
+                    "on: `{other}` is not an outcome (ok, non-zero, signal, launch-failed, or an exit status 0-255)"
+                ));
+            }
+        },
+        RawCondition::Code(n) => Condition::Code(
+            u8::try_from(*n).map_err(|_| format!("on: {n} is not an exit status (0-255)"))?,
+        ),
+    })
+}
+
+/// A hook's `timeout` (profiles and reusable hooks alike).
+pub fn timeout(t: Option<f64>) -> Result<Option<Duration>, String> {
+    match t {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t > 0.0 && t <= 86400.0 => Ok(Some(Duration::from_secs_f64(t))),
+        Some(_) => Err("`timeout` must be a number of seconds above 0, at most 86400".into()),
+    }
 }
 
 /// A path as profiles write it: absolute or `~`-relative, normalised, with
