@@ -132,17 +132,20 @@ fn check_name(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether a symlink points at an antimony binary.
-fn is_antimony_link(path: &Path, exe: &Path) -> bool {
+/// Whether a symlink is antimony's: it points at this antimony, or it is
+/// one integrate recorded and points at an `antimony` (a binary since
+/// moved or rebuilt elsewhere). A link to anything else is the user's.
+fn is_antimony_link(path: &Path, exe: &Path, recorded: bool) -> bool {
     let Ok(target) = std::fs::read_link(path) else {
         return false;
     };
     target == exe
-        || target.file_name().is_some_and(|n| n == "antimony")
         || std::fs::canonicalize(path).is_ok_and(|p| p == exe)
+        || (recorded && target.file_name().is_some_and(|n| n == "antimony"))
 }
 
-fn owner(kind: Kind, path: &Path, exe: &Path) -> Result<Owner, Error> {
+/// Who `path` belongs to; `recorded`: integrate's record lists it.
+fn owner(kind: Kind, path: &Path, exe: &Path, recorded: bool) -> Result<Owner, Error> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Owner::Absent),
@@ -150,7 +153,7 @@ fn owner(kind: Kind, path: &Path, exe: &Path) -> Result<Owner, Error> {
     };
     match kind {
         Kind::Link => Ok(
-            if meta.file_type().is_symlink() && is_antimony_link(path, exe) {
+            if meta.file_type().is_symlink() && is_antimony_link(path, exe, recorded) {
                 Owner::Ours(
                     path.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
@@ -307,9 +310,12 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         shadows: None,
     });
 
+    let record_file = record_path(host, name);
+    let old: Option<Record> = read_json(&record_file);
+    let recorded = |p: &Path| old.as_ref().is_some_and(|r| r.files.iter().any(|f| f == p));
     // Nothing is written while anything in the way is not ours.
     for item in &items {
-        match owner(item.kind, &item.path, &exe)? {
+        match owner(item.kind, &item.path, &exe, recorded(&item.path))? {
             Owner::Absent => {}
             Owner::Ours(other) if other == name || item.kind == Kind::Link => {}
             Owner::Ours(other) => {
@@ -329,8 +335,6 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
 
     // The record first, so that `--remove` finds everything even if this
     // stops half-way.
-    let record_file = record_path(host, name);
-    let old: Option<Record> = read_json(&record_file);
     let record = Record {
         profile: name.to_string(),
         files: items.iter().map(|i| i.path.clone()).collect(),
@@ -381,7 +385,7 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
     // system entry is gone): taken back.
     if let Some(old) = old {
         for f in old.files.iter().filter(|f| !record.files.contains(f)) {
-            if owner(kind_of(f, host), f, &exe)? == Owner::Ours(name.to_string()) {
+            if owner(kind_of(f, host), f, &exe, true)? == Owner::Ours(name.to_string()) {
                 remove_file(f)?;
                 let _ = writeln!(out, "removed {}", host.display_path(f));
             }
@@ -441,8 +445,9 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
 
     let mut out = std::io::stdout().lock();
     let mut removed = 0;
+    let recorded = |p: &Path| record.as_ref().is_some_and(|r| r.files.iter().any(|f| f == p));
     for path in &candidates {
-        if owner(kind_of(path, host), path, &exe)? == Owner::Ours(name.to_string()) {
+        if owner(kind_of(path, host), path, &exe, recorded(path))? == Owner::Ours(name.to_string()) {
             remove_file(path)?;
             removed += 1;
             let _ = writeln!(out, "removed {}", host.display_path(path));

@@ -1178,6 +1178,30 @@ fn integrate_foreign(who: Who) -> TestResult {
         std::fs::read_to_string(&entry).unwrap() == own,
         "the user's entry was changed"
     );
+
+    // A link of the user's to some other program that happens to be
+    // called `antimony`: not integrate's (no record names it), so neither
+    // replaced nor removed.
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/opt/elsewhere/antimony", &link).unwrap();
+    let out = s.antimony(["integrate", "firefox"]).run();
+    ensure!(
+        out.code() == Some(125) && out.stderr.contains(".local/bin/firefox"),
+        "{}",
+        out.show()
+    );
+    ensure!(
+        !entry.exists(),
+        "an entry was written although integrate failed"
+    );
+    let out = s.antimony(["integrate", "--remove", "firefox"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        std::fs::read_link(&link).ok().as_deref() == Some(Path::new("/opt/elsewhere/antimony")),
+        "--remove took the user's link to another antimony: {}",
+        out.show()
+    );
     pass()
 }
 
