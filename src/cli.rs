@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status of `antimony run`: the program's own exit status; 128+N when the \
 program dies of signal N; 125 when antimony itself fails (a bad profile or \
-option, a pre-hook or post-hook that fails without `can_fail`, a sandbox that \
+option, a hook that fails without `can_fail`, a sandbox that \
 cannot be set up or a program that cannot be executed), after one line \
 `antimony: error: …` on standard error. Other commands exit 0 on success and \
 125 on failure.";
@@ -38,7 +38,8 @@ pub enum Command {
         long_about = "Runs the profile's pre-hooks on the host, then its program in the sandbox \
 (with the profile's `arguments`, then ARGS), passing SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, \
 SIGUSR2 and SIGWINCH on to it; started hooks run once it is running; when it exits, attached \
-hooks get SIGTERM (and SIGKILL after the profile's grace period), then the post-hooks run. \
+hooks and started hooks still running get SIGTERM (and SIGKILL after the profile's grace \
+period), then the post-hooks run. \
 Options here override the profile for this run only.",
         after_long_help = EXIT_STATUS_HELP
     )]
@@ -46,8 +47,9 @@ Options here override the profile for this run only.",
     /// Check that profiles are valid
     #[command(
         long_about = "Loads each profile with everything it inherits, validates it, and plans a \
-run of it (so a missing program is reported too). Prints `NAME: ok` for each valid profile and one \
-error line for each invalid one; exits 125 if any is invalid."
+run of it (so a missing program is reported too; a fragment, which does not run on its own, is \
+not planned). Prints `NAME: ok` (`NAME: ok (fragment)`) for each valid profile and one error \
+line for each invalid one; exits 125 if any is invalid."
     )]
     Check {
         /// Profile names or paths to profile files
@@ -82,8 +84,8 @@ profile is validated; an invalid profile is saved only if you say so."
     /// Show recent runs and their hooks
     #[command(long_about = "Shows the most recent runs from the run records under \
 $XDG_STATE_HOME/antimony/runs/: when each started, its profile, instance id, duration, how the \
-program ended and how many hooks ran (and failed). Records older than 30 days, and all but the \
-newest 200, are removed as new runs are recorded.")]
+program ended and how many hooks ran (and failed). About one run in sixteen, recording it also \
+removes the records older than 30 days and all but the newest 200.")]
     Log {
         /// Only runs of this profile
         profile: Option<String>,
@@ -157,8 +159,9 @@ no entry for gets a minimal one. The system's D-Bus services that start the prog
 ($XDG_DATA_DIRS/dbus-1/services/) are shadowed the same way under \
 $XDG_DATA_HOME/dbus-1/services/, so that D-Bus activation goes through antimony too. Last, \
 a symlink ~/.local/bin/PROFILE → antimony: antimony started under another name runs the \
-profile of that name with every argument passed on (a warning says when ~/.local/bin does not \
-come first on PATH).\n\n\
+profile of that name with every argument passed on. A warning says when ~/.local/bin is not \
+on PATH or a folder before it has its own PROFILE, and when PROFILE is also a command of the \
+system's (sh, python3), which the link then stands for wherever PATH finds it.\n\n\
 Every file it writes is marked as antimony's (X-Antimony-Profile=PROFILE) and recorded under \
 $XDG_STATE_HOME/antimony/integrations/. A file in the way that antimony did not write, or a \
 symlink that points elsewhere, is never replaced: integrate then fails before writing \

@@ -238,12 +238,19 @@ mounted there depends on the profile's \fB[home]\fR policy). When unset or
 empty, the home folder from the password database is used.
 .TP
 .B XDG_CONFIG_HOME
-Where the user's profiles are: \fB$XDG_CONFIG_HOME/antimony/profiles/\fR.
+Where the user's profiles, reusable hooks and drop-in hooks are:
+\fB$XDG_CONFIG_HOME/antimony/profiles/\fR, \fBhooks/\fR, \fBhooks.d/\fR.
 Default \fB~/.config\fR.
 .TP
 .B XDG_DATA_HOME
-Where persistent profile homes are: \fB$XDG_DATA_HOME/antimony/\fINAME\fR.
+Where persistent profile homes are: \fB$XDG_DATA_HOME/antimony/\fINAME\fR;
+and where \fBantimony integrate\fR writes its desktop entries and D-Bus
+services (\fBapplications/\fR, \fBdbus\-1/services/\fR).
 Default \fB~/.local/share\fR.
+.TP
+.B XDG_DATA_DIRS
+Where \fBantimony integrate\fR finds the system's desktop entries and
+D-Bus services. Default \fB/usr/local/share:/usr/share\fR.
 .TP
 .B XDG_CACHE_HOME
 Where each profile's launcher folder is:
@@ -251,8 +258,10 @@ Where each profile's launcher folder is:
 Default \fB~/.cache\fR.
 .TP
 .B XDG_STATE_HOME
-Only used to protect \fB$XDG_STATE_HOME/antimony\fR from sandboxes (see
-\fBFILES\fR). Default \fB~/.local/state\fR.
+Where antimony keeps its run records (\fB$XDG_STATE_HOME/antimony/runs/\fR),
+hooks' saved state (\fBantimony/state/\fR) and \fBintegrate\fR's records
+(\fBantimony/integrations/\fR); no sandbox can see it.
+Default \fB~/.local/state\fR.
 .PP
 A relative value of any of the four \fBXDG_*\fR variables above is ignored
 and the default is used.
@@ -265,6 +274,11 @@ without it, \fB$TMPDIR/antimony\-\fIUID\fB/instances/\fR (\fBTMPDIR\fR
 defaults to \fB/tmp\fR). Not passed on: the sandbox gets an empty private
 \fB/run/user/\fIUID\fR and \fBXDG_RUNTIME_DIR\fR pointing at it. Hooks with
 \fBenv = true\fR see the host's value.
+.TP
+.B DBUS_SESSION_BUS_ADDRESS
+The session bus the D-Bus proxy of a profile with \fB[dbus]\fR connects to
+(else \fB$XDG_RUNTIME_DIR/bus\fR). The sandbox never gets it: its own
+points at the proxy.
 .TP
 .BR VISUAL ", " EDITOR
 The editor \fBantimony edit\fR starts (\fBVISUAL\fR first, split on white
@@ -311,6 +325,19 @@ home policies \fBEnabled\fR, \fBReadOnly\fR and \fBOverlay\fR; created
 .BI $XDG_CACHE_HOME/antimony/profiles/ NAME
 The profile's launcher folder, given to hooks as \fBANTIMONY_CACHE\fR;
 created with mode 0555 when the profile has hooks.
+.TP
+.BI $XDG_CONFIG_HOME/antimony/hooks/ NAME .toml\fR,\fP /etc/antimony/hooks/ NAME .toml
+Reusable hooks (\fBuse\fR), the user's and the system's; shipped ones last.
+.TP
+.BR $XDG_CONFIG_HOME/antimony/hooks.d/ ", " /etc/antimony/hooks.d/
+Drop-in hooks that run for every profile, by event.
+.TP
+.B $XDG_STATE_HOME/antimony/
+Run records (\fBruns/\fR), hooks' saved state (\fBstate/\fIPROFILE\fB/\fR)
+and \fBintegrate\fR's records (\fBintegrations/\fR).
+.TP
+.BI ~/.local/bin/ PROFILE
+The symlink to antimony that \fBantimony integrate\fR makes.
 .PP
 \fB$XDG_CONFIG_HOME/antimony\fR, \fB$XDG_DATA_HOME/antimony\fR,
 \fB$XDG_STATE_HOME/antimony\fR, \fB$XDG_CACHE_HOME/antimony\fR and the
@@ -371,8 +398,8 @@ The sandbox is built and the program started in it. SIGINT, SIGTERM,
 SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to antimony are passed
 on to the program.
 .IP 4. 4
-When the program has exited, every attached hook still running gets
-SIGTERM, and SIGKILL after the profile's grace period.
+When the program has exited, every attached hook and every started hook
+still running gets SIGTERM, and SIGKILL after the profile's grace period.
 .IP 5. 4
 The post-hooks run, even when a pre-hook or the set-up failed.
 .PP

@@ -393,6 +393,18 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
     }
     drop(out);
     path_warning(name, host);
+    // Not an application the desktop knows, but a command the system has
+    // (sh, python3): the link now comes first for everything that finds it
+    // on PATH, scripts (`#!/usr/bin/env python3`) and hooks included.
+    if !items.iter().any(|i| i.shadows.is_some()) {
+        if let Some(system) = plan::find_in(name, plan::sandbox_path(host.uid)) {
+            crate::commands::warn(&format!(
+                "{} now stands for {} wherever PATH finds `{name}`: scripts (`#!/usr/bin/env {name}`) and programs that run `{name}` get the sandbox too",
+                host.display_path(&local_bin(host).join(name)),
+                system.display()
+            ));
+        }
+    }
     Ok(0)
 }
 
@@ -445,9 +457,14 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
 
     let mut out = std::io::stdout().lock();
     let mut removed = 0;
-    let recorded = |p: &Path| record.as_ref().is_some_and(|r| r.files.iter().any(|f| f == p));
+    let recorded = |p: &Path| {
+        record
+            .as_ref()
+            .is_some_and(|r| r.files.iter().any(|f| f == p))
+    };
     for path in &candidates {
-        if owner(kind_of(path, host), path, &exe, recorded(path))? == Owner::Ours(name.to_string()) {
+        if owner(kind_of(path, host), path, &exe, recorded(path))? == Owner::Ours(name.to_string())
+        {
             remove_file(path)?;
             removed += 1;
             let _ = writeln!(out, "removed {}", host.display_path(path));

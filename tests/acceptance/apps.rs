@@ -1082,6 +1082,13 @@ fn integrate_symlink(who: Who) -> TestResult {
     let s = scratch!(who);
     let out = s.antimony(["integrate", "sh"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
+    // sh is a command of the system's: the user is told what the link
+    // takes over.
+    ensure!(
+        out.stderr.contains("now stands for") && out.stderr.contains("#!/usr/bin/env sh"),
+        "no warning that ~/.local/bin/sh takes over `sh`: {}",
+        out.show()
+    );
     let link = s.path("home/.local/bin/sh");
     let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
     let out = s

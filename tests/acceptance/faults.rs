@@ -673,8 +673,11 @@ fn sigkill_encrypted_home(who: Who) -> TestResult {
         );
     }
     let pass_file = s.write("pass", "correct horse battery staple\n");
-    std::fs::set_permissions(&pass_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(|e| e.to_string())?;
+    std::fs::set_permissions(
+        &pass_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(|e| e.to_string())?;
     let cipher = s.path("cipher");
     s.profile(
         "vault",
