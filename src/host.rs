@@ -126,7 +126,11 @@ impl Host {
             if !meta.is_dir() || meta.uid() != self.uid || meta.mode() & 0o077 != 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
-                    format!("{} is not a private folder of uid {}", d.display(), self.uid),
+                    format!(
+                        "{} is not a private folder of uid {}",
+                        d.display(),
+                        self.uid
+                    ),
                 ));
             }
         }

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod files;
 pub mod hooks;
 pub mod host;
 pub mod instance;

@@ -104,14 +104,13 @@ pub fn write(dir: &Path, record: &RunRecord) -> std::io::Result<()> {
         (record.started_at * 1000.0) as u64,
         record.instance
     );
-    let temp = dir.join(format!(".{name}.tmp"));
-    let written = std::fs::write(&temp, serde_json::to_vec_pretty(record).unwrap_or_default())
-        .and_then(|()| std::fs::rename(&temp, dir.join(&name)));
-    if let Err(e) = written {
-        // A full disk: no part-written record is left behind.
-        let _ = std::fs::remove_file(&temp);
-        return Err(e);
-    }
+    // Not synced: a record lost in a crash costs less than a sync per run.
+    crate::files::write_atomic(
+        &dir.join(&name),
+        &serde_json::to_vec_pretty(record).unwrap_or_default(),
+        0o600,
+        false,
+    )?;
     // Listing the folder costs more than the record: about one run in
     // sixteen prunes (which one is random, the run's id).
     if record.instance.starts_with('0') {

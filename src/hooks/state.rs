@@ -8,7 +8,6 @@
 //! update is written, so that no update is lost.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
@@ -87,19 +86,13 @@ impl StateStore {
         for (k, v) in &change.update {
             state.insert(k.clone(), v.clone());
         }
-        let path = self.dir.join(format!("{key}.json"));
-        let temp = self.dir.join(format!(".{key}.json.{}", std::process::id()));
-        let written = File::create(&temp).and_then(|mut f| {
-            f.write_all(&serde_json::to_vec_pretty(&Value::Object(state)).unwrap_or_default())?;
-            f.sync_all()?;
-            std::fs::rename(&temp, &path)
-        });
-        // A full disk: the state before stays whole, and no part-written
-        // copy is left next to it.
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        written
+        // A full disk leaves the state before whole.
+        crate::files::write_atomic(
+            &self.dir.join(format!("{key}.json")),
+            &serde_json::to_vec_pretty(&Value::Object(state)).unwrap_or_default(),
+            0o600,
+            true,
+        )
     }
 }
 

@@ -55,8 +55,11 @@ impl Context {
     /// the desktop passes (`%u`, file names) comes after `--`, so it is
     /// never read as an option of antimony's.
     pub fn command(&self, words: &[String]) -> Vec<String> {
+        // The words taken from the entry keep its own `%` escaping; the
+        // path antimony adds is literal: a `%` in it is written `%%`, not
+        // left to be read as a field code.
         let mut out = vec![
-            self.antimony.to_string_lossy().into_owned(),
+            self.antimony.to_string_lossy().replace('%', "%%"),
             "run".to_string(),
             self.profile.clone(),
         ];

@@ -28,7 +28,6 @@ pub mod shell;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -242,8 +241,8 @@ fn search_path(host: &Host) -> Vec<PathBuf> {
 pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
     check_name(name)?;
     let p = profile::resolve(searcher, name)?;
-    // The same checks as `antimony check`: a profile that cannot run (a
-    // fragment, a missing program) is not put in the menu.
+    // Planned like a run: a profile that cannot run (a fragment, which
+    // `plan::build` refuses, or a missing program) is not put in the menu.
     let planned = plan::build(&p, &RunOptions::default(), host)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
@@ -550,42 +549,20 @@ fn write_file(path: &Path, text: &str) -> Result<(), Error> {
     write_file_mode(path, text, 0o644)
 }
 
-/// Writes a file whole: a new file beside it, then renamed over it.
+/// Writes a file whole (`files::write_atomic`).
 fn write_file_mode(path: &Path, text: &str, mode: u32) -> Result<(), Error> {
-    let tmp = temp_beside(path);
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(format!("integrate: write {}", path.display()), e)
-    })
+    crate::files::write_atomic(path, text.as_bytes(), mode, true)
+        .map_err(|e| Error::io(format!("integrate: write {}", path.display()), e))
 }
 
 fn replace_symlink(path: &Path, target: &Path) -> Result<(), Error> {
-    let tmp = temp_beside(path);
+    let tmp = crate::files::temp_beside(path);
     std::os::unix::fs::symlink(target, &tmp)
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             Error::io(format!("integrate: link {}", path.display()), e)
         })
-}
-
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.antimony-{}", std::process::id()))
 }
 
 fn remove_file(path: &Path) -> Result<(), Error> {

@@ -16,8 +16,18 @@ use crate::cli::{Cli, CompletionShell};
 const RUNNABLE: &[&str] = &["run", "integrate"];
 /// The subcommands whose first argument is any profile (`check`: every argument).
 const ANY: &[&str] = &["check", "show", "edit"];
-/// `run`'s options that take a value (the next word is not the profile).
-const VALUE_OPTIONS: &[&str] = &["--ro", "--rw", "--env", "--program", "--status-fd"];
+/// `run`'s options that take a value (the next word is not the profile),
+/// from the clap definition: a new option cannot be forgotten here.
+fn value_options() -> Vec<String> {
+    let cmd = Cli::command();
+    let Some(run) = cmd.find_subcommand("run") else {
+        return Vec::new();
+    };
+    run.get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
 
 /// The whole completion script for a shell.
 pub fn script(shell: CompletionShell) -> String {
@@ -48,7 +58,7 @@ fn bash(base: String) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("|");
-    let values = VALUE_OPTIONS.join("|");
+    let values = value_options().join("|");
     let runnable = RUNNABLE.join("|");
     base + &format!(
         r#"
@@ -213,7 +223,7 @@ end
 complete -c antimony -n '__antimony_needs_profile {runnable}' -f -a '(__antimony_profiles runnable)'
 complete -c antimony -n '__antimony_needs_profile {any}' -f -a '(__antimony_profiles all)'
 "#,
-        values = words(VALUE_OPTIONS),
+        values = value_options().join(" "),
         runnable = words(RUNNABLE),
         any = words(ANY),
     )
