@@ -276,10 +276,11 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
             "{}.desktop",
             id.clone().unwrap_or_else(|| format!("antimony-{name}"))
         );
-        let graphical = p
-            .inherited
+        // A program that reaches a display (however the profile gives it
+        // one) gets no terminal.
+        let graphical = ["DISPLAY", "WAYLAND_DISPLAY"]
             .iter()
-            .any(|i| matches!(i.as_str(), "with-display" | "with-x11" | "with-wayland"));
+            .any(|v| p.environment.contains_key(*v));
         items.push(Item {
             kind: Kind::Desktop,
             path: apps.join(file),
