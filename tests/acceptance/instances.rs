@@ -1188,25 +1188,6 @@ fn enter_escape_terminal(who: Who) -> TestResult {
     pass()
 }
 
-/// Copies the probe to `to`, owned by root with `mode`, and waits until it
-/// can be executed (children other tests forked while the copy was open
-/// for writing hold it until their exec: ETXTBSY meanwhile).
-fn copy_probe(to: &Path, mode: u32) -> Result<(), Failed> {
-    std::fs::copy(&world().probe, to).map_err(|e| format!("copy: {e}"))?;
-    chown(to, Some(0), Some(0)).map_err(|e| format!("chown: {e}"))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("chmod: {e}"))?;
-    let ready = wait_until(Duration::from_secs(10), || {
-        let r = std::process::Command::new(to)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        !matches!(r, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY))
-    });
-    ensure!(ready, "{} stayed busy", to.display());
-    Ok(())
-}
-
 /// A setuid-root binary bound into the instance gains nothing when an
 /// entered command runs it. Control: on the host it gains root (or, for
 /// root, its capabilities).
@@ -1390,42 +1371,10 @@ fn enter_escape_file_capabilities(who: Who) -> TestResult {
         return skip("needs root to give a file a capability");
     }
     let dir = f.s.mkdir("fcaps");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("chmod: {e}"))?;
-    let bin = dir.join("antimony-probe");
-    copy_probe(&bin, 0o755)?;
-    // struct vfs_cap_data, revision 2, effective: permitted (low 32 bits)
-    // CAP_NET_BIND_SERVICE (10), nothing inheritable, no high bits.
-    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
-    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 1;
-    let mut xattr = Vec::new();
-    for word in [
-        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
-        1 << 10,
-        0,
-        0,
-        0,
-    ] {
-        xattr.extend_from_slice(&word.to_le_bytes());
-    }
-    let path =
-        std::ffi::CString::new(bin.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-    // SAFETY: setxattr with valid C strings and a buffer of the length passed.
-    let r = unsafe {
-        libc::setxattr(
-            path.as_ptr(),
-            c"security.capability".as_ptr(),
-            xattr.as_ptr().cast(),
-            xattr.len(),
-            0,
-        )
+    let bin = match probe_with_file_capability(&dir)? {
+        Ok(bin) => bin,
+        Err(why) => return skip(why),
     };
-    if r != 0 {
-        return skip(format!(
-            "cannot set a file capability here: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
     escaped(
         "a file capability on the host",
         &f.s.command(&bin).arg("caps").run(),

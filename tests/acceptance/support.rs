@@ -598,3 +598,66 @@ pub fn reader(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     });
     rx
 }
+
+/// Copies the probe to `to`, owned by root with `mode`, and waits until it
+/// can be executed: while the copy was open for writing, children that
+/// other tests forked at that moment held it too, until their exec, and an
+/// exec of the copy meanwhile fails with ETXTBSY.
+pub fn copy_probe(to: &Path, mode: u32) -> Result<(), Failed> {
+    std::fs::copy(&world().probe, to).map_err(|e| format!("copy: {e}"))?;
+    chown(to, Some(0), Some(0)).map_err(|e| format!("chown: {e}"))?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let ready = wait_until(Duration::from_secs(10), || {
+        let r = std::process::Command::new(to)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        !matches!(r, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY))
+    });
+    ensure!(ready, "{} stayed busy", to.display());
+    Ok(())
+}
+
+/// A root-owned copy of the probe in `dir` (made private to root) with a
+/// file capability: CAP_NET_BIND_SERVICE, permitted and effective. `Ok(Err)`
+/// says why this machine cannot set one (a skip).
+pub fn probe_with_file_capability(dir: &Path) -> Result<Result<PathBuf, String>, Failed> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("chmod: {e}"))?;
+    let bin = dir.join("antimony-probe");
+    copy_probe(&bin, 0o755)?;
+    // struct vfs_cap_data, revision 2, effective: permitted (low 32 bits)
+    // CAP_NET_BIND_SERVICE (10), nothing inheritable, no high bits.
+    const VFS_CAP_REVISION_2: u32 = 0x0200_0000;
+    const VFS_CAP_FLAGS_EFFECTIVE: u32 = 1;
+    let mut xattr = Vec::new();
+    for word in [
+        VFS_CAP_REVISION_2 | VFS_CAP_FLAGS_EFFECTIVE,
+        1 << 10,
+        0,
+        0,
+        0,
+    ] {
+        xattr.extend_from_slice(&word.to_le_bytes());
+    }
+    let path =
+        std::ffi::CString::new(bin.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: setxattr with valid C strings and a buffer of the length passed.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.capability".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    };
+    if r != 0 {
+        return Ok(Err(format!(
+            "cannot set a file capability here: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(Ok(bin))
+}
