@@ -452,21 +452,6 @@ fn mounts() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
 }
 
-/// Host processes whose command line holds `token`.
-fn holding(token: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(token) && alive(pid) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
 /// antimony killed with SIGKILL during the pre-hooks, while the sandbox
 /// runs, and during the post-hooks: no process of the sandbox or of the
 /// hooks (attached ones and their children included), and no mount, is
@@ -521,8 +506,8 @@ arguments = ["{stage}"]
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
         ensure!(reached, "{stage}: the run never reached the stage");
-        let gone = wait_until(Duration::from_secs(10), || holding(&token).is_empty());
-        let left = holding(&token);
+        let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
+        let left = with_token(&token, 0);
         for pid in &left {
             // Clean up before failing.
             // SAFETY: killing stragglers the test started.
@@ -634,7 +619,7 @@ content = '(exec -a {token} sleep 600) & wait'
                 unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
                 let _ = child.wait();
             }
-            let gone = wait_until(Duration::from_secs(10), || holding(&token).is_empty());
+            let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
             ensure!(gone, "{end}: the attached hook's group survived");
             Ok(())
         })();
@@ -642,7 +627,7 @@ content = '(exec -a {token} sleep 600) & wait'
         // SAFETY: SIGKILL to our own child and to what the test started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
-        for p in holding(&token) {
+        for p in with_token(&token, 0) {
             // SAFETY: killing stragglers the test started.
             unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
         }
@@ -717,8 +702,8 @@ use = "encrypted-home"
     let _ = child.wait();
     let cipher_text = cipher.display().to_string();
     let left = || {
-        let mut l = holding(&cipher_text);
-        l.extend(holding("antimony-encrypted-home-watch"));
+        let mut l = with_token(&cipher_text, 0);
+        l.extend(with_token("antimony-encrypted-home-watch", 0));
         l
     };
     let clean = wait_until(Duration::from_secs(15), || {

@@ -426,31 +426,6 @@ fn in_namespace(ns: &Path, argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-/// Live host processes whose command line holds `token`, or whose name is
-/// its last 15 bytes (the probe's `tree`); `except` left out.
-fn with_token(token: &str, except: u32) -> Vec<u32> {
-    let comm = &token[token.len().saturating_sub(15)..];
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != except && alive(pid))
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            name.trim_end() == comm || cmdline.windows(token.len()).any(|w| w == token.as_bytes())
-        })
-        .collect()
-}
-
-/// SIGKILLs host processes (what a failed test would leave behind).
-fn kill_all(pids: &[u32]) {
-    for &pid in pids {
-        // SAFETY: kill with integer arguments.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-    }
-}
-
 /// A pipe; both ends close-on-exec.
 fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0 as RawFd; 2];

@@ -661,3 +661,28 @@ pub fn probe_with_file_capability(dir: &Path) -> Result<Result<PathBuf, String>,
     }
     Ok(Ok(bin))
 }
+
+/// Live host processes whose command line holds `token`, or whose name is
+/// its last 15 bytes (the probe's `tree`); `except` left out.
+pub fn with_token(token: &str, except: u32) -> Vec<u32> {
+    let comm = &token[token.len().saturating_sub(15)..];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != except && alive(pid))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            name.trim_end() == comm || cmdline.windows(token.len()).any(|w| w == token.as_bytes())
+        })
+        .collect()
+}
+
+/// SIGKILLs host processes (what a failed test would leave behind).
+pub fn kill_all(pids: &[u32]) {
+    for &pid in pids {
+        // SAFETY: kill with integer arguments.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
