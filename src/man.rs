@@ -4,8 +4,10 @@
 //! `pages()` returns `antimony.1` and one `antimony-COMMAND.1` per
 //! subcommand. The synopsis is clap's own usage line, NAME, DESCRIPTION,
 //! OPTIONS and the list of commands come from clap_mangen, EXIT STATUS from
-//! the commands' `after_long_help`; the rest (ENVIRONMENT, FILES, EXAMPLES,
-//! SEE ALSO…) is roff written below. The output is deterministic: no date.
+//! the `after_long_help` of the top command and of `run` (the other
+//! commands' are written below); the rest (ENVIRONMENT, FILES, EXAMPLES,
+//! SEE ALSO…) is roff written below too, next to nothing that could check
+//! it. The output is deterministic: no date.
 //!
 //! The pages are committed in `man/`; the acceptance test `man` fails when
 //! they differ from what this module generates, and rewrites them with

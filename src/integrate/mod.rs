@@ -264,7 +264,8 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         items.push(Item {
             kind: Kind::Desktop,
             path: apps.join(&f.id),
-            contents: desktop::shadow_entry(f, &cx).map_err(Error::Other)?,
+            contents: desktop::shadow_entry(f, &cx)
+                .map_err(|m| Error::Other(format!("integrate: {m}")))?,
             shadows: Some(f.path.clone()),
         });
     }
@@ -299,7 +300,8 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         items.push(Item {
             kind: Kind::Service,
             path: services.join(&f.id),
-            contents: desktop::shadow_service(f, &cx).map_err(Error::Other)?,
+            contents: desktop::shadow_service(f, &cx)
+                .map_err(|m| Error::Other(format!("integrate: {m}")))?,
             shadows: Some(f.path.clone()),
         });
     }
