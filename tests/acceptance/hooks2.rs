@@ -1885,6 +1885,34 @@ fn system_dropins() -> TestResult {
     ];
     ensure!(log == want, "user_dropins = false: {log:?}");
 
+    // A reusable hook of the system's (/etc/antimony/hooks/), found like
+    // a profile after the user's folder.
+    f.s.write(
+        "etc-antimony/hooks/sysdef.toml",
+        &f.subst(
+            "description = \"the system's\"\n[pre]\ncontent = 'echo sysdef-ran >> @OUT@/log'\n",
+        ),
+    );
+    f.profile(
+        "sysuse",
+        "inherits = [\"sh\"]\n[[hooks.pre]]\nuse = \"sysdef\"\n",
+    );
+    f.clear();
+    let out =
+        f.s.command("unshare")
+            .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+            .arg("mount --bind \"$0\" /etc/antimony && exec \"$@\"")
+            .arg(&etc)
+            .arg(&world().antimony)
+            .args(["run", "sysuse", "--rw", &s(&f.out), "--", "-c", "true"])
+            .run();
+    ensure!(
+        out.code() == Some(0) && f.log().iter().any(|l| l == "sysdef-ran"),
+        "the system's reusable hook did not run: {:?} {}",
+        f.log(),
+        out.show()
+    );
+
     // As the ordinary user: a home of the user's own, the same log (its
     // folder now the user's), the system's drop-ins as they are plus a
     // started and a stopping one. The run is stopped (SIGTERM) so that the
