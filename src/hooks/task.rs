@@ -147,7 +147,10 @@ impl Task {
     /// Starts a hook on the host, leading a process group of its own.
     /// Foreground hooks share antimony's stdin and get the terminal while
     /// they run, as a shell gives it to a job (an interactive hook works);
-    /// background ones get /dev/null.
+    /// background ones get /dev/null. `started` is told the group at once,
+    /// before anything else is done (the guardian's registration: the
+    /// shorter the moment between the two, the smaller the gap a SIGKILL
+    /// of antimony could slip through).
     pub fn host(
         hook: usize,
         h: &PlannedHook,
@@ -155,6 +158,7 @@ impl Task {
         foreground: bool,
         pid: Option<u32>,
         input: Option<Vec<u8>>,
+        started: impl FnOnce(libc::pid_t),
     ) -> Result<Task, String> {
         let mut cmd = command(h, cx, pid);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -167,11 +171,15 @@ impl Task {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("{}: {}", h.exec.display(), crate::error::io_text(&e)))?;
+        started(child.id() as libc::pid_t);
         // SAFETY: pidfd_open of our own, not yet reaped child.
         let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
         if raw < 0 {
             let e = std::io::Error::last_os_error();
-            let _ = child.kill();
+            // SAFETY: SIGKILL to the group our child leads (still
+            // registered with the guardian: it is gone before that
+            // matters).
+            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
             let _ = child.wait();
             return Err(format!("pidfd_open: {}", crate::error::io_text(&e)));
         }

@@ -12,6 +12,13 @@
 //! starts the hook and unregisters once the group is empty (so a reused
 //! number is never hit).
 //!
+//! The one gap: a hook's group is registered right after posix_spawn
+//! returns (`Task::host`), so a SIGKILL landing between the two — a few
+//! microseconds of antimony's own work — leaves that one hook running.
+//! Closing it would take the child registering itself before exec, which
+//! std can only do with a fork (a copy of antimony's page tables, the cost
+//! the next paragraph avoids).
+//!
 //! The guardian shares antimony's memory (`clone(CLONE_VM)`, as
 //! posix_spawn does) instead of being a fork: a fork copies antimony's page
 //! tables, and every page antimony writes afterwards is copied once more,

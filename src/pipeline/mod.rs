@@ -683,13 +683,15 @@ impl Run<'_> {
                 _ => Err("the sandbox is not running".to_string()),
             }
         } else {
-            Task::host(idx, ph, &self.cx, foreground, pid, input)
+            let guardian = &self.guardian;
+            Task::host(idx, ph, &self.cx, foreground, pid, input, |pg| {
+                if let Some(g) = guardian {
+                    g.add(pg);
+                }
+            })
         };
         let mut task = task.unwrap_or_else(|e| Task::failed_start(idx, ph, e));
         task.lock = lock;
-        if let (Some(g), Some(pg)) = (&self.guardian, task.pgid()) {
-            g.add(pg);
-        }
         match self.slots.iter().position(Option::is_none) {
             Some(slot) => {
                 self.slots[slot] = Some(task);

@@ -502,18 +502,22 @@ arguments = ["{stage}"]
         run.cmd.process_group(0);
         let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
         let reached = wait_until(Duration::from_secs(20), || flag.exists());
+        // And antimony waits again: past registering the hook that touched
+        // the flag with the guardian (the gap `pipeline::guardian` names is
+        // microseconds wide, but a loaded machine can stall antimony in it
+        // while the hook runs on).
+        let settled = wait_until(Duration::from_secs(10), || asleep(child.id()));
         // SAFETY: SIGKILL to our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
         ensure!(reached, "{stage}: the run never reached the stage");
+        ensure!(settled, "{stage}: antimony never waited");
         let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
         let left = with_token(&token, 0);
-        for pid in &left {
-            // Clean up before failing.
-            // SAFETY: killing stragglers the test started.
-            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
-        }
-        ensure!(gone, "{stage}: left behind: {left:?}");
+        let shown = describe(&left);
+        // Clean up before failing.
+        kill_all(&left);
+        ensure!(gone, "{stage}: left behind:{shown}");
     }
     ensure!(mounts() == before, "the host's mount table changed");
     pass()

@@ -498,6 +498,15 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Whether a process sleeps (state S: blocked in a wait, not running or
+/// runnable).
+pub fn asleep(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('S')))
+        .unwrap_or(false)
+}
+
 /// Waits until `f` holds or the time is up.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -677,6 +686,30 @@ pub fn with_token(token: &str, except: u32) -> Vec<u32> {
             name.trim_end() == comm || cmdline.windows(token.len()).any(|w| w == token.as_bytes())
         })
         .collect()
+}
+
+/// Processes as a failure message shows them: pid, parent, group and
+/// command line.
+pub fn describe(pids: &[u32]) -> String {
+    let mut out = String::new();
+    for &pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // pid (comm) state ppid pgrp …
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        out.push_str(&format!(
+            "\n  {pid} state {} ppid {} pgrp {}: {}",
+            f.first().unwrap_or(&"?"),
+            f.get(1).unwrap_or(&"?"),
+            f.get(2).unwrap_or(&"?"),
+            cmdline.trim_end()
+        ));
+    }
+    out
 }
 
 /// SIGKILLs host processes (what a failed test would leave behind).
