@@ -856,9 +856,9 @@ fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), S
         };
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
         let up = wait_until(Duration::from_secs(20), || {
-            socket.exists() || matches!(x.child.try_wait(), Ok(Some(_)))
+            listening(&socket) || matches!(x.child.try_wait(), Ok(Some(_)))
         });
-        if up && socket.exists() && matches!(x.child.try_wait(), Ok(None)) {
+        if up && listening(&socket) && matches!(x.child.try_wait(), Ok(None)) {
             return Ok((x, n));
         }
         x.stop();
@@ -1341,7 +1341,7 @@ fn activate(s: &Scratch, sys: &Path, marker: &Path) -> Result<String, Failed> {
             .map_err(|e| format!("dbus-daemon: {e}"))?,
         what: "dbus-daemon",
     };
-    if !wait_until(Duration::from_secs(30), || bus.exists()) {
+    if !wait_until(Duration::from_secs(30), || listening(&bus)) {
         return Err("the session bus did not start".into());
     }
     let mut send = s

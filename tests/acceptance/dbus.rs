@@ -71,7 +71,8 @@ fn start_bus(s: &Scratch, names: &[&str]) -> Result<Bus, String> {
         children: vec![daemon.spawn().map_err(|e| format!("dbus-daemon: {e}"))?],
         address: address.clone(),
     };
-    if !wait_until(Duration::from_secs(10), || sock.exists()) {
+    // Listening, not only bound: an echo service refused would give up.
+    if !wait_until(Duration::from_secs(10), || listening(&sock)) {
         return Err("the bus did not come up".into());
     }
     for name in names {

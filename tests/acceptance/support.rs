@@ -507,6 +507,13 @@ pub fn asleep(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether a server accepts connections on the Unix socket `path` (its
+/// file appears at bind(), before the server listens: a client that
+/// connects in between is refused).
+pub fn listening(path: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(path).is_ok()
+}
+
 /// Waits until `f` holds or the time is up.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
