@@ -284,7 +284,7 @@ impl Task {
 
     /// Whether it leads a process group that still has members.
     pub fn group_alive(&self) -> bool {
-        self.pgid().is_some_and(terminal::group_alive)
+        self.pgid().is_some_and(group_alive)
     }
 
     /// The descriptors to poll, with what each is.
@@ -526,9 +526,88 @@ mod terminal {
             r == 0
         }
     }
+}
 
-    pub fn group_alive(pgid: libc::pid_t) -> bool {
+/// Whether a process group still has a member that has not ended.
+/// kill(-pgid, 0) alone counts zombies too: a hook's child orphaned when
+/// the hook died is reparented to init (or the nearest subreaper) and stays
+/// a zombie, still in the group, until that process reaps it — at once
+/// under systemd, a second or more later under some PID 1s, never under
+/// one that does not reap. Only when kill says the group has members are
+/// they looked at in /proc (every process's `stat`; cheap next to the
+/// seconds of grace it saves).
+pub fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    let mut path = String::with_capacity(32);
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        path.clear();
+        path.push_str("/proc/");
+        path.push_str(pid);
+        path.push_str("/stat");
+        let Ok(stat) = std::fs::read(&path) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp …; comm may hold anything but ")".
+        let Some(end) = stat.iter().rposition(|&b| b == b')') else {
+            continue;
+        };
+        let rest = String::from_utf8_lossy(&stat[end + 1..]);
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<libc::pid_t>().ok());
+        if pgrp == Some(pgid) && state != "Z" && state != "X" {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_alive;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    /// A group whose only member is a zombie (ended, not yet reaped: as an
+    /// orphan waits for a slow or absent reaper) has no member left, though
+    /// kill(-pgid, 0) still succeeds; a running member is one.
+    #[test]
+    fn a_zombie_is_not_a_member() {
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "exec sleep 30"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pg = child.id() as libc::pid_t;
+        assert!(group_alive(pg));
+        child.kill().unwrap();
+        // Ended, not reaped: wait until /proc says Z.
+        let stat = format!("/proc/{pg}/stat");
+        for _ in 0..500 {
+            let s = std::fs::read_to_string(&stat).unwrap();
+            if s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z') {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         // SAFETY: signal 0 only checks for existence.
-        unsafe { libc::kill(-pgid, 0) == 0 }
+        let counted = unsafe { libc::kill(-pg, 0) };
+        assert_eq!(counted, 0, "the zombie counts for kill");
+        assert!(!group_alive(pg));
+        child.wait().unwrap();
+        assert!(!group_alive(pg));
     }
 }

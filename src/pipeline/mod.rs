@@ -573,8 +573,7 @@ impl Run<'_> {
         let guardian = &self.guardian;
         for list in [&mut self.groups, &mut self.lingering] {
             list.retain(|&pg| {
-                // SAFETY: signal 0 only checks for existence.
-                let alive = unsafe { libc::kill(-pg, 0) == 0 };
+                let alive = crate::hooks::task::group_alive(pg);
                 if !alive {
                     if let Some(g) = guardian {
                         g.remove(pg);

@@ -497,11 +497,19 @@ arguments = ["{stage}"]
             "-c",
             &program,
         ]);
-        run.cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        // What antimony says, for a failure's message.
+        let said = s.path(&format!("{stage}.stderr"));
+        let file = std::fs::File::create(&said).map_err(|e| e.to_string())?;
+        run.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
         // Its own process group, so the test's signal goes to antimony only.
         run.cmd.process_group(0);
         let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
-        let reached = wait_until(Duration::from_secs(20), || flag.exists());
+        let reached = wait_until(Duration::from_secs(20), || {
+            flag.exists() || matches!(child.try_wait(), Ok(Some(_)))
+        }) && flag.exists();
         // And antimony waits again: past registering the hook that touched
         // the flag with the guardian (the gap `pipeline::guardian` names is
         // microseconds wide, but a loaded machine can stall antimony in it
@@ -510,7 +518,11 @@ arguments = ["{stage}"]
         // SAFETY: SIGKILL to our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
-        ensure!(reached, "{stage}: the run never reached the stage");
+        ensure!(
+            reached,
+            "{stage}: the run never reached the stage; antimony said: {}",
+            std::fs::read_to_string(&said).unwrap_or_default()
+        );
         ensure!(settled, "{stage}: antimony never waited");
         let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
         let left = with_token(&token, 0);
