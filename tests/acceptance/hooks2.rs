@@ -42,6 +42,10 @@ pub fn tests() -> Vec<Trial> {
         "hooks2::a_stopping_hook_cut_short_by_the_programs_end_is_a_warning",
         stopping_cut_short,
     ));
+    t.extend(both(
+        "hooks2::a_hanging_stopping_hook_holds_a_stop_10_seconds_at_most",
+        stopping_default_timeout,
+    ));
     // 2. Inside the sandbox.
     t.extend(both(
         "hooks2::inside_hooks_have_exactly_the_sandboxs_confinement",
@@ -351,6 +355,48 @@ fn stopping_on_antimony_stop(who: Who) -> TestResult {
     let out = bg.finish()?;
     ensure!(out.code() == Some(22), "{}", out.show());
     stopped_in_order(&f)?;
+    pass()
+}
+
+/// A stopping hook without a timeout of its own that never ends is
+/// stopped after 10 s (the documented default): the program then gets its
+/// SIGTERM; the hook has failed (without can_fail: status 125, one error
+/// naming it).
+fn stopping_default_timeout(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "hangs",
+        r#"
+inherits = ["sh"]
+
+[[hooks.stopping]]
+name = "hangs"
+content = '''
+echo hangs >> @OUT@/log
+exec sleep 60
+'''
+"#,
+    );
+    let mut bg = Background::start(f.run(
+        "hangs",
+        "trap 'echo got-term >> @OUT@/log; exit 7' TERM; echo program-ready >> @OUT@/log; while :; do sleep 0.1; done",
+    ));
+    wait_for_line(&f, "program-ready")?;
+    let asked = Instant::now();
+    bg.signal(libc::SIGTERM);
+    let out = bg.finish()?;
+    let took = asked.elapsed();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    error_line(&out, &["stopping-hook `hangs`", "timed out"])?;
+    ensure!(
+        f.log() == ["program-ready", "hangs", "got-term"],
+        "log: {:?}",
+        f.log()
+    );
+    ensure!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(40),
+        "the stop took {took:?}, not the default 10 s"
+    );
     pass()
 }
 
@@ -770,8 +816,16 @@ timeout = 0.3
 can_fail = true
 content = 'exec sleep 30'
 
-# Started hooks run one after another: this one starts when the slow one
-# has ended.
+# Inside the sandbox, the same limit (init gets the signals).
+[[hooks.started]]
+name = "inside-slow"
+inside = true
+timeout = 0.3
+can_fail = true
+content = 'exec sleep 30'
+
+# Started hooks run one after another: this one starts when the slow ones
+# have ended.
 [[hooks.started]]
 name = "after-slow"
 content = 'echo after-slow >> @OUT@/log'
@@ -815,9 +869,10 @@ content = 'echo post >> @OUT@/log'
         .filter(|l| l.starts_with("antimony: warning:") && l.contains("timed out"))
         .collect();
     ensure!(
-        warnings.len() == 2
+        warnings.len() == 3
             && warnings.iter().any(|l| l.contains("`slow`"))
-            && warnings.iter().any(|l| l.contains("`slow-started`")),
+            && warnings.iter().any(|l| l.contains("`slow-started`"))
+            && warnings.iter().any(|l| l.contains("`inside-slow`")),
         "not a warning for each timed-out hook: {}",
         out.show()
     );
@@ -833,7 +888,7 @@ content = 'echo post >> @OUT@/log'
         .filter_map(|h| h["status"].as_str())
         .collect();
     ensure!(
-        statuses == ["timed out", "timed out", "ok", "ok"],
+        statuses == ["timed out", "timed out", "timed out", "ok", "ok"],
         "record statuses: {statuses:?}"
     );
     pass()
