@@ -1,5 +1,5 @@
-//! The guardian: a small process started at the beginning of a run that
-//! has host hooks, which outlives antimony for one purpose — if antimony
+//! The guardian: a small process started just before a run's first hook
+//! on the host, which outlives antimony for one purpose — if antimony
 //! dies without saying goodbye (SIGKILL, a crash), it kills every hook's
 //! process group antimony told it about, so that nothing a hook started
 //! survives.
@@ -79,6 +79,18 @@ impl Guardian {
         // SAFETY: the lowest page of the mapping just made; an overflow
         // faults there instead of writing into antimony's memory.
         unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+        // Every signal blocked across the clone, so that the guardian
+        // starts with all of them blocked: antimony's handlers (which set
+        // flags in memory the guardian shares) never run in it, not even
+        // before it blocks them itself.
+        // SAFETY: sigfillset and pthread_sigmask on local sets.
+        let old = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+            old
+        };
         // SAFETY: the child runs `guardian_main` on its own stack (the top
         // of the mapping, 16-byte aligned) and makes raw syscalls only: it
         // touches no memory antimony uses but the read-only descriptor
@@ -93,6 +105,8 @@ impl Guardian {
                 (r.as_raw_fd() as isize) as *mut libc::c_void,
             )
         };
+        // SAFETY: restores antimony's own mask, saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         if pid < 0 {
             // SAFETY: the mapping made above; no child uses it.
             unsafe { libc::munmap(stack, STACK) };

@@ -92,17 +92,6 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         Ok(s) => s,
         Err(e) => return fail(Error::Other(e), warnings),
     };
-    // First, while antimony is surely single-threaded and has started
-    // nothing; and only when a hook will run on the host (the sandbox and
-    // the D-Bus proxy die with antimony by themselves).
-    let host_hooks = plan.hooks.iter().any(|h| !h.hook.inside);
-    let guardian = host_hooks.then(guardian::Guardian::start).flatten();
-    let mut warnings = warnings;
-    if host_hooks && guardian.is_none() {
-        warnings.push(
-            "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
-        );
-    }
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => return fail(Error::io("install signal handlers", e), warnings),
@@ -134,7 +123,8 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         leftovers: Vec::new(),
         groups: Vec::new(),
         lingering: Vec::new(),
-        guardian,
+        guardian: None,
+        guardian_tried: false,
         sandbox: None,
         proxy: None,
         program_started: false,
@@ -225,6 +215,9 @@ struct Run<'a> {
     lingering: Vec<libc::pid_t>,
     /// Kills registered process groups if antimony dies.
     guardian: Option<guardian::Guardian>,
+    /// Whether the guardian was started (or tried): once, before the first
+    /// hook on the host (`spawn_task`).
+    guardian_tried: bool,
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
@@ -562,6 +555,23 @@ impl Run<'_> {
             .collect()
     }
 
+    /// The guardian, started before the first hook on the host, not
+    /// before: only a hook needs it (the sandbox and the D-Bus proxy die
+    /// with antimony by themselves), and for a profile whose hooks on the
+    /// host are trailing attached ones its start then costs nothing on the
+    /// way to the program (it happens while the sandbox builds itself).
+    fn start_guardian(&mut self) {
+        if std::mem::replace(&mut self.guardian_tried, true) {
+            return;
+        }
+        self.guardian = guardian::Guardian::start();
+        if self.guardian.is_none() {
+            self.warnings.push(
+                "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
+            );
+        }
+    }
+
     fn unwatch(&self, pg: libc::pid_t) {
         if let Some(g) = &self.guardian {
             g.remove(pg);
@@ -682,6 +692,7 @@ impl Run<'_> {
                 _ => Err("the sandbox is not running".to_string()),
             }
         } else {
+            self.start_guardian();
             let guardian = &self.guardian;
             Task::host(idx, ph, &self.cx, foreground, pid, input, |pg| {
                 if let Some(g) = guardian {
