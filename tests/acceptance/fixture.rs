@@ -57,6 +57,27 @@ impl Fixture {
         self.lines("log")
     }
 
+    /// A FIFO in the `out` folder, the test's user's, for waiting until a
+    /// hook has ended: the hook opens it for writing first thing
+    /// (`exec 3>@OUT@/NAME`), the program reads it to its end
+    /// (`cat @OUT@/NAME`), which comes when the hook's process has closed
+    /// it by exiting — not merely written its last line.
+    pub fn fifo(&self, rel: &str) -> Result<(), String> {
+        let path = self.out(rel);
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|e| e.to_string())?;
+        // SAFETY: mkfifo with a NUL-terminated path.
+        if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+            return Err(format!(
+                "mkfifo {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        std::os::unix::fs::chown(&path, Some(self.s.uid), Some(self.s.gid))
+            .map_err(|e| format!("chown {}: {e}", path.display()))
+    }
+
     /// A file's lines in the `out` folder (none when it does not exist).
     pub fn lines(&self, rel: &str) -> Vec<String> {
         self.read(rel).lines().map(str::to_string).collect()

@@ -828,7 +828,7 @@ content = 'exec sleep 30'
 # have ended.
 [[hooks.started]]
 name = "after-slow"
-content = 'echo after-slow >> @OUT@/log'
+content = 'exec 3>@OUT@/after-slow.end; echo after-slow >> @OUT@/log'
 
 [[hooks.post]]
 content = 'echo post >> @OUT@/log'
@@ -851,10 +851,12 @@ content = 'echo post >> @OUT@/log'
         "it waited for the hook"
     );
     f.clear();
+    // The program ends once after-slow has (then its status is its own).
+    f.fifo("after-slow.end")?;
     let out = f
         .run(
             "timeout-warn",
-            &format!("echo program >> @OUT@/log; {}", await_line("after-slow")),
+            "echo program >> @OUT@/log; cat @OUT@/after-slow.end",
         )
         .run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -1506,7 +1508,7 @@ echo "$ANTIMONY_INSTANCE" > @OUT@/instance
 
 [[hooks.started]]
 name = "st"
-content = 'echo st-out >&2; echo st-done >> @OUT@/log'
+content = 'exec 3>@OUT@/st.end; echo st-out >&2'
 
 [[hooks.post]]
 name = "grumpy"
@@ -1515,10 +1517,11 @@ content = 'echo grumpy-out; exit 3'
 "#,
     );
     f.profile("unrelated", "inherits = [\"sh\"]\n");
+    // The program ends once the started hook has (its status is then its
+    // own, not the SIGTERM of the sandbox's end).
+    f.fifo("st.end")?;
     let before = now();
-    let out = f
-        .run("recorded", &format!("{}; exit 4", await_line("st-done")))
-        .run();
+    let out = f.run("recorded", "cat @OUT@/st.end; exit 4").run();
     let after = now();
     ensure!(out.code() == Some(4), "{}", out.show());
     let out2 = f.run("unrelated", "exit 0").run();
