@@ -843,7 +843,18 @@ fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), S
             .map_err(|e| e.to_string())?;
         let child = Command::new("Xvfb")
             .arg(format!(":{n}"))
-            .args(["-nolisten", "tcp", "-screen", "0", "1024x768x24", "-auth"])
+            // -noreset: an X server otherwise resets (and refuses
+            // connections meanwhile) each time its last client leaves, as
+            // the readiness probe below and every screenshot do.
+            .args([
+                "-noreset",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-auth",
+            ])
             .arg(xauthority)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
