@@ -10,7 +10,7 @@
 //! to be drained while antimony runs, without being waited for.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
@@ -342,11 +342,16 @@ impl Task {
     }
 
     /// Collects a host hook's exit status, if it has one.
+    /// The hook's process has ended: its status is read, but the process
+    /// is left unreaped (`WNOWAIT`). A zombie keeps its number, so the
+    /// process group it led cannot be given to another process while
+    /// antimony may still signal it (or the guardian kill it): the leader
+    /// is reaped only once its group has ended (`reap_leader`).
     pub fn reap(&mut self) {
-        if let Place::Host { child, .. } = &mut self.place {
+        if let Place::Host { child, .. } = &self.place {
             if self.status.is_none() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    self.exited(status.into_raw());
+                if let Some(status) = exit_status(child.id() as libc::pid_t) {
+                    self.exited(status);
                 }
             }
         }
@@ -526,6 +531,49 @@ mod terminal {
             r == 0
         }
     }
+}
+
+/// The wait status of our child `pid` if it has ended, without reaping
+/// it.
+fn exit_status(pid: libc::pid_t) -> Option<i32> {
+    // SAFETY: a zeroed siginfo_t is valid; waitid fills it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waitid on our own child, into a local siginfo_t.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+    }
+    // SAFETY: waitid filled the child fields (si_pid is 0 if nothing ended).
+    let (who, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if who == 0 {
+        return None;
+    }
+    // The same encoding as waitpid's status.
+    Some(match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => status | 0x80,
+        _ => status,
+    })
+}
+
+/// Reaps the (ended) leader of a process group antimony no longer watches;
+/// its number is then free.
+pub fn reap_leader(pgid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child, which has ended, into a local.
+    unsafe { libc::waitpid(pgid, &mut status, libc::WNOHANG) };
 }
 
 /// Whether a process group still has a member that has not ended.

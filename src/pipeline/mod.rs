@@ -572,25 +572,29 @@ impl Run<'_> {
         }
     }
 
+    /// A hook's group has ended: the guardian forgets it, then its leader
+    /// (kept a zombie so far, holding the number) is reaped.
     fn unwatch(&self, pg: libc::pid_t) {
         if let Some(g) = &self.guardian {
             g.remove(pg);
         }
+        crate::hooks::task::reap_leader(pg);
     }
 
     /// Forgets process groups that have emptied.
     fn prune_groups(&mut self) {
-        let guardian = &self.guardian;
+        let mut ended = Vec::new();
         for list in [&mut self.groups, &mut self.lingering] {
             list.retain(|&pg| {
                 let alive = crate::hooks::task::group_alive(pg);
                 if !alive {
-                    if let Some(g) = guardian {
-                        g.remove(pg);
-                    }
+                    ended.push(pg);
                 }
                 alive
             });
+        }
+        for pg in ended {
+            self.unwatch(pg);
         }
     }
 

@@ -100,12 +100,6 @@ fn ro(host: &Path, sandbox: &str) -> Vec<String> {
     vec!["--ro".into(), format!("{}={sandbox}", host.display())]
 }
 
-/// A name no other test or run uses.
-fn unique(s: &Scratch, what: &str) -> String {
-    let t = s.dir.file_name().unwrap_or_default().to_string_lossy();
-    format!("antimony-{what}-{}-{t}", std::process::id())
-}
-
 /// Kills and reaps a host process when dropped.
 struct Reaped(std::process::Child);
 

@@ -45,6 +45,10 @@ pub fn tests() -> Vec<Trial> {
         "faults::sigkill_leaves_no_encrypted_home_mounted",
         sigkill_encrypted_home,
     ));
+    t.extend(both(
+        "faults::a_hooks_group_number_is_held_while_the_group_lives",
+        group_number_held,
+    ));
     t
 }
 
@@ -460,7 +464,7 @@ fn sigkill(who: Who) -> TestResult {
     let s = scratch!(who);
     let before = mounts();
     for stage in ["pre", "running", "post"] {
-        let token = format!("antimony-kill9-{}-{stage}", std::process::id());
+        let token = unique(&s, &format!("kill9-{stage}"));
         let flag = s.path(&format!("home/{stage}.flag"));
         let f = flag.display();
         // Every process started holds the token in its command line.
@@ -515,6 +519,19 @@ arguments = ["{stage}"]
         // microseconds wide, but a loaded machine can stall antimony in it
         // while the hook runs on).
         let settled = wait_until(Duration::from_secs(10), || asleep(child.id()));
+        let busy = if settled {
+            String::new()
+        } else {
+            let read = |f: &str| {
+                std::fs::read_to_string(format!("/proc/{}/{f}", child.id())).unwrap_or_default()
+            };
+            format!(
+                "stat {} wchan {} syscall {}",
+                read("stat"),
+                read("wchan"),
+                read("syscall")
+            )
+        };
         // SAFETY: SIGKILL to our own child.
         unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
@@ -523,7 +540,7 @@ arguments = ["{stage}"]
             "{stage}: the run never reached the stage; antimony said: {}",
             std::fs::read_to_string(&said).unwrap_or_default()
         );
-        ensure!(settled, "{stage}: antimony never waited");
+        ensure!(settled, "{stage}: antimony never waited: {busy}");
         let gone = wait_until(Duration::from_secs(10), || with_token(&token, 0).is_empty());
         let left = with_token(&token, 0);
         let shown = describe(&left);
@@ -568,7 +585,7 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 /// is gone, reaped, when antimony exits.
 fn guardian(who: Who) -> TestResult {
     let s = scratch!(who);
-    let token = format!("antimony-guardian-{}", std::process::id());
+    let token = unique(&s, "guardian");
     let flag = s.path("home/running.flag");
     let go = s.path("home/go.flag");
     s.profile(
@@ -716,10 +733,14 @@ use = "encrypted-home"
     // SAFETY: SIGKILL to our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     let _ = child.wait();
-    let cipher_text = cipher.display().to_string();
+    // gocryptfs and the hook's watcher name this run's home (the other
+    // variant of the test runs at the same time, with a home of its own).
+    let home_text = home.display().to_string();
     let left = || {
-        let mut l = with_token(&cipher_text, 0);
-        l.extend(with_token("antimony-encrypted-home-watch", 0));
+        let mut l = with_token(&cipher.display().to_string(), 0);
+        l.extend(with_token(&home_text, 0));
+        l.sort_unstable();
+        l.dedup();
         l
     };
     let clean = wait_until(Duration::from_secs(15), || {
@@ -743,6 +764,69 @@ use = "encrypted-home"
     ensure!(
         clean,
         "after antimony's SIGKILL: home still mounted: {still}, processes left: {stragglers:?}"
+    );
+    pass()
+}
+
+/// A hook that ended but left a child in its process group: antimony keeps
+/// the hook's own process unreaped (a zombie, its child) while the group
+/// lives, so the group's number cannot be given to another process while
+/// antimony (or its guardian) may still signal the group; once the group
+/// has ended, the zombie is reaped.
+fn group_number_held(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = unique(&s, "held");
+    let out = s.mkdir("out");
+    let o = out.display();
+    s.profile(
+        "held",
+        &format!(
+            "inherits = [\"sh\"]\n[[hooks.pre]]\ncontent = 'echo $$ > {o}/leader; (exec -a {token} sleep 600) &'\n"
+        ),
+    );
+    let mut run = s.antimony([
+        "run",
+        "held",
+        "--rw",
+        &o.to_string(),
+        "--",
+        "-c",
+        &format!("touch {o}/running; until [ -e {o}/go ]; do sleep 0.05; done"),
+    ]);
+    run.cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.cmd.spawn().map_err(|e| e.to_string())?;
+    let antimony = child.id();
+    let running = wait_until(Duration::from_secs(20), || out.join("running").exists());
+    let leader: Option<u32> = std::fs::read_to_string(out.join("leader"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok());
+    let seen = leader.map(|l| describe(&[l])).unwrap_or_default();
+    // The group's other member goes; then the program ends.
+    let sleeper = with_token(&token, 0);
+    kill_all(&sleeper);
+    let _ = std::fs::write(out.join("go"), "");
+    let status = child.wait().map_err(|e| e.to_string())?;
+    ensure!(running, "the program never ran");
+    let leader = leader.ok_or("the hook wrote no pid")?;
+    ensure!(
+        sleeper.len() == 1,
+        "the hook's child: {sleeper:?}{}",
+        describe(&sleeper)
+    );
+    ensure!(
+        seen.contains(&format!(" state Z ppid {antimony} pgrp {leader}")),
+        "while its group lived, the hook was not antimony's unreaped child:{seen}"
+    );
+    ensure!(status.success(), "antimony: {status}");
+    ensure!(
+        wait_until(Duration::from_secs(10), || !Path::new(&format!(
+            "/proc/{leader}"
+        ))
+        .exists()),
+        "the hook's process was never reaped"
     );
     pass()
 }

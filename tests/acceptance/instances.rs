@@ -400,12 +400,6 @@ fn refused(what: &str, out: &Output, words: &[&str]) -> Result<(), Failed> {
     Ok(())
 }
 
-/// A name no other test or run uses.
-fn unique(s: &Scratch, what: &str) -> String {
-    let t = s.dir.file_name().unwrap_or_default().to_string_lossy();
-    format!("antimony-{what}-{}-{t}", std::process::id())
-}
-
 /// Live host processes in the PID namespace `ns` whose command line is
 /// exactly `argv`.
 fn in_namespace(ns: &Path, argv: &[&str]) -> Vec<u32> {

@@ -678,6 +678,14 @@ pub fn probe_with_file_capability(dir: &Path) -> Result<Result<PathBuf, String>,
     Ok(Ok(bin))
 }
 
+/// A token for the processes one test starts (in their command lines),
+/// unique to its scratch: the root and the user variant of a test run at
+/// the same time, and must never see (or kill) each other's.
+pub fn unique(s: &Scratch, what: &str) -> String {
+    let t = s.dir.file_name().unwrap_or_default().to_string_lossy();
+    format!("antimony-{what}-{}-{t}", std::process::id())
+}
+
 /// Live host processes whose command line holds `token`, or whose name is
 /// its last 15 bytes (the probe's `tree`); `except` left out.
 pub fn with_token(token: &str, except: u32) -> Vec<u32> {
