@@ -73,6 +73,8 @@ pub struct Task {
     term_at: Option<Instant>,
     kill_at: Option<Instant>,
     timed_out: bool,
+    /// The host process has been reaped (`reap`).
+    leader_reaped: bool,
     cancelled: Option<(i32, Duration)>,
     /// The wait status, once it has ended.
     pub status: Option<i32>,
@@ -123,6 +125,7 @@ impl Task {
             term_at: h.hook.timeout.map(|t| Instant::now() + t),
             kill_at: None,
             timed_out: false,
+            leader_reaped: false,
             cancelled: None,
             status: None,
             start_error: None,
@@ -342,19 +345,35 @@ impl Task {
     }
 
     /// Collects a host hook's exit status, if it has one.
-    /// The hook's process has ended: its status is read, but the process
-    /// is left unreaped (`WNOWAIT`). A zombie keeps its number, so the
-    /// process group it led cannot be given to another process while
-    /// antimony may still signal it (or the guardian kill it): the leader
-    /// is reaped only once its group has ended (`reap_leader`).
+    /// The hook's process has ended: its status is read (`WNOWAIT`), then
+    /// what it wrote. If something still holds its output open (a child it
+    /// left, most likely in its process group), the process is left
+    /// unreaped: a zombie keeps its number, so the group it led cannot be
+    /// given to another process while antimony may still signal it (or the
+    /// guardian kill it); it is reaped once the group has ended
+    /// (`reap_leader`). Otherwise it is reaped now, and the group, most
+    /// likely empty, costs one kill(-pgid, 0) to check.
     pub fn reap(&mut self) {
-        if let Place::Host { child, .. } = &self.place {
-            if self.status.is_none() {
-                if let Some(status) = exit_status(child.id() as libc::pid_t) {
-                    self.exited(status);
-                }
+        let Place::Host { child, .. } = &self.place else {
+            return;
+        };
+        let pid = child.id() as libc::pid_t;
+        if self.status.is_some() {
+            return;
+        }
+        if let Some(status) = exit_status(pid) {
+            self.exited(status);
+            if self.pipes.iter().all(|p| !p.open) {
+                reap_leader(pid);
+                self.leader_reaped = true;
             }
         }
+    }
+
+    /// Whether the hook's process has ended but is left unreaped (see
+    /// `reap`).
+    pub fn leader_unreaped(&self) -> bool {
+        matches!(self.place, Place::Host { .. }) && self.status.is_some() && !self.leader_reaped
     }
 
     /// The process ended with this wait status (for inside hooks, reported
@@ -568,8 +587,8 @@ fn exit_status(pid: libc::pid_t) -> Option<i32> {
     })
 }
 
-/// Reaps the (ended) leader of a process group antimony no longer watches;
-/// its number is then free.
+/// Reaps the ended process `pid` (a hook's, left unreaped by `reap`); its
+/// number is then free.
 pub fn reap_leader(pgid: libc::pid_t) {
     let mut status = 0;
     // SAFETY: waitpid on our own child, which has ended, into a local.

@@ -9,11 +9,13 @@
 //! has one, for its own process only), and the sandbox needs no help (its
 //! init's death takes the whole PID namespace with it). Every host hook
 //! leads a process group of its own, which antimony registers here when it
-//! starts the hook and unregisters once the group has ended. Until then the
-//! hook's own process is left unreaped when it exits (`Task::reap` reads
-//! its status with WNOWAIT): a zombie keeps its number, so no other process
-//! group can have it while antimony or the guardian may signal it (on a
-//! machine with pid_max 32768 numbers come round again within minutes).
+//! starts the hook and unregisters once the group has ended. A hook that
+//! exits while something still holds its output (a child it left) is left
+//! unreaped until then (`Task::reap` reads its status with WNOWAIT): a
+//! zombie keeps its number, so no other process group can have it while
+//! antimony or the guardian may signal it (with pid_max 32768, as here,
+//! numbers come round again within minutes). A hook whose children all
+//! closed its output is reaped at once; the members left hold the number.
 //!
 //! The one gap: a hook's group is registered right after posix_spawn
 //! returns (`Task::host`), so a SIGKILL landing between the two — a few

@@ -123,6 +123,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         leftovers: Vec::new(),
         groups: Vec::new(),
         lingering: Vec::new(),
+        zombie_leaders: Vec::new(),
         guardian: None,
         guardian_tried: false,
         sandbox: None,
@@ -213,6 +214,9 @@ struct Run<'a> {
     groups: Vec<libc::pid_t>,
     /// Those of ended foreground hooks (left alone, but watched).
     lingering: Vec<libc::pid_t>,
+    /// Groups whose leader (the hook's own process) is left unreaped until
+    /// the group has ended (`Task::reap`).
+    zombie_leaders: Vec<libc::pid_t>,
     /// Kills registered process groups if antimony dies.
     guardian: Option<guardian::Guardian>,
     /// Whether the guardian was started (or tried): once, before the first
@@ -390,6 +394,8 @@ impl Run<'_> {
                 t.signal(None, libc::SIGTERM);
             }
         }
+        // Groups that ended unnoticed are forgotten first, not signalled.
+        self.prune_groups();
         for pg in &self.groups {
             // SAFETY: signalling a process group we started.
             unsafe { libc::kill(-*pg, libc::SIGTERM) };
@@ -572,13 +578,16 @@ impl Run<'_> {
         }
     }
 
-    /// A hook's group has ended: the guardian forgets it, then its leader
-    /// (kept a zombie so far, holding the number) is reaped.
-    fn unwatch(&self, pg: libc::pid_t) {
+    /// A hook's group has ended: the guardian forgets it, then its leader,
+    /// if it was kept a zombie (holding the number), is reaped.
+    fn unwatch(&mut self, pg: libc::pid_t) {
         if let Some(g) = &self.guardian {
             g.remove(pg);
         }
-        crate::hooks::task::reap_leader(pg);
+        if let Some(i) = self.zombie_leaders.iter().position(|&z| z == pg) {
+            self.zombie_leaders.swap_remove(i);
+            crate::hooks::task::reap_leader(pg);
+        }
     }
 
     /// Forgets process groups that have emptied.
@@ -764,6 +773,9 @@ impl Run<'_> {
         // sandbox for background hooks, left alone for foreground ones; the
         // guardian watches both until their groups are empty.
         if let Some(pg) = task.pgid() {
+            if task.leader_unreaped() {
+                self.zombie_leaders.push(pg);
+            }
             if !task.group_alive() {
                 self.unwatch(pg);
             } else if task.foreground {
