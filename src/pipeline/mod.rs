@@ -124,6 +124,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         groups: Vec::new(),
         lingering: Vec::new(),
         zombie_leaders: Vec::new(),
+        last_member_scan: None,
         guardian: None,
         guardian_tried: false,
         sandbox: None,
@@ -217,6 +218,8 @@ struct Run<'a> {
     /// Groups whose leader (the hook's own process) is left unreaped until
     /// the group has ended (`Task::reap`).
     zombie_leaders: Vec<libc::pid_t>,
+    /// When `prune_groups` last read /proc.
+    last_member_scan: Option<Instant>,
     /// Kills registered process groups if antimony dies.
     guardian: Option<guardian::Guardian>,
     /// Whether the guardian was started (or tried): once, before the first
@@ -591,16 +594,31 @@ impl Run<'_> {
     }
 
     /// Forgets process groups that have emptied.
+    /// A group that kill(-pgid, 0) still finds may hold zombies only; that
+    /// is looked up in /proc at most every 100 ms (a group whose members
+    /// write all the time wakes the event loop for every write).
     fn prune_groups(&mut self) {
+        use crate::hooks::task::{group_has_members, live_member};
+        let look = self
+            .last_member_scan
+            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        let mut looked = false;
         let mut ended = Vec::new();
         for list in [&mut self.groups, &mut self.lingering] {
             list.retain(|&pg| {
-                let alive = crate::hooks::task::group_alive(pg);
+                let alive = group_has_members(pg)
+                    && (!look || {
+                        looked = true;
+                        live_member(pg)
+                    });
                 if !alive {
                     ended.push(pg);
                 }
                 alive
             });
+        }
+        if looked {
+            self.last_member_scan = Some(Instant::now());
         }
         for pg in ended {
             self.unwatch(pg);
