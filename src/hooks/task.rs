@@ -344,7 +344,6 @@ impl Task {
         self.input = None;
     }
 
-    /// Collects a host hook's exit status, if it has one.
     /// The hook's process has ended: its status is read (`WNOWAIT`), then
     /// what it wrote. If something still holds its output open (a child it
     /// left, most likely in its process group), the process is left
@@ -589,10 +588,10 @@ fn exit_status(pid: libc::pid_t) -> Option<i32> {
 
 /// Reaps the ended process `pid` (a hook's, left unreaped by `reap`); its
 /// number is then free.
-pub fn reap_leader(pgid: libc::pid_t) {
+pub fn reap_leader(pid: libc::pid_t) {
     let mut status = 0;
     // SAFETY: waitpid on our own child, which has ended, into a local.
-    unsafe { libc::waitpid(pgid, &mut status, libc::WNOHANG) };
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
 }
 
 /// Whether a process group still has a member that has not ended.
