@@ -36,6 +36,10 @@ pub fn tests() -> Vec<Trial> {
     ));
     t.extend(both("apps::fragments_compose", fragments_compose));
     t.extend(both(
+        "apps::with_gpu_gives_the_dri_devices_usable",
+        gpu_devices,
+    ));
+    t.extend(both(
         "apps::runtime_sockets_reach_the_sandbox_and_nothing_else",
         runtime_sockets,
     ));
@@ -470,6 +474,8 @@ echo "netns=$(readlink /proc/self/ns/net)"
 fn fragments_compose(who: Who) -> TestResult {
     use std::os::unix::net::UnixListener;
     need!("python3", "cksum");
+    // /dev/dri as it is now (not while `gpu_devices` has its stand-in).
+    let _dri = DRI.lock().unwrap_or_else(|e| e.into_inner());
     let s = scratch!(who);
     s.profile(
         "all-fragments",
@@ -878,6 +884,97 @@ fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), S
 }
 
 static X_SERVER: Mutex<()> = Mutex::new(());
+
+/// /dev/dri is the host's: one test at a time looks at it or stands in
+/// for it.
+static DRI: Mutex<()> = Mutex::new(());
+
+/// A stand-in /dev/dri (a host without a GPU, as CI's), removed on drop:
+/// `card0`, a character device with /dev/null's numbers, mode 0666.
+struct DriStandIn;
+
+impl DriStandIn {
+    fn make() -> Result<DriStandIn, String> {
+        std::fs::create_dir("/dev/dri").map_err(|e| format!("mkdir /dev/dri: {e}"))?;
+        let stand_in = DriStandIn;
+        // SAFETY: mknod with a NUL-terminated path and integers.
+        let r = unsafe {
+            libc::mknod(
+                c"/dev/dri/card0".as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(1, 3),
+            )
+        };
+        if r != 0 {
+            return Err(format!(
+                "mknod /dev/dri/card0: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        std::fs::set_permissions("/dev/dri/card0", std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| format!("chmod /dev/dri/card0: {e}"))?;
+        Ok(stand_in)
+    }
+}
+
+impl Drop for DriStandIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file("/dev/dri/card0");
+        let _ = std::fs::remove_dir("/dev/dri");
+    }
+}
+
+/// with-gpu gives the sandbox the host's DRM devices, usable (bound with
+/// device access: opened and read), where `minimal` alone has none. On a
+/// host without a GPU the test stands one in (root only: mknod).
+fn gpu_devices(who: Who) -> TestResult {
+    let _one = DRI.lock().unwrap_or_else(|e| e.into_inner());
+    let _stand_in = if Path::new("/dev/dri").exists() {
+        None
+    } else if world().is_root {
+        Some(DriStandIn::make()?)
+    } else {
+        return skip("this host has no /dev/dri, and a stand-in needs root (mknod)");
+    };
+    let s = scratch!(who);
+    let device = std::fs::read_dir("/dev/dri")
+        .map_err(|e| format!("/dev/dri: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            use std::os::unix::fs::FileTypeExt;
+            std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+        })
+        .ok_or("/dev/dri holds no character device")?;
+    let d = device.display();
+    s.profile(
+        "gpu",
+        "inherits = [\"minimal\", \"with-gpu\"]\npath = \"/bin/sh\"\n",
+    );
+    s.profile("no-gpu", "inherits = [\"minimal\"]\npath = \"/bin/sh\"\n");
+    let script = format!("test -c {d} && head -c 1 {d} > /dev/null && echo usable");
+    let out = s.antimony(["run", "gpu", "--", "-c", &script]).run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "usable\n",
+        "with-gpu: {}",
+        out.show()
+    );
+    let out = s
+        .antimony([
+            "run",
+            "no-gpu",
+            "--",
+            "-c",
+            &format!("test -e {d} || echo none"),
+        ])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "none\n",
+        "minimal alone: {}",
+        out.show()
+    );
+    pass()
+}
 
 fn firefox_xvfb(who: Who) -> TestResult {
     need!("Xvfb", "import", "convert");
