@@ -469,6 +469,12 @@ impl Run<'_> {
 
     fn finish(mut self) -> Outcome {
         self.apply_pending(true);
+        // A normal end, and no hook runs any more: the guardian leaves
+        // what foreground hooks left running alone, and exits while the
+        // record is written (it is reaped at the end).
+        if let Some(g) = &mut self.guardian {
+            g.retire();
+        }
         let code;
         let error;
         if let Some(e) = self.launch_error.take() {
@@ -536,10 +542,8 @@ impl Run<'_> {
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
-        // A normal end: the guardian leaves what foreground hooks left running alone.
-        if let Some(g) = self.guardian.take() {
-            g.done();
-        }
+        // Reaped: it was told to go before the record was written.
+        drop(self.guardian.take());
         Outcome {
             code,
             error,
