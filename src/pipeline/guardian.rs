@@ -9,17 +9,19 @@
 //! has one, for its own process only), and the sandbox needs no help (its
 //! init's death takes the whole PID namespace with it). Every host hook
 //! leads a process group of its own, which antimony registers here when it
-//! starts the hook and unregisters once the group has ended. A hook that
-//! exits while something still holds its output (a child it left) is left
-//! unreaped until then (`Task::reap` reads its status with WNOWAIT): a
-//! zombie keeps its number, so no other process group can have it while
+//! starts the hook and unregisters once the group has ended (a store into
+//! a table in the memory the two share, read by the guardian only once
+//! antimony is gone: no message, no wake-up of the guardian per hook). A
+//! hook that exits while something still holds its output (a child it
+//! left) is left unreaped until then (`Task::reap` reads its status with
+//! WNOWAIT): a zombie keeps its number, so no other process group can have it while
 //! antimony or the guardian may signal it (with pid_max 32768, as here,
 //! numbers come round again within minutes). A hook whose children all
 //! closed its output is reaped at once; the members left hold the number.
 //!
 //! The one gap: a hook's group is registered right after posix_spawn
-//! returns (`Task::host`), so a SIGKILL landing between the two — a few
-//! microseconds of antimony's own work — leaves that one hook running.
+//! returns (`Task::host`), so a SIGKILL landing between the two — a
+//! microsecond of antimony's own work — leaves that one hook running.
 //! Closing it would take the child registering itself before exec, which
 //! std can only do with a fork (a copy of antimony's page tables, the cost
 //! the next paragraph avoids).
@@ -35,24 +37,37 @@
 //! If antimony dies, the memory lives on until the guardian has exited.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// How many process groups it watches at once; more are not watched.
 const MAX_GROUPS: usize = 1024;
 
-const ADD: i32 = 1;
-const REMOVE: i32 = 2;
-/// antimony ends normally: nothing to kill.
-const DONE: i32 = 3;
+/// antimony ends normally: nothing to kill (the one message on the pipe).
+const DONE: u8 = 3;
 
-/// The guardian's stack: 64 KiB (it needs about 5), the lowest page a
-/// guard page.
+/// The guardian's mapping: 64 KiB. The lowest two pages hold `Shared`,
+/// the next is a guard page, the rest is its stack (it needs about 5 KiB).
 const STACK: usize = 64 * 1024;
+const PAGE: usize = 4096;
+
+/// What antimony and the guardian share, in the guardian's mapping: the
+/// pipe's read end, and the process groups to kill (0: a free slot).
+/// Only antimony writes the table (one thread); the guardian reads it once
+/// antimony is gone, when every store antimony made is complete.
+#[repr(C)]
+struct Shared {
+    pipe: usize,
+    groups: [AtomicI32; MAX_GROUPS],
+}
+const _: () = assert!(std::mem::size_of::<Shared>() <= 2 * PAGE);
 
 #[derive(Debug)]
 pub struct Guardian {
     pipe: OwnedFd,
     pid: libc::pid_t,
     stack: *mut libc::c_void,
+    /// In the mapping: the table of groups.
+    shared: *mut Shared,
     /// Told that antimony ends normally (it has left, or is leaving).
     retired: bool,
 }
@@ -83,9 +98,22 @@ impl Guardian {
         if stack == libc::MAP_FAILED {
             return None;
         }
-        // SAFETY: the lowest page of the mapping just made; an overflow
-        // faults there instead of writing into antimony's memory.
-        unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+        // SAFETY: the page below the stack, in the mapping just made; an
+        // overflow faults there instead of writing into `Shared` or
+        // antimony's memory.
+        unsafe {
+            libc::mprotect(
+                stack.cast::<u8>().add(2 * PAGE).cast(),
+                PAGE,
+                libc::PROT_NONE,
+            )
+        };
+        // The start of the fresh mapping: zeroed, page aligned, ours
+        // alone, and big enough (asserted above); all zeros is a valid
+        // `Shared` (atomics are plain integers in memory).
+        let shared = stack.cast::<Shared>();
+        // SAFETY: as above; the guardian does not exist yet.
+        unsafe { (*shared).pipe = r.as_raw_fd() as usize };
         // Every signal blocked across the clone, so that the guardian
         // starts with all of them blocked: antimony's handlers (which set
         // flags in memory the guardian shares) never run in it, not even
@@ -100,16 +128,17 @@ impl Guardian {
         };
         // SAFETY: the child runs `guardian_main` on its own stack (the top
         // of the mapping, 16-byte aligned) and makes raw syscalls only: it
-        // touches no memory antimony uses but the read-only descriptor
-        // number it is given. Without CLONE_FILES and CLONE_SIGHAND its
-        // descriptor table and signal dispositions are copies. The mapping
-        // is unmapped only once the child has been reaped (`Drop`).
+        // touches no memory antimony uses but `Shared`, in its own mapping
+        // (atomics, which antimony writes and it reads). Without
+        // CLONE_FILES and CLONE_SIGHAND its descriptor table and signal
+        // dispositions are copies. The mapping is unmapped only once the
+        // child has been reaped (`Drop`).
         let pid = unsafe {
             libc::clone(
                 guardian_main,
                 stack.cast::<u8>().add(STACK).cast(),
                 libc::CLONE_VM | libc::SIGCHLD,
-                (r.as_raw_fd() as isize) as *mut libc::c_void,
+                shared.cast(),
             )
         };
         // SAFETY: restores antimony's own mask, saved above.
@@ -125,30 +154,40 @@ impl Guardian {
             pipe: w,
             pid,
             stack,
+            shared,
             retired: false,
         })
     }
 
-    fn send(&self, kind: i32, pgid: libc::pid_t) {
-        if self.retired {
-            // It has gone: a write would only meet a closed pipe.
-            return;
-        }
-        let mut buf = [0u8; 8];
-        buf[..4].copy_from_slice(&kind.to_ne_bytes());
-        buf[4..].copy_from_slice(&pgid.to_ne_bytes());
-        // SAFETY: an 8-byte write (atomic on a pipe) from a stack buffer.
-        unsafe { libc::write(self.pipe.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    fn groups(&self) -> &[AtomicI32; MAX_GROUPS] {
+        // SAFETY: `shared` points into our mapping, alive as long as self.
+        unsafe { &(*self.shared).groups }
     }
 
-    /// Watch this process group.
+    /// Watch this process group (a store: the guardian reads the table
+    /// only once antimony is gone).
     pub fn add(&self, pgid: libc::pid_t) {
-        self.send(ADD, pgid);
+        if pgid <= 1 {
+            return;
+        }
+        if let Some(slot) = self
+            .groups()
+            .iter()
+            .find(|g| g.load(Ordering::Relaxed) == 0)
+        {
+            slot.store(pgid, Ordering::Release);
+        }
     }
 
     /// The group is empty: stop watching it.
     pub fn remove(&self, pgid: libc::pid_t) {
-        self.send(REMOVE, pgid);
+        if let Some(slot) = self
+            .groups()
+            .iter()
+            .find(|g| g.load(Ordering::Relaxed) == pgid)
+        {
+            slot.store(0, Ordering::Release);
+        }
     }
 
     /// antimony ends normally: the guardian leaves without killing. It
@@ -158,8 +197,11 @@ impl Guardian {
     /// waiting for it (a wake-up of another process and its exit: about
     /// 0.1 ms on a launch with a hook).
     pub fn retire(&mut self) {
-        self.send(DONE, 0);
-        self.retired = true;
+        if !std::mem::replace(&mut self.retired, true) {
+            let done = DONE;
+            // SAFETY: a one-byte write from a local.
+            unsafe { libc::write(self.pipe.as_raw_fd(), (&raw const done).cast(), 1) };
+        }
     }
 }
 
@@ -191,7 +233,10 @@ impl Drop for Guardian {
 /// pipes open), then it waits.
 extern "C" fn guardian_main(arg: *mut libc::c_void) -> libc::c_int {
     const PIPE: usize = 3;
-    let r = arg as usize;
+    // SAFETY: `arg` is the `Shared` in this process's own mapping, set
+    // before the clone; the pipe number is not written again.
+    let shared = unsafe { &*arg.cast::<Shared>() };
+    let r = shared.pipe;
     // SAFETY: raw syscalls with integer arguments or pointers to static
     // strings and stack buffers.
     unsafe {
@@ -241,13 +286,12 @@ extern "C" fn guardian_main(arg: *mut libc::c_void) -> libc::c_int {
             ],
         );
     }
-    sweep_when_orphaned(PIPE)
+    sweep_when_orphaned(PIPE, &shared.groups)
 }
 
-/// Reads registrations until antimony is gone; kills what is registered
-/// unless antimony said it was done.
-fn sweep_when_orphaned(fd: usize) -> ! {
-    let mut groups = [0 as libc::pid_t; MAX_GROUPS];
+/// Waits until antimony is gone; kills what is registered unless antimony
+/// said it was done.
+fn sweep_when_orphaned(fd: usize, groups: &[AtomicI32; MAX_GROUPS]) -> ! {
     let mut buf = [0u8; 8];
     loop {
         // SAFETY: reading into a stack buffer.
@@ -260,28 +304,20 @@ fn sweep_when_orphaned(fd: usize) -> ! {
         if n == -(libc::EINTR as isize) {
             continue;
         }
-        if n != 8 {
+        if n > 0 && buf[0] == DONE {
+            raw::exit();
+        }
+        if n <= 0 {
+            // End of file: antimony died (or an error, as good as that).
             break;
         }
-        let kind = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-        let pgid = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        match kind {
-            ADD if pgid > 1 => {
-                if let Some(slot) = groups.iter_mut().find(|g| **g == 0) {
-                    *slot = pgid;
-                }
-            }
-            REMOVE => {
-                if let Some(slot) = groups.iter_mut().find(|g| **g == pgid) {
-                    *slot = 0;
-                }
-            }
-            DONE => raw::exit(),
-            _ => {}
-        }
     }
-    // antimony died.
-    for &g in groups.iter().filter(|g| **g > 1) {
+    // antimony died: its stores into the table are all complete.
+    for g in groups
+        .iter()
+        .map(|g| g.load(Ordering::Acquire))
+        .filter(|g| *g > 1)
+    {
         // SAFETY: kill with integers.
         unsafe {
             raw::syscall(
