@@ -14,6 +14,7 @@
 //! - `output`: a hook's stdout and stderr, passed on, kept and parsed;
 //! - `state`: state kept between runs, and the lock that serializes them;
 //! - `records`: the run records `antimony log` shows;
+//! - `spawn`: starting a hook on the host;
 //! - `task`: one running hook.
 
 pub mod dropins;
@@ -21,20 +22,20 @@ pub mod input;
 pub mod library;
 pub mod output;
 pub mod records;
+pub mod spawn;
 pub mod state;
 pub mod task;
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::host::Host;
 use crate::plan::{Plan, PlannedHook};
 use crate::profile::{HomePolicy, Identity};
 use crate::signals;
+use spawn::HostCommand;
 
 /// Why a hook failed.
 #[derive(Debug)]
@@ -142,60 +143,42 @@ impl Context {
     }
 }
 
-/// Builds the `Command` for a hook run on the host. `pid` is the program's
-/// host PID, given to `started` and `stopping` hooks as `ANTIMONY_PID`.
-pub fn command(h: &PlannedHook, cx: &Context, pid: Option<u32>) -> Command {
-    let mut cmd = Command::new(&h.exec);
-    cmd.args(&h.args);
-    cmd.env_clear();
+/// The hook's command on the host: its program and arguments, and an
+/// environment of its own (cleared unless `env = true`), never antimony's
+/// own changed. `pid` is the program's host PID, given to `started` and
+/// `stopping` hooks as `ANTIMONY_PID`.
+pub fn command(h: &PlannedHook, cx: &Context, pid: Option<u32>) -> std::io::Result<HostCommand> {
+    let pid = pid.map(|p| OsString::from(p.to_string()));
+    let mut env: Vec<(&OsStr, &OsStr)> = Vec::new();
     if h.hook.env {
-        cmd.envs(cx.host_env.iter().map(|(k, v)| (k, v)));
+        env.extend(
+            cx.host_env
+                .iter()
+                .map(|(k, v)| (k.as_os_str(), v.as_os_str())),
+        );
     }
-    cmd.env("ANTIMONY_NAME", &cx.name)
-        .env("ANTIMONY_CACHE", &cx.cache)
-        .env("ANTIMONY_INSTANCE", &cx.instance);
-    if let Some(home) = &cx.home {
-        cmd.env("ANTIMONY_HOME", home);
+    let ours = [
+        ("ANTIMONY_NAME", Some(OsStr::new(&cx.name))),
+        ("ANTIMONY_CACHE", Some(cx.cache.as_os_str())),
+        ("ANTIMONY_INSTANCE", Some(OsStr::new(&cx.instance))),
+        ("ANTIMONY_HOME", cx.home.as_deref().map(|h| h.as_os_str())),
+        ("ANTIMONY_PID", pid.as_deref()),
+    ];
+    for (k, v) in ours {
+        // Set here, they replace what the host's environment had.
+        env.retain(|(key, _)| *key != OsStr::new(k));
+        if let Some(v) = v {
+            env.push((OsStr::new(k), v));
+        }
     }
-    if let Some(pid) = pid {
-        cmd.env("ANTIMONY_PID", pid.to_string());
-    }
-    let drop_to = match h.hook.identity {
+    let mut cmd = HostCommand::new(
+        h.exec.as_os_str(),
+        h.args.iter().map(|a| a.as_os_str()),
+        env,
+    )?;
+    cmd.drop_to = match h.hook.identity {
         Identity::User => cx.user,
         Identity::System => None,
     };
-    // Without a closure std starts the hook with posix_spawn (a vfork: no
-    // copy of antimony's memory), which is most of a hook's cost to the
-    // launch. What the hook leaves behind if antimony dies is the guardian's
-    // business (`pipeline::guardian`), so the closure is only needed to
-    // drop to the user antimony runs on behalf of.
-    let Some((uid, gid)) = drop_to else {
-        return cmd;
-    };
-    // SAFETY: getpid before the fork; the closure runs in the forked child
-    // and makes only async-signal-safe syscalls (setgroups, setgid, setuid,
-    // prctl, getppid, _exit) on values captured by copy.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: see above: the closure only makes syscalls.
-    unsafe {
-        cmd.pre_exec(move || {
-            let groups = [gid];
-            if libc::setgroups(1, groups.as_ptr()) < 0
-                || libc::setgid(gid) < 0
-                || libc::setuid(uid) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // On this path (a fork already), the hook also dies with
-            // antimony; set after the uid change, which would clear it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    cmd
+    Ok(cmd)
 }

@@ -9,15 +9,13 @@
 //! task ends when its process ends — pipes still open then are handed back
 //! to be drained while antimony runs, without being waited for.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::output::{Captured, Pipe, Stream};
 use super::records::HookRecord;
 use super::state::{Lock, Reply};
-use super::{Context, Failure, command};
+use super::{Context, Failure, command, spawn};
 use crate::plan::PlannedHook;
 use crate::sandbox::Sandbox;
 
@@ -25,10 +23,10 @@ use crate::sandbox::Sandbox;
 #[derive(Debug)]
 pub enum Place {
     Host {
-        child: Child,
         pidfd: OwnedFd,
-        /// It leads a process group of its own, which signals reach as a
-        /// whole (and antimony's guardian, should antimony die).
+        /// Its process, which leads a process group of its own (the same
+        /// number), which signals reach as a whole (and antimony's
+        /// guardian, should antimony die).
         pgid: libc::pid_t,
         /// It was given the terminal (a foreground hook while antimony was
         /// in the terminal's foreground); antimony takes it back when it ends.
@@ -163,54 +161,30 @@ impl Task {
         input: Option<Vec<u8>>,
         started: impl FnOnce(libc::pid_t),
     ) -> Result<Task, String> {
-        let mut cmd = command(h, cx, pid);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(match (&input, foreground) {
-            (Some(_), _) => Stdio::piped(),
-            (None, true) => Stdio::inherit(),
-            (None, false) => Stdio::null(),
-        });
-        cmd.process_group(0);
-        let mut child = cmd
-            .spawn()
+        let stdin = match (&input, foreground) {
+            (Some(_), _) => spawn::Input::Pipe,
+            (None, true) => spawn::Input::Inherit,
+            (None, false) => spawn::Input::Null,
+        };
+        let child = command(h, cx, pid)
+            .and_then(|cmd| spawn::spawn(&cmd, stdin))
             .map_err(|e| format!("{}: {}", h.exec.display(), crate::error::io_text(&e)))?;
-        started(child.id() as libc::pid_t);
-        // SAFETY: pidfd_open of our own, not yet reaped child.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
-        if raw < 0 {
-            let e = std::io::Error::last_os_error();
-            // SAFETY: SIGKILL to the group our child leads (still
-            // registered with the guardian: it is gone before that
-            // matters).
-            unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = child.wait();
-            return Err(format!("pidfd_open: {}", crate::error::io_text(&e)));
-        }
-        // SAFETY: the kernel just returned this descriptor.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(raw as RawFd) };
-        let stdout = child.stdout.take().map(OwnedFd::from);
-        let stderr = child.stderr.take().map(OwnedFd::from);
-        let stdin = child.stdin.take().map(OwnedFd::from);
-        let pgid = child.id() as libc::pid_t;
+        started(child.pid);
+        let pgid = child.pid;
         let terminal = foreground && terminal::give(pgid);
         let mut t = Task::new(
             hook,
             h,
             Place::Host {
-                child,
-                pidfd,
+                pidfd: child.pidfd,
                 pgid,
                 terminal,
             },
         );
         t.foreground = foreground;
-        if let Some(fd) = stdout {
-            t.pipes.push(Pipe::new(fd, Stream::Stdout));
-        }
-        if let Some(fd) = stderr {
-            t.pipes.push(Pipe::new(fd, Stream::Stderr));
-        }
-        if let (Some(fd), Some(data)) = (stdin, input) {
+        t.pipes.push(Pipe::new(child.stdout, Stream::Stdout));
+        t.pipes.push(Pipe::new(child.stderr, Stream::Stderr));
+        if let (Some(fd), Some(data)) = (child.stdin, input) {
             nonblocking(&fd);
             t.input = Some(Input {
                 fd,
@@ -353,10 +327,9 @@ impl Task {
     /// (`reap_leader`). Otherwise it is reaped now, and the group, most
     /// likely empty, costs one kill(-pgid, 0) to check.
     pub fn reap(&mut self) {
-        let Place::Host { child, .. } = &self.place else {
+        let &Place::Host { pgid: pid, .. } = &self.place else {
             return;
         };
-        let pid = child.id() as libc::pid_t;
         if self.status.is_some() {
             return;
         }

@@ -113,7 +113,7 @@ impl Guardian {
         // `Shared` (atomics are plain integers in memory).
         let shared = stack.cast::<Shared>();
         // SAFETY: as above; the guardian does not exist yet.
-        unsafe { (*shared).pipe = r.as_raw_fd() as usize };
+        unsafe { (&raw mut (*shared).pipe).write(r.as_raw_fd() as usize) };
         // Every signal blocked across the clone, so that the guardian
         // starts with all of them blocked: antimony's handlers (which set
         // flags in memory the guardian shares) never run in it, not even
