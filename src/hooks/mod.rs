@@ -5,8 +5,8 @@
 //! `task::Task`, driven by the pipeline's event loop. Commands come from
 //! the plan as a program and an argv (scripts are `/usr/bin/bash -c CONTENT
 //! NAME ARGS…`), never a shell string built from data; the environment is
-//! set on the `Command` (cleared unless `env = true`), never by changing
-//! antimony's own.
+//! set on the hook's command (cleared unless `env = true`), never by
+//! changing antimony's own.
 //!
 //! - `library`: reusable hooks (`hooks/NAME.toml`);
 //! - `dropins`: `hooks.d/EVENT/` folders;

@@ -22,6 +22,7 @@
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The child's stack: its steps use a few hundred bytes.
 const STACK: usize = 32 * 1024;
@@ -109,6 +110,8 @@ struct ChildArgs {
     stdio: [RawFd; 3],
     drop_to: Option<(libc::uid_t, libc::gid_t)>,
     parent: libc::pid_t,
+    /// Where the child stores its PID for antimony's guardian (or null).
+    register: *const AtomicI32,
     err: libc::c_int,
 }
 
@@ -117,8 +120,15 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Starts `cmd` leading a process group of its own, its stdout and stderr
-/// pipes to antimony.
-pub fn spawn(cmd: &HostCommand, input: Input) -> std::io::Result<Started> {
+/// pipes to antimony. `register`: a slot of the guardian's table, where
+/// the child stores its PID (its group's number) before it executes the
+/// hook, then checks that antimony is still its parent (see
+/// `pipeline::guardian`).
+pub fn spawn(
+    cmd: &HostCommand,
+    input: Input,
+    register: Option<&AtomicI32>,
+) -> std::io::Result<Started> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (stdin_ours, stdin_theirs) = match input {
@@ -159,6 +169,7 @@ pub fn spawn(cmd: &HostCommand, input: Input) -> std::io::Result<Started> {
         drop_to: cmd.drop_to,
         // SAFETY: getpid cannot fail.
         parent: unsafe { libc::getpid() },
+        register: register.map_or(std::ptr::null(), |r| r as *const AtomicI32),
         err: 0,
     };
     let mut stack = vec![0u8; STACK];
@@ -251,6 +262,15 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setpgid(0, 0) < 0 {
             fail(a);
         }
+        if !a.register.is_null() {
+            // Our group's number, for the guardian to kill should antimony
+            // die; then, whether antimony still lives: if it died before
+            // the store, the guardian may have swept the table already.
+            (*a.register).store(libc::getpid(), Ordering::Release);
+            if libc::getppid() != a.parent {
+                libc::_exit(1);
+            }
+        }
         for (target, &fd) in a.stdio.iter().enumerate() {
             let target = target as RawFd;
             if fd < 0 {
@@ -314,7 +334,7 @@ mod tests {
             [(OsStr::new("A"), OsStr::new("b c")), (OsStr::new("PATH"), OsStr::new("/usr/bin:/bin"))],
         )
         .unwrap();
-        let s = spawn(&cmd, Input::Pipe).unwrap();
+        let s = spawn(&cmd, Input::Pipe, None).unwrap();
         let mut stdin = std::fs::File::from(s.stdin.unwrap());
         std::io::Write::write_all(&mut stdin, b"hello\n").unwrap();
         drop(stdin);
@@ -336,9 +356,20 @@ mod tests {
     }
 
     #[test]
+    fn the_child_registers_itself_before_the_hook_runs() {
+        // The slot is in our memory: filled in before spawn returns, that
+        // is, before the exec that ends the child's part.
+        let slot = AtomicI32::new(-1);
+        let cmd = HostCommand::new(OsStr::new("/bin/true"), [], []).unwrap();
+        let s = spawn(&cmd, Input::Null, Some(&slot)).unwrap();
+        assert_eq!(slot.load(Ordering::Acquire), s.pid);
+        assert_eq!(wait(s.pid), 0);
+    }
+
+    #[test]
     fn a_program_that_cannot_start_is_an_error() {
         let cmd = HostCommand::new(OsStr::new("/nonexistent/hook"), [], []).unwrap();
-        let e = spawn(&cmd, Input::Null).unwrap_err();
+        let e = spawn(&cmd, Input::Null, None).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
         let nul = HostCommand::new(OsStr::new("/bin/true"), [OsStr::new("a\0b")], []);
         assert_eq!(nul.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);

@@ -148,10 +148,8 @@ impl Task {
     /// Starts a hook on the host, leading a process group of its own.
     /// Foreground hooks share antimony's stdin and get the terminal while
     /// they run, as a shell gives it to a job (an interactive hook works);
-    /// background ones get /dev/null. `started` is told the group at once,
-    /// before anything else is done (the guardian's registration: the
-    /// shorter the moment between the two, the smaller the gap a SIGKILL
-    /// of antimony could slip through).
+    /// background ones get /dev/null. `register`: the guardian's slot, which
+    /// the hook's child fills in itself before it executes the hook.
     pub fn host(
         hook: usize,
         h: &PlannedHook,
@@ -159,7 +157,7 @@ impl Task {
         foreground: bool,
         pid: Option<u32>,
         input: Option<Vec<u8>>,
-        started: impl FnOnce(libc::pid_t),
+        register: Option<&std::sync::atomic::AtomicI32>,
     ) -> Result<Task, String> {
         let stdin = match (&input, foreground) {
             (Some(_), _) => spawn::Input::Pipe,
@@ -167,9 +165,8 @@ impl Task {
             (None, false) => spawn::Input::Null,
         };
         let child = command(h, cx, pid)
-            .and_then(|cmd| spawn::spawn(&cmd, stdin))
+            .and_then(|cmd| spawn::spawn(&cmd, stdin, register))
             .map_err(|e| format!("{}: {}", h.exec.display(), crate::error::io_text(&e)))?;
-        started(child.pid);
         let pgid = child.pid;
         let terminal = foreground && terminal::give(pgid);
         let mut t = Task::new(
@@ -492,7 +489,7 @@ mod terminal {
         let ours = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
         let given = ours && set(pgid);
         if given {
-            // The hook runs already (posix_spawn returned after its exec):
+            // The hook runs already (the spawn returned after its exec):
             // one that read the terminal before it was its own was stopped
             // (SIGTTIN). It goes on now, as a shell's `fg` does.
             // SAFETY: kill with integers, to the hook's own group.

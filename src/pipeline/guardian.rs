@@ -4,30 +4,30 @@
 //! process group antimony told it about, so that nothing a hook started
 //! survives.
 //!
-//! Why it is needed: nothing else ends a hook with antimony (a hook started
-//! with posix_spawn has no parent-death signal; one dropped to another user
-//! has one, for its own process only), and the sandbox needs no help (its
+//! Why it is needed: nothing else ends a hook with antimony (a parent-death
+//! signal ends the hook's own process only, not what it started; one
+//! dropped to another user has it), and the sandbox needs no help (its
 //! init's death takes the whole PID namespace with it). Every host hook
-//! leads a process group of its own, which antimony registers here when it
-//! starts the hook and unregisters once the group has ended (a store into
-//! a table in the memory the two share, read by the guardian only once
+//! leads a process group of its own, which is registered here when the
+//! hook starts and unregistered once the group has ended (a store into a
+//! table in the memory the two share, read by the guardian only once
 //! antimony is gone: no message, no wake-up of the guardian per hook). A
 //! hook that exits while something still holds its output (a child it
 //! left) is left unreaped until then (`Task::reap` reads its status with
-//! WNOWAIT): a zombie keeps its number, so no other process group can have it while
-//! antimony or the guardian may signal it (with pid_max 32768, as here,
+//! WNOWAIT): a zombie keeps its number, so no other process group can have
+//! it while antimony or the guardian may signal it (with pid_max 32768, as here,
 //! numbers come round again within minutes). A hook whose children all
 //! closed its output is reaped at once; the members left hold the number.
 //!
-//! The one gap: a hook's group is registered right after posix_spawn
-//! returns (`Task::host`), so a SIGKILL landing between the two — a
-//! microsecond of antimony's own work — leaves that one hook running.
-//! Closing it would take the child registering itself before exec, which
-//! std can only do with a fork (a copy of antimony's page tables, the cost
-//! the next paragraph avoids).
+//! No gap: the hook's child registers itself, before it executes the hook
+//! (`hooks::spawn`): antimony reserves a slot, the child stores its PID in
+//! it, then checks that antimony is still its parent. Killed before that
+//! check, antimony leaves a child that exits instead of executing the
+//! hook; killed after it, the guardian's sweep (which begins only once
+//! antimony is gone) finds the PID.
 //!
-//! The guardian shares antimony's memory (`clone(CLONE_VM)`, as
-//! posix_spawn does) instead of being a fork: a fork copies antimony's page
+//! The guardian shares antimony's memory (`clone(CLONE_VM)`, as a hook's
+//! child does) instead of being a fork: a fork copies antimony's page
 //! tables, and every page antimony writes afterwards is copied once more,
 //! which cost about 0.3 ms per launch; a CLONE_VM child costs a stack. It
 //! runs on that stack of its own, holds only the read end of its pipe, is
@@ -44,6 +44,9 @@ const MAX_GROUPS: usize = 1024;
 
 /// antimony ends normally: nothing to kill (the one message on the pipe).
 const DONE: u8 = 3;
+
+/// A slot taken for a hook that has not stored its PID yet.
+const RESERVED: i32 = -1;
 
 /// The guardian's mapping: 64 KiB. The lowest two pages hold `Shared`,
 /// the next is a guard page, the rest is its stack (it needs about 5 KiB).
@@ -164,19 +167,24 @@ impl Guardian {
         unsafe { &(*self.shared).groups }
     }
 
-    /// Watch this process group (a store: the guardian reads the table
-    /// only once antimony is gone).
-    pub fn add(&self, pgid: libc::pid_t) {
-        if pgid <= 1 {
-            return;
-        }
-        if let Some(slot) = self
+    /// A slot of the table for a hook about to start: its child stores
+    /// its own PID (its process group's number) there before it executes
+    /// the hook (`hooks::spawn`). `None` when the table is full (the hook
+    /// is not watched).
+    pub fn reserve(&self) -> Option<&AtomicI32> {
+        let slot = self
             .groups()
             .iter()
-            .find(|g| g.load(Ordering::Relaxed) == 0)
-        {
-            slot.store(pgid, Ordering::Release);
-        }
+            .find(|g| g.load(Ordering::Relaxed) == 0)?;
+        // Taken, but nothing to kill yet (the sweep skips numbers below 2).
+        slot.store(RESERVED, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    /// A reserved slot whose hook did not start (its child, if it stored
+    /// its PID before failing, has been reaped).
+    pub fn release(&self, slot: &AtomicI32) {
+        slot.store(0, Ordering::Release);
     }
 
     /// The group is empty: stop watching it.

@@ -728,12 +728,12 @@ impl Run<'_> {
             }
         } else {
             self.start_guardian();
-            let guardian = &self.guardian;
-            Task::host(idx, ph, &self.cx, foreground, pid, input, |pg| {
-                if let Some(g) = guardian {
-                    g.add(pg);
-                }
-            })
+            let slot = self.guardian.as_ref().and_then(|g| g.reserve());
+            let task = Task::host(idx, ph, &self.cx, foreground, pid, input, slot);
+            if let (Err(_), Some(g), Some(slot)) = (&task, &self.guardian, slot) {
+                g.release(slot);
+            }
+            task
         };
         let mut task = task.unwrap_or_else(|e| Task::failed_start(idx, ph, e));
         task.lock = lock;
