@@ -89,8 +89,7 @@ if ((QUICK)); then
     BIND_SIZES=(10 100)
     HOOK_SIZES=(5 20)
     SCALE_RUNS=5
-    HOOK_ROUNDS=2
-    HOOK_RUNS=5
+    HOOK_PAIRS=10
     START_PAIRS=5
     CONCURRENT_ROUNDS=1
 else
@@ -99,8 +98,7 @@ else
     BIND_SIZES=(10 100 1000)
     HOOK_SIZES=(10 100)
     SCALE_RUNS=100
-    HOOK_ROUNDS=15
-    HOOK_RUNS=60
+    HOOK_PAIRS=600
     START_PAIRS=400
     CONCURRENT_ROUNDS=5
 fi
@@ -401,17 +399,27 @@ echo
 
 # --- 2. hooks ---------------------------------------------------------------------
 
-# Many short hyperfine rounds, the hook's cost taken within each round (the
-# machine drifts between rounds more than the cost is big), against the
-# same profile file without the hook; medians.
-costs=() r_true=() r_base=() r_block=()
-for ((r = 1; r <= HOOK_ROUNDS; r++)); do
-    hf "$HOOK_RUNS" "$WARMUP" true "$TRUE" none "$A run $P/hook-none.toml" block "$A run $P/hook-block.toml"
-    costs+=("$(calc "${MED[block]} - ${MED[none]}")")
-    r_true+=("${MED[true]}") r_base+=("${MED[none]}") r_block+=("${MED[block]}")
+# The blocking hook's cost: launches of the same profile file with and
+# without the hook, alternating one by one (the machine drifts more than
+# the cost is big, and hyperfine runs one command after the other), each
+# timed by bash around the launch (its own fork costs the two alike, and
+# cancels out in the difference); the difference of the two medians.
+# "exec'ing that hook" is /bin/true's launch by hyperfine -N in section 1.
+: >"$W/out/hook.txt"
+for ((i = 0; i < HOOK_PAIRS; i++)); do
+    for v in none block; do
+        t0=$EPOCHREALTIME
+        "$A" run "$P/hook-$v.toml" || die "antimony run hook-$v.toml failed"
+        echo "$v $t0 $EPOCHREALTIME" >>"$W/out/hook.txt"
+    done
 done
-MED[true]=$(median "${r_true[@]}") MED[none]=$(median "${r_base[@]}") MED[block]=$(median "${r_block[@]}")
-hook_cost=$(calc "$(median "${costs[@]}")")
+# launch_ms FILE VARIANT FIELD: median of (field - launch) in ms.
+launch_ms() {
+    # shellcheck disable=SC2046
+    median $(awk -v v="$2" -v f="$3" '$1 == v { printf "%.3f\n", ($f - $2) * 1000 }' "$1")
+}
+MED[none]=$(launch_ms "$W/out/hook.txt" none 3) MED[block]=$(launch_ms "$W/out/hook.txt" block 3)
+hook_cost=$(calc "${MED[block]} - ${MED[none]}")
 hook_budget=$(calc "${MED[true]} + 0.3")
 
 # The attached hook: when does the program start? /usr/bin/date inside the
@@ -427,19 +435,16 @@ for ((i = 0; i < START_PAIRS; i++)); do
         echo "$v $t0 $s $EPOCHREALTIME" >>"$W/out/start.txt"
     done
 done
-# start_ms VARIANT FIELD: median of (field - launch) in ms; field 3 = the program's start, 4 = the end.
-start_ms() {
-    # shellcheck disable=SC2046
-    median $(awk -v v="$1" -v f="$2" '$1 == v { printf "%.3f\n", ($f - $2) * 1000 }' "$W/out/start.txt")
-}
-sp=$(start_ms none 3) sa=$(start_ms attach 3) tp=$(start_ms none 4) ta=$(start_ms attach 4)
+# Field 3: the program's start; 4: the end of the launch.
+S=$W/out/start.txt
+sp=$(launch_ms "$S" none 3) sa=$(launch_ms "$S" attach 3) tp=$(launch_ms "$S" none 4) ta=$(launch_ms "$S" attach 4)
 attach_cost=$(calc "$sa - $sp")
 attach_total=$(calc "$ta - $tp")
 
 echo "2. Hooks (median ms)"
 row "exec /bin/true directly" "${MED[true]}"
-row "antimony run (a file: minimal)" "${MED[none]}" "(the hooks' baseline: the same profile file without the hook)"
-row "with a blocking pre-hook /bin/true" "${MED[block]}" "hook cost $hook_cost ms (median of $HOOK_ROUNDS rounds' costs: ${costs[*]}; goal ≤ exec + 0.3 = $hook_budget)"
+row "antimony run (a file: minimal)" "$(calc "${MED[none]}")" "(timed by bash: the hooks' baseline, the same profile file without the hook)"
+row "with a blocking pre-hook /bin/true" "$(calc "${MED[block]}")" "hook cost $hook_cost ms ($HOOK_PAIRS launches each, interleaved; goal ≤ exec + 0.3 = $hook_budget)"
 row "program start, no hook" "$(calc "$sp")" "($START_PAIRS launches each, interleaved)"
 row "program start, attached hook" "$(calc "$sa")" "attached hook delays the start by $attach_cost ms"
 row "whole run, attached hook" "$(calc "$ta")" "vs $(calc "$tp") without: +$attach_total ms (ending the hook)"

@@ -103,3 +103,27 @@ pub fn name(sig: c_int) -> String {
         .map(|s| s.as_str().to_string())
         .unwrap_or_else(|_| format!("signal {sig}"))
 }
+
+/// Every signal blocked until dropped, then the mask from before back:
+/// around a clone whose child shares antimony's memory (the guardian, a
+/// hook's child), so that none of antimony's handlers, which set flags in
+/// that memory, can run in the child before it has dealt with them.
+pub struct AllBlocked(libc::sigset_t);
+
+pub fn block_all() -> AllBlocked {
+    // SAFETY: sigfillset and pthread_sigmask on local sets.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        AllBlocked(old)
+    }
+}
+
+impl Drop for AllBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block_all`.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}

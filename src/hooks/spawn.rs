@@ -115,6 +115,15 @@ struct ChildArgs {
     err: libc::c_int,
 }
 
+/// A NULL-terminated array of pointers to the strings, as execve wants.
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
@@ -145,18 +154,8 @@ pub fn spawn(
             (Some(w), Some(r))
         }
     };
-    let argv: Vec<*const libc::c_char> = cmd
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = cmd
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = pointers(&cmd.argv);
+    let envp = pointers(&cmd.envp);
     let mut args = ChildArgs {
         path: cmd.path.as_ptr(),
         argv: argv.as_ptr(),
@@ -176,14 +175,7 @@ pub fn spawn(
     // The top of the stack, 16-byte aligned as every ABI wants.
     let top = (stack.as_mut_ptr() as usize + STACK) & !15;
     let mut pidfd: libc::c_int = -1;
-    // SAFETY: sigfillset and pthread_sigmask on local sets.
-    let old = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        old
-    };
+    let blocked = crate::signals::block_all();
     // SAFETY: the child runs `child_main` on `stack` while antimony is
     // suspended (CLONE_VFORK), reads only `args` and what it points to
     // (alive in this frame until clone returns) and writes only
@@ -199,8 +191,7 @@ pub fn spawn(
         )
     };
     let clone_error = std::io::Error::last_os_error();
-    // SAFETY: restores antimony's own mask, saved above.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(blocked);
     drop(stack);
     if pid < 0 {
         return Err(clone_error);

@@ -121,14 +121,7 @@ impl Guardian {
         // starts with all of them blocked: antimony's handlers (which set
         // flags in memory the guardian shares) never run in it, not even
         // before it blocks them itself.
-        // SAFETY: sigfillset and pthread_sigmask on local sets.
-        let old = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-            old
-        };
+        let blocked = crate::signals::block_all();
         // SAFETY: the child runs `guardian_main` on its own stack (the top
         // of the mapping, 16-byte aligned) and makes raw syscalls only: it
         // touches no memory antimony uses but `Shared`, in its own mapping
@@ -144,8 +137,7 @@ impl Guardian {
                 shared.cast(),
             )
         };
-        // SAFETY: restores antimony's own mask, saved above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+        drop(blocked);
         if pid < 0 {
             // SAFETY: the mapping made above; no child uses it.
             unsafe { libc::munmap(stack, STACK) };
