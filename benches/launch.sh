@@ -45,7 +45,7 @@
 # session; also removed), since antimony registers each running instance
 # there; one row of section 1 shows a launch without it.
 #
-# Needs: bash, hyperfine, bwrap (bubblewrap), unshare and setpriv
+# Needs: bash, rustc (for benches/interleave.rs), hyperfine, bwrap (bubblewrap), unshare and setpriv
 # (util-linux), GNU time (/usr/bin/time), useradd/userdel (passwd) as root.
 set -euo pipefail
 
@@ -149,7 +149,10 @@ if [ -z "$WORKER" ]; then
     mkdir "$T/bin" "$T/w"
     cp "$BIN" "$T/bin/antimony"
     cp "$0" "$T/bin/launch.sh"
-    chmod 755 "$T/bin/antimony" "$T/bin/launch.sh"
+    # The interleaving timer (std only: rustc alone builds it).
+    rustc --edition 2024 -O -o "$T/bin/interleave" "$repo/benches/interleave.rs" ||
+        die "could not build benches/interleave.rs"
+    chmod 755 "$T/bin/antimony" "$T/bin/launch.sh" "$T/bin/interleave"
     profile=release
     case $BIN in */debug/*) profile=debug ;; esac
 
@@ -191,6 +194,7 @@ fi
 T=$WORKER
 W=$T/w
 A=$T/bin/antimony
+IV=$T/bin/interleave
 P=$W/profiles
 mkdir -p "$HOME" "$P" "$W/out"
 cd "$W"
@@ -400,51 +404,36 @@ echo
 # --- 2. hooks ---------------------------------------------------------------------
 
 # The blocking hook's cost: launches of the same profile file with and
-# without the hook, alternating one by one (the machine drifts more than
-# the cost is big, and hyperfine runs one command after the other), each
-# timed by bash around the launch (its own fork costs the two alike, and
-# cancels out in the difference); the difference of the two medians.
-# "exec'ing that hook" is /bin/true's launch by hyperfine -N in section 1.
-: >"$W/out/hook.txt"
-for ((i = 0; i < HOOK_PAIRS; i++)); do
-    for v in none block; do
-        t0=$EPOCHREALTIME
-        "$A" run "$P/hook-$v.toml" || die "antimony run hook-$v.toml failed"
-        echo "$v $t0 $EPOCHREALTIME" >>"$W/out/hook.txt"
-    done
-done
-# launch_ms FILE VARIANT FIELD: median of (field - launch) in ms.
-launch_ms() {
-    # shellcheck disable=SC2046
-    median $(awk -v v="$2" -v f="$3" '$1 == v { printf "%.3f\n", ($f - $2) * 1000 }' "$1")
-}
-MED[none]=$(launch_ms "$W/out/hook.txt" none 3) MED[block]=$(launch_ms "$W/out/hook.txt" block 3)
+# without the hook, one at a time in turn (the machine drifts more than the
+# cost is big, and hyperfine runs one command after the other), spawned
+# directly as hyperfine -N does (benches/interleave.rs); the difference of
+# the two medians. "exec'ing that hook" is /bin/true by hyperfine -N in
+# section 1.
+"$IV" "$HOOK_PAIRS" ::: "$A" run "$P/hook-none.toml" ::: "$A" run "$P/hook-block.toml" >"$W/out/hook.txt" ||
+    die "antimony run hook-none.toml or hook-block.toml failed"
+MED[none]=$(sed -n 1p "$W/out/hook.txt" | cut -d' ' -f1)
+MED[block]=$(sed -n 2p "$W/out/hook.txt" | cut -d' ' -f1)
 hook_cost=$(calc "${MED[block]} - ${MED[none]}")
 hook_budget=$(calc "${MED[true]} + 0.3")
 
 # The attached hook: when does the program start? /usr/bin/date inside the
-# sandbox prints the wall-clock time of its start; bash's EPOCHREALTIME
-# marks the launch. The same profile file with and without the hook, the
-# two alternating; times are worked out once at the end (an awk per launch
-# would only slow the loop).
-: >"$W/out/start.txt"
-for ((i = 0; i < START_PAIRS; i++)); do
-    for v in none attach; do
-        t0=$EPOCHREALTIME
-        s=$("$A" run "$P/hook-$v.toml" --program /usr/bin/date -- +%s.%6N) || die "antimony run hook-$v.toml failed"
-        echo "$v $t0 $s $EPOCHREALTIME" >>"$W/out/start.txt"
-    done
-done
-# Field 3: the program's start; 4: the end of the launch.
-S=$W/out/start.txt
-sp=$(launch_ms "$S" none 3) sa=$(launch_ms "$S" attach 3) tp=$(launch_ms "$S" none 4) ta=$(launch_ms "$S" attach 4)
+# sandbox prints the wall-clock time of its start; the timer notes when it
+# launched antimony. The same profile file with and without the hook, in
+# turn; then the whole launches, in turn too.
+D=(--program /usr/bin/date -- +%s.%N)
+"$IV" "$START_PAIRS" --start ::: "$A" run "$P/hook-none.toml" "${D[@]}" ::: "$A" run "$P/hook-attach.toml" "${D[@]}" \
+    >"$W/out/start.txt" || die "antimony run hook-none.toml or hook-attach.toml failed"
+"$IV" "$START_PAIRS" ::: "$A" run "$P/hook-none.toml" ::: "$A" run "$P/hook-attach.toml" \
+    >"$W/out/whole.txt" || die "antimony run hook-none.toml or hook-attach.toml failed"
+sp=$(sed -n 1p "$W/out/start.txt" | cut -d' ' -f1) sa=$(sed -n 2p "$W/out/start.txt" | cut -d' ' -f1)
+tp=$(sed -n 1p "$W/out/whole.txt" | cut -d' ' -f1) ta=$(sed -n 2p "$W/out/whole.txt" | cut -d' ' -f1)
 attach_cost=$(calc "$sa - $sp")
 attach_total=$(calc "$ta - $tp")
 
 echo "2. Hooks (median ms)"
 row "exec /bin/true directly" "${MED[true]}"
-row "antimony run (a file: minimal)" "$(calc "${MED[none]}")" "(timed by bash: the hooks' baseline, the same profile file without the hook)"
-row "with a blocking pre-hook /bin/true" "$(calc "${MED[block]}")" "hook cost $hook_cost ms ($HOOK_PAIRS launches each, interleaved; goal ≤ exec + 0.3 = $hook_budget)"
+row "antimony run (a file: minimal)" "$(calc "${MED[none]}")" "(the hooks' baseline: the same profile file without the hook)"
+row "with a blocking pre-hook /bin/true" "$(calc "${MED[block]}")" "hook cost $hook_cost ms ($HOOK_PAIRS launches each, in turn; goal ≤ exec + 0.3 = $hook_budget)"
 row "program start, no hook" "$(calc "$sp")" "($START_PAIRS launches each, interleaved)"
 row "program start, attached hook" "$(calc "$sa")" "attached hook delays the start by $attach_cost ms"
 row "whole run, attached hook" "$(calc "$ta")" "vs $(calc "$tp") without: +$attach_total ms (ending the hook)"
