@@ -277,10 +277,13 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             }
         }
         if let Some((uid, gid)) = a.drop_to {
+            // The system calls themselves: the C library's wrappers would
+            // change the credentials of every thread of the process they
+            // think they are in, antimony's (the memory is shared).
             let groups = [gid];
-            if libc::setgroups(1, groups.as_ptr()) < 0
-                || libc::setgid(gid) < 0
-                || libc::setuid(uid) < 0
+            if libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) < 0
+                || libc::syscall(libc::SYS_setgid, gid) < 0
+                || libc::syscall(libc::SYS_setuid, uid) < 0
             {
                 fail(a);
             }
