@@ -49,15 +49,28 @@ fn c_string(bytes: &[u8]) -> std::io::Result<CString> {
 }
 
 impl HostCommand {
-    /// `program` is executed as given (the plan found it: no PATH search);
-    /// it is also the hook's argv[0].
+    /// `program` is executed as given when it holds a `/` (the plan found
+    /// it), else looked up in antimony's PATH as std's Command does; as
+    /// given, it is also the hook's argv[0].
     pub fn new<'a>(
         program: &OsStr,
         args: impl IntoIterator<Item = &'a OsStr>,
         env: impl IntoIterator<Item = (&'a OsStr, &'a OsStr)>,
     ) -> std::io::Result<HostCommand> {
-        let path = c_string(program.as_bytes())?;
-        let mut argv = vec![path.clone()];
+        let path = if program.as_bytes().contains(&b'/') {
+            c_string(program.as_bytes())?
+        } else {
+            let found = std::env::var_os("PATH").and_then(|dirs| {
+                std::env::split_paths(&dirs)
+                    .map(|d| d.join(program))
+                    .find(|p| p.is_file())
+            });
+            match found {
+                Some(p) => c_string(p.as_os_str().as_bytes())?,
+                None => return Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
+            }
+        };
+        let mut argv = vec![c_string(program.as_bytes())?];
         for a in args {
             argv.push(c_string(a.as_bytes())?);
         }
@@ -365,6 +378,15 @@ mod tests {
         let cmd = HostCommand::new(OsStr::new("/nonexistent/hook"), [], []).unwrap();
         let e = spawn(&cmd, Input::Null, None).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+        let bare = HostCommand::new(OsStr::new("no-such-program-of-antimony"), [], []);
+        assert_eq!(bare.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        // A bare name is looked up in PATH, as std's Command does.
+        let s = spawn(
+            &HostCommand::new(OsStr::new("true"), [], []).unwrap(),
+            Input::Null,
+            None,
+        );
+        assert_eq!(wait(s.unwrap().pid), 0);
         let nul = HostCommand::new(OsStr::new("/bin/true"), [OsStr::new("a\0b")], []);
         assert_eq!(nul.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     }
