@@ -82,10 +82,10 @@ profile is validated; an invalid profile is saved only if you say so."
         profile: String,
     },
     /// Show recent runs and their hooks
-    #[command(long_about = "Shows the most recent runs from the run records under \
-$XDG_STATE_HOME/antimony/runs/: when each started, its profile, instance id, duration, how the \
-program ended and how many hooks ran (and failed). About one run in sixteen, recording it also \
-removes the records older than 30 days and all but the newest 200.")]
+    #[command(long_about = "Shows the most recent runs from the run records in \
+$XDG_STATE_HOME/antimony/runs/log.jsonl: when each started, its profile, instance id, duration, \
+how the program ended and how many hooks ran (and failed). About one run in sixteen, recording \
+it also removes the records older than 30 days and all but the 200 that started last.")]
     Log {
         /// Only runs of this profile
         profile: Option<String>,

@@ -785,16 +785,19 @@ fn on_conditions(who: Who) -> TestResult {
     pass()
 }
 
+/// Every run record in the log, in its order (oldest first).
+fn all_records(f: &Fixture) -> Vec<Value> {
+    std::fs::read_to_string(f.state_home("runs").join("log.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
 /// Every run record of a profile, oldest first.
 fn records_of(f: &Fixture, profile: &str) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(f.state_home("runs"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.sort();
-    files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter_map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).ok()?).ok())
+    all_records(f)
+        .into_iter()
         .filter(|r| r["profile"] == profile)
         .collect()
 }
@@ -1665,7 +1668,7 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Writes a made-up run record `seconds_ago` old.
+/// Adds a made-up run record `seconds_ago` old to the log.
 fn fake_record(f: &Fixture, name: &str, seconds_ago: f64) {
     let at = now() - seconds_ago;
     let record = serde_json::json!({
@@ -1673,28 +1676,22 @@ fn fake_record(f: &Fixture, name: &str, seconds_ago: f64) {
         "program": "/bin/true", "arguments": [], "outcome": "exited", "exit_code": 0,
         "status": 0, "hooks": []
     });
-    f.s.write(
-        &format!(
-            "home/.local/state/antimony/runs/{:015}-{name}.json",
-            (at * 1000.0) as u64
-        ),
-        &record.to_string(),
-    );
+    let log = "home/.local/state/antimony/runs/log.jsonl";
+    let before = std::fs::read_to_string(f.s.path(log)).unwrap_or_default();
+    f.s.write(log, &format!("{before}{record}\n"));
 }
 
+/// The instances of the records in the log.
 fn record_names(f: &Fixture) -> BTreeSet<String> {
-    std::fs::read_dir(f.state_home("runs"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
+    all_records(f)
+        .iter()
+        .filter_map(|r| r["instance"].as_str().map(String::from))
+        .collect()
 }
 
-/// Records older than 30 days go, and so do all but the newest 200. A run
-/// prunes about one time in sixteen (listing the folder costs more than
-/// writing a record), so the test runs until one has.
+/// Records older than 30 days go, and so do all but the 200 that started
+/// last. A run prunes about one time in sixteen (reading the whole log
+/// costs more than appending a record), so the test runs until one has.
 fn pruning(who: Who) -> TestResult {
     let f = fixture!(who);
     f.profile("pruned", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
@@ -1740,7 +1737,7 @@ fn pruning(who: Who) -> TestResult {
     );
     let gone: Vec<String> = (0..200)
         .map(|i| format!("recent{i:03}"))
-        .filter(|r| !names.iter().any(|n| n.contains(&format!("-{r}."))))
+        .filter(|r| !names.contains(r))
         .collect();
     let expected: Vec<String> = (0..real).map(|i| format!("recent{i:03}")).collect();
     ensure!(
@@ -2779,7 +2776,7 @@ plant() {
     chmod 755 ~/.config/antimony/hooks.d/pre/evil 2>/dev/null
     echo '{"evil": true}' > ~/.local/state/antimony/state/target/counter.json 2>/dev/null
     echo evil > ~/.local/share/antimony/other/.bashrc 2>/dev/null
-    for r in ~/.local/state/antimony/runs/*.json; do echo evil > "$r"; done 2>/dev/null
+    for r in ~/.local/state/antimony/runs/*; do echo evil > "$r"; done 2>/dev/null
     mkdir -p ~/.local/state/antimony/runs 2>/dev/null
     echo '{}' > ~/.local/state/antimony/runs/999999999999999-planted.json 2>/dev/null
 }
@@ -2891,9 +2888,14 @@ echo '{"state": {"update": {"evil": false}}}'
             .into_iter()
             .filter(|(p, ..)| is_record(p))
             .collect();
+        // The log is the same file, with this run's record added at its end.
         let changed: Vec<&String> = records
             .iter()
-            .filter(|r| !records_after.contains(r))
+            .filter(|(p, ino, content)| {
+                !records_after
+                    .iter()
+                    .any(|(q, i, c)| q == p && i == ino && c.starts_with(content))
+            })
             .map(|(p, ..)| p)
             .collect();
         ensure!(
