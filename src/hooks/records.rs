@@ -218,6 +218,24 @@ pub fn read(dir: &Path, profile: Option<&str>, limit: usize) -> Vec<RunRecord> {
 mod tests {
     use super::*;
 
+    /// A scratch folder, removed when dropped (a failing test included).
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir =
+                std::env::temp_dir().join(format!("antimony-records-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn time_format() {
         assert_eq!(format_time(0.0), "1970-01-01 00:00:00");
@@ -227,7 +245,8 @@ mod tests {
 
     #[test]
     fn write_read_prune() {
-        let dir = std::env::temp_dir().join(format!("antimony-records-{}", std::process::id()));
+        let scratch = Scratch::new("w");
+        let dir = scratch.0.clone();
         let mut r = RunRecord {
             profile: "p".into(),
             instance: "i".into(),
@@ -252,7 +271,6 @@ mod tests {
         assert_eq!(all.len(), KEEP);
         assert_eq!(all[0].instance, format!("0i{}", KEEP + 2));
         assert!(read(&dir, Some("other"), 10).is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn record(instance: &str, started_at: f64) -> RunRecord {
@@ -274,7 +292,8 @@ mod tests {
 
     #[test]
     fn pruning_keeps_the_runs_that_started_last_and_whole_lines() {
-        let dir = std::env::temp_dir().join(format!("antimony-records-p-{}", std::process::id()));
+        let scratch = Scratch::new("p");
+        let dir = scratch.0.clone();
         std::fs::create_dir_all(&dir).unwrap();
         let base = now() - 10_000.0;
         let mut log = Vec::new();
@@ -303,12 +322,12 @@ mod tests {
         want.sort();
         assert_eq!(kept, want);
         assert!(std::fs::read(log_file(&dir)).unwrap().ends_with(b"\n"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn writers_at_once_lose_nothing() {
-        let dir = std::env::temp_dir().join(format!("antimony-records-c-{}", std::process::id()));
+        let scratch = Scratch::new("c");
+        let dir = scratch.0.clone();
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let dir = dir.clone();
@@ -329,6 +348,5 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(read(&dir, None, usize::MAX).len(), 8 * 20);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
