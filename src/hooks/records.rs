@@ -247,20 +247,7 @@ mod tests {
     fn write_read_prune() {
         let scratch = Scratch::new("w");
         let dir = scratch.0.clone();
-        let mut r = RunRecord {
-            profile: "p".into(),
-            instance: "i".into(),
-            started_at: now(),
-            duration_ms: 1,
-            program: "/bin/true".into(),
-            arguments: vec![],
-            outcome: "exited".into(),
-            exit_code: Some(0),
-            signal: None,
-            error: None,
-            status: 0,
-            hooks: vec![],
-        };
+        let mut r = record("i", now());
         for i in 0..(KEEP + 3) {
             // Ids that begin with 0: the runs that prune.
             r.instance = format!("0i{i}");
