@@ -5,7 +5,9 @@
 //!
 //!     interleave PAIRS [--start] ::: CMD… [::: CMD…]…
 //!
-//! Prints one line per command: `median_ms p25_ms p75_ms`. With `--start`,
+//! Prints one line per command: `median_ms p25_ms p75_ms`; with two
+//! commands, a third line, the same of the paired differences (the second
+//! command's time minus the first's, round by round). With `--start`,
 //! each command prints the wall-clock time it started (`date +%s.%N`) and
 //! the figures are from the launch to that time, not to its end.
 //! Any command that fails ends the run (exit status 1).
@@ -59,7 +61,11 @@ fn main() {
             }
         }
     }
-    for t in &mut times {
+    // Two commands: also the median of the paired differences (B − A of
+    // each round), which the machine's drift between rounds cancels out of.
+    let mut paired: Option<Vec<f64>> =
+        (times.len() == 2).then(|| times[1].iter().zip(&times[0]).map(|(b, a)| b - a).collect());
+    for t in times.iter_mut().chain(paired.as_mut()) {
         t.sort_by(f64::total_cmp);
         let at = |q: f64| t[((t.len() - 1) as f64 * q).round() as usize];
         println!("{:.3} {:.3} {:.3}", at(0.5), at(0.25), at(0.75));

@@ -205,6 +205,8 @@ GID_=$(id -g)
 
 ms() { awk -v s="$1" 'BEGIN { printf "%.2f", s * 1000 }'; }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
+# a difference with its sign: +0.05, -0.01
+signed() { awk -v v="$1" 'BEGIN { printf (v < 0 ? "%.2f" : "+%.2f"), v }'; }
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
@@ -406,20 +408,23 @@ echo
 # The blocking hook's cost: launches of the same profile file with and
 # without the hook, one at a time in turn (the machine drifts more than the
 # cost is big, and hyperfine runs one command after the other), spawned
-# directly as hyperfine -N does (benches/interleave.rs); the difference of
-# the two medians. "exec'ing that hook" is /bin/true by hyperfine -N in
-# section 1.
+# directly as hyperfine -N does (benches/interleave.rs); the cost is the
+# median of the paired differences (each launch with the hook minus the one
+# without it just before: the drift between rounds cancels out), its third
+# line. "exec'ing that hook" is /bin/true by hyperfine -N in section 1.
 "$IV" "$HOOK_PAIRS" ::: "$A" run "$P/hook-none.toml" ::: "$A" run "$P/hook-block.toml" >"$W/out/hook.txt" ||
     die "antimony run hook-none.toml or hook-block.toml failed"
 MED[none]=$(sed -n 1p "$W/out/hook.txt" | cut -d' ' -f1)
 MED[block]=$(sed -n 2p "$W/out/hook.txt" | cut -d' ' -f1)
-hook_cost=$(calc "${MED[block]} - ${MED[none]}")
+hook_cost=$(sed -n 3p "$W/out/hook.txt" | cut -d' ' -f1)
+hook_cost=$(calc "$hook_cost")
 hook_budget=$(calc "${MED[true]} + 0.3")
 
 # The attached hook: when does the program start? /usr/bin/date inside the
 # sandbox prints the wall-clock time of its start; the timer notes when it
 # launched antimony. The same profile file with and without the hook, in
-# turn; then the whole launches, in turn too.
+# turn; then the whole launches, in turn too. Costs: medians of the paired
+# differences, as above.
 D=(--program /usr/bin/date -- +%s.%N)
 "$IV" "$START_PAIRS" --start ::: "$A" run "$P/hook-none.toml" "${D[@]}" ::: "$A" run "$P/hook-attach.toml" "${D[@]}" \
     >"$W/out/start.txt" || die "antimony run hook-none.toml or hook-attach.toml failed"
@@ -427,16 +432,16 @@ D=(--program /usr/bin/date -- +%s.%N)
     >"$W/out/whole.txt" || die "antimony run hook-none.toml or hook-attach.toml failed"
 sp=$(sed -n 1p "$W/out/start.txt" | cut -d' ' -f1) sa=$(sed -n 2p "$W/out/start.txt" | cut -d' ' -f1)
 tp=$(sed -n 1p "$W/out/whole.txt" | cut -d' ' -f1) ta=$(sed -n 2p "$W/out/whole.txt" | cut -d' ' -f1)
-attach_cost=$(calc "$sa - $sp")
-attach_total=$(calc "$ta - $tp")
+attach_cost=$(calc "$(sed -n 3p "$W/out/start.txt" | cut -d' ' -f1)")
+attach_total=$(calc "$(sed -n 3p "$W/out/whole.txt" | cut -d' ' -f1)")
 
 echo "2. Hooks (median ms)"
 row "exec /bin/true directly" "${MED[true]}"
 row "antimony run (a file: minimal)" "$(calc "${MED[none]}")" "(the hooks' baseline: the same profile file without the hook)"
 row "with a blocking pre-hook /bin/true" "$(calc "${MED[block]}")" "hook cost $hook_cost ms ($HOOK_PAIRS launches each, in turn; goal ≤ exec + 0.3 = $hook_budget)"
 row "program start, no hook" "$(calc "$sp")" "($START_PAIRS launches each, interleaved)"
-row "program start, attached hook" "$(calc "$sa")" "attached hook delays the start by $attach_cost ms"
-row "whole run, attached hook" "$(calc "$ta")" "vs $(calc "$tp") without: +$attach_total ms (ending the hook)"
+row "program start, attached hook" "$(calc "$sa")" "attached hook delays the start by $attach_cost ms (median of paired differences)"
+row "whole run, attached hook" "$(calc "$ta")" "vs $(calc "$tp") without: $(signed "$attach_total") ms (ending the hook)"
 echo
 
 # --- 3. memory ------------------------------------------------------------------------
@@ -586,7 +591,7 @@ else
 fi
 row "antimony ≤ 0.8× bwrap" "$g_ratio" "antimony/bwrap = $r_bwrap ($t_antimony vs $t_bwrap ms); /unshare = $r_unshare"
 row "blocking hook ≤ exec + 0.3 ms" "$g_hook" "$hook_cost ms vs $hook_budget ms"
-row "attached hook adds nothing" "$g_attach" "+$attach_cost ms to the program's start (met: ≤ 0.1 ms)"
+row "attached hook adds nothing" "$g_attach" "$(signed "$attach_cost") ms to the program's start (met: ≤ 0.1 ms)"
 row "peak RSS ≤ 4 MiB" "$g_rss" "$rss_fig"
 row "binds scale linearly" "$g_binds" "per-bind cost ×$bind_flat from $b_small to $b_large (met: ≤ ×2)"
 row "hooks scale linearly" "$g_hooks" "per-hook cost ×$hook_flat from $h_small to $h_large (met: ≤ ×2)"
@@ -606,7 +611,7 @@ if ((MARKDOWN)); then
     echo "|---|---|---|"
     echo "| antimony ≤ 0.8× bubblewrap | $r_bwrap× bubblewrap ($r_bwrap_bare× with a bare root), $r_unshare× unshare | $g_ratio |"
     echo "| blocking hook ≤ exec + 0.3 ms | $hook_cost ms (exec: ${MED[true]} ms) | $g_hook |"
-    echo "| attached hook adds nothing to the start | +$attach_cost ms | $g_attach |"
+    echo "| attached hook adds nothing to the start | $(signed "$attach_cost") ms | $g_attach |"
     echo "| launcher peak RSS ≤ 4 MiB | $rss_fig | $g_rss |"
     echo "| 1,000 binds: per-bind cost flat | ×$bind_flat ($b_small → $b_large binds; bubblewrap ×$bw_flat) | $g_binds |"
     echo "| 100 hooks: per-hook cost flat | ×$hook_flat ($h_small → $h_large hooks) | $g_hooks |"

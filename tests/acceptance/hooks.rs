@@ -38,6 +38,10 @@ pub fn tests() -> Vec<Trial> {
         trailing_attached,
     ));
     t.extend(both(
+        "hooks::attached_hooks_and_the_program_keep_every_cpu",
+        attached_cpus,
+    ));
+    t.extend(both(
         "hooks::environment_is_exactly_the_antimony_variables",
         environment,
     ));
@@ -454,6 +458,100 @@ echo program >> @OUT@/log"#,
             ensure!(!alive(pid), "{case}: the watcher {pid} is still alive");
         }
         let _ = std::fs::remove_file(f.out("watcher.pid"));
+    }
+    pass()
+}
+
+/// The CPUs a process may run on, as /proc/PID/status lists them.
+fn cpus_allowed(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// Attached hooks that start beside the sandbox's set-up run on antimony's
+/// CPU until the program runs, init on the others (`pipeline::cpus`); then
+/// every CPU antimony may use is back: for the program, and for the hook
+/// and what it started meanwhile — a child, and an orphan whose parent
+/// exited. (A slow set-up, 1500 binds, makes sure the hook starts them
+/// while it lasts.)
+fn attached_cpus(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let own = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| cpus_allowed(&s))
+        .ok_or("no Cpus_allowed_list in /proc/self/status")?;
+    if !own.contains(',') && !own.contains('-') {
+        return skip(format!(
+            "one CPU allowed ({own}): nothing is split for the set-up"
+        ));
+    }
+    let src = f.s.mkdir("bind-source");
+    let binds: Vec<String> = (0..1500)
+        .map(|i| format!("\"{}=/b/{i}\"", s(&src)))
+        .collect();
+    f.profile(
+        "cpus",
+        &format!(
+            r#"
+inherits = ["sh"]
+[files]
+ro = [{}]
+
+[hooks]
+grace = 1
+
+[[hooks.pre]]
+name = "first"
+content = "true"
+
+[[hooks.pre]]
+name = "beside"
+attach = true
+content = '''
+exec 2>/dev/null
+trap 'exit 0' TERM
+grep Cpus_allowed_list /proc/self/status > @OUT@/hook-start
+( sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/child ) &
+sh -c '( sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/orphan ) &'
+sleep 0.3
+grep Cpus_allowed_list /proc/self/status > @OUT@/hook-late
+while :; do sleep 0.05; done
+'''
+"#,
+            binds.join(", ")
+        ),
+    );
+    let out = f
+        .run(
+            "cpus",
+            r#"n=0
+until [ -s @OUT@/child ] && [ -s @OUT@/orphan ] && [ -s @OUT@/hook-late ]; do
+    n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
+done
+grep Cpus_allowed_list /proc/self/status"#,
+        )
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let program = cpus_allowed(&out.stdout);
+    ensure!(
+        program.as_deref() == Some(&*own),
+        "the program runs on {program:?}, antimony may use {own}: {}",
+        out.show()
+    );
+    let seen = |name: &str| cpus_allowed(&f.read(name));
+    let start = seen("hook-start");
+    ensure!(
+        start.is_some() && start.as_deref() != Some(&*own),
+        "the hook started on {start:?}, not on antimony's one CPU (of {own})"
+    );
+    for name in ["hook-late", "child", "orphan"] {
+        let got = seen(name);
+        ensure!(
+            got.as_deref() == Some(&*own),
+            "{name}: on {got:?} once the program ran, not on {own}"
+        );
     }
     pass()
 }

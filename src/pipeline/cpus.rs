@@ -1,0 +1,274 @@
+//! The CPUs of a launch whose attached pre-hooks start beside the
+//! sandbox's set-up.
+//!
+//! Attached pre-hooks after the last blocking one are started while init
+//! sets up the sandbox; init executes the program once they have started
+//! (`Run::sandbox_phase`). A hook's own start — execve, then the dynamic
+//! loader: about 0.6 ms of CPU for `/bin/sleep` — then competes with
+//! init's set-up, and on a machine with few CPUs the scheduler often lets
+//! it: a new task goes to whichever CPU looks idlest at that instant, and
+//! when init sleeps in a mount call, its idle CPU pulls the hook over, so
+//! init shares its CPU once it wakes. On two CPUs that put 0.15–0.3 ms on
+//! the program's start.
+//!
+//! So for the set-up, and only then, the CPUs are split (`sched_setaffinity`):
+//! antimony, and the guardian and hooks it starts meanwhile (a clone
+//! inherits its parent's CPUs), stay on the CPU antimony runs on; init gets
+//! all the others antimony may use. Each gets its CPUs back once the
+//! program is running, so that neither the program nor a hook is left
+//! narrowed:
+//! - init, before it starts the program (which inherits init's CPUs);
+//! - antimony, once it has told init to go on;
+//! - the hooks, once init says the program has started (or the launch has
+//!   ended): every task of their process groups created since the split,
+//!   threads and children included (`release_hooks`).
+//!
+//! Nothing is split when antimony may use one CPU only.
+
+use std::mem::size_of;
+
+/// The last process or thread ID handed out in our PID namespace.
+const LAST_ID: &str = "/proc/sys/kernel/ns_last_pid";
+
+/// The split of one launch.
+#[derive(Debug)]
+pub struct Split {
+    /// What antimony may use (its affinity mask before the split).
+    allowed: libc::cpu_set_t,
+    /// The CPU antimony runs on, alone.
+    own: libc::cpu_set_t,
+    /// Everything else of `allowed`: init's during the set-up.
+    rest: libc::cpu_set_t,
+    /// The process groups (and PIDs) of the hooks and the guardian started
+    /// during the split: each leads a group of its own.
+    groups: Vec<libc::pid_t>,
+    released: bool,
+}
+
+fn set_affinity(pid: libc::pid_t, set: &libc::cpu_set_t) -> bool {
+    // SAFETY: a valid cpu_set_t of the size passed.
+    unsafe { libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), set) == 0 }
+}
+
+impl Split {
+    /// Before the sandbox's clone: `None` when there is nothing to split
+    /// (one CPU allowed, or the mask cannot be read).
+    pub fn new() -> Option<Split> {
+        // SAFETY: an all-zero cpu_set_t is the empty set; the calls fill
+        // or read sets of the size passed.
+        unsafe {
+            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut allowed) < 0 {
+                return None;
+            }
+            let cpu = usize::try_from(libc::sched_getcpu()).ok()?;
+            if cpu >= libc::CPU_SETSIZE as usize || !libc::CPU_ISSET(cpu, &allowed) {
+                return None;
+            }
+            let mut own: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut own);
+            let mut rest = allowed;
+            libc::CPU_CLR(cpu, &mut rest);
+            if libc::CPU_COUNT(&rest) == 0 {
+                return None;
+            }
+            Some(Split {
+                allowed,
+                own,
+                rest,
+                groups: Vec::new(),
+                released: false,
+            })
+        }
+    }
+
+    /// The CPUs init takes back before it starts the program.
+    pub fn allowed(&self) -> libc::cpu_set_t {
+        self.allowed
+    }
+
+    /// Right after the clone, before init is told to go on: init to the
+    /// other CPUs, antimony to its own. A failure leaves the scheduler's
+    /// choice, which is only slower.
+    pub fn apply(&self, init: libc::pid_t) {
+        set_affinity(init, &self.rest);
+        set_affinity(0, &self.own);
+    }
+
+    /// A hook's process group (or the guardian's), started during the
+    /// split.
+    pub fn started(&mut self, group: libc::pid_t) {
+        if !self.released && group > 0 {
+            self.groups.push(group);
+        }
+    }
+
+    /// Once init has been told to go on: antimony's CPUs back. What it
+    /// starts from here on inherits them.
+    pub fn release_self(&self) {
+        set_affinity(0, &self.allowed);
+    }
+
+    /// Once the program runs (or the launch has ended): the CPUs back for
+    /// every task of the groups started during the split. Those tasks all
+    /// have IDs (PIDs and thread IDs come from one counter) from the first
+    /// group's leader up to the namespace's last ID; each ID in between
+    /// whose process is in one of the groups gets its CPUs back. Then the
+    /// last ID is read again: a task created meanwhile, possibly by one not
+    /// restored yet, has a later ID, so the new ones are looked at too,
+    /// until no ID was handed out during a pass. A task created after that
+    /// is created by a restored one and inherits its CPUs.
+    ///
+    /// Missed: a task that left the groups (setsid, setpgid) before this
+    /// ran, or that belongs to another user (a set-user-ID program a hook
+    /// executed): it keeps the one CPU.
+    pub fn release_hooks(&mut self) {
+        if std::mem::replace(&mut self.released, true) {
+            return;
+        }
+        let Some(&first) = self.groups.first() else {
+            return;
+        };
+        // The leaders at least, should the scan below be impossible.
+        for &g in &self.groups {
+            set_affinity(g, &self.allowed);
+        }
+        let mut from = first;
+        // Bounded: on a machine that creates tasks without pause, every
+        // pass but the first covers only IDs handed out during the one
+        // before.
+        for _ in 0..64 {
+            let Some(last) = read_number(LAST_ID) else {
+                return;
+            };
+            self.restore_ids(from, last);
+            match read_number(LAST_ID) {
+                Some(again) if again != last => from = last.saturating_add(1),
+                _ => return,
+            }
+        }
+    }
+
+    /// Each ID from `from` to `to` (both included, wrapping around at
+    /// pid_max) in one of the groups gets the allowed CPUs.
+    fn restore_ids(&self, from: libc::pid_t, to: libc::pid_t) {
+        let mut restore = |id: libc::pid_t| {
+            // SAFETY: getpgid on any ID is harmless; a thread's ID gives
+            // its process's group.
+            let group = unsafe { libc::getpgid(id) };
+            if group > 0 && self.groups.contains(&group) {
+                set_affinity(id, &self.allowed);
+            }
+        };
+        if from <= to {
+            (from..=to).for_each(&mut restore);
+        } else {
+            // The counter wrapped: up to pid_max, then from the start.
+            let max = read_number("/proc/sys/kernel/pid_max").unwrap_or(from);
+            (from..max).for_each(&mut restore);
+            (1..=to).for_each(&mut restore);
+        }
+    }
+}
+
+fn read_number(path: &str) -> Option<libc::pid_t> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn cpus_of(pid: libc::pid_t) -> libc::cpu_set_t {
+        // SAFETY: as in `Split::new`.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(pid, size_of::<libc::cpu_set_t>(), &mut set),
+                0
+            );
+            set
+        }
+    }
+
+    fn same(a: &libc::cpu_set_t, b: &libc::cpu_set_t) -> bool {
+        // SAFETY: reading two valid sets.
+        (0..libc::CPU_SETSIZE as usize)
+            .all(|i| unsafe { libc::CPU_ISSET(i, a) == libc::CPU_ISSET(i, b) })
+    }
+
+    /// A hook's group, started while antimony runs on one CPU: the leader,
+    /// a thread-less child and a grandchild whose parent has exited (an
+    /// orphan, no longer a descendant of the leader) all get every CPU
+    /// back; a process in a group of its own, started meanwhile, does not.
+    #[test]
+    fn restores_every_task_of_the_groups_started_during_the_split() {
+        let Some(mut split) = Split::new() else {
+            assert!(
+                std::env::var_os("ANTIMONY_TEST_REQUIRE_ALL").is_none(),
+                "one CPU allowed: nothing to split (required to run here)"
+            );
+            eprintln!("skipped: one CPU allowed, nothing to split");
+            return;
+        };
+        // The test thread stands in for antimony (the test harness runs
+        // tests in threads; only this one is narrowed).
+        set_affinity(0, &split.own);
+        let out = std::env::temp_dir().join(format!("antimony-cpus-{}", std::process::id()));
+        std::fs::create_dir(&out).unwrap();
+        // The leader starts a child and an orphan, writes their PIDs and
+        // waits to be killed; "other" is in a group of its own.
+        let script = format!(
+            "sleep 30 & echo $! > {o}/child; sh -c 'sleep 30 & echo $! > {o}/orphan' ; echo go > {o}/ready; wait",
+            o = out.display()
+        );
+        let mut leader = std::process::Command::new("/bin/sh")
+            .args(["-c", &script])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut other = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let leader_pid = leader.id() as libc::pid_t;
+        split.started(leader_pid);
+        let read_pid = |name: &str| -> libc::pid_t {
+            for _ in 0..1000 {
+                if out.join("ready").exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            std::fs::read_to_string(out.join(name))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let (child, orphan) = (read_pid("child"), read_pid("orphan"));
+        for pid in [leader_pid, child, orphan, other.id() as libc::pid_t] {
+            assert!(same(&cpus_of(pid), &split.own), "{pid} was not narrowed");
+        }
+        split.release_self();
+        split.release_hooks();
+        let ok = [leader_pid, child, orphan]
+            .iter()
+            .all(|&pid| same(&cpus_of(pid), &split.allowed));
+        let other_kept = same(&cpus_of(other.id() as libc::pid_t), &split.own);
+        // SAFETY: ending the group we started.
+        unsafe { libc::kill(-leader_pid, libc::SIGKILL) };
+        let _ = other.kill();
+        let _ = leader.wait();
+        let _ = other.wait();
+        let _ = std::fs::remove_dir_all(&out);
+        assert!(ok, "a task of the hook's group kept the one CPU");
+        assert!(other_kept, "a process of another group was changed");
+        assert!(
+            same(&cpus_of(0), &split.allowed),
+            "the test thread kept the one CPU"
+        );
+    }
+}
