@@ -21,10 +21,13 @@
 //! - antimony, once it has told init to go on;
 //! - the hooks, once init says the program has started (or the launch has
 //!   ended): every task of their process groups created since the split,
-//!   threads and children included (`release_hooks`).
+//!   threads and children included, and every task started by one of
+//!   those (a companion sandbox's program, in a session of its own)
+//!   (`release_hooks`).
 //!
 //! Nothing is split when antimony may use one CPU only.
 
+use std::collections::HashSet;
 use std::mem::size_of;
 
 /// The last process or thread ID handed out in our PID namespace.
@@ -42,6 +45,8 @@ pub struct Split {
     /// The process groups (and PIDs) of the hooks and the guardian started
     /// during the split: each leads a group of its own.
     groups: Vec<libc::pid_t>,
+    /// The tasks given their CPUs back so far: whose children are ours too.
+    restored: HashSet<libc::pid_t>,
     released: bool,
 }
 
@@ -77,6 +82,7 @@ impl Split {
                 own,
                 rest,
                 groups: Vec::new(),
+                restored: HashSet::new(),
                 released: false,
             })
         }
@@ -110,18 +116,20 @@ impl Split {
     }
 
     /// Once the program runs (or the launch has ended): the CPUs back for
-    /// every task of the groups started during the split. Those tasks all
-    /// have IDs (PIDs and thread IDs come from one counter) from the first
-    /// group's leader up to the namespace's last ID; each ID in between
-    /// whose process is in one of the groups gets its CPUs back. Then the
-    /// last ID is read again: a task created meanwhile, possibly by one not
-    /// restored yet, has a later ID, so the new ones are looked at too,
+    /// every task started during the split. Those tasks all have IDs (PIDs
+    /// and thread IDs come from one counter) from the first group's leader
+    /// up to the namespace's last ID; in that order (a parent's ID comes
+    /// before its child's), each ID whose process is in one of the groups,
+    /// or whose parent got its CPUs back here (a hook's child in a session
+    /// of its own, a companion sandbox's program), gets its CPUs back. Then
+    /// the last ID is read again: a task created meanwhile, possibly by one
+    /// not restored yet, has a later ID, so the new ones are looked at too,
     /// until no ID was handed out during a pass. A task created after that
     /// is created by a restored one and inherits its CPUs.
     ///
-    /// Missed: a task that left the groups (setsid, setpgid) before this
-    /// ran, or that belongs to another user (a set-user-ID program a hook
-    /// executed): it keeps the one CPU.
+    /// Missed, keeping the one CPU: a task that left the groups (setsid,
+    /// setpgid) and whose parent had exited before this ran, or that
+    /// belongs to another user (a set-user-ID program a hook executed).
     pub fn release_hooks(&mut self) {
         if std::mem::replace(&mut self.released, true) {
             return;
@@ -150,14 +158,20 @@ impl Split {
     }
 
     /// Each ID from `from` to `to` (both included, wrapping around at
-    /// pid_max) in one of the groups gets the allowed CPUs.
-    fn restore_ids(&self, from: libc::pid_t, to: libc::pid_t) {
+    /// pid_max) that is one of ours gets the allowed CPUs.
+    fn restore_ids(&mut self, from: libc::pid_t, to: libc::pid_t) {
         let mut restore = |id: libc::pid_t| {
             // SAFETY: getpgid on any ID is harmless; a thread's ID gives
-            // its process's group.
+            // its process's group. A negative answer: no such task.
             let group = unsafe { libc::getpgid(id) };
-            if group > 0 && self.groups.contains(&group) {
+            if group <= 0 {
+                return;
+            }
+            let ours = self.groups.contains(&group)
+                || parent_of(id).is_some_and(|p| self.restored.contains(&p));
+            if ours {
                 set_affinity(id, &self.allowed);
+                self.restored.insert(id);
             }
         };
         if from <= to {
@@ -169,6 +183,14 @@ impl Split {
             (1..=to).for_each(&mut restore);
         }
     }
+}
+
+/// A task's parent process, from /proc/ID/stat: "ID (name) state PPID …",
+/// where the name may hold spaces and parentheses.
+fn parent_of(id: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
+    let (_, after) = stat.rsplit_once(')')?;
+    after.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn read_number(path: &str) -> Option<libc::pid_t> {
@@ -199,9 +221,10 @@ mod tests {
     }
 
     /// A hook's group, started while antimony runs on one CPU: the leader,
-    /// a thread-less child and a grandchild whose parent has exited (an
-    /// orphan, no longer a descendant of the leader) all get every CPU
-    /// back; a process in a group of its own, started meanwhile, does not.
+    /// a child, a grandchild whose parent has exited (an orphan, no longer
+    /// a descendant of the leader) and a child in a session of its own all
+    /// get every CPU back; a process in a group of its own, started
+    /// meanwhile, does not.
     #[test]
     fn restores_every_task_of_the_groups_started_during_the_split() {
         let Some(mut split) = Split::new() else {
@@ -220,7 +243,8 @@ mod tests {
         // The leader starts a child and an orphan, writes their PIDs and
         // waits to be killed; "other" is in a group of its own.
         let script = format!(
-            "sleep 30 & echo $! > {o}/child; sh -c 'sleep 30 & echo $! > {o}/orphan' ; echo go > {o}/ready; wait",
+            "sleep 30 & echo $! > {o}/child; sh -c 'sleep 30 & echo $! > {o}/orphan'; \
+             setsid sleep 30 & echo $! > {o}/session; echo go > {o}/ready; wait",
             o = out.display()
         );
         let mut leader = std::process::Command::new("/bin/sh")
@@ -238,6 +262,7 @@ mod tests {
         split.started(leader_pid);
         // Checked in a closure, so that the processes and the folder go
         // whatever it finds.
+        let mut session = None;
         let mut check = || -> Result<(), String> {
             let mut waited = 0;
             while !out.join("ready").exists() && waited < 2000 {
@@ -252,14 +277,16 @@ mod tests {
                     .map_err(|e| format!("{name}: {text:?}: {e}"))
             };
             let (child, orphan) = (read_pid("child")?, read_pid("orphan")?);
-            for pid in [leader_pid, child, orphan, other_pid] {
+            let in_session = read_pid("session")?;
+            session = Some(in_session);
+            for pid in [leader_pid, child, orphan, in_session, other_pid] {
                 if !same(&cpus_of(pid), &split.own) {
                     return Err(format!("{pid} was not narrowed"));
                 }
             }
             split.release_self();
             split.release_hooks();
-            for pid in [leader_pid, child, orphan] {
+            for pid in [leader_pid, child, orphan, in_session] {
                 if !same(&cpus_of(pid), &split.allowed) {
                     return Err(format!("{pid} of the hook's group kept the one CPU"));
                 }
@@ -273,8 +300,14 @@ mod tests {
             Ok(())
         };
         let result = check();
-        // SAFETY: ending the group we started.
-        unsafe { libc::kill(-leader_pid, libc::SIGKILL) };
+        // SAFETY: ending the groups we started (the one in a session of
+        // its own leads a group of its own).
+        unsafe {
+            if let Some(pid) = session {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+            libc::kill(-leader_pid, libc::SIGKILL);
+        }
         let _ = other.kill();
         let _ = leader.wait();
         let _ = other.wait();

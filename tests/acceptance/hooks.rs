@@ -473,9 +473,9 @@ fn cpus_allowed(status: &str) -> Option<String> {
 /// Attached hooks that start beside the sandbox's set-up run on antimony's
 /// CPU until the program runs, init on the others (`pipeline::cpus`); then
 /// every CPU antimony may use is back: for the program, and for the hook
-/// and what it started meanwhile — a child, and an orphan whose parent
-/// exited. (A slow set-up, 1500 binds, makes sure the hook starts them
-/// while it lasts.)
+/// and what it started meanwhile — a child, an orphan whose parent exited,
+/// a child in a session of its own, a companion sandbox's program. (A slow
+/// set-up, 1500 binds, makes sure the hooks start them while it lasts.)
 fn attached_cpus(who: Who) -> TestResult {
     let f = fixture!(who);
     let own = std::fs::read_to_string("/proc/self/status")
@@ -487,6 +487,12 @@ fn attached_cpus(who: Who) -> TestResult {
             "one CPU allowed ({own}): nothing is split for the set-up"
         ));
     }
+    // A companion sandbox (its antimony, its init and its program, in a
+    // session of its own, are all started while the set-up lasts).
+    f.profile(
+        "cpus-companion",
+        "inherits = [\"sh\"]\n[files]\nrw = [\"@OUT@\"]\n",
+    );
     let src = f.s.mkdir("bind-source");
     let binds: Vec<String> = (0..1500)
         .map(|i| format!("\"{}=/b/{i}\"", s(&src)))
@@ -515,10 +521,17 @@ trap 'exit 0' TERM
 grep Cpus_allowed_list /proc/self/status > @OUT@/hook-start
 ( sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/child ) &
 sh -c '( sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/orphan ) &'
+setsid sh -c 'sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/session' &
 sleep 0.3
 grep Cpus_allowed_list /proc/self/status > @OUT@/hook-late
 while :; do sleep 0.05; done
 '''
+
+[[hooks.pre]]
+name = "companion"
+attach = true
+profile = "cpus-companion"
+arguments = ["-c", "grep Cpus_allowed_list /proc/self/status > @OUT@/companion-start; sleep 0.3; grep Cpus_allowed_list /proc/self/status > @OUT@/companion; sleep 30"]
 "#,
             binds.join(", ")
         ),
@@ -527,7 +540,8 @@ while :; do sleep 0.05; done
         .run(
             "cpus",
             r#"n=0
-until [ -s @OUT@/child ] && [ -s @OUT@/orphan ] && [ -s @OUT@/hook-late ]; do
+until [ -s @OUT@/child ] && [ -s @OUT@/orphan ] && [ -s @OUT@/session ] && [ -s @OUT@/hook-late ] &&
+    [ -s @OUT@/companion ]; do
     n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05
 done
 grep Cpus_allowed_list /proc/self/status"#,
@@ -546,7 +560,7 @@ grep Cpus_allowed_list /proc/self/status"#,
         start.is_some() && start.as_deref() != Some(&*own),
         "the hook started on {start:?}, not on antimony's one CPU (of {own})"
     );
-    for name in ["hook-late", "child", "orphan"] {
+    for name in ["hook-late", "child", "orphan", "session", "companion"] {
         let got = seen(name);
         ensure!(
             got.as_deref() == Some(&*own),
