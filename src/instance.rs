@@ -77,10 +77,7 @@ pub fn registry(host: &Host) -> PathBuf {
 /// A process's start time in clock ticks since boot, or `None` if it does
 /// not exist.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    // Field 22 overall; the rest starts at field 3.
-    rest.split(' ').nth(19)?.parse().ok()
+    crate::procfs::read_stat_field(pid, 22)
 }
 
 /// Whether process `pid` runs the same executable as this one; an error

@@ -17,6 +17,7 @@ pub mod integrate;
 pub mod man;
 pub mod pipeline;
 pub mod plan;
+pub mod procfs;
 pub mod profile;
 pub mod sandbox;
 pub mod signals;

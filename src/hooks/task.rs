@@ -17,6 +17,7 @@ use super::records::HookRecord;
 use super::state::{Lock, Reply};
 use super::{Context, Failure, command, spawn};
 use crate::plan::PlannedHook;
+use crate::procfs::stat_field;
 use crate::sandbox::Sandbox;
 
 /// Where the hook's process runs.
@@ -604,14 +605,10 @@ pub fn live_member(pgid: libc::pid_t) -> bool {
         let Ok(stat) = std::fs::read(&path) else {
             continue;
         };
-        // pid (comm) state ppid pgrp …; comm may hold anything but ")".
-        let Some(end) = stat.iter().rposition(|&b| b == b')') else {
-            continue;
-        };
-        let rest = String::from_utf8_lossy(&stat[end + 1..]);
-        let mut fields = rest.split_ascii_whitespace();
-        let state = fields.next().unwrap_or("Z");
-        let pgrp = fields.nth(1).and_then(|p| p.parse::<libc::pid_t>().ok());
+        // The command name may not be UTF-8; the fields after it are.
+        let stat = String::from_utf8_lossy(&stat);
+        let state = stat_field(&stat, 3).unwrap_or("Z");
+        let pgrp = stat_field(&stat, 5).and_then(|p| p.parse::<libc::pid_t>().ok());
         if pgrp == Some(pgid) && state != "Z" && state != "X" {
             return true;
         }
@@ -642,7 +639,7 @@ mod tests {
         let stat = format!("/proc/{pg}/stat");
         for _ in 0..500 {
             let s = std::fs::read_to_string(&stat).unwrap();
-            if s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z') {
+            if crate::procfs::stat_field(&s, 3) == Some("Z") {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));

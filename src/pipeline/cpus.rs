@@ -38,10 +38,9 @@ const LAST_ID: &str = "/proc/sys/kernel/ns_last_pid";
 pub struct Split {
     /// What antimony may use (its affinity mask before the split).
     allowed: libc::cpu_set_t,
-    /// The CPU antimony runs on, alone.
-    own: libc::cpu_set_t,
-    /// Everything else of `allowed`: init's during the set-up.
-    rest: libc::cpu_set_t,
+    /// The CPU antimony runs on: its own during the set-up; init gets the
+    /// rest of `allowed`.
+    cpu: usize,
     /// The process groups (and PIDs) of the hooks and the guardian started
     /// during the split: each leads a group of its own.
     groups: Vec<libc::pid_t>,
@@ -67,20 +66,15 @@ impl Split {
                 return None;
             }
             let cpu = usize::try_from(libc::sched_getcpu()).ok()?;
-            if cpu >= libc::CPU_SETSIZE as usize || !libc::CPU_ISSET(cpu, &allowed) {
-                return None;
-            }
-            let mut own: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut own);
-            let mut rest = allowed;
-            libc::CPU_CLR(cpu, &mut rest);
-            if libc::CPU_COUNT(&rest) == 0 {
+            if cpu >= libc::CPU_SETSIZE as usize
+                || !libc::CPU_ISSET(cpu, &allowed)
+                || libc::CPU_COUNT(&allowed) < 2
+            {
                 return None;
             }
             Some(Split {
                 allowed,
-                own,
-                rest,
+                cpu,
                 groups: Vec::new(),
                 restored: HashSet::new(),
                 released: false,
@@ -93,12 +87,31 @@ impl Split {
         self.allowed
     }
 
+    /// Antimony's CPU alone.
+    fn own(&self) -> libc::cpu_set_t {
+        // SAFETY: an all-zero cpu_set_t is the empty set; `cpu` is below
+        // CPU_SETSIZE (checked in `new`).
+        unsafe {
+            let mut own: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(self.cpu, &mut own);
+            own
+        }
+    }
+
+    /// The others antimony may use.
+    fn rest(&self) -> libc::cpu_set_t {
+        let mut rest = self.allowed;
+        // SAFETY: as in `own`.
+        unsafe { libc::CPU_CLR(self.cpu, &mut rest) };
+        rest
+    }
+
     /// Right after the clone, before init is told to go on: init to the
     /// other CPUs, antimony to its own. A failure leaves the scheduler's
     /// choice, which is only slower.
     pub fn apply(&self, init: libc::pid_t) {
-        set_affinity(init, &self.rest);
-        set_affinity(0, &self.own);
+        set_affinity(init, &self.rest());
+        set_affinity(0, &self.own());
     }
 
     /// A hook's process group (or the guardian's), started during the
@@ -185,12 +198,9 @@ impl Split {
     }
 }
 
-/// A task's parent process, from /proc/ID/stat: "ID (name) state PPID …",
-/// where the name may hold spaces and parentheses.
+/// A task's parent process (field 4 of its stat line).
 fn parent_of(id: libc::pid_t) -> Option<libc::pid_t> {
-    let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
-    let (_, after) = stat.rsplit_once(')')?;
-    after.split_whitespace().nth(1)?.parse().ok()
+    crate::procfs::read_stat_field(id, 4)
 }
 
 fn read_number(path: &str) -> Option<libc::pid_t> {
@@ -237,7 +247,7 @@ mod tests {
         };
         // The test thread stands in for antimony (the test harness runs
         // tests in threads; only this one is narrowed).
-        set_affinity(0, &split.own);
+        set_affinity(0, &split.own());
         let out = std::env::temp_dir().join(format!("antimony-cpus-{}", std::process::id()));
         std::fs::create_dir(&out).unwrap();
         // The leader starts a child and an orphan, writes their PIDs and
@@ -280,7 +290,7 @@ mod tests {
             let in_session = read_pid("session")?;
             session = Some(in_session);
             for pid in [leader_pid, child, orphan, in_session, other_pid] {
-                if !same(&cpus_of(pid), &split.own) {
+                if !same(&cpus_of(pid), &split.own()) {
                     return Err(format!("{pid} was not narrowed"));
                 }
             }
@@ -291,7 +301,7 @@ mod tests {
                     return Err(format!("{pid} of the hook's group kept the one CPU"));
                 }
             }
-            if !same(&cpus_of(other_pid), &split.own) {
+            if !same(&cpus_of(other_pid), &split.own()) {
                 return Err("a process of another group was changed".into());
             }
             if !same(&cpus_of(0), &split.allowed) {

@@ -752,8 +752,10 @@ impl Run<'_> {
             self.start_guardian();
             let slot = self.guardian.as_ref().and_then(|g| g.reserve());
             let task = Task::host(idx, ph, &self.cx, foreground, pid, input, slot);
-            if let (Ok(t), Some(split)) = (&task, &mut self.cpus) {
-                split.started(t.pgid().unwrap_or(0));
+            if let (Some(pg), Some(split)) =
+                (task.as_ref().ok().and_then(Task::pgid), &mut self.cpus)
+            {
+                split.started(pg);
             }
             if let (Err(_), Some(g), Some(slot)) = (&task, &self.guardian, slot) {
                 g.release(slot);

@@ -10,7 +10,6 @@
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg, socketpair,
 };
@@ -35,11 +34,8 @@ fn thread_count() -> Result<usize, SandboxError> {
         what: "read /proc/self/stat",
         errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
-    // Fields after the command name (which may hold spaces) start at field 3;
-    // num_threads is field 20.
-    stat.rfind(')')
-        .and_then(|i| stat.get(i + 2..))
-        .and_then(|rest| rest.split(' ').nth(17)?.parse().ok())
+    crate::procfs::stat_field(&stat, 20)
+        .and_then(|n| n.parse().ok())
         .ok_or(SandboxError::Syscall {
             what: "read the thread count in /proc/self/stat",
             errno: Errno::EINVAL,
@@ -82,16 +78,10 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
         n => return Err(SandboxError::Threads(n)),
     }
     let (ours, theirs) = channel()?;
-    let mut old = SigSet::empty();
-    sigprocmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )
-    .map_err(|errno| SandboxError::Syscall {
-        what: "sigprocmask",
-        errno,
-    })?;
+    // Every signal blocked across the clone: init starts with all of them
+    // blocked (it takes them from a signalfd), and none of antimony's
+    // handlers can run in it meanwhile.
+    let blocked = crate::signals::block_all();
     let mut pidfd: libc::c_int = -1;
     let flags = p.clone_flags as libc::c_ulong
         | libc::CLONE_PIDFD as libc::c_ulong
@@ -101,7 +91,7 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
         // The child. Never returns.
         init::run(p, theirs.as_raw_fd());
     }
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    drop(blocked);
     drop(theirs);
     match r {
         Ok(pid) => Ok(Sandbox {
