@@ -14,6 +14,7 @@ mod escape;
 mod faults;
 mod hooks;
 mod hooks2;
+mod hostside;
 mod instances;
 mod man;
 
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(dbus::tests());
     tests.extend(hooks::tests());
     tests.extend(hooks2::tests());
+    tests.extend(hostside::tests());
     tests.extend(escape::tests());
     tests.extend(instances::tests());
     tests.extend(faults::tests());
