@@ -107,6 +107,10 @@ pub fn tests() -> Vec<Trial> {
         "hooks2::reusable_encrypted_home_mounts_gocryptfs_over_the_home",
         encrypted_home,
     ));
+    t.push(case(
+        "hooks2::reusable_encrypted_home_names_an_unusable_dev_fuse::user",
+        encrypted_home_unusable_fuse,
+    ));
     t.extend(both(
         "hooks2::reusable_user_hooks_config_overrides_and_unknown_keys",
         user_reusable,
@@ -2253,6 +2257,85 @@ fn installed(program: &str) -> bool {
     ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
         .iter()
         .any(|d| Path::new(d).join(program).exists())
+}
+
+/// Where `/dev/fuse` is `0600 root` (a machine without udev), the user's
+/// `encrypted-home` fails before gocryptfs runs, and antimony's error names
+/// the device, its mode and the command that fixes it (not fusermount3's
+/// "failed to open /dev/fuse"). The user runs antimony in a mount namespace
+/// where a `0600` node with FUSE's numbers covers `/dev/fuse`.
+fn encrypted_home_unusable_fuse() -> TestResult {
+    let Some(user) = world().user.clone() else {
+        return skip("no unprivileged test user");
+    };
+    if !world().is_root {
+        return skip("needs root to cover /dev/fuse in a mount namespace");
+    }
+    if !installed("gocryptfs") || !installed("fusermount3") {
+        return skip("gocryptfs or fusermount3 is missing (apt-get install gocryptfs fuse3)");
+    }
+    let root = fixture!(Who::Root);
+    let us = match Scratch::new(Who::User) {
+        Ok(s) => s,
+        Err(e) => return skip(e),
+    };
+    let node = root.s.path("fuse");
+    let c =
+        std::ffi::CString::new(node.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // SAFETY: mknod with a NUL-terminated path; 10:229 is /dev/fuse's number.
+    if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(10, 229)) } != 0 {
+        return Err(format!("mknod: {}", std::io::Error::last_os_error()).into());
+    }
+    us.write("pass", "correct horse battery staple\n");
+    us.profile(
+        "vault",
+        &format!(
+            "inherits = [\"sh\"]\n[home]\npolicy = \"Enabled\"\n\
+             [[hooks.pre]]\nuse = \"encrypted-home\"\nconfig = {{ passfile = \"{}\" }}\n",
+            s(&us.path("pass"))
+        ),
+    );
+    let home = us.home();
+    let mut run = root
+        .s
+        .command("unshare")
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(format!(
+            "mount --bind \"$0\" /dev/fuse && exec setpriv --reuid={} --regid={} --init-groups -- \"$@\"",
+            user.uid, user.gid
+        ))
+        .arg(&node)
+        .arg(&world().antimony)
+        .args(["run", "vault", "--", "-c", "echo program-ran"])
+        .env("HOME", &home)
+        .env("USER", &user.name)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("XDG_RUNTIME_DIR", us.path("runtime"));
+    run.cmd.current_dir(&home);
+    let out = run.run();
+    ensure!(
+        out.code() == Some(125) && !out.stdout.contains("program-ran"),
+        "the launch went on: {}",
+        out.show()
+    );
+    error_line(
+        &out,
+        &[
+            "encrypted-home",
+            "/dev/fuse",
+            "crw-------",
+            "chmod 0666 /dev/fuse",
+        ],
+    )?;
+    ensure!(
+        !out.stderr.contains("fusermount3"),
+        "gocryptfs ran anyway: {}",
+        out.show()
+    );
+    pass()
 }
 
 /// `encrypted-home` mounts a gocryptfs folder over the profile's persistent
