@@ -4,6 +4,8 @@
 #   benches/launch.sh              the full run (builds the release binary first)
 #   benches/launch.sh --quick      a smoke run: few iterations, small sizes (CI)
 #   benches/launch.sh --markdown   also print the results as the README's table
+#   benches/launch.sh --against OLD   also time the binary OLD against this one,
+#                                  launch by launch in turn (a change's cost)
 #
 # Options: --bin PATH (the antimony binary to measure; default: a fresh
 # `cargo build --release`), --runs N (hyperfine runs per command and round),
@@ -29,7 +31,10 @@
 #      (per-unit cost = (t(n) - t(minimal)) / n, which should stay flat), and
 #      bubblewrap with the same binds for comparison;
 #   5. 32 launches at once, all of which must succeed.
-# It ends with which of the issue's goals are met.
+# It ends with which of the issue's goals are met. With --against OLD, a
+# last section times OLD and the measured binary in turn (the same profiles:
+# minimal, a blocking hook, an attached hook's start and whole run) and gives
+# the new binary's cost as the median of the paired differences.
 #
 # Figures are medians (robust to the odd preempted run). Nothing is asserted
 # on a time: the harness fails only when something does not work (a launch
@@ -52,6 +57,7 @@ set -euo pipefail
 QUICK=0
 MARKDOWN=0
 BIN=""
+AGAINST=""
 RUNS=""
 ROUNDS=""
 WORKER=""
@@ -72,6 +78,7 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --markdown) MARKDOWN=1 ;;
     --bin) BIN=${2:?--bin needs a path}; shift ;;
+    --against) AGAINST=${2:?--against needs a path}; shift ;;
     --runs) RUNS=${2:?--runs needs a number}; shift ;;
     --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
     --user) BENCH_USER=${2:?--user needs a name}; shift ;;
@@ -153,12 +160,18 @@ if [ -z "$WORKER" ]; then
     rustc --edition 2024 -O -o "$T/bin/interleave" "$repo/benches/interleave.rs" ||
         die "could not build benches/interleave.rs"
     chmod 755 "$T/bin/antimony" "$T/bin/launch.sh" "$T/bin/interleave"
+    if [ -n "$AGAINST" ]; then
+        [ -x "$AGAINST" ] || die "$AGAINST (--against) is not an executable"
+        cp "$AGAINST" "$T/bin/antimony-old"
+        chmod 755 "$T/bin/antimony-old"
+    fi
     profile=release
     case $BIN in */debug/*) profile=debug ;; esac
 
     args=(--worker "$T" --runs "$RUNS" --rounds "$ROUNDS" --build "$profile")
     ((QUICK)) && args+=(--quick)
     ((MARKDOWN)) && args+=(--markdown)
+    [ -z "$AGAINST" ] || args+=(--against "$T/bin/antimony-old")
     if [ "$(id -u)" -eq 0 ]; then
         if ! id -u "$BENCH_USER" >/dev/null 2>&1; then
             useradd --no-create-home --user-group --shell /usr/sbin/nologin \
@@ -564,6 +577,28 @@ for ((r = 1; r <= CONCURRENT_ROUNDS; r++)); do
     ((ok == CONCURRENT)) || conc_ok=0
 done
 echo
+
+# --- old against new ------------------------------------------------------------------------
+
+if [ -n "$AGAINST" ]; then
+    echo "6. The old binary (--against) and this one, launch by launch in turn (median ms)"
+    versus() { # NAME ARGS… : OLD and NEW with the same arguments, in turn
+        local name=$1
+        shift
+        "$IV" "$HOOK_PAIRS" "$@" >"$W/out/versus.txt" || die "$name failed with one of the binaries"
+        local old new diff
+        old=$(calc "$(sed -n 1p "$W/out/versus.txt" | cut -d' ' -f1)")
+        new=$(calc "$(sed -n 2p "$W/out/versus.txt" | cut -d' ' -f1)")
+        diff=$(signed "$(calc "$(sed -n 3p "$W/out/versus.txt" | cut -d' ' -f1)")")
+        row "$name" "$old → $new" "new − old: $diff ms ($HOOK_PAIRS launches each)"
+    }
+    O=$T/bin/antimony-old
+    versus "run minimal" ::: "$O" run minimal ::: "$A" run minimal
+    versus "a blocking hook" ::: "$O" run "$P/hook-block.toml" ::: "$A" run "$P/hook-block.toml"
+    versus "an attached hook: program start" --start ::: "$O" run "$P/hook-attach.toml" "${D[@]}" ::: "$A" run "$P/hook-attach.toml" "${D[@]}"
+    versus "an attached hook: whole run" ::: "$O" run "$P/hook-attach.toml" ::: "$A" run "$P/hook-attach.toml"
+    echo
+fi
 
 # --- goals -------------------------------------------------------------------------------------
 

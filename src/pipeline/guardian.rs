@@ -190,11 +190,6 @@ impl Guardian {
         }
     }
 
-    /// Its PID, which is also its process group's number.
-    pub fn pid(&self) -> libc::pid_t {
-        self.pid
-    }
-
     /// antimony ends normally: the guardian leaves without killing. It
     /// is told as soon as no hook can run any more, and reaped when it is
     /// dropped: in between, antimony does its last work (the run record,

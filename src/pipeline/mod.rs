@@ -18,7 +18,6 @@
 //! blocks on a hook's output or input, and the sandbox is forked from a
 //! single-threaded process.
 
-mod cpus;
 mod dbus;
 mod guardian;
 mod server;
@@ -128,7 +127,6 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         last_member_scan: None,
         guardian: None,
         guardian_tried: false,
-        cpus: None,
         sandbox: None,
         proxy: None,
         program_started: false,
@@ -227,9 +225,6 @@ struct Run<'a> {
     /// Whether the guardian was started (or tried): once, before the first
     /// hook on the host (`spawn_task`).
     guardian_tried: bool,
-    /// The CPUs split for a set-up beside attached pre-hooks, until the
-    /// program runs.
-    cpus: Option<cpus::Split>,
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
@@ -335,19 +330,12 @@ impl Run<'_> {
         let pre = self.indices(HookEvent::Pre);
         let deferred = pre[self.trailing_attached(&pre)..].to_vec();
         let waiting = !deferred.is_empty();
-        // Hooks starting beside the set-up: on separate CPUs (`cpus`).
-        let split = if waiting { cpus::Split::new() } else { None };
         let spawned = sandbox::prepare(self.plan).and_then(|mut p| {
             p.wait_for_go = waiting;
-            p.cpus = split.as_ref().map(cpus::Split::allowed);
             sandbox::spawn(&mut p)
         });
         match spawned {
             Ok(sb) => {
-                if let Some(split) = split {
-                    split.apply(sb.pid);
-                    self.cpus = Some(split);
-                }
                 self.sandbox = Some(sb);
                 self.channel_open = true;
             }
@@ -372,17 +360,10 @@ impl Run<'_> {
                 }
             }
         }
-        if let Some(split) = &self.cpus {
-            split.release_self();
-        }
         self.started_queue = self.indices(HookEvent::Started).into();
         // Until init is gone and everything it said has been read.
         while !self.init_gone || self.channel_open {
             self.turn(None);
-        }
-        // A launch that ended before its program ran.
-        if let Some(split) = &mut self.cpus {
-            split.release_hooks();
         }
         if let Some(f) = self.setup_failure.take() {
             self.launch_error.get_or_insert(f.into());
@@ -597,9 +578,6 @@ impl Run<'_> {
             return;
         }
         self.guardian = guardian::Guardian::start();
-        if let (Some(g), Some(split)) = (&self.guardian, &mut self.cpus) {
-            split.started(g.pid());
-        }
         if self.guardian.is_none() {
             self.warnings.push(
                 "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
@@ -752,11 +730,6 @@ impl Run<'_> {
             self.start_guardian();
             let slot = self.guardian.as_ref().and_then(|g| g.reserve());
             let task = Task::host(idx, ph, &self.cx, foreground, pid, input, slot);
-            if let (Some(pg), Some(split)) =
-                (task.as_ref().ok().and_then(Task::pgid), &mut self.cpus)
-            {
-                split.started(pg);
-            }
             if let (Err(_), Some(g), Some(slot)) = (&task, &self.guardian, slot) {
                 g.release(slot);
             }
@@ -1057,9 +1030,6 @@ impl Run<'_> {
             }
             Message::Started { pid } => {
                 self.program_started = true;
-                if let Some(split) = &mut self.cpus {
-                    split.release_hooks();
-                }
                 self.program_inside_pid = u32::try_from(pid).ok();
                 self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
                 if self.program_pid.is_none() {

@@ -153,13 +153,6 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
             }
         }
     }
-    // The CPUs antimony may use, back from the set-up's narrowing: the
-    // program inherits them. Should it fail (the CPUs went offline), the
-    // program runs on init's.
-    if let Some(cpus) = &p.cpus {
-        // SAFETY: a valid cpu_set_t, prepared before the fork, of the size passed.
-        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), cpus) };
-    }
     let program = match fork_exec(&spec) {
         Ok(pid) => pid,
         Err((step, e)) => fail(chan, step, 0, e),

@@ -38,10 +38,6 @@ pub struct Prepared {
     pub cwd_strict: bool,
     /// Init waits, set up, for antimony's go before executing the program.
     pub wait_for_go: bool,
-    /// The CPUs init takes back before it starts the program: antimony
-    /// narrows init's for the set-up when attached pre-hooks start beside
-    /// it (`pipeline::cpus`).
-    pub cpus: Option<libc::cpu_set_t>,
     pub home: CString,
     pub umask: libc::mode_t,
     /// A pidfd of antimony itself: the child checks it once, after asking
@@ -306,7 +302,6 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         cwd: cstring(&plan.cwd)?,
         cwd_strict: plan.cwd_explicit,
         wait_for_go: false,
-        cpus: None,
         home: cstring(&plan.home)?,
         umask,
         parent: pidfd_self()?,
