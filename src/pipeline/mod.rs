@@ -21,6 +21,7 @@
 mod dbus;
 mod guardian;
 mod server;
+mod verdict;
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, RawFd};
@@ -54,17 +55,7 @@ pub struct Outcome {
     pub warnings: Vec<String>,
 }
 
-/// The exit status for a wait status: the program's code, or 128+N for a
-/// death by signal N.
-pub fn exit_code(status: i32) -> u8 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status) as u8
-    } else if libc::WIFSIGNALED(status) {
-        128u8.wrapping_add(libc::WTERMSIG(status) as u8)
-    } else {
-        EXIT_LAUNCHER_FAILURE
-    }
-}
+pub use verdict::exit_code;
 
 /// A random id for a run.
 pub fn instance_id() -> String {
@@ -424,20 +415,11 @@ impl Run<'_> {
 
     fn post_phase(&mut self) {
         self.phase = Phase::Post;
-        let outcome = match (&self.launch_error, self.program_status()) {
-            (_, Some(status)) => {
-                if libc::WIFSIGNALED(status) {
-                    ProgramOutcome::Signaled(libc::WTERMSIG(status))
-                } else {
-                    ProgramOutcome::Exited(libc::WEXITSTATUS(status))
-                }
-            }
-            (Some(e), _) => ProgramOutcome::LaunchFailed(e.to_string()),
-            _ => ProgramOutcome::LaunchFailed(match self.interrupted {
-                Some(sig) => format!("cancelled by {}", signals::name(sig)),
-                None => "the program did not start".into(),
-            }),
-        };
+        let outcome = verdict::program_outcome(
+            self.launch_error.as_ref(),
+            self.program_status(),
+            self.interrupted,
+        );
         self.outcome = Some(outcome.clone());
         for idx in self.indices(HookEvent::Post) {
             let h = &self.plan.hooks[idx];
@@ -475,45 +457,13 @@ impl Run<'_> {
         if let Some(g) = &mut self.guardian {
             g.retire();
         }
-        let code;
-        let error;
-        if let Some(e) = self.launch_error.take() {
-            if let Some(late) = self.late_error.take() {
-                self.warnings.push(late.to_string());
-            }
-            code = EXIT_LAUNCHER_FAILURE;
-            error = Some(e);
-        } else if let Some(late) = self.late_error.take() {
-            code = EXIT_LAUNCHER_FAILURE;
-            error = Some(Error::Hook(late));
-        } else {
-            (code, error) = match (self.program_status(), self.interrupted) {
-                (Some(s), _) => (exit_code(s), None),
-                (None, Some(sig)) => (128u8.wrapping_add(sig as u8), None),
-                // The program never started and nothing said why (init died
-                // without a word): still one error line, never a bare 125.
-                (None, None) => (
-                    EXIT_LAUNCHER_FAILURE,
-                    Some(Error::Other(
-                        match self.init_status.and_then(crate::hooks::Failure::of_status) {
-                            Some(f) => format!(
-                                "the sandbox's init ended before the program started: it {f}"
-                            ),
-                            None => "the sandbox's init ended before the program started".into(),
-                        },
-                    )),
-                ),
-            };
-        }
-        let (outcome, exit_code_field, signal, err_text) = match &self.outcome {
-            Some(ProgramOutcome::Exited(c)) => ("exited", Some(*c), None, None),
-            Some(ProgramOutcome::Signaled(s)) => ("signaled", None, Some(*s), None),
-            Some(ProgramOutcome::LaunchFailed(m)) if self.interrupted.is_some() => {
-                ("interrupted", None, None, Some(m.clone()))
-            }
-            Some(ProgramOutcome::LaunchFailed(m)) => ("launch-failed", None, None, Some(m.clone())),
-            None => ("launch-failed", None, None, None),
-        };
+        let fields = verdict::record_fields(self.outcome.as_ref(), self.interrupted.is_some());
+        let verdict::Verdict {
+            code,
+            error,
+            warning,
+        } = self.facts().verdict();
+        self.warnings.extend(warning);
         let record = RunRecord {
             profile: self.plan.name.clone(),
             instance: self.plan.instance.clone(),
@@ -527,10 +477,10 @@ impl Run<'_> {
                 .skip(1)
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
-            outcome: outcome.into(),
-            exit_code: exit_code_field,
-            signal,
-            error: err_text,
+            outcome: fields.outcome.into(),
+            exit_code: fields.exit_code,
+            signal: fields.signal,
+            error: fields.error,
             status: code,
             hooks: std::mem::take(&mut self.records),
         };
@@ -548,6 +498,17 @@ impl Run<'_> {
             code,
             error,
             warnings: self.warnings,
+        }
+    }
+
+    /// What the verdict is drawn from, at the end (the errors are taken).
+    fn facts(&mut self) -> verdict::Facts {
+        verdict::Facts {
+            launch_error: self.launch_error.take(),
+            late_error: self.late_error.take(),
+            program_status: self.program_status(),
+            interrupted: self.interrupted,
+            init_status: self.init_status,
         }
     }
 
