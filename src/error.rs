@@ -25,6 +25,8 @@ pub enum Error {
     Hook(#[from] HookError),
     #[error(transparent)]
     Instance(#[from] crate::instance::InstanceError),
+    #[error(transparent)]
+    Integrate(#[from] crate::integrate::IntegrateError),
     #[error("{context}: {}", io_text(.source))]
     Io {
         context: String,

@@ -1,5 +1,5 @@
-//! `antimony integrate` and `antimony completions` (the work is in
-//! `crate::integrate`).
+//! `antimony integrate` and `antimony completions`: the work is in
+//! `crate::integrate`, which returns what it did; this prints it.
 
 use crate::cli::CompletionShell;
 use crate::error::Error;
@@ -12,11 +12,21 @@ pub fn integrate(
     host: &Host,
     searcher: &Searcher,
 ) -> Result<u8, Error> {
-    if remove {
-        crate::integrate::remove(profile, host)
+    use std::io::Write;
+    let report = if remove {
+        crate::integrate::remove(profile, host)?
     } else {
-        crate::integrate::integrate(profile, host, searcher)
+        crate::integrate::integrate(profile, host, searcher)?
+    };
+    let mut out = std::io::stdout().lock();
+    for done in &report.done {
+        let _ = writeln!(out, "{done}");
     }
+    drop(out);
+    for w in &report.warnings {
+        super::warn(w);
+    }
+    Ok(0)
 }
 
 pub fn completions(shell: CompletionShell) -> Result<u8, Error> {

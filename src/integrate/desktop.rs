@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::exec;
 use super::keyfile::{KeyFile, Line};
+use super::{IntegrateError, exec};
 
 /// The key that marks what `antimony integrate` wrote; its value is the
 /// profile's name.
@@ -300,16 +300,14 @@ fn header(cx: &Context, from: Option<&Path>) -> Vec<Line> {
 /// its actions and any other group) runs through antimony with the
 /// original's arguments and field codes; `TryExec` names antimony; D-Bus
 /// activation is off, so that the desktop uses `Exec`.
-pub fn shadow_entry(f: &Found, cx: &Context) -> Result<String, String> {
+pub fn shadow_entry(f: &Found, cx: &Context) -> Result<String, IntegrateError> {
     let mut file = f.file.clone();
     for line in &mut file.lines {
         if let Line::Entry { key, value } = line {
             if key == "Exec" {
-                let words = exec_words(value).ok_or_else(|| {
-                    format!(
-                        "{}: cannot read its command line `Exec={value}`",
-                        f.path.display()
-                    )
+                let words = exec_words(value).ok_or_else(|| IntegrateError::UnreadableExec {
+                    file: f.path.clone(),
+                    line: format!("Exec={value}"),
                 })?;
                 *value = exec::desktop_exec(&cx.command(&words));
             }
@@ -365,12 +363,13 @@ pub fn minimal_entry(
 /// The user's copy of a system D-Bus service file: `Exec` through antimony;
 /// `SystemdService` dropped, so that the bus runs `Exec` rather than the
 /// system's unit.
-pub fn shadow_service(f: &Found, cx: &Context) -> Result<String, String> {
+pub fn shadow_service(f: &Found, cx: &Context) -> Result<String, IntegrateError> {
     let mut file = f.file.clone();
-    let exec = file
-        .get(SERVICE_GROUP, "Exec")
-        .and_then(exec::split)
-        .ok_or_else(|| format!("{}: cannot read its Exec line", f.path.display()))?;
+    let line = file.get(SERVICE_GROUP, "Exec").unwrap_or_default();
+    let exec = exec::split(line).ok_or_else(|| IntegrateError::UnreadableExec {
+        file: f.path.clone(),
+        line: format!("Exec={line}"),
+    })?;
     file.set(
         SERVICE_GROUP,
         "Exec",

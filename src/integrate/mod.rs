@@ -27,7 +27,6 @@ pub mod keyfile;
 pub mod shell;
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +46,76 @@ enum Kind {
     Desktop,
     Service,
     Link,
+}
+
+/// Why `integrate` refused or failed, before it wrote anything.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrateError {
+    #[error(
+        "integrate: `{0}` is not a profile name (integrate names the symlink after the profile, so it takes a name, not a file)"
+    )]
+    NotAName(String),
+    #[error(
+        "integrate: `{0}`: a profile whose name starts with `antimony` cannot be started through a symlink of that name"
+    )]
+    ReservedName(String),
+    #[error(
+        "integrate: {file} was written by `antimony integrate {other}`; remove that first (`antimony integrate --remove {other}`)"
+    )]
+    OtherProfiles { file: String, other: String },
+    #[error(
+        "integrate: {file} exists and was not written by antimony; not replacing it (move it away and run integrate again)"
+    )]
+    NotOurs { file: String },
+    #[error("integrate: {file}: cannot read its command line `{line}`")]
+    UnreadableExec { file: PathBuf, line: String },
+}
+
+/// What `integrate` or `--remove` did, for the command to print.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// In the order they were done.
+    pub done: Vec<Done>,
+    /// What the user should know (PATH order, a shadowed system command).
+    pub warnings: Vec<String>,
+}
+
+/// One thing done to a file (paths as `Host::display_path` shows them).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Done {
+    Linked {
+        link: String,
+        target: PathBuf,
+    },
+    Wrote {
+        file: String,
+        shadows: Option<PathBuf>,
+    },
+    Removed {
+        file: String,
+    },
+    /// `--remove` found nothing of the profile's.
+    NothingToRemove {
+        profile: String,
+    },
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Done::Linked { link, target } => write!(f, "linked {link} → {}", target.display()),
+            Done::Wrote {
+                file,
+                shadows: Some(s),
+            } => write!(f, "wrote {file} (shadows {})", s.display()),
+            Done::Wrote {
+                file,
+                shadows: None,
+            } => write!(f, "wrote {file}"),
+            Done::Removed { file } => write!(f, "removed {file}"),
+            Done::NothingToRemove { profile } => write!(f, "nothing to remove for {profile}"),
+        }
+    }
 }
 
 /// One file `integrate` writes.
@@ -119,14 +188,10 @@ fn data_dirs(host: &Host) -> Vec<PathBuf> {
 
 fn check_name(name: &str) -> Result<(), Error> {
     if profile::is_path_argument(name) || !profile::valid_name(name) {
-        return Err(Error::Other(format!(
-            "integrate: `{name}` is not a profile name (integrate names the symlink after the profile, so it takes a name, not a file)"
-        )));
+        return Err(IntegrateError::NotAName(name.into()).into());
     }
     if name.starts_with("antimony") {
-        return Err(Error::Other(format!(
-            "integrate: `{name}`: a profile whose name starts with `antimony` cannot be started through a symlink of that name"
-        )));
+        return Err(IntegrateError::ReservedName(name.into()).into());
     }
     Ok(())
 }
@@ -238,7 +303,7 @@ fn search_path(host: &Host) -> Vec<PathBuf> {
 }
 
 /// `antimony integrate PROFILE`.
-pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<Report, Error> {
     check_name(name)?;
     let p = profile::resolve(searcher, name)?;
     // Planned like a run: a profile that cannot run (a fragment, which
@@ -264,8 +329,7 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         items.push(Item {
             kind: Kind::Desktop,
             path: apps.join(&f.id),
-            contents: desktop::shadow_entry(f, &cx)
-                .map_err(|m| Error::Other(format!("integrate: {m}")))?,
+            contents: desktop::shadow_entry(f, &cx)?,
             shadows: Some(f.path.clone()),
         });
     }
@@ -300,8 +364,7 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         items.push(Item {
             kind: Kind::Service,
             path: services.join(&f.id),
-            contents: desktop::shadow_service(f, &cx)
-                .map_err(|m| Error::Other(format!("integrate: {m}")))?,
+            contents: desktop::shadow_service(f, &cx)?,
             shadows: Some(f.path.clone()),
         });
     }
@@ -321,16 +384,17 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
             Owner::Absent => {}
             Owner::Ours(other) if other == name || item.kind == Kind::Link => {}
             Owner::Ours(other) => {
-                return Err(Error::Other(format!(
-                    "integrate: {} was written by `antimony integrate {other}`; remove that first (`antimony integrate --remove {other}`)",
-                    host.display_path(&item.path)
-                )));
+                return Err(IntegrateError::OtherProfiles {
+                    file: host.display_path(&item.path),
+                    other,
+                }
+                .into());
             }
             Owner::Foreign => {
-                return Err(Error::Other(format!(
-                    "integrate: {} exists and was not written by antimony; not replacing it (move it away and run integrate again)",
-                    host.display_path(&item.path)
-                )));
+                return Err(IntegrateError::NotOurs {
+                    file: host.display_path(&item.path),
+                }
+                .into());
             }
         }
     }
@@ -355,31 +419,24 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
     write_json(&folders_file, &folders)?;
     write_json(&record_file, &record)?;
 
-    let mut out = std::io::stdout().lock();
+    let mut report = Report::default();
     for item in &items {
         match item.kind {
             Kind::Link => {
                 if std::fs::read_link(&item.path).ok().as_deref() != Some(exe.as_path()) {
                     replace_symlink(&item.path, &exe)?;
                 }
-                let _ = writeln!(
-                    out,
-                    "linked {} → {}",
-                    host.display_path(&item.path),
-                    exe.display()
-                );
+                report.done.push(Done::Linked {
+                    link: host.display_path(&item.path),
+                    target: exe.clone(),
+                });
             }
             Kind::Desktop | Kind::Service => {
                 write_file(&item.path, &item.contents)?;
-                let _ = match &item.shadows {
-                    Some(s) => writeln!(
-                        out,
-                        "wrote {} (shadows {})",
-                        host.display_path(&item.path),
-                        s.display()
-                    ),
-                    None => writeln!(out, "wrote {}", host.display_path(&item.path)),
-                };
+                report.done.push(Done::Wrote {
+                    file: host.display_path(&item.path),
+                    shadows: item.shadows.clone(),
+                });
             }
         }
     }
@@ -389,30 +446,31 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Err
         for f in old.files.iter().filter(|f| !record.files.contains(f)) {
             if owner(kind_of(f, host), f, &exe, true)? == Owner::Ours(name.to_string()) {
                 remove_file(f)?;
-                let _ = writeln!(out, "removed {}", host.display_path(f));
+                report.done.push(Done::Removed {
+                    file: host.display_path(f),
+                });
             }
         }
     }
-    drop(out);
-    path_warning(name, host);
+    report.warnings.extend(path_warning(name, host));
     // Not an application the desktop knows, but a command the system has
     // (sh, python3): the link now comes first for everything that finds it
     // on PATH, scripts (`#!/usr/bin/env python3`) and hooks included.
     if !items.iter().any(|i| i.shadows.is_some()) {
         if let Some(system) = plan::find_in(name, plan::sandbox_path(host.uid)) {
-            crate::commands::warn(&format!(
+            report.warnings.push(format!(
                 "{} now stands for {} wherever PATH finds `{name}`: scripts (`#!/usr/bin/env {name}`) and programs that run `{name}` get the sandbox too",
                 host.display_path(&local_bin(host).join(name)),
                 system.display()
             ));
         }
     }
-    Ok(0)
+    Ok(report)
 }
 
-/// Warns when typing the profile's name in a shell would not go through
-/// the symlink.
-fn path_warning(name: &str, host: &Host) {
+/// The warning when typing the profile's name in a shell would not go
+/// through the symlink.
+fn path_warning(name: &str, host: &Host) -> Option<String> {
     let bin = local_bin(host);
     let path: Vec<PathBuf> = host
         .var("PATH")
@@ -420,23 +478,24 @@ fn path_warning(name: &str, host: &Host) {
         .unwrap_or_default();
     let display = host.display_path(&bin);
     match path.iter().position(|d| *d == bin) {
-        None => crate::commands::warn(&format!(
+        None => Some(format!(
             "{display} is not on PATH: typing `{name}` in a shell does not start it through antimony"
         )),
-        Some(i) => {
-            if let Some(earlier) = path[..i].iter().find(|d| d.join(name).is_file()) {
-                crate::commands::warn(&format!(
+        Some(i) => path[..i]
+            .iter()
+            .find(|d| d.join(name).is_file())
+            .map(|earlier| {
+                format!(
                     "{} comes before {display} on PATH: typing `{name}` in a shell starts {} outside the sandbox",
                     earlier.display(),
                     earlier.join(name).display()
-                ));
-            }
-        }
+                )
+            }),
     }
 }
 
 /// `antimony integrate --remove PROFILE`.
-pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
+pub fn remove(name: &str, host: &Host) -> Result<Report, Error> {
     check_name(name)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
@@ -457,8 +516,7 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
     }
     candidates.insert(local_bin(host).join(name));
 
-    let mut out = std::io::stdout().lock();
-    let mut removed = 0;
+    let mut report = Report::default();
     let recorded = |p: &Path| {
         record
             .as_ref()
@@ -468,16 +526,19 @@ pub fn remove(name: &str, host: &Host) -> Result<u8, Error> {
         if owner(kind_of(path, host), path, &exe, recorded(path))? == Owner::Ours(name.to_string())
         {
             remove_file(path)?;
-            removed += 1;
-            let _ = writeln!(out, "removed {}", host.display_path(path));
+            report.done.push(Done::Removed {
+                file: host.display_path(path),
+            });
         }
     }
     remove_file(&record_file)?;
     remove_folders(host)?;
-    if removed == 0 {
-        let _ = writeln!(out, "nothing to remove for {name}");
+    if report.done.is_empty() {
+        report.done.push(Done::NothingToRemove {
+            profile: name.to_string(),
+        });
     }
-    Ok(0)
+    Ok(report)
 }
 
 /// Creates a folder and its missing parents; returns those it made,
@@ -576,5 +637,47 @@ fn remove_file(path: &Path) -> Result<(), Error> {
             format!("integrate: remove {}", path.display()),
             e,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_done_reads_as_the_command_prints_it() {
+        let lines: Vec<String> = [
+            Done::Linked {
+                link: "~/.local/bin/sh".into(),
+                target: "/usr/bin/antimony".into(),
+            },
+            Done::Wrote {
+                file: "~/.local/share/applications/firefox-esr.desktop".into(),
+                shadows: Some("/usr/share/applications/firefox-esr.desktop".into()),
+            },
+            Done::Wrote {
+                file: "~/.local/share/applications/antimony-sh.desktop".into(),
+                shadows: None,
+            },
+            Done::Removed {
+                file: "~/.local/bin/sh".into(),
+            },
+            Done::NothingToRemove {
+                profile: "sh".into(),
+            },
+        ]
+        .iter()
+        .map(Done::to_string)
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "linked ~/.local/bin/sh → /usr/bin/antimony",
+                "wrote ~/.local/share/applications/firefox-esr.desktop (shadows /usr/share/applications/firefox-esr.desktop)",
+                "wrote ~/.local/share/applications/antimony-sh.desktop",
+                "removed ~/.local/bin/sh",
+                "nothing to remove for sh",
+            ]
+        );
     }
 }
