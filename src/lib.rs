@@ -14,7 +14,6 @@ pub mod hooks;
 pub mod host;
 pub mod instance;
 pub mod integrate;
-pub mod man;
 pub mod pipeline;
 pub mod plan;
 pub mod procfs;

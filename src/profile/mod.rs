@@ -90,7 +90,9 @@ pub enum ProfileError {
 /// the property tests' entry point): validation, inheritance from the
 /// shipped profiles, then `show` and re-loading what `show` printed, which
 /// must give the same profile. Returns the error message for invalid input
-/// (`None` for a valid profile); panics only on a bug.
+/// (`None` for a valid profile); panics only on a bug. Only in builds with
+/// the `fuzzing` feature (the fuzz target, `tests/fuzz_profiles.rs`).
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_error(data: &[u8]) -> Option<String> {
     let path = std::path::Path::new("/nonexistent/fuzz.toml");
     let text = match load::decode(path, data.to_vec()) {
@@ -131,6 +133,7 @@ pub fn fuzz_error(data: &[u8]) -> Option<String> {
 }
 
 /// `fuzz_error`, as "was it valid".
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn fuzz_one(data: &[u8]) -> bool {
     fuzz_error(data).is_none()
 }

@@ -17,6 +17,7 @@ mod hooks2;
 mod hostside;
 mod instances;
 mod man;
+mod manpages;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();

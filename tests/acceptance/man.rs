@@ -1,6 +1,6 @@
 //! The man pages in `man/` against the code.
 //!
-//! - The generated pages (`antimony::man::pages()`, from the clap
+//! - The generated pages (`manpages::pages()`, from the clap
 //!   definitions) must equal the committed files; `ANTIMONY_UPDATE_MAN=1`
 //!   rewrites the files instead.
 //! - Every key of the profile format, found by walking the raw serde structs
@@ -88,7 +88,7 @@ fn first_difference(want: &str, have: &str) -> String {
 fn generated_pages_match() -> TestResult {
     let update = std::env::var(UPDATE).as_deref() == Ok("1");
     let dir = man_dir();
-    let pages = antimony::man::pages();
+    let pages = crate::manpages::pages();
     let mut problems = Vec::new();
     for (name, text) in &pages {
         let path = dir.join(name);
@@ -127,7 +127,7 @@ fn generated_pages_match() -> TestResult {
 
 fn every_subcommand_has_a_page() -> TestResult {
     let top = read_page("antimony.1")?;
-    let pages = antimony::man::pages();
+    let pages = crate::manpages::pages();
     let mut problems = Vec::new();
     for sub in Cli::command()
         .get_subcommands()
@@ -136,7 +136,7 @@ fn every_subcommand_has_a_page() -> TestResult {
         let name = sub.get_name();
         let file = format!("antimony-{name}.1");
         if !pages.iter().any(|(n, _)| *n == file) {
-            problems.push(format!("antimony::man::pages() has no {file}"));
+            problems.push(format!("crate::manpages::pages() has no {file}"));
         }
         if !man_dir().join(&file).is_file() {
             problems.push(format!("man/{file} is missing"));
@@ -606,7 +606,7 @@ fn pages_render_without_warnings() -> TestResult {
     if Command::new("groff").arg("--version").output().is_err() {
         return skip("groff is not installed (apt-get install groff-base)");
     }
-    let mut names: Vec<String> = antimony::man::pages().into_iter().map(|(n, _)| n).collect();
+    let mut names: Vec<String> = crate::manpages::pages().into_iter().map(|(n, _)| n).collect();
     names.push(PROFILE_PAGE.into());
     let mut problems = Vec::new();
     for name in names {

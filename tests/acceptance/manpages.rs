@@ -12,7 +12,8 @@
 //! The pages are committed in `man/`; the acceptance test `man` fails when
 //! they differ from what this module generates, and rewrites them with
 //! `ANTIMONY_UPDATE_MAN=1`. The profile format's page, `antimony-profile.5`,
-//! is written by hand in `man/`.
+//! is written by hand in `man/`. The generator lives with that test, not in
+//! the shipped library: antimony itself never renders a page.
 
 use std::fmt::Write as _;
 
@@ -20,7 +21,7 @@ use clap::CommandFactory;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use crate::cli::{Cli, EXIT_STATUS_HELP};
+use antimony::cli::{Cli, EXIT_STATUS_HELP};
 
 /// What `roff::Roff` writes at the start of every rendering: defines the
 /// `Aq` string (a straight apostrophe) that escaped apostrophes use.
