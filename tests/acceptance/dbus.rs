@@ -6,7 +6,6 @@
 //! only; without `[dbus]` there is no bus.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -25,12 +24,6 @@ pub fn tests() -> Vec<Trial> {
         with_dbus_fragment,
     ));
     t
-}
-
-fn have(program: &str) -> bool {
-    ["/usr/bin", "/bin", "/usr/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).exists())
 }
 
 /// A private session bus and echo services, run as the scratch's user;
@@ -112,7 +105,7 @@ fn setup(who: Who) -> Result<Scratch, String> {
         "dbus-send",
         "xdg-dbus-proxy",
     ] {
-        if !have(p) {
+        if !installed(p) {
             return Err(format!("{p} is not installed (scripts/test installs it)"));
         }
     }

@@ -100,16 +100,6 @@ fn ro(host: &Path, sandbox: &str) -> Vec<String> {
     vec!["--ro".into(), format!("{}={sandbox}", host.display())]
 }
 
-/// Kills and reaps a host process when dropped.
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Puts `fd` at `at` in the child before it executes (without
 /// close-on-exec), the way a caller leaks a descriptor into antimony.
 fn pass_fd(run: &mut Run, fd: RawFd, at: RawFd) {

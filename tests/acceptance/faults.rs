@@ -452,10 +452,6 @@ fn parallel(who: Who) -> TestResult {
     pass()
 }
 
-fn mounts() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
-}
-
 /// antimony killed with SIGKILL during the pre-hooks, while the sandbox
 /// runs, and during the post-hooks: no process of the sandbox or of the
 /// hooks (attached ones and their children included), and no mount, is
@@ -669,23 +665,13 @@ content = '(exec -a {token} sleep 600) & wait'
     pass()
 }
 
-/// Whether `path` is a mount point on the host (read from the mount table:
-/// a dead FUSE mount cannot be stat'ed).
-fn mounted(path: &Path) -> bool {
-    let want = s(path);
-    mounts()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
 /// antimony killed with SIGKILL while the shipped `encrypted-home` hook has
 /// the profile's home mounted (gocryptfs, on the host): its post-hook never
 /// runs, and still the home is unmounted, and no gocryptfs or watcher is
 /// left, shortly after antimony's end.
 fn sigkill_encrypted_home(who: Who) -> TestResult {
     let s = scratch!(who);
-    let have = |p: &str| Path::new("/usr/bin").join(p).exists();
-    if !have("gocryptfs") || !have("fusermount3") || !Path::new("/dev/fuse").exists() {
+    if !installed("gocryptfs") || !installed("fusermount3") || !Path::new("/dev/fuse").exists() {
         return skip(
             "gocryptfs, fusermount3 or /dev/fuse is missing (apt-get install gocryptfs fuse3)",
         );

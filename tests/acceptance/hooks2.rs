@@ -2222,43 +2222,6 @@ fn notify_on_failure(who: Who) -> TestResult {
 }
 
 /// Whether `path` is a mount point on the host.
-fn mounted(path: &Path) -> bool {
-    let want = s(path);
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-}
-
-/// Unmounts a FUSE mount left behind by a failed test.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        for _ in 0..3 {
-            if !mounted(&self.0) {
-                return;
-            }
-            let _ = std::process::Command::new("fusermount3")
-                .arg("-u")
-                .arg(&self.0)
-                .status();
-            if mounted(&self.0) {
-                let _ = std::process::Command::new("umount")
-                    .arg("-l")
-                    .arg(&self.0)
-                    .status();
-            }
-        }
-    }
-}
-
-fn installed(program: &str) -> bool {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .any(|d| Path::new(d).join(program).exists())
-}
-
 /// Where `/dev/fuse` is `0600 root` (a machine without udev), the user's
 /// `encrypted-home` fails before gocryptfs runs, and antimony's error names
 /// the device, its mode and the command that fixes it (not fusermount3's

@@ -338,16 +338,6 @@ impl Drop for Instance {
     }
 }
 
-/// A host process that is killed and reaped when dropped.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A process's start time (clock ticks since boot, /proc/PID/stat field 22).
 fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -606,7 +606,10 @@ fn pages_render_without_warnings() -> TestResult {
     if Command::new("groff").arg("--version").output().is_err() {
         return skip("groff is not installed (apt-get install groff-base)");
     }
-    let mut names: Vec<String> = crate::manpages::pages().into_iter().map(|(n, _)| n).collect();
+    let mut names: Vec<String> = crate::manpages::pages()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     names.push(PROFILE_PAGE.into());
     let mut problems = Vec::new();
     for name in names {

@@ -727,6 +727,54 @@ pub fn describe(pids: &[u32]) -> String {
     out
 }
 
+/// A host process that is killed and reaped when dropped.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether a program is installed in the system's folders.
+pub fn installed(program: &str) -> bool {
+    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        .iter()
+        .any(|d| Path::new(d).join(program).exists())
+}
+
+/// The host's mount table (this process's view).
+pub fn mounts() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+}
+
+/// Whether `path` is a mount point on the host (read from the mount table:
+/// a dead FUSE mount cannot be stat'ed).
+pub fn mounted(path: &Path) -> bool {
+    let want = s(path);
+    mounts()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+/// Unmounts a FUSE mount left behind by a failed test.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            if !mounted(&self.0) {
+                return;
+            }
+            let _ = Command::new("fusermount3").arg("-u").arg(&self.0).status();
+            if mounted(&self.0) {
+                let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+            }
+        }
+    }
+}
+
 /// SIGKILLs host processes (what a failed test would leave behind).
 pub fn kill_all(pids: &[u32]) {
     for &pid in pids {
