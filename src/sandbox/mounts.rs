@@ -172,22 +172,25 @@ impl Place {
         if len <= NEWROOT.len() || !dest.starts_with(NEWROOT) {
             return Err(Errno::EINVAL);
         }
-        let slash = dest[..len].iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let slash = dest
+            .get(..len)
+            .and_then(|d| d.iter().rposition(|&b| b == b'/'))
+            .unwrap_or(0);
         let leaf = slash + 1;
         if slash < NEWROOT.len() {
             return open_in_root(nr, c".").map(|dir| Place { dir, leaf });
         }
-        dest[slash] = 0;
-        let found = match open_in_root(nr, sys::cstr(&dest[NEWROOT.len()..])) {
+        sys::put(dest, slash, 0)?;
+        let found = match open_in_root(nr, sys::cstr_at(dest, NEWROOT.len())) {
             Err(Errno::ENOENT) if make => make_folders(nr, dest, slash),
             r => r,
         };
-        dest[slash] = b'/';
+        sys::put(dest, slash, b'/')?;
         found.map(|dir| Place { dir, leaf })
     }
 
     fn name<'a>(&self, dest: &'a [u8]) -> &'a CStr {
-        sys::cstr(&dest[self.leaf..])
+        sys::cstr_at(dest, self.leaf)
     }
 
     /// The destination itself (made by the caller), opened without
@@ -215,16 +218,21 @@ fn make_folders(nr: RawFd, dest: &mut [u8], end: usize) -> R<RawFd> {
     let mut dir = open_in_root(nr, c".")?;
     let mut start = NEWROOT.len();
     loop {
-        let stop = dest[start..end]
-            .iter()
-            .position(|&b| b == b'/')
+        let stop = dest
+            .get(start..end)
+            .and_then(|d| d.iter().position(|&b| b == b'/'))
             .map_or(end, |p| start + p);
-        let saved = dest[stop];
-        dest[stop] = 0;
+        let saved = match sys::put(dest, stop, 0) {
+            Ok(saved) => saved,
+            Err(e) => {
+                sys::close(dir);
+                return Err(e);
+            }
+        };
         // One component, made in the folder found before: nothing to follow.
-        let next = exist_ok(sys::mkdirat(dir, sys::cstr(&dest[start..]), 0o755))
-            .and_then(|()| open_in_root(nr, sys::cstr(&dest[NEWROOT.len()..])));
-        dest[stop] = saved;
+        let next = exist_ok(sys::mkdirat(dir, sys::cstr_at(dest, start), 0o755))
+            .and_then(|()| open_in_root(nr, sys::cstr_at(dest, NEWROOT.len())));
+        let _ = sys::put(dest, stop, saved);
         sys::close(dir);
         dir = next?;
         if stop == end {

@@ -76,6 +76,18 @@ pub fn mkdir(path: &CStr, mode: libc::mode_t) -> R<()> {
 }
 
 /// Views a NUL-terminated buffer as a C string.
+/// `buf[at] = byte`, returning what was there; `EINVAL` past the end (no
+/// panic after the fork).
+pub fn put(buf: &mut [u8], at: usize, byte: u8) -> R<u8> {
+    let slot = buf.get_mut(at).ok_or(Errno::EINVAL)?;
+    Ok(std::mem::replace(slot, byte))
+}
+
+/// The C string at `buf[from..]` (empty past the end).
+pub fn cstr_at(buf: &[u8], from: usize) -> &CStr {
+    cstr(buf.get(from..).unwrap_or_default())
+}
+
 pub fn cstr(buf: &[u8]) -> &CStr {
     CStr::from_bytes_until_nul(buf).unwrap_or(c"")
 }
@@ -174,7 +186,7 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> R<()> {
             }
             return Err(e);
         }
-        buf = &buf[n as usize..];
+        buf = buf.get(n as usize..).unwrap_or_default();
     }
     Ok(())
 }
@@ -182,9 +194,9 @@ pub fn write_all(fd: RawFd, mut buf: &[u8]) -> R<()> {
 /// Reads until `buf` is full or end of file; returns the bytes read.
 pub fn read_full(fd: RawFd, buf: &mut [u8]) -> R<usize> {
     let mut got = 0;
-    while got < buf.len() {
+    while let Some(rest) = buf.get_mut(got..).filter(|r| !r.is_empty()) {
         // SAFETY: the destination is the unfilled, writable tail of buf.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        let n = unsafe { libc::read(fd, rest.as_mut_ptr().cast(), rest.len()) };
         if n < 0 {
             let e = Errno::last();
             if e == Errno::EINTR {
