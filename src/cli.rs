@@ -160,8 +160,11 @@ no entry for gets a minimal one. The system's D-Bus services that start the prog
 $XDG_DATA_HOME/dbus-1/services/, so that D-Bus activation goes through antimony too. Last, \
 a symlink ~/.local/bin/PROFILE → antimony: antimony started under another name runs the \
 profile of that name with every argument passed on. A warning says when ~/.local/bin is not \
-on PATH or a folder before it has its own PROFILE, and when PROFILE is also a command of the \
-system's (sh, python3), which the link then stands for wherever PATH finds it.\n\n\
+on PATH or a folder before it has its own PROFILE.\n\n\
+A PROFILE that is also a command of the system's without a desktop entry of its own (a shell, \
+an interpreter, a core utility: sh, python3, curl) is refused: the link would stand for it \
+wherever PATH finds it, and every script that runs it (`#!/usr/bin/env sh`) would get the \
+sandbox instead. --force integrates it all the same, with a warning.\n\n\
 Every file it writes is marked as antimony's (X-Antimony-Profile=PROFILE) and recorded under \
 $XDG_STATE_HOME/antimony/integrations/. A file in the way that antimony did not write, or a \
 symlink that points elsewhere, is never replaced: integrate then fails before writing \
@@ -174,6 +177,9 @@ wrote for the profile, and the folders it made if they are empty, and nothing el
         /// Remove what `integrate` wrote for this profile
         #[arg(long)]
         remove: bool,
+        /// Integrate a command of the system's too (a shell, an interpreter, a core utility)
+        #[arg(long, conflicts_with = "remove")]
+        force: bool,
     },
     /// Print a shell completion script
     #[command(

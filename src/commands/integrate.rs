@@ -9,6 +9,7 @@ use crate::profile::Searcher;
 pub fn integrate(
     profile: &str,
     remove: bool,
+    force: bool,
     host: &Host,
     searcher: &Searcher,
 ) -> Result<u8, Error> {
@@ -16,7 +17,7 @@ pub fn integrate(
     let report = if remove {
         crate::integrate::remove(profile, host)?
     } else {
-        crate::integrate::integrate(profile, host, searcher)?
+        crate::integrate::integrate(profile, force, host, searcher)?
     };
     let mut out = std::io::stdout().lock();
     for done in &report.done {

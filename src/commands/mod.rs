@@ -121,9 +121,11 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
         Command::Ps { json } => instances::ps(host, json),
         Command::Enter { instance, command } => instances::enter(host, &instance, command),
         Command::Stop { instance } => instances::stop(host, &instance),
-        Command::Integrate { profile, remove } => {
-            integrate::integrate(&profile, remove, host, &searcher)
-        }
+        Command::Integrate {
+            profile,
+            remove,
+            force,
+        } => integrate::integrate(&profile, remove, force, host, &searcher),
         Command::Completions { shell } => integrate::completions(shell),
     }
 }

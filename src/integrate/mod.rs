@@ -67,6 +67,10 @@ pub enum IntegrateError {
         "integrate: {file} exists and was not written by antimony; not replacing it (move it away and run integrate again)"
     )]
     NotOurs { file: String },
+    #[error(
+        "integrate: `{name}` is {path}, a command of the system's that scripts run (`#!/usr/bin/env {name}`): through the link they would all get the sandbox. Use `antimony run {name}`, or integrate it anyway with --force"
+    )]
+    SystemCommand { name: String, path: PathBuf },
     #[error("integrate: {file}: cannot read its command line `{line}`")]
     UnreadableExec { file: PathBuf, line: String },
 }
@@ -302,8 +306,13 @@ fn search_path(host: &Host) -> Vec<PathBuf> {
     dirs
 }
 
-/// `antimony integrate PROFILE`.
-pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<Report, Error> {
+/// `antimony integrate PROFILE`; `force`: even a command of the system's.
+pub fn integrate(
+    name: &str,
+    force: bool,
+    host: &Host,
+    searcher: &Searcher,
+) -> Result<Report, Error> {
     check_name(name)?;
     let p = profile::resolve(searcher, name)?;
     // Planned like a run: a profile that cannot run (a fragment, which
@@ -357,6 +366,21 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<Report,
             ),
             shadows: None,
         });
+    }
+    // Not an application the desktop knows, but a command the system has
+    // (sh, python3): the link would come first for everything that finds
+    // it on PATH, scripts (`#!/usr/bin/env python3`) and hooks included.
+    let system_command = if entries.is_empty() {
+        plan::find_in(name, plan::sandbox_path(host.uid))
+    } else {
+        None
+    };
+    if let (Some(path), false) = (&system_command, force) {
+        return Err(IntegrateError::SystemCommand {
+            name: name.into(),
+            path: path.clone(),
+        }
+        .into());
     }
     let ids: Vec<String> = entries.iter().map(|f| f.id.clone()).collect();
     let all_services = desktop::scan_services(&dirs);
@@ -453,17 +477,12 @@ pub fn integrate(name: &str, host: &Host, searcher: &Searcher) -> Result<Report,
         }
     }
     report.warnings.extend(path_warning(name, host));
-    // Not an application the desktop knows, but a command the system has
-    // (sh, python3): the link now comes first for everything that finds it
-    // on PATH, scripts (`#!/usr/bin/env python3`) and hooks included.
-    if !items.iter().any(|i| i.shadows.is_some()) {
-        if let Some(system) = plan::find_in(name, plan::sandbox_path(host.uid)) {
-            report.warnings.push(format!(
-                "{} now stands for {} wherever PATH finds `{name}`: scripts (`#!/usr/bin/env {name}`) and programs that run `{name}` get the sandbox too",
-                host.display_path(&local_bin(host).join(name)),
-                system.display()
-            ));
-        }
+    if let Some(system) = system_command {
+        report.warnings.push(format!(
+            "{} now stands for {} wherever PATH finds `{name}`: scripts (`#!/usr/bin/env {name}`) and programs that run `{name}` get the sandbox too",
+            host.display_path(&local_bin(host).join(name)),
+            system.display()
+        ));
     }
     Ok(report)
 }

@@ -1188,7 +1188,21 @@ fn integrate_firefox(who: Who) -> TestResult {
 
 fn integrate_symlink(who: Who) -> TestResult {
     let s = scratch!(who);
+    // sh is a command scripts run: refused unless forced, nothing written.
     let out = s.antimony(["integrate", "sh"]).run();
+    ensure!(
+        out.code() == Some(125)
+            && out.stderr.contains("a command of the system's")
+            && out.stderr.contains("--force"),
+        "integrate sh was not refused: {}",
+        out.show()
+    );
+    ensure!(
+        std::fs::symlink_metadata(s.path("home/.local/bin/sh")).is_err()
+            && !s.path("home/.local/share/applications").exists(),
+        "a refused integrate wrote files"
+    );
+    let out = s.antimony(["integrate", "--force", "sh"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
     // sh is a command of the system's: the user is told what the link
     // takes over.
