@@ -27,7 +27,10 @@
 //!   antimony's own program) is bound read-only over itself in the
 //!   sandbox, and every folder on its way within reach is bound over itself
 //!   (pinned), so that nothing on the way can be written, renamed or
-//!   replaced: a profile can live in the project the sandbox works in;
+//!   replaced: a profile can live in the project the sandbox works in. A
+//!   profile's (or definition's) folder is read-only with it, unless it is
+//!   the bind's top: the project's other profiles kept beside it
+//!   (`.antimony/`) are what a later run loads;
 //! - a hook's program (or its `#!` interpreter) within reach is refused, as
 //!   the hook rule always had it: what a program loads beside itself
 //!   (libraries, sourced scripts) is unknown. In a folder bound read-only
@@ -43,7 +46,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::mounts::{BindMode, Mount, Op, Origin, PathMap, real_path};
@@ -483,7 +486,12 @@ fn with_interpreters(loaded: Vec<Loaded>) -> Vec<Loaded> {
 /// The interpreter a `#!` line names (its first word).
 fn interpreter(program: &Path) -> Option<PathBuf> {
     let mut head = [0u8; 256];
-    let mut f = std::fs::File::open(program).ok()?;
+    // Non-blocking: a FIFO in a program's place must not hang the launch.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(program)
+        .ok()?;
     let n = f.read(&mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];

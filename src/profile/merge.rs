@@ -37,6 +37,7 @@ pub fn resolve_source(searcher: &Searcher, source: Source) -> Result<Profile, Pr
     let mut seen = HashSet::new();
     let mut files = Vec::new();
     let by = source.origin.path().map(Path::to_path_buf);
+    let own_file = by.is_some();
     collect(
         searcher,
         (source, by),
@@ -47,7 +48,7 @@ pub fn resolve_source(searcher: &Searcher, source: Source) -> Result<Profile, Pr
     )?;
     let mut p = merge(name, layers);
     // The profile's own file is collected last, as its layer is merged.
-    if let Some(own) = files.last_mut() {
+    if let (true, Some(own)) = (own_file, files.last_mut()) {
         own.inherited = None;
     }
     p.read_from = files;
@@ -266,6 +267,36 @@ mod tests {
         assert_eq!(names, ["first", "second"]);
         assert!(p.fragment);
         assert_eq!(p.inherited, ["base"]);
+    }
+
+    #[test]
+    fn the_files_read_are_kept_as_the_next_run_reaches_them() {
+        let dir = std::env::temp_dir().join(format!("antimony-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("base.toml"), "fragment = true\n").unwrap();
+        std::os::unix::fs::symlink(".", dir.join("lib")).unwrap();
+        let top = dir.join("top.toml");
+        std::fs::write(&top, "inherits = [\"lib/base.toml\", \"sh\"]\n").unwrap();
+        let searcher = Searcher::with_dirs("/nonexistent/u".into(), "/nonexistent/s".into());
+        let p = resolve(&searcher, top.to_str().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The inherited file through the link, not by its real path;
+        // shipped ones (sh, minimal) are read from no file.
+        assert_eq!(
+            p.unwrap().read_from,
+            [
+                ProfileFile {
+                    path: dir.join("lib/base.toml"),
+                    inherited: Some("base".into())
+                },
+                ProfileFile {
+                    path: top,
+                    inherited: None
+                },
+            ]
+        );
+        let shipped = resolve(&searcher, "sh").unwrap();
+        assert!(shipped.read_from.is_empty());
     }
 
     #[test]

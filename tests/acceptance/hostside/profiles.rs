@@ -22,6 +22,10 @@ pub fn tests() -> Vec<Trial> {
         profile_by_path,
     ));
     t.extend(both(
+        "hostside::profiles::the_persistent_home_counts_as_writable",
+        persistent_home,
+    ));
+    t.extend(both(
         "hostside::profiles::an_inherited_fragment_is_not_writable",
         inherited_fragment,
     ));
@@ -175,6 +179,36 @@ rm -f @P@/new.toml
         "the profile changed: {:?}",
         read(&profile)
     );
+    next_run_is_clean(&f, &p, &[])?;
+    pass()
+}
+
+/// The persistent home is a writable bind like any other: a profile kept
+/// in its host folder (`$XDG_DATA_HOME/antimony/NAME`) is the sandbox's to
+/// write at `~`, unless kept read-only there.
+fn persistent_home(who: Who) -> TestResult {
+    let f = fixture!(who);
+    let text = "inherits = [\"minimal\"]\npath = \"/bin/sh\"\n\n[home]\npolicy = \"Enabled\"\n";
+    let profile = f.s.write("home/.local/share/antimony/kept/kept.toml", text);
+    let p = s(&profile);
+    let out = attack(
+        &f,
+        &[&p],
+        r#"
+try append eval 'printf "%s\n" "$HOOK" >> ~/kept.toml'
+try move-over eval 'printf "%s\n" "$HOOK" > ~/new.toml && mv -f ~/new.toml ~/kept.toml'
+rm -f ~/new.toml
+echo home > ~/written && echo wrote-home >> @OUT@/log
+"#,
+    );
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        f.log().iter().any(|l| l == "wrote-home"),
+        "the home is not writable: {:?}",
+        f.log()
+    );
+    all_refused(&f, &out)?;
+    ensure!(read(&profile) == text, "the profile changed");
     next_run_is_clean(&f, &p, &[])?;
     pass()
 }
