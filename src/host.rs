@@ -174,10 +174,13 @@ impl Host {
     }
 
     /// antimony's folders that no sandbox may write, even one that binds the
-    /// whole home: configuration, profile homes and state, caches.
+    /// whole home (or `/etc`): configuration (the user's and the system's,
+    /// where every later run looks profiles and hooks up by name), profile
+    /// homes and state, caches.
     pub fn protected_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![
             self.config_home.join("antimony"),
+            PathBuf::from(crate::profile::load::SYSTEM_CONFIG),
             self.data_home.join("antimony"),
             self.state_home.join("antimony"),
             self.cache_home.join("antimony"),

@@ -56,6 +56,8 @@ pub struct RawCommand {
 pub struct Definition {
     pub name: String,
     pub file: String,
+    /// The file it was read from (`None`: shipped).
+    pub path: Option<std::path::PathBuf>,
     pub description: Option<String>,
     pub config: toml::Table,
     /// `None`: the `[hook]` table, for every event without its own.
@@ -125,6 +127,7 @@ pub fn parse(source: &Source) -> Result<Definition, ProfileError> {
     Ok(Definition {
         name: source.name.clone(),
         file,
+        path: source.origin.path().map(std::path::Path::to_path_buf),
         description: raw.description,
         config: raw.config.unwrap_or_default(),
         commands,

@@ -47,6 +47,22 @@ impl fmt::Display for Plan {
             f,
             "  then: the root is made read-only, pivot_root, old root detached"
         )?;
+        if !self.guarded.is_empty() {
+            writeln!(
+                f,
+                "\nloaded files within the sandbox's reach, read-only there (ro-self) at the place shown, the folders on their way pinned:"
+            )?;
+            for g in &self.guarded {
+                let at = if g.folder { "with its folder, " } else { "" };
+                writeln!(
+                    f,
+                    "  {} ({}): {at}{}",
+                    g.file.display(),
+                    g.what,
+                    g.dest.display()
+                )?;
+            }
+        }
 
         writeln!(f, "\nenvironment (everything else is cleared):")?;
         for (k, v) in &self.env {

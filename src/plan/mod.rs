@@ -8,6 +8,7 @@
 
 pub mod dbus;
 mod display;
+pub mod guard;
 pub mod landlock;
 pub mod mounts;
 pub mod seccomp;
@@ -124,6 +125,8 @@ pub struct PlannedHook {
     /// The key under which the hook's state is kept (and its runs serialized).
     pub state_key: String,
     pub source: HookSource,
+    /// A reusable hook's definition file (`None`: shipped, or not one).
+    pub definition: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +157,9 @@ pub struct Plan {
     /// The session bus proxy, when the profile has a `[dbus]` table.
     pub dbus: Option<dbus::DbusPlan>,
     pub hooks: Vec<PlannedHook>,
+    /// Files this run loads that its sandbox could reach, kept read-only
+    /// and in place there (`guard`).
+    pub guarded: Vec<guard::Guarded>,
     pub grace: Duration,
     pub warnings: Vec<String>,
 }
@@ -172,15 +178,9 @@ pub enum PlanError {
         value: String,
         message: String,
     },
-    #[error(
-        "{hook}: {} is inside {}, which the sandbox may write; a hook never runs a program the sandbox could have changed",
-        program.display(), folder.display()
-    )]
-    WritableHook {
-        hook: String,
-        program: PathBuf,
-        folder: PathBuf,
-    },
+    /// The sandbox could change a file a later run loads.
+    #[error(transparent)]
+    Exposed(#[from] Box<guard::Exposed>),
     /// `place`: `files` for a profile's entry, `--ro`/`--rw` for an option.
     #[error("{place}: `{entry}`: {message}")]
     Files {
@@ -420,7 +420,17 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         instance: instance.clone(),
     };
     let hooks = plan_hooks(profile, host, &vars, &mut warnings)?;
-    refuse_writable_hooks(&hooks, &mounts)?;
+    // Nothing a run loads may be changed by its sandbox: guarded in place,
+    // or the launch refused. (Landlock and the working folder above do not
+    // depend on the guarding mounts.)
+    let (guards, guarded) = guard::check(&mounts, || loaded_files(profile, &hooks))?;
+    let mounts = if guards.is_empty() {
+        mounts
+    } else {
+        let mut all = mounts;
+        all.extend(guards);
+        mounts::finish(all)
+    };
 
     Ok(Plan {
         name: profile.name.clone(),
@@ -442,6 +452,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         nested_userns: sb.nested_userns,
         dbus,
         hooks,
+        guarded,
         grace: profile.grace,
         warnings,
     })
@@ -788,25 +799,50 @@ fn plan_hooks(
     Ok(out)
 }
 
-/// A hook runs on the host, often with more than the sandbox may: it must
-/// never execute a file the sandbox could have written (the security rule
-/// of hooks). Programs inside the run's writable binds are refused.
-fn refuse_writable_hooks(hooks: &[PlannedHook], mounts: &[Mount]) -> Result<(), PlanError> {
-    let writable = mounts::writable_sources(mounts);
-    for h in hooks.iter().filter(|h| !h.hook.inside) {
-        // The program as named and as it really is (through symlinks).
-        let real = std::fs::canonicalize(&h.exec).ok();
-        for program in std::iter::once(&h.exec).chain(real.as_ref()) {
-            if let Some(folder) = writable.iter().find(|w| program.starts_with(w)) {
-                return Err(PlanError::WritableHook {
-                    hook: h.hook.label(),
-                    program: program.clone(),
-                    folder: folder.to_path_buf(),
-                });
-            }
+/// Every file this run loads on the host, by the path a later run loads it
+/// by: the profile and what it inherits, the definitions of its reusable
+/// hooks, its host hooks' programs, and antimony itself. A hook runs on the
+/// host, often with more than the sandbox may: it must never execute a file
+/// the sandbox could have written (the security rule of hooks).
+fn loaded_files(profile: &Profile, hooks: &[PlannedHook]) -> Vec<guard::Loaded> {
+    use guard::{Loaded, What};
+    let mut out: Vec<Loaded> = profile
+        .read_from
+        .iter()
+        .map(|f| Loaded {
+            path: f.path.clone(),
+            what: match &f.inherited {
+                None => What::Profile,
+                Some(name) => What::Inherited(name.clone()),
+            },
+        })
+        .collect();
+    for h in hooks {
+        if let Some(d) = &h.definition {
+            out.push(Loaded {
+                path: d.clone(),
+                what: What::Definition(h.hook.label()),
+            });
         }
+        if h.hook.inside {
+            continue;
+        }
+        out.push(Loaded {
+            path: h.exec.clone(),
+            what: match h.hook.command {
+                // A companion is antimony, run again.
+                HookCommand::Profile { .. } => What::Launcher,
+                _ => What::Program(h.hook.label()),
+            },
+        });
     }
-    Ok(())
+    if let Ok(exe) = std::env::current_exe() {
+        out.push(Loaded {
+            path: exe,
+            what: What::Launcher,
+        });
+    }
+    out
 }
 
 fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {
@@ -835,6 +871,7 @@ fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {
         config: toml::Table::new(),
         state_key: format!("dropin-{}-{}", d.scope.key(), safe_key(&d.name)),
         source: HookSource::DropIn(d.scope),
+        definition: None,
     }
 }
 
@@ -860,6 +897,7 @@ fn plan_hook(
 ) -> Result<PlannedHook, PlanError> {
     let mut hook = hook.clone();
     let mut config = toml::Table::new();
+    let mut definition = None;
     let state_key = match (&hook.name, &hook.command) {
         (Some(name), _) => safe_key(name),
         (None, HookCommand::Use { name, .. }) => safe_key(name),
@@ -914,6 +952,7 @@ fn plan_hook(
             hook.on = inst.on.unwrap_or_default();
         }
         config = inst.config;
+        definition = def.path;
     }
     let (exec, args) = match &hook.command {
         HookCommand::Program { path, arguments } => {
@@ -966,5 +1005,6 @@ fn plan_hook(
         config,
         state_key,
         source: HookSource::Profile,
+        definition,
     })
 }

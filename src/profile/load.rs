@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use super::{ProfileError, is_path_argument, shipped, valid_name};
 use crate::host::Host;
 
+/// The system's configuration: profiles, reusable hooks and drop-ins.
+pub const SYSTEM_CONFIG: &str = "/etc/antimony";
 /// The system-wide profile folder.
 pub const SYSTEM_PROFILES: &str = "/etc/antimony/profiles";
 /// The system-wide folder of reusable hooks.

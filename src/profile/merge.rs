@@ -13,7 +13,7 @@
 //! A profile inherited twice (a diamond) is merged once, at its first place.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::load::{Source, read_file};
 use super::model::*;
@@ -35,20 +35,40 @@ pub fn resolve_source(searcher: &Searcher, source: Source) -> Result<Profile, Pr
     let mut layers = Vec::new();
     let mut stack = vec![(source.file_label(), source.name.clone())];
     let mut seen = HashSet::new();
-    collect(searcher, source, &mut stack, &mut seen, &mut layers)?;
-    Ok(merge(name, layers))
+    let mut files = Vec::new();
+    let by = source.origin.path().map(Path::to_path_buf);
+    let own_file = by.is_some();
+    collect(
+        searcher,
+        (source, by),
+        &mut stack,
+        &mut seen,
+        &mut layers,
+        &mut files,
+    )?;
+    let mut p = merge(name, layers);
+    // The profile's own file is collected last, as its layer is merged.
+    if let (true, Some(own)) = (own_file, files.last_mut()) {
+        own.inherited = None;
+    }
+    p.read_from = files;
+    Ok(p)
 }
 
+/// Loads `source` and what it inherits, depth first. `by` is the path the
+/// file was reached by (`None`: shipped), recorded in `files` as it is
+/// merged.
 fn collect(
     searcher: &Searcher,
-    source: Source,
+    (source, by): (Source, Option<PathBuf>),
     stack: &mut Vec<(String, String)>,
     seen: &mut HashSet<String>,
     out: &mut Vec<Layer>,
+    files: &mut Vec<ProfileFile>,
 ) -> Result<(), ProfileError> {
     let layer = load_layer(&source)?;
     for (inherit, at) in &layer.inherits {
-        let child = find_inherited(searcher, &source, inherit, at)?;
+        let (child, child_by) = find_inherited(searcher, &source, inherit, at)?;
         let key = child.file_label();
         if let Some(pos) = stack.iter().position(|(k, _)| *k == key) {
             let mut chain: Vec<&str> = stack[pos..].iter().map(|(_, n)| n.as_str()).collect();
@@ -68,20 +88,28 @@ fn collect(
             });
         }
         stack.push((key, child.name.clone()));
-        collect(searcher, child, stack, seen, out)?;
+        collect(searcher, (child, child_by), stack, seen, out, files)?;
         stack.pop();
     }
     seen.insert(source.file_label());
+    if let Some(path) = by {
+        files.push(ProfileFile {
+            // Relative to the current folder (a path on the command line).
+            path: std::path::absolute(&path).unwrap_or(path),
+            inherited: Some(source.name.clone()),
+        });
+    }
     out.push(layer);
     Ok(())
 }
 
+/// The inherited profile, and the path it was reached by (`None`: shipped).
 fn find_inherited(
     searcher: &Searcher,
     from: &Source,
     inherit: &str,
     at: &Location,
-) -> Result<Source, ProfileError> {
+) -> Result<(Source, Option<PathBuf>), ProfileError> {
     if is_path_argument(inherit) {
         // A path in `inherits` is relative to the file that names it.
         let base = from
@@ -92,16 +120,21 @@ fn find_inherited(
         // Normalised, so that `./a.toml` and `a.toml` are one file to the
         // cycle check and to messages.
         let joined = base.join(inherit);
-        let path = std::fs::canonicalize(&joined).unwrap_or(joined);
-        read_file(&path).map_err(|e| match e {
+        let path = std::fs::canonicalize(&joined).unwrap_or_else(|_| joined.clone());
+        let source = read_file(&path).map_err(|e| match e {
             ProfileError::Read { path, source } => ProfileError::Invalid {
                 at: at.clone(),
                 message: format!("inherits: cannot read {}: {source}", path.display()),
             },
             other => other,
-        })
+        })?;
+        // The next run follows the links in `joined` again: they are part
+        // of the way to the file, which the canonical path would hide.
+        Ok((source, Some(joined)))
     } else {
-        searcher.find(inherit, Some(at))
+        let source = searcher.find(inherit, Some(at))?;
+        let by = source.origin.path().map(Path::to_path_buf);
+        Ok((source, by))
     }
 }
 
@@ -124,6 +157,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         hooks: Vec::new(),
         user_dropins: true,
         inherited: Vec::new(),
+        read_from: Vec::new(),
     };
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.into_iter().enumerate() {
@@ -233,6 +267,36 @@ mod tests {
         assert_eq!(names, ["first", "second"]);
         assert!(p.fragment);
         assert_eq!(p.inherited, ["base"]);
+    }
+
+    #[test]
+    fn the_files_read_are_kept_as_the_next_run_reaches_them() {
+        let dir = std::env::temp_dir().join(format!("antimony-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("base.toml"), "fragment = true\n").unwrap();
+        std::os::unix::fs::symlink(".", dir.join("lib")).unwrap();
+        let top = dir.join("top.toml");
+        std::fs::write(&top, "inherits = [\"lib/base.toml\", \"sh\"]\n").unwrap();
+        let searcher = Searcher::with_dirs("/nonexistent/u".into(), "/nonexistent/s".into());
+        let p = resolve(&searcher, top.to_str().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The inherited file through the link, not by its real path;
+        // shipped ones (sh, minimal) are read from no file.
+        assert_eq!(
+            p.unwrap().read_from,
+            [
+                ProfileFile {
+                    path: dir.join("lib/base.toml"),
+                    inherited: Some("base".into())
+                },
+                ProfileFile {
+                    path: top,
+                    inherited: None
+                },
+            ]
+        );
+        let shipped = resolve(&searcher, "sh").unwrap();
+        assert!(shipped.read_from.is_empty());
     }
 
     #[test]

@@ -375,6 +375,19 @@ pub struct Profile {
     pub user_dropins: bool,
     /// The profiles merged under this one, in merge order (for `show`).
     pub inherited: Vec<String>,
+    /// The files it was read from (none for a shipped profile), for the
+    /// check that no sandbox of the run can change them.
+    pub read_from: Vec<ProfileFile>,
+}
+
+/// A file a profile was read from: its own, or one it inherits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileFile {
+    /// The path the next run will read it by (as named, made absolute;
+    /// links on the way not resolved: they are part of the way).
+    pub path: PathBuf,
+    /// `None` for the profile itself; the name of an inherited one.
+    pub inherited: Option<String>,
 }
 
 impl Profile {

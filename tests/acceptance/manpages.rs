@@ -342,12 +342,16 @@ and \fBintegrate\fR's records (\fBintegrations/\fR).
 .BI ~/.local/bin/ PROFILE
 The symlink to antimony that \fBantimony integrate\fR makes.
 .PP
-\fB$XDG_CONFIG_HOME/antimony\fR, \fB$XDG_DATA_HOME/antimony\fR,
+\fB$XDG_CONFIG_HOME/antimony\fR, \fB/etc/antimony\fR, \fB$XDG_DATA_HOME/antimony\fR,
 \fB$XDG_STATE_HOME/antimony\fR, \fB$XDG_CACHE_HOME/antimony\fR and the
 instance registry's folder (\fB$XDG_RUNTIME_DIR/antimony\fR, or
 \fB$TMPDIR/antimony\-\fIUID\fR) are never visible to a sandbox: where a
 profile's bind would expose one of them, an empty read-only folder is
-mounted over it.
+mounted over it. A profile named by path (and what it inherits, the
+hooks' definitions and antimony itself) that a writable bind reaches is
+kept read-only in the sandbox, the folders on its way pinned; a hook's
+program that one reaches fails the run (see \fBantimony\-profile\fR(5),
+FINDING PROFILES).
 "#,
     ),
     (
@@ -363,6 +367,10 @@ The same shell with the current folder bound read-write at the same path
 .B antimony run \-\-dry\-run ./myapp.toml
 Prints what a run of the profile file \fBmyapp.toml\fR would do, and runs
 nothing.
+.TP
+.B antimony run ./antimony.toml \-\-rw .
+Runs the project's own profile with the project (the current folder)
+writable; the profile stays read-only in the sandbox.
 .TP
 .B antimony check myapp
 Validates the profile \fBmyapp\fR and everything it inherits.
