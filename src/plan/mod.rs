@@ -399,7 +399,18 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             .unwrap_or_else(|| home.clone()),
     };
 
-    let landlock = LandlockPlan::build(sb.landlock, landlock::probe_abi(), &mounts, network)?;
+    // Host abstract sockets exist in the sandbox only with the host's network.
+    let abstract_sockets: &[String] = if network {
+        &sb.abstract_sockets
+    } else {
+        &[]
+    };
+    let landlock = LandlockPlan::build(
+        sb.landlock,
+        landlock::probe_abi(),
+        &mounts,
+        abstract_sockets,
+    )?;
     if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
         warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
     }
