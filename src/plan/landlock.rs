@@ -306,10 +306,7 @@ mod tests {
     #[test]
     fn abstract_sockets_stay_scoped_unless_named() {
         let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &[]).unwrap();
-        assert_eq!(
-            p.scoped,
-            (Scope::Signal | Scope::AbstractUnixSocket).bits()
-        );
+        assert_eq!(p.scoped, (Scope::Signal | Scope::AbstractUnixSocket).bits());
         let named = ["@/tmp/.X11-unix/X*".to_string()];
         let q = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &named).unwrap();
         assert_eq!(q.scoped, BitFlags::from(Scope::Signal).bits());

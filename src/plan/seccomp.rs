@@ -39,11 +39,11 @@ const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
 /// would only break callers that pass 02775 for a shared folder. A folder
 /// made in a setgid folder inherits S_ISGID from it: the host's choice.
 const MODE_SETTERS: &[(&str, i64, u8)] = &[
-    ("fchmod", libc::SYS_fchmod as i64, 1),
-    ("fchmodat", libc::SYS_fchmodat as i64, 2),
+    ("fchmod", libc::SYS_fchmod, 1),
+    ("fchmodat", libc::SYS_fchmodat, 2),
     ("fchmodat2", SYS_FCHMODAT2, 2),
-    ("openat", libc::SYS_openat as i64, 3),
-    ("mknodat", libc::SYS_mknodat as i64, 2),
+    ("openat", libc::SYS_openat, 3),
+    ("mknodat", libc::SYS_mknodat, 2),
 ];
 
 #[cfg(target_arch = "x86_64")]
@@ -62,9 +62,9 @@ const MODE_SETTERS_ARCH: &[(&str, i64, u8)] = &[];
 /// their size argument.
 const CAPS_XATTR_SIZES: [u64; 2] = [20, 24];
 const XATTR_SETTERS: &[(&str, i64)] = &[
-    ("setxattr", libc::SYS_setxattr as i64),
-    ("lsetxattr", libc::SYS_lsetxattr as i64),
-    ("fsetxattr", libc::SYS_fsetxattr as i64),
+    ("setxattr", libc::SYS_setxattr),
+    ("lsetxattr", libc::SYS_lsetxattr),
+    ("fsetxattr", libc::SYS_fsetxattr),
 ];
 
 /// What the filter refuses, for `--dry-run` and the man page.
@@ -228,8 +228,8 @@ impl SeccompPlan {
             rules.insert(nr, rules_for);
             conditional.push((name, "with S_ISUID or S_ISGID in the mode"));
         }
-        let mut enosys = vec![("clone3", libc::SYS_clone3 as i64)];
-        enosys.push(("openat2", libc::SYS_openat2 as i64));
+        let mut enosys = vec![("clone3", libc::SYS_clone3)];
+        enosys.push(("openat2", libc::SYS_openat2));
 
         // File capabilities need CAP_SETFCAP over the file: the sandbox
         // holds none, except in a user namespace of its own, where the
@@ -378,10 +378,7 @@ mod tests {
             assert!(!p.conditional.iter().any(|(n, _)| n.starts_with("mkdir")));
             assert!(p.enosys.contains(&"openat2"));
             // Only a nested user namespace holds CAP_SETFCAP.
-            assert_eq!(
-                p.conditional.iter().any(|(n, _)| *n == "setxattr"),
-                nested
-            );
+            assert_eq!(p.conditional.iter().any(|(n, _)| *n == "setxattr"), nested);
             assert_eq!(p.enosys.contains(&"setxattrat"), nested);
         }
     }

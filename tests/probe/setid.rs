@@ -137,8 +137,16 @@ pub fn setid(dir: &str) -> Res {
         let p = plain.as_ptr();
         #[cfg(target_arch = "x86_64")]
         {
-            push("chmod 4755", Errno::EPERM, sys(syscall(libc::SYS_chmod, p, suid)));
-            push("chmod 2755", Errno::EPERM, sys(syscall(libc::SYS_chmod, p, sgid)));
+            push(
+                "chmod 4755",
+                Errno::EPERM,
+                sys(syscall(libc::SYS_chmod, p, suid)),
+            );
+            push(
+                "chmod 2755",
+                Errno::EPERM,
+                sys(syscall(libc::SYS_chmod, p, sgid)),
+            );
             // The kernel reads 16 bits of the mode: higher bits hide nothing.
             push(
                 "chmod 4755|1<<32",
@@ -181,7 +189,13 @@ pub fn setid(dir: &str) -> Res {
         push(
             "openat O_CREAT 2755",
             Errno::EPERM,
-            sys(syscall(libc::SYS_openat, AT_FDCWD, new2.as_ptr(), create, sgid)),
+            sys(syscall(
+                libc::SYS_openat,
+                AT_FDCWD,
+                new2.as_ptr(),
+                create,
+                sgid,
+            )),
         );
         push(
             "openat O_TMPFILE 4755",
@@ -245,7 +259,11 @@ pub fn setid(dir: &str) -> Res {
             }
         }
     }
-    verdict("set-id bits and file capabilities", &a, with_set_id_bits(dir)?)
+    verdict(
+        "set-id bits and file capabilities",
+        &a,
+        with_set_id_bits(dir)?,
+    )
 }
 
 /// Writes one of the id maps of this process's user namespace.
@@ -284,9 +302,18 @@ pub fn setfcap_nested(dir: &str) -> Res {
         for (rev, v) in [("v2", &v2), ("v3", &v3)] {
             let (vp, vl) = (v.as_ptr(), v.len());
             for (call, r) in [
-                ("setxattr", syscall(libc::SYS_setxattr, p, cap.as_ptr(), vp, vl, 0)),
-                ("lsetxattr", syscall(libc::SYS_lsetxattr, p, cap.as_ptr(), vp, vl, 0)),
-                ("fsetxattr", syscall(libc::SYS_fsetxattr, fd, cap.as_ptr(), vp, vl, 0)),
+                (
+                    "setxattr",
+                    syscall(libc::SYS_setxattr, p, cap.as_ptr(), vp, vl, 0),
+                ),
+                (
+                    "lsetxattr",
+                    syscall(libc::SYS_lsetxattr, p, cap.as_ptr(), vp, vl, 0),
+                ),
+                (
+                    "fsetxattr",
+                    syscall(libc::SYS_fsetxattr, fd, cap.as_ptr(), vp, vl, 0),
+                ),
             ] {
                 a.push(Attempt {
                     call: format!("{call} {rev}"),

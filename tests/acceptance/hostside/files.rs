@@ -123,7 +123,11 @@ fn every_call(who: Who) -> TestResult {
     let share = s.mkdir("share");
     let out = probe_in(&s, "minimal", &share, &["setid", &s_(&share)]).run();
     let bad = planted(&share);
-    ensure!(bad.is_empty(), "planted on the host: {bad:?}\n{}", out.show());
+    ensure!(
+        bad.is_empty(),
+        "planted on the host: {bad:?}\n{}",
+        out.show()
+    );
     blocked("set-id bits and file capabilities through a bind", &out)?;
     pass()
 }
@@ -155,7 +159,11 @@ fn copy_and_chmod(who: Who) -> TestResult {
         .antimony(["run", "sh", "--rw", &d, "--", "-c", &script])
         .run();
     let bad = planted(&share);
-    ensure!(bad.is_empty(), "planted on the host: {bad:?}\n{}", out.show());
+    ensure!(
+        bad.is_empty(),
+        "planted on the host: {bad:?}\n{}",
+        out.show()
+    );
     for refused in ["chmod4755", "chmod2755", "chmodus", "chmoddir"] {
         ensure!(
             out.stdout.contains(&format!("{refused}=1")),
@@ -221,7 +229,11 @@ fn nested_userns(who: Who) -> TestResult {
     let share = s.mkdir("share");
     let out = probe_in(&s, "nested", &share, &["setfcap-nested", &s_(&share)]).run();
     let bad = planted(&share);
-    ensure!(bad.is_empty(), "planted on the host: {bad:?}\n{}", out.show());
+    ensure!(
+        bad.is_empty(),
+        "planted on the host: {bad:?}\n{}",
+        out.show()
+    );
     let l = blocked("file capabilities in a nested user namespace", &out)?;
     if who == Who::User {
         ensure!(l.contains("(uid mapped)"), "the uid was not mapped: {l}");
