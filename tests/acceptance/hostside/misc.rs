@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::fixture::*;
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
@@ -12,6 +13,14 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "hostside::misc::abstract_sockets_stay_out_of_reach_with_the_network",
         abstract_sockets,
+    ));
+    t.extend(both(
+        "hostside::misc::text_from_inside_reaches_the_terminal_escaped",
+        text_escaped,
+    ));
+    t.extend(both(
+        "hostside::misc::inside_hook_state_is_never_a_host_hooks",
+        state_apart,
     ));
     t
 }
@@ -94,6 +103,158 @@ fn abstract_sockets(who: Who) -> TestResult {
     ensure!(
         wait_until(Duration::from_secs(5), || accepted(&listener) == 1),
         "the named socket's connection did not arrive"
+    );
+    pass()
+}
+
+// ------------------------------------------------------ text from inside
+
+/// Control characters a terminal acts on, in text antimony printed.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| c.is_control() && c != '\n' && c != '\t')
+        .collect()
+}
+
+/// An inside hook fails with an error message holding escape sequences
+/// (`ESC ]0;pwned BEL` retitles a terminal; U+009B is CSI), and prints
+/// more on its stdout and stderr (a raw 0x9B byte too). antimony's stderr
+/// and stdout, `antimony log --hooks` and `antimony log --json` show them
+/// escaped, never raw.
+fn text_escaped(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.fifo("evil")?;
+    f.profile(
+        "evil",
+        r#"
+inherits = ["sh"]
+
+[[hooks.started]]
+name = "evil"
+inside = true
+content = '''
+exec 3>@OUT@/evil
+printf 'out \033]0;pwned-out\007 \233[2J end\n'
+printf 'err \033[2J\033]0;pwned-err\007\n' >&2
+echo '{"error": {"message": "msg \u001b]0;pwned\u0007 \u009b2J \r\n end"}}'
+exit 1
+'''
+"#,
+    );
+    let out = f.run("evil", "cat @OUT@/evil").run();
+    no_panic(&out)?;
+    for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let raw = raw_controls(text);
+        ensure!(
+            raw.is_empty(),
+            "raw control characters on {what}: {raw:?}\n{}",
+            out.show()
+        );
+    }
+    for want in [
+        "msg \\x1b]0;pwned\\x07 \\u{9b}2J \\r\\n end",
+        "err \\x1b[2J\\x1b]0;pwned-err\\x07",
+    ] {
+        ensure!(
+            out.stderr.contains(want),
+            "stderr lacks `{want}`: {}",
+            out.show()
+        );
+    }
+    // The lone 0x9B byte too (the test reads it lossily: U+FFFD if raw).
+    ensure!(
+        out.stdout
+            .contains("out \\x1b]0;pwned-out\\x07 \\x9b[2J end")
+            && !out.stdout.contains('\u{fffd}'),
+        "stdout: {}",
+        out.show()
+    );
+
+    let log = f.s.antimony(["log", "--hooks", "evil"]).run();
+    ensure!(log.code() == Some(0), "{}", log.show());
+    ensure!(
+        raw_controls(&log.stdout).is_empty() && log.stdout.contains("msg \\x1b]0;pwned\\x07"),
+        "antimony log --hooks: {}",
+        log.show()
+    );
+    let json = f.s.antimony(["log", "--json", "evil"]).run();
+    ensure!(json.code() == Some(0), "{}", json.show());
+    ensure!(
+        raw_controls(&json.stdout).is_empty()
+            && json.stdout.contains("\\u001b]0;pwned-out\\u0007")
+            && json.stdout.contains("\\u009b2J"),
+        "antimony log --json: {}",
+        json.show()
+    );
+    // The record keeps the text itself: JSON readers get it back.
+    let records: serde_json::Value =
+        serde_json::from_str(&json.stdout).map_err(|e| format!("log --json: {e}"))?;
+    let hook = &records[0]["hooks"][0];
+    ensure!(
+        hook["error"].as_str() == Some("msg \u{1b}]0;pwned\u{7} \u{9b}2J \r\n end"),
+        "the record: {hook}"
+    );
+    pass()
+}
+
+// ------------------------------------------------------ hook state
+
+/// An inside hook and a host hook share a name. The inside one (the
+/// sandbox's code) writes a state; the host one, which reads its state,
+/// must not get it, in this run or the next. The inside hook gets its own
+/// back.
+fn state_apart(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile(
+        "shared-name",
+        r#"
+inherits = ["sh"]
+
+[[hooks.started]]
+name = "counter"
+inside = true
+stdin = true
+content = '''
+echo $$ > @OUT@/forger.pid
+cat > @OUT@/inside-input
+echo '{"state": {"update": {"trusted": "forged by the sandbox"}}}'
+'''
+
+[[hooks.post]]
+name = "counter"
+stdin = true
+content = 'cat > @OUT@/host-input'
+"#,
+    );
+    // The program waits until the inside hook has ended, and antimony has
+    // had time to take its update (a started hook still running when the
+    // program exits is stopped, and its update dropped).
+    let program = "until [ -s @OUT@/forger.pid ]; do sleep 0.02; done; \
+                   while kill -0 \"$(cat @OUT@/forger.pid)\" 2>/dev/null; do sleep 0.02; done; sleep 0.5";
+    let state_dir = f.s.path("home/.local/state/antimony/state/shared-name");
+    for run in 0..2 {
+        let _ = std::fs::remove_file(f.out("forger.pid"));
+        let out = f.run("shared-name", program).run();
+        ensure!(out.code() == Some(0), "run {run}: {}", out.show());
+        // The update was taken (else this test would prove nothing).
+        let kept = ["counter.json", "inside/counter.json"].iter().any(|k| {
+            std::fs::read_to_string(state_dir.join(k))
+                .is_ok_and(|t| t.contains("forged by the sandbox"))
+        });
+        ensure!(kept, "run {run}: the inside hook's update was not kept");
+        let input: serde_json::Value = serde_json::from_str(&f.read("host-input"))
+            .map_err(|e| format!("run {run}: the host hook's input: {e}"))?;
+        ensure!(
+            input["hook"]["state"] == serde_json::json!({}),
+            "run {run}: the host hook got the sandbox's state: {input}"
+        );
+    }
+    // The inside hook's own state came back to it.
+    let inside: serde_json::Value = serde_json::from_str(&f.read("inside-input"))
+        .map_err(|e| format!("the inside hook's input: {e}"))?;
+    ensure!(
+        inside["hook"]["state"]["trusted"] == "forged by the sandbox",
+        "the inside hook's state was not kept: {inside}"
     );
     pass()
 }
