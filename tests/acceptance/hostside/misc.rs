@@ -22,6 +22,10 @@ pub fn tests() -> Vec<Trial> {
         "hostside::misc::inside_hook_state_is_never_a_host_hooks",
         state_apart,
     ));
+    t.extend(both(
+        "hostside::misc::a_runtime_folder_of_another_user_is_refused",
+        runtime_folder,
+    ));
     t
 }
 
@@ -255,6 +259,109 @@ content = 'cat > @OUT@/host-input'
     ensure!(
         inside["hook"]["state"]["trusted"] == "forged by the sandbox",
         "the inside hook's state was not kept: {inside}"
+    );
+    pass()
+}
+
+// ------------------------------------------------------ runtime folder
+
+/// Without XDG_RUNTIME_DIR, antimony keeps its records and sockets in
+/// `$TMPDIR/antimony-UID` (here TMPDIR is a sticky, world-writable folder
+/// of the test's, as /tmp is, so that parallel tests never meet). Another
+/// user made it first, or it is open to others, or a link: antimony
+/// refuses to run, says so, and makes nothing in it. Without it, antimony
+/// makes its own.
+fn runtime_folder(who: Who) -> TestResult {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown, symlink};
+    let s = scratch!(who);
+    let Some(user) = world().user.clone() else {
+        return skip("no unprivileged test user");
+    };
+    if !world().is_root {
+        return skip("needs root to make a folder of another user's");
+    }
+    // The other user: root for the test user, the test user for root.
+    let (other_uid, other_gid) = match who {
+        Who::Root => (user.uid, user.gid),
+        Who::User => (0, 0),
+    };
+    let tmp = s.path("tmp");
+    std::fs::create_dir(&tmp).map_err(|e| e.to_string())?;
+    chown(&tmp, Some(0), Some(0)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777))
+        .map_err(|e| e.to_string())?;
+    let folder = tmp.join(format!("antimony-{}", s.uid));
+    let run = || {
+        let mut r = s
+            .antimony(["run", "sh", "--", "-c", "echo the-program-ran"])
+            .env("TMPDIR", &tmp);
+        r.cmd.env_remove("XDG_RUNTIME_DIR");
+        r.run()
+    };
+    let mine = s.path("mine");
+    std::fs::create_dir(&mine).map_err(|e| e.to_string())?;
+    chown(&mine, Some(s.uid), Some(s.gid)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| e.to_string())?;
+    // What is there before the run, what the error says, how it is made.
+    type Case<'a> = (&'a str, &'a str, Box<dyn Fn() -> std::io::Result<()> + 'a>);
+    let cases: [Case; 3] = [
+        (
+            "made by another user",
+            "belongs to uid",
+            Box::new(|| {
+                std::fs::create_dir(&folder)?;
+                chown(&folder, Some(other_uid), Some(other_gid))?;
+                std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777))
+            }),
+        ),
+        (
+            "open to others",
+            "is open to other users (mode 0777)",
+            Box::new(|| {
+                std::fs::create_dir(&folder)?;
+                chown(&folder, Some(s.uid), Some(s.gid))?;
+                std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777))
+            }),
+        ),
+        (
+            "a link",
+            "is a symbolic link",
+            Box::new(|| {
+                symlink(&mine, &folder)?;
+                std::os::unix::fs::lchown(&folder, Some(other_uid), Some(other_gid))
+            }),
+        ),
+    ];
+    for (what, says, make) in &cases {
+        make().map_err(|e| format!("{what}: {e}"))?;
+        let out = run();
+        ensure!(
+            out.code() == Some(125) && !out.stdout.contains("the-program-ran"),
+            "{what}: antimony ran: {}",
+            out.show()
+        );
+        error_line(&out, &[&folder.display().to_string(), says])?;
+        let inside: Vec<_> = std::fs::read_dir(&folder)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        ensure!(inside.is_empty(), "{what}: antimony made {inside:?} in it");
+        let _ = std::fs::remove_file(&folder).or_else(|_| std::fs::remove_dir(&folder));
+    }
+
+    // Control: no such folder; antimony makes its own, private.
+    let out = run();
+    ensure!(
+        out.code() == Some(0) && out.stdout.contains("the-program-ran"),
+        "{}",
+        out.show()
+    );
+    let meta = std::fs::symlink_metadata(&folder).map_err(|e| e.to_string())?;
+    ensure!(
+        meta.is_dir() && meta.uid() == s.uid && meta.mode() & 0o777 == 0o700,
+        "the folder antimony made: uid {}, mode {:o}",
+        meta.uid(),
+        meta.mode()
     );
     pass()
 }
