@@ -139,12 +139,18 @@ impl Host {
     pub fn runtime_folder(&self, name: &str) -> std::io::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
         // Makes the folder (and, in a runtime folder, its parents) if
-        // missing; says nothing about one that exists, checked next.
-        std::fs::DirBuilder::new()
+        // missing; says nothing about one that exists, checked next. (A
+        // dangling link there fails here, and is named as a link next.)
+        let made = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.runtime_base)?;
-        let base = self.open_private(None, &self.runtime_base)?;
+            .create(&self.runtime_base);
+        let base = self
+            .open_private(None, &self.runtime_base)
+            .map_err(|e| match made {
+                Err(m) if NotPrivate::of(&e).is_none() => m,
+                _ => e,
+            })?;
         match nix::sys::stat::mkdirat(&base, name, nix::sys::stat::Mode::from_bits_truncate(0o700))
         {
             Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
@@ -366,6 +372,12 @@ mod tests {
         h.runtime_base = tmp.join("link");
         let e = h.runtime_folder("instances").unwrap_err();
         assert_eq!(NotPrivate::of(&e).unwrap().why, "is a symbolic link");
+        // A dangling one too.
+        std::os::unix::fs::symlink(tmp.join("nowhere"), tmp.join("dangling")).unwrap();
+        h.runtime_base = tmp.join("dangling");
+        let e = h.runtime_folder("instances").unwrap_err();
+        assert_eq!(NotPrivate::of(&e).unwrap().why, "is a symbolic link");
+        assert!(!tmp.join("nowhere").exists());
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 

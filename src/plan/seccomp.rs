@@ -228,8 +228,9 @@ impl SeccompPlan {
             rules.insert(nr, rules_for);
             conditional.push((name, "with S_ISUID or S_ISGID in the mode"));
         }
-        let mut enosys = vec![("clone3", libc::SYS_clone3)];
-        enosys.push(("openat2", libc::SYS_openat2));
+        // Callers fall back to `clone` and `openat`, whose flags and mode
+        // this filter reads.
+        let mut enosys = vec![("clone3", libc::SYS_clone3), ("openat2", libc::SYS_openat2)];
 
         // File capabilities need CAP_SETFCAP over the file: the sandbox
         // holds none, except in a user namespace of its own, where the

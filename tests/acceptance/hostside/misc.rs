@@ -113,6 +113,15 @@ fn abstract_sockets(who: Who) -> TestResult {
 
 // ------------------------------------------------------ text from inside
 
+/// A program that waits for the inside hook whose PID is in `@OUT@/PIDFILE`
+/// to end, then half a second for antimony to take its end in.
+fn wait_for_hook(pidfile: &str) -> String {
+    format!(
+        "until [ -s @OUT@/{pidfile} ]; do sleep 0.02; done; \
+         while kill -0 \"$(cat @OUT@/{pidfile})\" 2>/dev/null; do sleep 0.02; done; sleep 0.5"
+    )
+}
+
 /// Control characters a terminal acts on, in text antimony printed.
 fn raw_controls(text: &str) -> Vec<char> {
     text.chars()
@@ -127,7 +136,6 @@ fn raw_controls(text: &str) -> Vec<char> {
 /// escaped, never raw.
 fn text_escaped(who: Who) -> TestResult {
     let f = fixture!(who);
-    f.fifo("evil")?;
     f.profile(
         "evil",
         r#"
@@ -137,7 +145,7 @@ inherits = ["sh"]
 name = "evil"
 inside = true
 content = '''
-exec 3>@OUT@/evil
+echo $$ > @OUT@/evil.tmp && mv @OUT@/evil.tmp @OUT@/evil.pid
 printf 'out \033]0;pwned-out\007 \233[2J end\n'
 printf 'err \033[2J\033]0;pwned-err\007\n' >&2
 echo '{"error": {"message": "msg \u001b]0;pwned\u0007 \u009b2J \r\n end"}}'
@@ -145,7 +153,10 @@ exit 1
 '''
 "#,
     );
-    let out = f.run("evil", "cat @OUT@/evil").run();
+    // The program waits until the hook has ended, and antimony has had
+    // time to see it fail (it then stops the sandbox): a started hook still
+    // running when the program exits is stopped, its failure not reported.
+    let out = f.run("evil", &wait_for_hook("evil.pid")).run();
     no_panic(&out)?;
     for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
         let raw = raw_controls(text);
@@ -219,7 +230,7 @@ name = "counter"
 inside = true
 stdin = true
 content = '''
-echo $$ > @OUT@/forger.pid
+echo $$ > @OUT@/forger.tmp && mv @OUT@/forger.tmp @OUT@/forger.pid
 cat > @OUT@/inside-input
 echo '{"state": {"update": {"trusted": "forged by the sandbox"}}}'
 '''
@@ -233,12 +244,11 @@ content = 'cat > @OUT@/host-input'
     // The program waits until the inside hook has ended, and antimony has
     // had time to take its update (a started hook still running when the
     // program exits is stopped, and its update dropped).
-    let program = "until [ -s @OUT@/forger.pid ]; do sleep 0.02; done; \
-                   while kill -0 \"$(cat @OUT@/forger.pid)\" 2>/dev/null; do sleep 0.02; done; sleep 0.5";
+    let program = wait_for_hook("forger.pid");
     let state_dir = f.s.path("home/.local/state/antimony/state/shared-name");
     for run in 0..2 {
         let _ = std::fs::remove_file(f.out("forger.pid"));
-        let out = f.run("shared-name", program).run();
+        let out = f.run("shared-name", &program).run();
         ensure!(out.code() == Some(0), "run {run}: {}", out.show());
         // The update was taken (else this test would prove nothing).
         let kept = ["counter.json", "inside/counter.json"].iter().any(|k| {
