@@ -18,6 +18,33 @@ pub struct OnBehalfOf {
     pub gid: u32,
 }
 
+/// A folder antimony keeps its running instances' records and sockets in
+/// that is not a private folder of the user's: another user may have made
+/// it first (`/tmp/antimony-UID`), to read or forge what antimony puts
+/// there. It is not used.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} {why}: another user could read or forge what antimony keeps there (instance records, control and D-Bus sockets), so antimony does not use it; remove it, or set XDG_RUNTIME_DIR to a private folder of yours",
+    path.display()
+)]
+pub struct NotPrivate {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+impl From<NotPrivate> for std::io::Error {
+    fn from(e: NotPrivate) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, e)
+    }
+}
+
+impl NotPrivate {
+    /// The `NotPrivate` an I/O error carries, if it is one.
+    pub fn of(e: &std::io::Error) -> Option<&NotPrivate> {
+        e.get_ref()?.downcast_ref::<NotPrivate>()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Host {
     pub uid: u32,
@@ -105,36 +132,108 @@ impl Host {
     /// `runtime_base` must be folders (not links) of this user that nobody
     /// else may enter. In `/tmp`, another user could have made them first:
     /// then what they hold (records, sockets a sandbox is given) could be
-    /// anything, so they are not used.
+    /// anything, so they are not used (`NotPrivate`). Each is checked on
+    /// the descriptor it is opened as (`O_NOFOLLOW`, then `fstat`), and
+    /// `NAME` is made and opened relative to `runtime_base`'s descriptor,
+    /// so nothing can be swapped between the check and the use.
     pub fn runtime_folder(&self, name: &str) -> std::io::Result<PathBuf> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = self.runtime_base.join(name);
-        std::fs::DirBuilder::new()
+        // Makes the folder (and, in a runtime folder, its parents) if
+        // missing; says nothing about one that exists, checked next. (A
+        // dangling link there fails here, and is named as a link next.)
+        let made = std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&dir)?;
-        self.check_runtime_folder(&dir)?;
+            .create(&self.runtime_base);
+        let base = self
+            .open_private(None, &self.runtime_base)
+            .map_err(|e| match made {
+                Err(m) if NotPrivate::of(&e).is_none() => m,
+                _ => e,
+            })?;
+        match nix::sys::stat::mkdirat(&base, name, nix::sys::stat::Mode::from_bits_truncate(0o700))
+        {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let dir = self.runtime_base.join(name);
+        self.open_private(Some(&base), &dir)?;
         Ok(dir)
     }
 
     /// Checks `dir` (in `runtime_base`) as `runtime_folder` does, making
-    /// nothing.
+    /// nothing (NotFound when something on the way is missing).
     pub fn check_runtime_folder(&self, dir: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        for d in [dir, &self.runtime_base] {
-            let meta = std::fs::symlink_metadata(d)?;
-            if !meta.is_dir() || meta.uid() != self.uid || meta.mode() & 0o077 != 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!(
-                        "{} is not a private folder of uid {}",
-                        d.display(),
-                        self.uid
-                    ),
-                ));
-            }
+        let mut at = self.open_private(None, &self.runtime_base)?;
+        let rest = dir.strip_prefix(&self.runtime_base).map_err(|_| {
+            std::io::Error::other(format!(
+                "{} is not in {}",
+                dir.display(),
+                self.runtime_base.display()
+            ))
+        })?;
+        let mut path = self.runtime_base.clone();
+        for part in rest.components() {
+            path.push(part);
+            at = self.open_private(Some(&at), &path)?;
         }
         Ok(())
+    }
+
+    /// Opens `path` (relative to `at`: its last component) as a folder,
+    /// without following a link, and checks on the descriptor that it is
+    /// this user's and nobody else's. `O_PATH`: a folder of another user
+    /// that this one may not read is still opened, and named as such.
+    fn open_private(
+        &self,
+        at: Option<&std::os::fd::OwnedFd>,
+        path: &Path,
+    ) -> std::io::Result<std::os::fd::OwnedFd> {
+        use nix::fcntl::OFlag;
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = nix::sys::stat::Mode::empty();
+        let opened = match at {
+            Some(dir) => nix::fcntl::openat(dir, path.file_name().unwrap_or_default(), flags, mode),
+            None => nix::fcntl::open(path, flags, mode),
+        };
+        let not_private = |why: String| NotPrivate {
+            path: path.to_path_buf(),
+            why,
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            // A link (O_NOFOLLOW) or anything but a folder (O_DIRECTORY):
+            // which one, only for the message.
+            Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
+                let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink());
+                let why = if link {
+                    "is a symbolic link"
+                } else {
+                    "is not a folder"
+                };
+                return Err(not_private(why.into()).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let st = nix::sys::stat::fstat(&fd)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(not_private("is not a folder".into()).into());
+        }
+        if st.st_uid != self.uid {
+            return Err(not_private(format!(
+                "belongs to uid {}, not to uid {}",
+                st.st_uid, self.uid
+            ))
+            .into());
+        }
+        if st.st_mode & 0o077 != 0 {
+            return Err(not_private(format!(
+                "is open to other users (mode {:04o})",
+                st.st_mode & 0o7777
+            ))
+            .into());
+        }
+        Ok(fd)
     }
 
     /// A host environment variable, if set.
@@ -251,6 +350,38 @@ mod tests {
         assert_eq!(h.display_path(Path::new("/home/user/a")), "~/a");
         assert_eq!(h.display_path(Path::new("/home/user")), "~");
         assert_eq!(h.display_path(Path::new("/home/userx")), "/home/userx");
+    }
+
+    #[test]
+    fn runtime_folder_is_checked_on_its_descriptor() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = std::env::temp_dir().join(format!("antimony-host-test-{}", std::process::id()));
+        let mut h = test_host();
+        h.uid = nix::unistd::getuid().as_raw();
+        h.runtime_base = tmp.join("base");
+        // Made private, and found so.
+        let dir = h.runtime_folder("instances").unwrap();
+        assert_eq!(dir, tmp.join("base/instances"));
+        h.check_runtime_folder(&dir).unwrap();
+        // Opened to others: refused, and says why.
+        std::fs::set_permissions(&h.runtime_base, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = h.runtime_folder("instances").unwrap_err();
+        let why = NotPrivate::of(&e).expect("NotPrivate").why.clone();
+        assert!(why.contains("mode 0777"), "{why}");
+        assert!(h.check_runtime_folder(&dir).is_err());
+        // A link to a private folder: refused too.
+        std::fs::set_permissions(&h.runtime_base, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&h.runtime_base, tmp.join("link")).unwrap();
+        h.runtime_base = tmp.join("link");
+        let e = h.runtime_folder("instances").unwrap_err();
+        assert_eq!(NotPrivate::of(&e).unwrap().why, "is a symbolic link");
+        // A dangling one too.
+        std::os::unix::fs::symlink(tmp.join("nowhere"), tmp.join("dangling")).unwrap();
+        h.runtime_base = tmp.join("dangling");
+        let e = h.runtime_folder("instances").unwrap_err();
+        assert_eq!(NotPrivate::of(&e).unwrap().why, "is a symbolic link");
+        assert!(!tmp.join("nowhere").exists());
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

@@ -97,14 +97,15 @@ pub struct Registration {
 
 impl Registration {
     /// Registers this process as the supervisor of `instance`, in a hidden
-    /// folder until `publish`.
+    /// folder until `publish`. The registry's folder was made and checked
+    /// before the run began (`Host::runtime_folder`, by `pipeline::run`).
     pub fn create(
         host: &Host,
         instance: &str,
         profile: &str,
         pid: u32,
     ) -> std::io::Result<Registration> {
-        let base = host.runtime_folder("instances")?;
+        let base = registry(host);
         let dir = base.join(format!(".{instance}"));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let me = std::process::id();

@@ -20,5 +20,6 @@ pub mod procfs;
 pub mod profile;
 pub mod sandbox;
 pub mod signals;
+pub mod text;
 
 pub use error::{EXIT_LAUNCHER_FAILURE, Error};

@@ -42,7 +42,7 @@ pub fn ps(host: &Host, json: bool) -> Result<u8, Error> {
         let infos: Vec<&instance::Info> = list.iter().map(|f| &f.info).collect();
         outln!(
             "{}",
-            serde_json::to_string_pretty(&infos).unwrap_or_else(|_| "[]".into())
+            crate::text::to_json_pretty(&infos).unwrap_or_else(|_| "[]".into())
         );
         return Ok(0);
     }

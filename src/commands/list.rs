@@ -49,6 +49,6 @@ pub fn list(searcher: &Searcher) {
         for shadowed in &l.copies[1..] {
             line.push_str(&format!(" (shadows {})", describe(shadowed)));
         }
-        outln!("{line}");
+        outln!("{}", crate::text::escape_line(&line));
     }
 }

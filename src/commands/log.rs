@@ -2,6 +2,7 @@
 
 use crate::hooks::records::{self, RunRecord};
 use crate::host::Host;
+use crate::text::escape_line;
 
 fn result(r: &RunRecord) -> String {
     match (r.outcome.as_str(), r.exit_code, r.signal) {
@@ -9,7 +10,7 @@ fn result(r: &RunRecord) -> String {
         ("signaled", _, Some(s)) => format!("signal {s}"),
         ("launch-failed", ..) => "launch failed".into(),
         ("interrupted", ..) => "interrupted".into(),
-        (other, ..) => other.to_string(),
+        (other, ..) => escape_line(other).into_owned(),
     }
 }
 
@@ -22,16 +23,17 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
     let mut list = records::read(&dir, profile, limit);
     if json {
         list.reverse();
+        // Hook output and messages from inside a sandbox: inert JSON.
         outln!(
             "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_else(|_| "[]".into())
+            crate::text::to_json_pretty(&list).unwrap_or_else(|_| "[]".into())
         );
         return 0;
     }
     list.reverse();
     let width = list
         .iter()
-        .map(|r| r.profile.len())
+        .map(|r| escape_line(&r.profile).len())
         .max()
         .unwrap_or(7)
         .max(7);
@@ -57,8 +59,8 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
         outln!(
             "{:<19}  {:<width$}  {:<16}  {:>9}  {:<13}  {}",
             records::format_time(r.started_at),
-            r.profile,
-            r.instance,
+            escape_line(&r.profile),
+            escape_line(&r.instance),
             seconds(r.duration_ms),
             result(r),
             hooks_col
@@ -67,13 +69,13 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
             for h in &r.hooks {
                 outln!(
                     "    {:<8}  {:<32}  {:>9}  {}{}",
-                    h.event,
-                    h.name,
+                    escape_line(&h.event),
+                    escape_line(&h.name),
                     seconds(h.duration_ms),
-                    h.status,
+                    escape_line(&h.status),
                     h.error
                         .as_ref()
-                        .map(|e| format!(": {e}"))
+                        .map(|e| format!(": {}", escape_line(e)))
                         .unwrap_or_default()
                 );
             }

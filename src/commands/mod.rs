@@ -35,13 +35,23 @@ use crate::host::Host;
 use crate::plan::{self, RunOptions};
 use crate::profile::{self, Searcher};
 
-/// Prints an error the one time it is reported.
+/// Prints an error the one time it is reported. Messages may hold text
+/// antimony did not write (a hook's message, a file's name): escaped.
 pub fn report(e: &dyn std::fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "antimony: error: {e}");
+    let text = e.to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "antimony: error: {}",
+        crate::text::escape_lines(&text)
+    );
 }
 
 pub fn warn(w: &str) {
-    let _ = writeln!(std::io::stderr(), "antimony: warning: {w}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "antimony: warning: {}",
+        crate::text::escape_lines(w)
+    );
 }
 
 /// Parses the command line and runs the command.

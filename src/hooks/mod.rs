@@ -86,7 +86,7 @@ impl Failure {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{label} {failure}{}", message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+#[error("{label} {failure}{}", message.as_ref().map(|m| format!(": {}", crate::text::escape_line(m))).unwrap_or_default())]
 pub struct HookError {
     pub label: String,
     pub failure: Failure,

@@ -2,7 +2,9 @@
 //! as they come (the hook's output appears where antimony's does), the
 //! first few KiB kept for the run record, and stdout lines that are
 //! antimony's protocol (`{"state": …}`, `{"error": …}`) taken out and read.
-//! Memory stays bounded whatever the hook prints.
+//! Memory stays bounded whatever the hook prints. The output of a hook
+//! inside the sandbox is text from inside: its control characters are
+//! escaped on the way (`crate::text`); a host hook's is the user's own.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -27,6 +29,8 @@ pub struct Pipe {
     pub stream: Stream,
     pub open: bool,
     line: Vec<u8>,
+    /// Passed on escaped (a hook inside the sandbox).
+    escape: Option<crate::text::Stream>,
 }
 
 impl Pipe {
@@ -42,7 +46,14 @@ impl Pipe {
             stream,
             open: true,
             line: Vec::new(),
+            escape: None,
         }
+    }
+
+    /// The pipe of a hook inside the sandbox: what it prints is escaped.
+    pub fn escaped(mut self) -> Pipe {
+        self.escape = Some(crate::text::Stream::default());
+        self
     }
 }
 
@@ -63,21 +74,21 @@ impl Captured {
         }
     }
 
-    fn pass_on(&mut self, stream: Stream, data: &[u8]) {
+    /// Keeps `data` (as it came) for the record and writes it out, escaped
+    /// for a hook inside the sandbox.
+    fn pass_on(&mut self, stream: Stream, data: &[u8], escape: Option<&mut crate::text::Stream>) {
         self.keep(data);
-        // Flushed at once: Rust's stdout is line-buffered, and a partial
-        // line must not wait for antimony's exit (the program's own output
-        // goes straight to the same descriptor).
-        let _ = match stream {
-            Stream::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(data).and_then(|()| out.flush())
+        match escape {
+            Some(e) => {
+                let mut escaped = Vec::new();
+                e.feed(data, &mut escaped);
+                write_out(stream, &escaped);
             }
-            Stream::Stderr => std::io::stderr().lock().write_all(data),
-        };
+            None => write_out(stream, data),
+        }
     }
 
-    fn line(&mut self, line: &[u8]) {
+    fn line(&mut self, line: &[u8], escape: Option<&mut crate::text::Stream>) {
         match parse_reply(line) {
             Some(reply) => {
                 if reply.change.is_some() {
@@ -87,7 +98,7 @@ impl Captured {
                     self.reply.error = reply.error;
                 }
             }
-            None => self.pass_on(Stream::Stdout, line),
+            None => self.pass_on(Stream::Stdout, line, escape),
         }
     }
 
@@ -119,7 +130,7 @@ impl Captured {
             reads += 1;
             let data = &buf[..n as usize];
             match pipe.stream {
-                Stream::Stderr => self.pass_on(Stream::Stderr, data),
+                Stream::Stderr => self.pass_on(Stream::Stderr, data, pipe.escape.as_mut()),
                 Stream::Stdout => self.stdout(pipe, data),
             }
         }
@@ -136,30 +147,53 @@ impl Captured {
             let line = std::mem::take(&mut pipe.line);
             if line.trim_ascii_start().starts_with(b"{") {
                 if !plain.is_empty() {
-                    self.pass_on(Stream::Stdout, &std::mem::take(&mut plain));
+                    let plain = std::mem::take(&mut plain);
+                    self.pass_on(Stream::Stdout, &plain, pipe.escape.as_mut());
                 }
-                self.line(&line);
+                self.line(&line, pipe.escape.as_mut());
             } else {
                 plain.extend_from_slice(&line);
             }
             rest = &rest[i + 1..];
         }
         if !plain.is_empty() {
-            self.pass_on(Stream::Stdout, &plain);
+            self.pass_on(Stream::Stdout, &plain, pipe.escape.as_mut());
         }
         pipe.line.extend_from_slice(rest);
         if pipe.line.len() > MAX_LINE {
             let line = std::mem::take(&mut pipe.line);
-            self.pass_on(Stream::Stdout, &line);
+            self.pass_on(Stream::Stdout, &line, pipe.escape.as_mut());
         }
     }
 
     fn close(&mut self, pipe: &mut Pipe) -> bool {
         if !pipe.line.is_empty() {
             let line = std::mem::take(&mut pipe.line);
-            self.line(&line);
+            self.line(&line, pipe.escape.as_mut());
+        }
+        // What an escaped stream held back (half a character) is passed on
+        // as it ends.
+        if let Some(mut e) = pipe.escape.take() {
+            let mut rest = Vec::new();
+            e.finish(&mut rest);
+            if !rest.is_empty() {
+                write_out(pipe.stream, &rest);
+            }
         }
         pipe.open = false;
         false
     }
+}
+
+/// Writes to antimony's stdout or stderr. Flushed at once: Rust's stdout is
+/// line-buffered, and a partial line must not wait for antimony's exit (the
+/// program's own output goes straight to the same descriptor).
+fn write_out(stream: Stream, data: &[u8]) {
+    let _ = match stream {
+        Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data).and_then(|()| out.flush())
+        }
+        Stream::Stderr => std::io::stderr().lock().write_all(data),
+    };
 }

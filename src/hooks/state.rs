@@ -6,10 +6,14 @@
 //! Runs of the same hook are serialized across concurrent instances by an
 //! exclusive `flock` on `KEY.lock`, held from reading the state until the
 //! update is written, so that no update is lost.
+//!
+//! Hooks inside the sandbox keep theirs apart, under `inside/` (their key
+//! is `inside/NAME`, see `plan::inside_state_key`): what the sandbox writes
+//! is never what a host hook of the same name reads.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -38,19 +42,25 @@ impl StateStore {
         }
     }
 
-    fn ensure_dir(&self) -> std::io::Result<()> {
+    /// The folder of `key`'s files (`inside/` for a hook inside), made
+    /// if missing.
+    fn ensure_dir(&self, key: &str) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
+        let dir = match Path::new(key).parent() {
+            Some(sub) => self.dir.join(sub),
+            None => self.dir.clone(),
+        };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&self.dir)
+            .create(dir)
     }
 
     /// Takes the hook's lock if no other instance holds it (`None`: one
     /// does). antimony never blocks on it: its event loop keeps serving
     /// the sandbox, and tries again.
     pub fn try_lock(&self, key: &str) -> std::io::Result<Option<Lock>> {
-        self.ensure_dir()?;
+        self.ensure_dir(key)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -78,7 +88,7 @@ impl StateStore {
     /// Applies a change to the current state (read again, so a change made
     /// meanwhile by an unserialized hook is kept) and writes it atomically.
     pub fn apply(&self, key: &str, change: &Change) -> std::io::Result<()> {
-        self.ensure_dir()?;
+        self.ensure_dir(key)?;
         let mut state = self.read(key);
         for k in &change.remove {
             state.remove(k);
@@ -172,6 +182,11 @@ mod tests {
         };
         assert_eq!(store.read("k")["a"], 1);
         store.apply("k", &c2).unwrap();
+        assert!(store.read("k").is_empty());
+        // An inside hook's state is kept apart from a host hook's.
+        let _inside = store.try_lock("inside/k").unwrap().expect("its own lock");
+        store.apply("inside/k", &c).unwrap();
+        assert_eq!(store.read("inside/k")["a"], 1);
         assert!(store.read("k").is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -232,8 +232,9 @@ impl Task {
         // Init holds its own copies now.
         drop((in_child, out_w, err_w));
         let mut t = Task::new(hook, h, Place::Inside { id, pid: None });
-        t.pipes.push(Pipe::new(out_r, Stream::Stdout));
-        t.pipes.push(Pipe::new(err_r, Stream::Stderr));
+        // What it prints is text from inside the sandbox: escaped.
+        t.pipes.push(Pipe::new(out_r, Stream::Stdout).escaped());
+        t.pipes.push(Pipe::new(err_r, Stream::Stderr).escaped());
         if let (Some(fd), Some(data)) = (in_ours, input) {
             nonblocking(&fd);
             t.input = Some(Input {

@@ -91,6 +91,15 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         Ok(cx) => cx,
         Err(e) => return fail(e, warnings),
     };
+    // The instance registry's folder, made and checked before anything
+    // runs: one that is not the user's own (another user made
+    // /tmp/antimony-UID first) stops the run; any other problem only keeps
+    // the instance out of `ps` (said when it registers).
+    if let Err(e) = host.runtime_folder("instances") {
+        if crate::host::NotPrivate::of(&e).is_some() {
+            return fail(Error::io("antimony's runtime folder", e), warnings);
+        }
+    }
     // The profile's home folder exists before the first hook runs: a
     // pre-hook may prepare what the program finds there ($ANTIMONY_HOME).
     for dir in plan.host_dirs_to_create() {

@@ -104,6 +104,12 @@ impl fmt::Display for Plan {
                     f,
                     "  scoped: no connecting to abstract unix sockets made outside"
                 )?;
+            } else if ll.abi >= 6 {
+                writeln!(
+                    f,
+                    "  not scoped: abstract unix sockets, for {} (profile: abstract_sockets); every abstract socket of the host is reachable",
+                    ll.abstract_sockets.join(", ")
+                )?;
             }
             for r in &ll.rules {
                 writeln!(f, "  {:<28} {}", r.path.display(), r.grant)?;

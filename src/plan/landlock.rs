@@ -69,6 +69,9 @@ pub struct LandlockPlan {
     pub handled: u64,
     /// `LANDLOCK_SCOPE_*` bits.
     pub scoped: u64,
+    /// The host abstract sockets the profile names, for which the
+    /// abstract-socket scope is lifted (empty: scoped).
+    pub abstract_sockets: Vec<String>,
     pub rules: Vec<Rule>,
 }
 
@@ -129,12 +132,14 @@ fn wanted(mounts: &[Mount]) -> Vec<(PathBuf, Grant)> {
 }
 
 impl LandlockPlan {
-    /// Builds the ruleset for a mount list.
+    /// Builds the ruleset for a mount list. `abstract_sockets`: the host
+    /// abstract sockets the sandbox may reach (only with the host's
+    /// network: the caller passes none otherwise).
     pub fn build(
         mode: LandlockMode,
         kernel_abi: i32,
         mounts: &[Mount],
-        network: bool,
+        abstract_sockets: &[String],
     ) -> Result<LandlockPlan, LandlockError> {
         let abi = match mode {
             LandlockMode::Off => 0,
@@ -150,6 +155,7 @@ impl LandlockPlan {
                 abi: 0,
                 handled: 0,
                 scoped: 0,
+                abstract_sockets: abstract_sockets.to_vec(),
                 rules: Vec::new(),
             });
         }
@@ -184,13 +190,16 @@ impl LandlockPlan {
                 file_access: bits(g & file_only),
             });
         }
-        // Scoping (ABI 6): no signals to processes outside the sandbox, and,
-        // without network, no connecting to abstract unix sockets made
-        // outside it (a shared network namespace is asked for to reach them).
+        // Scoping (ABI 6): no signals to processes outside the sandbox, and
+        // no connecting to abstract unix sockets made outside it. With the
+        // host's network, its abstract sockets (an X server's, a D-Bus
+        // daemon's) are in the sandbox's network namespace: only a profile
+        // that names some lifts that scope, and then for all of them, as
+        // Landlock scopes them as a whole.
         let mut scopes: BitFlags<Scope> = BitFlags::empty();
         if abi >= 6 {
             scopes |= Scope::Signal;
-            if !network {
+            if abstract_sockets.is_empty() {
                 scopes |= Scope::AbstractUnixSocket;
             }
         }
@@ -200,6 +209,7 @@ impl LandlockPlan {
             abi,
             handled: all.bits(),
             scoped: scopes.bits(),
+            abstract_sockets: abstract_sockets.to_vec(),
             rules,
         })
     }
@@ -274,7 +284,7 @@ mod tests {
             m("/tmp", Op::Tmpfs { mode: 0o1777 }),
             m("/tmp/x", Op::Tmpfs { mode: 0o1777 }),
         ];
-        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, false).unwrap();
+        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, &[]).unwrap();
         let paths: Vec<_> = p
             .rules
             .iter()
@@ -283,14 +293,24 @@ mod tests {
         assert_eq!(paths, ["/", "/usr", "/tmp"]);
         assert_ne!(p.scoped, 0);
         assert!(matches!(
-            LandlockPlan::build(LandlockMode::Strict, 3, &mounts, false),
+            LandlockPlan::build(LandlockMode::Strict, 3, &mounts, &[]),
             Err(LandlockError::TooOld(3))
         ));
         assert!(
-            !LandlockPlan::build(LandlockMode::Off, 7, &mounts, false)
+            !LandlockPlan::build(LandlockMode::Off, 7, &mounts, &[])
                 .unwrap()
                 .enforced()
         );
+    }
+
+    #[test]
+    fn abstract_sockets_stay_scoped_unless_named() {
+        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &[]).unwrap();
+        assert_eq!(p.scoped, (Scope::Signal | Scope::AbstractUnixSocket).bits());
+        let named = ["@/tmp/.X11-unix/X*".to_string()];
+        let q = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &named).unwrap();
+        assert_eq!(q.scoped, BitFlags::from(Scope::Signal).bits());
+        assert_eq!(q.abstract_sockets, named);
     }
 
     /// The former pairwise rule filter, the reference for the lookup.
@@ -351,7 +371,7 @@ mod tests {
                 .collect();
             for abi in [1, 3, 5, 6, 9] {
                 let got: Vec<(PathBuf, u64)> =
-                    LandlockPlan::build(LandlockMode::BestEffort, abi, &mounts, false)
+                    LandlockPlan::build(LandlockMode::BestEffort, abi, &mounts, &[])
                         .unwrap()
                         .rules
                         .into_iter()

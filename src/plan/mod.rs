@@ -399,7 +399,14 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             .unwrap_or_else(|| home.clone()),
     };
 
-    let landlock = LandlockPlan::build(sb.landlock, landlock::probe_abi(), &mounts, network)?;
+    // Host abstract sockets exist in the sandbox only with the host's network.
+    let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
+    let landlock = LandlockPlan::build(
+        sb.landlock,
+        landlock::probe_abi(),
+        &mounts,
+        abstract_sockets,
+    )?;
     if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
         warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
     }
@@ -875,6 +882,13 @@ fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {
     }
 }
 
+/// The state key of a hook inside the sandbox: in a folder of its own
+/// (`inside/KEY`; a host hook's key never holds a `/`), so that what the
+/// sandbox writes is never the state a host hook of the same name reads.
+pub fn inside_state_key(key: &str) -> String {
+    format!("inside/{key}")
+}
+
 /// A file-name-safe form of a hook's name.
 fn safe_key(s: &str) -> String {
     s.chars()
@@ -902,6 +916,11 @@ fn plan_hook(
         (Some(name), _) => safe_key(name),
         (None, HookCommand::Use { name, .. }) => safe_key(name),
         (None, _) => format!("{}-{index}", hook.event.key()),
+    };
+    let state_key = if hook.inside {
+        inside_state_key(&state_key)
+    } else {
+        state_key
     };
     // A reusable hook becomes the program or script its definition names.
     if let HookCommand::Use {

@@ -22,6 +22,50 @@ use seccompiler::{
 
 /// `open_tree_attr` (Linux 6.15) has the same number on every architecture.
 const SYS_OPEN_TREE_ATTR: i64 = 467;
+/// `fchmodat2` (Linux 6.6) and `setxattrat` (Linux 6.13), likewise.
+const SYS_FCHMODAT2: i64 = 452;
+const SYS_SETXATTRAT: i64 = 463;
+
+/// The mode bits no sandbox may set: S_ISUID and S_ISGID.
+const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// Calls that set a file's mode, with the index of their mode argument.
+/// For `open`/`openat` the kernel reads the mode only with O_CREAT or
+/// O_TMPFILE, and libc passes 0 without them, so the mode alone decides.
+/// `openat2` carries its mode in a struct the filter cannot read: it
+/// answers ENOSYS (see `build`) and callers fall back to `openat`.
+/// `mkdir`/`mkdirat` are not here: the kernel keeps only the permission
+/// bits and S_ISVTX of their mode (vfs_mkdir; mkdir(2) NOTES), so refusing
+/// would only break callers that pass 02775 for a shared folder. A folder
+/// made in a setgid folder inherits S_ISGID from it: the host's choice.
+const MODE_SETTERS: &[(&str, i64, u8)] = &[
+    ("fchmod", libc::SYS_fchmod, 1),
+    ("fchmodat", libc::SYS_fchmodat, 2),
+    ("fchmodat2", SYS_FCHMODAT2, 2),
+    ("openat", libc::SYS_openat, 3),
+    ("mknodat", libc::SYS_mknodat, 2),
+];
+
+#[cfg(target_arch = "x86_64")]
+const MODE_SETTERS_ARCH: &[(&str, i64, u8)] = &[
+    ("chmod", libc::SYS_chmod, 1),
+    ("open", libc::SYS_open, 2),
+    ("creat", libc::SYS_creat, 1),
+    ("mknod", libc::SYS_mknod, 1),
+];
+#[cfg(not(target_arch = "x86_64"))]
+const MODE_SETTERS_ARCH: &[(&str, i64, u8)] = &[];
+
+/// The sizes of the only `security.capability` values the kernel accepts
+/// (`XATTR_CAPS_SZ_2`, `XATTR_CAPS_SZ_3`: cap_convert_nscap refuses any
+/// other), and the calls that set an extended attribute with the index of
+/// their size argument.
+const CAPS_XATTR_SIZES: [u64; 2] = [20, 24];
+const XATTR_SETTERS: &[(&str, i64)] = &[
+    ("setxattr", libc::SYS_setxattr),
+    ("lsetxattr", libc::SYS_lsetxattr),
+    ("fsetxattr", libc::SYS_fsetxattr),
+];
 
 /// What the filter refuses, for `--dry-run` and the man page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +208,59 @@ impl SeccompPlan {
             "TIOCSTI and TIOCLINUX (low 32 bits of the request)",
         ));
 
+        // Setuid and setgid bits: a mode with either is refused. The kernel
+        // takes the mode as a umode_t (16 bits), so the low 32 bits of the
+        // argument hold all it reads; one rule per bit (a rule's conditions
+        // must all hold, any rule matches).
+        for &(name, nr, arg) in MODE_SETTERS.iter().chain(MODE_SETTERS_ARCH) {
+            let rules_for = SET_ID_BITS
+                .iter()
+                .map(|&bit| {
+                    SeccompRule::new(vec![cond(
+                        arg,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::MaskedEq(bit),
+                        bit,
+                    )])
+                    .map_err(|e| SeccompError(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.insert(nr, rules_for);
+            conditional.push((name, "with S_ISUID or S_ISGID in the mode"));
+        }
+        // Callers fall back to `clone` and `openat`, whose flags and mode
+        // this filter reads.
+        let mut enosys = vec![("clone3", libc::SYS_clone3), ("openat2", libc::SYS_openat2)];
+
+        // File capabilities need CAP_SETFCAP over the file: the sandbox
+        // holds none, except in a user namespace of its own, where the
+        // kernel writes them for the namespace's root (a v3 xattr). There,
+        // refuse every extended attribute of a capability's size (the
+        // filter cannot read the name), and `setxattrat`, whose size is in
+        // a struct, answers ENOSYS (callers fall back to `setxattr`).
+        if nested_userns {
+            for &(name, nr) in XATTR_SETTERS {
+                let rules_for = CAPS_XATTR_SIZES
+                    .iter()
+                    .map(|&size| {
+                        SeccompRule::new(vec![cond(
+                            3,
+                            SeccompCmpArgLen::Qword,
+                            SeccompCmpOp::Eq,
+                            size,
+                        )])
+                        .map_err(|e| SeccompError(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                rules.insert(nr, rules_for);
+                conditional.push((
+                    name,
+                    "with a 20- or 24-byte value, the sizes of a file capability (nested user namespaces)",
+                ));
+            }
+            enosys.push(("setxattrat", SYS_SETXATTRAT));
+        }
+
         if !nested_userns {
             let newuser = libc::CLONE_NEWUSER as u64;
             for (name, nr) in [("clone", libc::SYS_clone), ("unshare", libc::SYS_unshare)] {
@@ -190,14 +287,14 @@ impl SeccompPlan {
             .try_into()
             .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
 
-        let clone3 = SeccompFilter::new(
-            [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+        let fallback = SeccompFilter::new(
+            enosys.iter().map(|&(_, nr)| (nr, Vec::new())).collect(),
             SeccompAction::Allow,
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,
         )
         .map_err(|e| SeccompError(e.to_string()))?;
-        let clone3: seccompiler::BpfProgram = clone3
+        let fallback: seccompiler::BpfProgram = fallback
             .try_into()
             .map_err(|e: seccompiler::BackendError| SeccompError(e.to_string()))?;
 
@@ -206,9 +303,9 @@ impl SeccompPlan {
         Ok(SeccompPlan {
             denied,
             conditional,
-            enosys: vec!["clone3"],
+            enosys: enosys.iter().map(|&(name, _)| name).collect(),
             foreign_arch: "killed (x32 syscalls: EPERM)",
-            programs: vec![first, clone3.iter().map(to_libc).collect()],
+            programs: vec![first, fallback.iter().map(to_libc).collect()],
         })
     }
 }
@@ -268,6 +365,22 @@ mod tests {
         // chroot is allowed only with nested user namespaces (it needs
         // CAP_SYS_CHROOT, held only inside one).
         assert!(!q.denied.contains(&"chroot"));
-        assert!(q.programs[0].len() < p.programs[0].len());
+        assert!(!q.conditional.iter().any(|(n, _)| *n == "clone"));
+    }
+
+    #[test]
+    fn set_id_modes_and_file_capabilities() {
+        for nested in [false, true] {
+            let p = SeccompPlan::build(nested).unwrap();
+            for name in ["fchmod", "fchmodat", "fchmodat2", "openat", "mknodat"] {
+                assert!(p.conditional.iter().any(|(n, _)| *n == name), "{name}");
+            }
+            // The kernel drops those bits of mkdir's mode itself.
+            assert!(!p.conditional.iter().any(|(n, _)| n.starts_with("mkdir")));
+            assert!(p.enosys.contains(&"openat2"));
+            // Only a nested user namespace holds CAP_SETFCAP.
+            assert_eq!(p.conditional.iter().any(|(n, _)| *n == "setxattr"), nested);
+            assert_eq!(p.enosys.contains(&"setxattrat"), nested);
+        }
     }
 }

@@ -196,6 +196,12 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         if let Some(v) = layer.nested_userns {
             p.sandbox.nested_userns = v;
         }
+        // Like bus names, host abstract sockets add up through inherits.
+        for name in layer.abstract_sockets {
+            if !p.sandbox.abstract_sockets.contains(&name) {
+                p.sandbox.abstract_sockets.push(name);
+            }
+        }
         // Bus policies add up: each layer may only allow more names.
         if let Some(d) = layer.dbus {
             let all = p.dbus.get_or_insert_with(Dbus::default);

@@ -321,6 +321,11 @@ pub struct SandboxSettings {
     pub seccomp: bool,
     pub landlock: LandlockMode,
     pub nested_userns: bool,
+    /// Host abstract unix sockets the profile asks for (`@NAME`). Landlock
+    /// scopes abstract sockets as a whole: naming any lifts the scope, with
+    /// `network = true` (without, the sandbox's network namespace has none
+    /// of the host's).
+    pub abstract_sockets: Vec<String>,
 }
 
 impl Default for SandboxSettings {
@@ -331,6 +336,7 @@ impl Default for SandboxSettings {
             seccomp: true,
             landlock: LandlockMode::BestEffort,
             nested_userns: false,
+            abstract_sockets: Vec::new(),
         }
     }
 }

@@ -122,6 +122,10 @@ pub struct RawSandbox {
     pub landlock: Option<LandlockMode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nested_userns: Option<bool>,
+    /// Abstract unix sockets of the host the sandbox may connect to, by
+    /// name (`@/tmp/.X11-unix/X0`), with `network = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abstract_sockets: Option<Vec<Spanned<String>>>,
 }
 
 /// Namespaces a profile may share with the host by name. The user, mount and

@@ -62,6 +62,8 @@ pub fn to_toml(p: &Profile) -> String {
             seccomp: Some(sb.seccomp),
             landlock: Some(sb.landlock),
             nested_userns: Some(sb.nested_userns),
+            abstract_sockets: (!sb.abstract_sockets.is_empty())
+                .then(|| sb.abstract_sockets.iter().cloned().map(s).collect()),
         }),
         dbus: p.dbus.as_ref().map(|d| {
             let list =

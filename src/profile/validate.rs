@@ -34,10 +34,21 @@ pub struct Layer {
     pub seccomp: Option<bool>,
     pub landlock: Option<LandlockMode>,
     pub nested_userns: Option<bool>,
+    pub abstract_sockets: Vec<String>,
     pub dbus: Option<Dbus>,
     pub grace: Option<Duration>,
     pub user_dropins: Option<bool>,
     pub hooks: Vec<Hook>,
+}
+
+/// `@NAME`, as `ss -x` writes an abstract unix socket: NAME fills the rest
+/// of `sun_path` after its leading NUL (107 bytes at most). A final `*`
+/// stands for any end (`@/tmp/.X11-unix/X*`, whatever the display).
+fn abstract_socket_name(v: &str) -> bool {
+    v.strip_prefix('@').is_some_and(|n| {
+        let stem = n.strip_suffix('*').unwrap_or(n);
+        (1..=107).contains(&n.len()) && !stem.contains(['\0', '*'])
+    })
 }
 
 /// Parses a profile's TOML; syntax errors, unknown keys and wrong types come
@@ -196,6 +207,18 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         layer.seccomp = sb.seccomp;
         layer.landlock = sb.landlock;
         layer.nested_userns = sb.nested_userns;
+        for entry in sb.abstract_sockets.unwrap_or_default() {
+            let v = entry.get_ref();
+            if !abstract_socket_name(v) {
+                return Err(cx.err(
+                    entry.span(),
+                    format!(
+                        "sandbox.abstract_sockets: `{v}` is not an abstract socket name (`@` then 1 to 107 bytes, a final `*` for any end, like @/tmp/.X11-unix/X0 or @/tmp/.X11-unix/X*)"
+                    ),
+                ));
+            }
+            layer.abstract_sockets.push(v.clone());
+        }
     }
     if let Some(dbus) = raw.dbus {
         let mut d = Dbus::default();
@@ -714,6 +737,22 @@ mod tests {
         assert_eq!(
             parse_files_path("/usr/share").unwrap(),
             HostPath::Absolute("/usr/share".into())
+        );
+    }
+
+    #[test]
+    fn abstract_socket_names() {
+        for ok in ["@/tmp/.X11-unix/X0", "@/tmp/.X11-unix/X*", "@x", "@*"] {
+            assert!(abstract_socket_name(ok), "{ok}");
+        }
+        let long = format!("@{}", "a".repeat(108));
+        for bad in ["/tmp/.X11-unix/X0", "@", "@a*b", "@a\0", long.as_str()] {
+            assert!(!abstract_socket_name(bad), "{bad}");
+        }
+        let e = err("[sandbox]\nabstract_sockets = [\"x\"]\n");
+        assert!(
+            e.starts_with("t.toml:2:21: sandbox.abstract_sockets: `x`"),
+            "{e}"
         );
     }
 

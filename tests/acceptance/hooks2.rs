@@ -1152,13 +1152,14 @@ fn stdin_never_read(who: Who) -> TestResult {
             s(&f.out)
         ),
     );
-    // A saved state of 1 MiB for each named hook.
+    // A saved state of 1 MiB for each named hook (an inside hook's is kept
+    // apart, under `inside/`).
     let state = serde_json::json!({ "blob": big }).to_string();
     for key in [
         "ignore-pre",
         "closes-stdin",
         "ignore-started",
-        "ignore-inside",
+        "inside/ignore-inside",
         "ignore-post",
     ] {
         f.s.write(

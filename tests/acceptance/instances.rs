@@ -2218,8 +2218,8 @@ fn forged_records(who: Who) -> TestResult {
 /// A registry that is not a private folder of the user (a symlink to
 /// another folder, a folder of someone else) is not used: `ps` lists
 /// nothing from it and removes nothing in it (a private folder there
-/// without a record would otherwise count as stale), and a run is not
-/// registered there.
+/// without a record would otherwise count as stale), and a run is refused
+/// before anything runs (hostside::misc::a_runtime_folder_of_another_user_is_refused).
 fn registry_not_private(who: Who) -> TestResult {
     let f = fixture!(Fx, who);
     let antimony = f.s.mkdir("runtime/antimony");
@@ -2236,7 +2236,7 @@ fn registry_not_private(who: Who) -> TestResult {
     ensure!(
         out.code() == Some(0)
             && out.stdout.trim() == "[]"
-            && out.stderr.contains("not a private folder"),
+            && out.stderr.contains("is a symbolic link"),
         "ps with a symlinked registry: {}",
         out.show()
     );
@@ -2251,7 +2251,11 @@ fn registry_not_private(who: Who) -> TestResult {
         .run("minimal", &["--program", "/bin/sh", "--", "-c", "exit 4"])
         .run();
     ensure!(
-        out.code() == Some(4) && out.stderr.contains("cannot be listed, entered or stopped"),
+        out.code() == Some(125)
+            && out
+                .stderr
+                .contains("antimony: error: antimony's runtime folder: ")
+            && out.stderr.contains("is a symbolic link"),
         "a run with a symlinked registry: {}",
         out.show()
     );
@@ -2272,7 +2276,7 @@ fn registry_not_private(who: Who) -> TestResult {
         chown(&theirs, Some(other), None).map_err(|e| e.to_string())?;
         let out = f.s.antimony(["ps"]).run();
         ensure!(
-            out.code() == Some(0) && out.stderr.contains("not a private folder"),
+            out.code() == Some(0) && out.stderr.contains(&format!("belongs to uid {other}")),
             "ps with a registry of uid {other}: {}",
             out.show()
         );

@@ -19,6 +19,8 @@ use std::process::ExitCode;
 
 use nix::errno::Errno;
 
+mod setid;
+
 enum Outcome {
     Blocked(String),
     Escaped(String),
@@ -37,6 +39,8 @@ fn main() -> ExitCode {
     let r = match (sub.as_str(), rest.as_slice()) {
         ("write", [path]) => write(path),
         ("rewrite", [path]) => rewrite(path),
+        ("setid", [dir]) => setid::setid(dir),
+        ("setfcap-nested", [dir]) => setid::setfcap_nested(dir),
         ("read", [path]) => read(path),
         ("ls", [path]) => ls(path),
         ("absent", paths) if !paths.is_empty() => absent(paths),
