@@ -226,12 +226,24 @@ impl Host {
             ))
             .into());
         }
-        if st.st_mode & 0o077 != 0 {
+        // Writable by others: what is inside may be theirs. Only readable
+        // (an older umask, a folder made by hand): nobody else could have
+        // put anything there, so it is made private (the user owns it).
+        if st.st_mode & 0o022 != 0 {
             return Err(not_private(format!(
                 "is open to other users (mode {:04o})",
                 st.st_mode & 0o7777
             ))
             .into());
+        }
+        if st.st_mode & 0o077 != 0 {
+            let dir = nix::fcntl::openat(
+                &fd,
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                mode,
+            )?;
+            nix::sys::stat::fchmod(&dir, nix::sys::stat::Mode::from_bits_truncate(0o700))?;
         }
         Ok(fd)
     }

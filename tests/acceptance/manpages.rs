@@ -274,9 +274,10 @@ Where running instances are registered:
 \fB$XDG_RUNTIME_DIR/antimony/instances/\fR (see
 .BR antimony\-ps (1));
 without it, \fB$TMPDIR/antimony\-\fIUID\fB/instances/\fR (\fBTMPDIR\fR
-defaults to \fB/tmp\fR). That folder must be yours and closed to others
-(mode 0700, not a link): one another user made first is refused, and
-\fBantimony run\fR stops before anything runs, saying so. Not passed on:
+defaults to \fB/tmp\fR). That folder must be yours, not a link, and
+writable by nobody else: one another user made first, or one others may
+write, is refused, and \fBantimony run\fR stops before anything runs,
+saying so; one of yours that others may only read is made private (0700). Not passed on:
 the sandbox gets an empty private
 \fB/run/user/\fIUID\fR and \fBXDG_RUNTIME_DIR\fR pointing at it. Hooks with
 \fBenv = true\fR see the host's value.

@@ -366,12 +366,27 @@ fn runtime_folder(who: Who) -> TestResult {
         "{}",
         out.show()
     );
-    let meta = std::fs::symlink_metadata(&folder).map_err(|e| e.to_string())?;
+    let private = || -> Result<(), Failed> {
+        let meta = std::fs::symlink_metadata(&folder).map_err(|e| e.to_string())?;
+        ensure!(
+            meta.is_dir() && meta.uid() == s.uid && meta.mode() & 0o777 == 0o700,
+            "the folder antimony uses: uid {}, mode {:o}",
+            meta.uid(),
+            meta.mode()
+        );
+        Ok(())
+    };
+    private()?;
+    // The user's own folder that others may only read (nobody else can
+    // have put anything there): made private, and used.
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    let out = run();
     ensure!(
-        meta.is_dir() && meta.uid() == s.uid && meta.mode() & 0o777 == 0o700,
-        "the folder antimony made: uid {}, mode {:o}",
-        meta.uid(),
-        meta.mode()
+        out.code() == Some(0) && out.stdout.contains("the-program-ran"),
+        "a folder of the user's that others may read: {}",
+        out.show()
     );
+    private()?;
     pass()
 }
