@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod procfs;
 pub mod profile;
+pub mod pty;
 pub mod sandbox;
 pub mod signals;
 

@@ -226,7 +226,8 @@ impl Task {
                 &argv,
                 &env,
                 cwd,
-                [in_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                None,
+                &[in_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
             )
             .map_err(|e| e.to_string())?;
         // Init holds its own copies now.
