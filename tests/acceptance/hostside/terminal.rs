@@ -5,6 +5,10 @@
 //!   the sandbox's, which antimony relays; a sandboxed program that takes
 //!   the entered command's descriptors (pidfd_getfd, /proc/PID/fd/0) gets
 //!   nothing of the caller's terminal, during the command or after.
+//! - A hook antimony, as root, runs as the user it acts for (SUDO_UID) is
+//!   in a session of its own with a terminal of its own: it cannot push
+//!   input into root's terminal (TIOCSTI), now or after antimony exits,
+//!   yet it reads what the user types.
 //!
 //! The tests play the terminal emulator: they open a pseudo-terminal, give
 //! its slave to antimony (as the controlling terminal of antimony's
@@ -12,6 +16,7 @@
 //! screen) and write to the master what the user types.
 
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::chown;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +35,14 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "hostside::terminal::enter_relays_a_terminal",
         enter_relays_a_terminal,
+    ));
+    t.push(case(
+        "hostside::terminal::a_hook_run_as_the_user_cannot_type_into_roots_terminal",
+        hook_cannot_type_into_roots_terminal,
+    ));
+    t.push(case(
+        "hostside::terminal::a_hook_run_as_the_user_reads_what_the_user_types",
+        hook_reads_what_the_user_types,
     ));
     t
 }
@@ -348,6 +361,161 @@ fn enter_relays_a_terminal(who: Who) -> TestResult {
     ensure!(
         settings(&slave) == before,
         "the terminal's settings were not put back"
+    );
+    pass()
+}
+
+// ------------------------------------------------------------------ hooks
+
+/// antimony as root on behalf of the test user (SUDO_UID, SUDO_GID), run
+/// from root's shell on a terminal: the shell leads the session, whose
+/// controlling terminal it is, and stays after antimony has exited (it
+/// says so on the terminal, then waits).
+fn on_behalf(f: &Fixture, profile: &str, slave: &OwnedFd) -> Result<Option<Child>, Failed> {
+    let Some(user) = world().user.clone() else {
+        return Ok(None);
+    };
+    let antimony = s(&world().antimony);
+    let out = s(&f.out);
+    let cmd =
+        f.s.command("/bin/sh")
+            .args([
+                "-c",
+                "\"$0\" \"$@\"; echo \"antimony exited $?\"; exec sleep 60",
+                &antimony,
+                "run",
+                profile,
+                "--rw",
+                &out,
+                "--",
+                "-c",
+                "true",
+            ])
+            .env("SUDO_UID", user.uid.to_string())
+            .env("SUDO_GID", user.gid.to_string())
+            .cmd;
+    Ok(Some(on_terminal(cmd, slave, true)?))
+}
+
+/// A folder the test user may write, for the hooks' records.
+fn hook_folder(f: &Fixture) -> Result<String, Failed> {
+    let user = world().user.clone().ok_or("no unprivileged test user")?;
+    let dir = f.out("hook");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    chown(&dir, Some(user.uid), Some(user.gid)).map_err(|e| e.to_string())?;
+    Ok(s(&dir))
+}
+
+/// The attack: a default-identity pre-hook, run as the user antimony (as
+/// root) acts for, pushes `id` into its terminal (TIOCSTI) at once, and
+/// leaves a child (deaf to the SIGHUP its terminal sends when the hook
+/// ends) that does it again a second later, after antimony has exited,
+/// when root's shell would read it. Neither reaches root's terminal:
+/// nothing waits in its input.
+fn hook_cannot_type_into_roots_terminal() -> TestResult {
+    if !world().is_root || world().user.is_none() {
+        return skip("needs root and the unprivileged test user");
+    }
+    let f = fixture!(Who::Root);
+    let dir = hook_folder(&f)?;
+    let probe = s(&world().probe);
+    f.profile(
+        "inject",
+        &format!(
+            r#"
+inherits = ["sh"]
+
+[[hooks.pre]]
+content = '''
+id -u > {dir}/uid
+{probe} tiocsti > {dir}/now 2>&1
+exec 3<&0
+trap '' HUP
+( sleep 1; {probe} tiocsti <&3 > {dir}/late 2>&1 ) > /dev/null 2>&1 &
+'''
+"#
+        ),
+    );
+    let (screen, slave) = terminal()?;
+    let Some(child) = on_behalf(&f, "inject", &slave)? else {
+        return skip("no unprivileged test user");
+    };
+    let _shell = Reaped(child);
+    screen.wait_for("antimony exited 0")?;
+    let uid = world().user.as_ref().map(|u| u.uid).unwrap_or_default();
+    ensure!(
+        f.read("hook/uid").trim() == uid.to_string(),
+        "the hook did not run as the user: {:?}",
+        f.read("hook/uid")
+    );
+    // The late child has had its go.
+    ensure!(
+        wait_until(HANG, || !f.read("hook/late").is_empty()),
+        "the hook's child never tried"
+    );
+    let injected = pending_input(&slave);
+    ensure!(
+        injected.is_empty(),
+        "the hook typed {:?} into root's terminal (now: {:?}; later: {:?})",
+        String::from_utf8_lossy(&injected),
+        f.read("hook/now"),
+        f.read("hook/late")
+    );
+    pass()
+}
+
+/// The same hook identity, asking for a password as `encrypted-home`'s
+/// gocryptfs does: it turns its terminal's echo off, prompts, and reads a
+/// line. What the user types reaches it, is not echoed, and root's
+/// terminal is left as it was.
+fn hook_reads_what_the_user_types() -> TestResult {
+    if !world().is_root || world().user.is_none() {
+        return skip("needs root and the unprivileged test user");
+    }
+    let f = fixture!(Who::Root);
+    let dir = hook_folder(&f)?;
+    f.profile(
+        "asks",
+        &format!(
+            r#"
+inherits = ["sh"]
+
+[[hooks.pre]]
+content = '''
+[ -t 0 ] && echo "stdin is a terminal" >> {dir}/log
+stty -echo
+printf 'password: ' >&2
+IFS= read -r pw
+stty echo
+echo "$(id -u) read:$pw" >> {dir}/log
+'''
+"#
+        ),
+    );
+    let (screen, slave) = terminal()?;
+    let before = settings(&slave);
+    let Some(child) = on_behalf(&f, "asks", &slave)? else {
+        return skip("no unprivileged test user");
+    };
+    let _shell = Reaped(child);
+    screen.wait_for("password: ")?;
+    screen.type_in(b"s3cret\r");
+    screen.wait_for("antimony exited 0")?;
+    let uid = world().user.as_ref().map(|u| u.uid).unwrap_or_default();
+    let log = f.read("hook/log");
+    ensure!(
+        log == format!("stdin is a terminal\n{uid} read:s3cret\n"),
+        "the hook's record: {log:?}; the terminal showed {:?}",
+        screen.text()
+    );
+    ensure!(
+        !screen.text().contains("s3cret"),
+        "the password was echoed: {:?}",
+        screen.text()
+    );
+    ensure!(
+        settings(&slave) == before,
+        "root's terminal was not put back as it was"
     );
     pass()
 }
