@@ -122,9 +122,11 @@ no_new_privs, and its environment plus ANTIMONY_NAME and ANTIMONY_INSTANCE. anti
 joins the instance's namespaces itself: it asks the instance's antimony, over its control \
 socket, to have the sandbox's init start the command. The instance must be proven to be one \
 that antimony started and that is still alive (see antimony-ps(1)); anything else is refused. \
-CMD gets your stdin, stdout and stderr; signals you send to `antimony enter` (SIGINT, SIGTERM, \
-SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH) go to CMD's process group, which also gets SIGHUP \
-if `antimony enter` dies. Exits with CMD's status."
+CMD never gets your descriptors: where your stdin, stdout or stderr is a terminal, it gets a \
+new terminal of the sandbox's, which antimony relays to yours (in raw mode meanwhile, with \
+your window size), as `ssh -t` does; the others are pipes antimony relays. Signals you send \
+to `antimony enter` (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to CMD's process \
+group, which also gets SIGHUP if `antimony enter` dies. Exits with CMD's status."
     )]
     Enter {
         /// Instance id (or a unique prefix), or a profile with one running instance

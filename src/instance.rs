@@ -467,10 +467,15 @@ pub fn ambiguous(name: &str, all: &[Found]) -> InstanceError {
 /// and exiting once the instance has ended. A supervisor that refuses a
 /// client closes the connection without a word.
 pub mod wire {
-    use crate::sandbox::protocol::{header, words};
+    use crate::pty::{SETTINGS_LEN, Settings};
+    use crate::sandbox::protocol::{Terminal, header, words};
 
-    /// Run a command inside: argument count, NUL-terminated arguments, and
-    /// the client's stdin, stdout and stderr as descriptors.
+    /// Run a command inside: the header's second word a terminal mask (as
+    /// in the sandbox channel's `Exec`), then the terminal settings if it
+    /// is not 0, the argument count and NUL-terminated arguments; with it,
+    /// a descriptor for each of the command's stdin, stdout and stderr
+    /// that is not the new terminal (pipes the client relays: never one
+    /// of the client's own). `Spawned` carries the terminal's master.
     pub const ENTER: u32 = 200;
     /// Pass a signal on to the entered command.
     pub const SIGNAL: u32 = 201;
@@ -479,11 +484,15 @@ pub mod wire {
     /// The supervisor's answer to `STOP`: the instance is being stopped.
     pub const STOPPING: u32 = 203;
 
-    pub fn enter_request(argv: &[&[u8]]) -> Option<Vec<u8>> {
+    pub fn enter_request(argv: &[&[u8]], terminal: Option<&Terminal>) -> Option<Vec<u8>> {
         if argv.is_empty() || argv.iter().any(|a| a.contains(&0)) {
             return None;
         }
-        let mut out = header(ENTER, 0, 0, 0).to_vec();
+        let mask = terminal.map_or(0, |t| t.mask & 0b111);
+        let mut out = header(ENTER, mask, 0, 0).to_vec();
+        if let (Some(t), true) = (terminal, mask != 0) {
+            out.extend_from_slice(&t.settings.encode());
+        }
         out.extend_from_slice(&(argv.len() as u32).to_ne_bytes());
         for a in argv {
             out.extend_from_slice(a);
@@ -492,20 +501,31 @@ pub mod wire {
         (out.len() <= crate::sandbox::protocol::MAX_REQUEST).then_some(out)
     }
 
-    /// The arguments of an `ENTER` request.
-    pub fn parse_enter(buf: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let (kind, ..) = words(buf)?;
-        if kind != ENTER || buf.len() < 20 {
+    /// The arguments and the terminal asked for of an `ENTER` request.
+    pub fn parse_enter(buf: &[u8]) -> Option<(Vec<Vec<u8>>, Option<Terminal>)> {
+        let (kind, mask, ..) = words(buf)?;
+        if kind != ENTER || mask > 0b111 {
             return None;
         }
-        let argc = u32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]) as usize;
-        let parts: Vec<Vec<u8>> = buf[20..]
+        let mut rest = &buf[16..];
+        let terminal = if mask != 0 {
+            let settings = Settings::decode(rest)?;
+            rest = &rest[SETTINGS_LEN..];
+            Some(Terminal { mask, settings })
+        } else {
+            None
+        };
+        if rest.len() < 4 {
+            return None;
+        }
+        let argc = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let parts: Vec<Vec<u8>> = rest[4..]
             .split(|&b| b == 0)
             .take(argc)
             .map(<[u8]>::to_vec)
             .collect();
         (argc > 0 && parts.len() == argc && argc <= crate::sandbox::protocol::MAX_STRINGS)
-            .then_some(parts)
+            .then_some((parts, terminal))
     }
 
     pub fn signal_request(sig: i32) -> [u8; 16] {
@@ -524,12 +544,28 @@ pub mod wire {
     mod tests {
         #[test]
         fn enter_round_trip() {
-            let r = super::enter_request(&[b"/bin/sh", b"-c", b"id"]).unwrap();
+            let r = super::enter_request(&[b"/bin/sh", b"-c", b"id"], None).unwrap();
+            let (argv, terminal) = super::parse_enter(&r).unwrap();
             assert_eq!(
-                super::parse_enter(&r).unwrap(),
+                argv,
                 vec![b"/bin/sh".to_vec(), b"-c".to_vec(), b"id".to_vec()]
             );
-            assert!(super::enter_request(&[]).is_none());
+            assert!(terminal.is_none());
+            assert!(super::enter_request(&[], None).is_none());
+            // With a terminal: its mask and settings come back.
+            // SAFETY: all-zero termios and winsize are valid.
+            let mut settings: crate::pty::Settings = unsafe { std::mem::zeroed() };
+            settings.size.ws_row = 24;
+            let t = super::Terminal {
+                mask: 0b101,
+                settings,
+            };
+            let r = super::enter_request(&[b"true"], Some(&t)).unwrap();
+            let (argv, terminal) = super::parse_enter(&r).unwrap();
+            assert_eq!(argv, vec![b"true".to_vec()]);
+            let terminal = terminal.unwrap();
+            assert_eq!(terminal.mask, 0b101);
+            assert_eq!(terminal.settings.size.ws_row, 24);
         }
     }
 }

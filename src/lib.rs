@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod procfs;
 pub mod profile;
+pub mod pty;
 pub mod sandbox;
 pub mod signals;
 pub mod text;

@@ -18,11 +18,21 @@
 //! signal is blocked across the clone, so none of antimony's handlers can
 //! run in the child; the child resets those handlers to the default before
 //! it unblocks signals for the hook.
+//!
+//! A hook antimony runs as another user than itself (root dropping to the
+//! user it acts for) gets nothing that would let it act as antimony: a
+//! session of its own (no controlling terminal of antimony's, so no
+//! TIOCSTI into it, no `/dev/tty` leading to it), and instead of antimony's
+//! standard input a new pseudo-terminal when that is a terminal (its
+//! controlling terminal, relayed by antimony: `pty`), a pipe antimony fills
+//! from it otherwise. Its stdout and stderr are pipes to antimony anyway.
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
+
+use crate::pty::{self, Relay};
 
 /// The child's stack: its steps use a few hundred bytes.
 const STACK: usize = 32 * 1024;
@@ -110,6 +120,10 @@ pub struct Started {
     pub stdin: Option<OwnedFd>,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// It leads a session of its own (it runs as another user).
+    pub session: bool,
+    /// antimony's standard input relayed to it (it runs as another user).
+    pub relay: Option<Relay>,
 }
 
 /// Everything the child reads, built before the clone; `err` is what it
@@ -121,6 +135,10 @@ struct ChildArgs {
     envp: *const *const libc::c_char,
     /// Descriptors for 0, 1 and 2 (-1: keep the inherited one).
     stdio: [RawFd; 3],
+    /// Lead a session of its own rather than only a process group.
+    session: bool,
+    /// Make its stdin (a new terminal) its controlling terminal.
+    ctty: bool,
     drop_to: Option<(libc::uid_t, libc::gid_t)>,
     parent: libc::pid_t,
     /// Where the child stores its PID for antimony's guardian (or null).
@@ -141,6 +159,50 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
+fn dev_null() -> std::io::Result<OwnedFd> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    Ok(OwnedFd::from(null))
+}
+
+/// antimony's standard input, for a hook that runs as `uid`, another user:
+/// never the descriptor itself. A terminal (antimony in its foreground)
+/// becomes a new one, the hook's own, that copies its settings and size
+/// and belongs to the hook's user (so that it can open it by name, as
+/// ssh's or sudo's prompts do); antimony relays between the two. Not in
+/// the foreground, antimony may not read the terminal: the hook reads
+/// /dev/null. Anything else comes through a pipe antimony fills while the
+/// hook runs (what the hook leaves of what antimony read for it is lost
+/// to the program). Returns the hook's descriptor and the relay.
+fn relayed_stdin(uid: libc::uid_t) -> std::io::Result<(OwnedFd, Relay, bool)> {
+    let mut relay = Relay::new();
+    if !pty::is_terminal(0) {
+        let (r, w) = pipe()?;
+        relay.pump_in(0, w);
+        return Ok((r, relay, false));
+    }
+    // SAFETY: tcgetpgrp and getpgrp take integers.
+    let foreground = unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+    if !foreground {
+        return Ok((dev_null()?, relay, false));
+    }
+    let (master, slave) = pty::open_host()?;
+    if let Some(settings) = pty::Settings::of(0) {
+        settings.apply(slave.as_raw_fd())?;
+    }
+    nix::unistd::fchown(&slave, Some(uid.into()), None)?;
+    // Its output (echo, what it writes to /dev/tty) where antimony's
+    // own messages go.
+    let output = [2, 1]
+        .into_iter()
+        .find(|&fd| pty::is_terminal(fd))
+        .unwrap_or(0);
+    relay.attach(master, Some(0), output, pty::Mode::Input);
+    Ok((slave, relay, true))
+}
+
 /// Starts `cmd` leading a process group of its own, its stdout and stderr
 /// pipes to antimony. `register`: a slot of the guardian's table, where
 /// the child stores its PID (its group's number) before it executes the
@@ -153,16 +215,21 @@ pub fn spawn(
 ) -> std::io::Result<Started> {
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    let (stdin_ours, stdin_theirs) = match input {
-        Input::Inherit => (None, None),
-        Input::Null => {
-            let null = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/null")?;
-            (None, Some(OwnedFd::from(null)))
+    // Another user than antimony's: a session of its own, and never
+    // antimony's stdin itself (see the module's comment).
+    let session = cmd.drop_to.is_some();
+    let mut relay = None;
+    let mut ctty = false;
+    let (stdin_ours, stdin_theirs) = match (input, cmd.drop_to) {
+        (Input::Inherit, None) => (None, None),
+        (Input::Inherit, Some((uid, _))) => {
+            let (fd, r, terminal) = relayed_stdin(uid)?;
+            relay = Some(r);
+            ctty = terminal;
+            (None, Some(fd))
         }
-        Input::Pipe => {
+        (Input::Null, _) => (None, Some(dev_null()?)),
+        (Input::Pipe, _) => {
             let (r, w) = pipe()?;
             (Some(w), Some(r))
         }
@@ -178,6 +245,8 @@ pub fn spawn(
             out_w.as_raw_fd(),
             err_w.as_raw_fd(),
         ],
+        session,
+        ctty,
         drop_to: cmd.drop_to,
         // SAFETY: getpid cannot fail.
         parent: unsafe { libc::getpid() },
@@ -224,6 +293,8 @@ pub fn spawn(
         stdin: stdin_ours,
         stdout: out_r,
         stderr: err_r,
+        session,
+        relay,
     })
 }
 
@@ -263,7 +334,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
         }
-        if libc::setpgid(0, 0) < 0 {
+        // A group of its own (its number is its PID) either way; a
+        // session of its own, without a controlling terminal, for a hook
+        // that runs as another user.
+        if a.session {
+            if libc::setsid() < 0 {
+                fail(a);
+            }
+        } else if libc::setpgid(0, 0) < 0 {
             fail(a);
         }
         if !a.register.is_null() {
@@ -288,6 +366,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
             } else if libc::dup2(fd, target) < 0 {
                 fail(a);
             }
+        }
+        // Its new terminal becomes its controlling terminal (0: steal
+        // nothing; it is nobody's).
+        if a.ctty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            fail(a);
         }
         if let Some((uid, gid)) = a.drop_to {
             // The system calls themselves: the C library's wrappers would

@@ -51,6 +51,8 @@ pub enum Watch {
     Exit,
     Pipe(usize),
     Input,
+    /// A descriptor of its relay (a hook run as another user: `spawn`).
+    Relay(usize),
 }
 
 #[derive(Debug)]
@@ -81,6 +83,8 @@ pub struct Task {
     pub start_error: Option<String>,
     /// Held while the hook runs (serialized hooks).
     pub lock: Option<Lock>,
+    /// antimony's stdin relayed to a hook that runs as another user.
+    relay: Option<crate::pty::Relay>,
 }
 
 /// How a task ended.
@@ -93,6 +97,12 @@ pub struct Finished {
     pub leftovers: Vec<Pipe>,
     pub lock: Option<Lock>,
 }
+
+/// How long, once a hook with a relayed terminal has ended, its last
+/// output is waited for while nothing comes, and at most (what it left
+/// behind may hold the terminal).
+const RELAY_QUIET: Duration = Duration::from_millis(20);
+const RELAY_LIMIT: Duration = Duration::from_millis(500);
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
@@ -129,6 +139,7 @@ impl Task {
             status: None,
             start_error: None,
             lock: None,
+            relay: None,
         }
     }
 
@@ -149,8 +160,10 @@ impl Task {
     /// Starts a hook on the host, leading a process group of its own.
     /// Foreground hooks share antimony's stdin and get the terminal while
     /// they run, as a shell gives it to a job (an interactive hook works);
-    /// background ones get /dev/null. `register`: the guardian's slot, which
-    /// the hook's child fills in itself before it executes the hook.
+    /// one that runs as another user than antimony gets a terminal (or a
+    /// pipe) of its own instead, which antimony relays (`spawn`); background
+    /// ones get /dev/null. `register`: the guardian's slot, which the hook's
+    /// child fills in itself before it executes the hook.
     pub fn host(
         hook: usize,
         h: &PlannedHook,
@@ -169,7 +182,8 @@ impl Task {
             .and_then(|cmd| spawn::spawn(&cmd, stdin, register))
             .map_err(|e| format!("{}: {}", h.exec.display(), crate::error::io_text(&e)))?;
         let pgid = child.pid;
-        let terminal = foreground && terminal::give(pgid);
+        // In a session of its own, it has a terminal of its own, if any.
+        let terminal = foreground && !child.session && terminal::give(pgid);
         let mut t = Task::new(
             hook,
             h,
@@ -180,6 +194,7 @@ impl Task {
             },
         );
         t.foreground = foreground;
+        t.relay = child.relay;
         t.pipes.push(Pipe::new(child.stdout, Stream::Stdout));
         t.pipes.push(Pipe::new(child.stderr, Stream::Stderr));
         if let (Some(fd), Some(data)) = (child.stdin, input) {
@@ -226,7 +241,8 @@ impl Task {
                 &argv,
                 &env,
                 cwd,
-                [in_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+                None,
+                &[in_child.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
             )
             .map_err(|e| e.to_string())?;
         // Init holds its own copies now.
@@ -278,6 +294,11 @@ impl Task {
         if let Some(input) = &self.input {
             out.push((input.fd.as_raw_fd(), libc::POLLOUT, Watch::Input));
         }
+        if let Some(relay) = &self.relay {
+            let mut fds = Vec::new();
+            relay.interest(&mut fds);
+            out.extend(fds.into_iter().map(|(fd, ev, i)| (fd, ev, Watch::Relay(i))));
+        }
     }
 
     /// Something it watches is ready.
@@ -290,6 +311,11 @@ impl Task {
                 }
             }
             Watch::Input => self.write_input(),
+            Watch::Relay(i) => {
+                if let Some(relay) = &mut self.relay {
+                    relay.ready(i);
+                }
+            }
         }
     }
 
@@ -356,6 +382,12 @@ impl Task {
                 terminal::take_back();
             }
         }
+        // Its terminal's last output is passed on; then the terminal is
+        // closed, which hangs it up for anything the hook left behind, and
+        // antimony's is put back as it was.
+        if let Some(mut relay) = self.relay.take() {
+            relay.drain(RELAY_QUIET, RELAY_LIMIT);
+        }
         // What it wrote before it ended, its reply included: up to 1 MiB
         // now (more, from children it left, as leftovers later).
         for p in &mut self.pipes {
@@ -369,6 +401,14 @@ impl Task {
     /// Sends a signal: to the hook's process group when it leads one, to
     /// its process otherwise; inside, through init.
     pub fn signal(&self, sandbox: Option<&Sandbox>, sig: libc::c_int) {
+        // A hook with a terminal of its own learns of a new window size as
+        // any program does: from its terminal (which says SIGWINCH).
+        if let (libc::SIGWINCH, Some(relay)) = (sig, &self.relay) {
+            if relay.master().is_some() {
+                relay.resize();
+                return;
+            }
+        }
         match &self.place {
             Place::Host { pgid, .. } => {
                 // SAFETY: signalling a process group we started.

@@ -24,7 +24,7 @@ mod server;
 mod verdict;
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
@@ -991,7 +991,9 @@ impl Run<'_> {
         }
     }
 
-    fn on_message(&mut self, m: Message) {
+    /// A message from init, with the descriptor that came with it (an
+    /// entered command's terminal, for its client).
+    fn on_message(&mut self, m: Message, fd: Option<OwnedFd>) {
         match m {
             Message::Failed { step, index, errno } => {
                 self.setup_failure = Some(sandbox::describe_failure(
@@ -1035,7 +1037,10 @@ impl Run<'_> {
                     }
                 } else if let Some(s) = &self.server {
                     if let Some(c) = s.client_of(id) {
-                        s.send(c, m);
+                        match &fd {
+                            Some(fd) => s.send_with_fd(c, m, fd),
+                            None => s.send(c, m),
+                        }
                     }
                 }
             }
@@ -1082,7 +1087,11 @@ impl Run<'_> {
                     sb.signal_inside(id, sig);
                 }
             }
-            Request::Enter { argv, stdio } => {
+            Request::Enter {
+                argv,
+                terminal,
+                stdio,
+            } => {
                 let id = self.next_id;
                 self.next_id += 1;
                 let env = self.inside_env();
@@ -1090,16 +1099,14 @@ impl Run<'_> {
                     (Some(sb), true) => {
                         let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
                         let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
+                        let stdio: Vec<RawFd> = stdio.iter().map(AsRawFd::as_raw_fd).collect();
                         sb.exec(
                             id,
                             &argv,
                             &env,
                             self.plan.home.as_os_str().as_bytes(),
-                            [
-                                stdio[0].as_raw_fd(),
-                                stdio[1].as_raw_fd(),
-                                stdio[2].as_raw_fd(),
-                            ],
+                            terminal.as_ref(),
+                            &stdio,
                         )
                         .map_err(|e| match e {
                             SandboxError::Syscall { errno, .. } => errno,
@@ -1201,7 +1208,7 @@ impl Run<'_> {
                 Source::Channel => {
                     let m = self.sandbox.as_ref().map(Sandbox::read_message);
                     match m {
-                        Some(Ok(Some(m))) => self.on_message(m),
+                        Some(Ok(Some((m, fd)))) => self.on_message(m, fd),
                         // A garbled channel: nothing init says can be
                         // trusted any more; the sandbox goes.
                         Some(Err(e)) => {

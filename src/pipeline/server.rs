@@ -19,7 +19,11 @@ use crate::sandbox::protocol::{self, Message};
 pub enum Request {
     Enter {
         argv: Vec<Vec<u8>>,
-        stdio: [OwnedFd; 3],
+        /// A new terminal for the command, if the client has one.
+        terminal: Option<crate::sandbox::protocol::Terminal>,
+        /// Its stdin, stdout and stderr but those the terminal is: pipes
+        /// to the client.
+        stdio: Vec<OwnedFd>,
     },
     Signal(i32),
     Stop,
@@ -129,10 +133,16 @@ impl Server {
         let (kind, _, _, arg) = protocol::words(&buf[..n])?;
         match kind {
             wire::ENTER => {
-                let argv = wire::parse_enter(&buf[..n])?;
-                let mut it = fds.into_iter();
-                let stdio = [it.next()?, it.next()?, it.next()?];
-                Some(Request::Enter { argv, stdio })
+                let (argv, terminal) = wire::parse_enter(&buf[..n])?;
+                let mask = terminal.as_ref().map_or(0, |t| t.mask);
+                if fds.len() != protocol::passed_fds(mask) {
+                    return None;
+                }
+                Some(Request::Enter {
+                    argv,
+                    terminal,
+                    stdio: fds,
+                })
             }
             wire::SIGNAL => Some(Request::Signal(arg)),
             wire::STOP => {
@@ -159,6 +169,11 @@ impl Server {
                 libc::MSG_NOSIGNAL,
             )
         };
+    }
+
+    /// Sends a message with a descriptor (an entered command's terminal).
+    pub fn send_with_fd(&self, i: usize, m: Message, fd: &OwnedFd) {
+        let _ = m.send_with_fd(self.clients[i].fd.as_raw_fd(), fd.as_raw_fd());
     }
 
     pub fn client_of(&self, id: u32) -> Option<usize> {

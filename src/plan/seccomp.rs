@@ -93,12 +93,15 @@ macro_rules! syscalls {
 }
 
 /// Refused outright: kernel attack surface, introspection of other
-/// processes, keyrings, and every way to change the mount table or the root
-/// (`chroot` too, added by `build` unless nested user namespaces are allowed).
+/// processes and copying their memory or descriptors (`pidfd_getfd`: a
+/// sandboxed process could take what another one holds, a terminal say),
+/// keyrings, and every way to change the mount table or the root (`chroot`
+/// too, added by `build` unless nested user namespaces are allowed).
 const DENIED: &[(&str, i64)] = syscalls![
     SYS_ptrace,
     SYS_process_vm_readv,
     SYS_process_vm_writev,
+    SYS_pidfd_getfd,
     SYS_keyctl,
     SYS_add_key,
     SYS_request_key,

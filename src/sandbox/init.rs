@@ -6,7 +6,12 @@
 //!
 //! A command init starts is a fork of init after it confined itself, so it
 //! has exactly the sandbox's confinement: namespaces, root, Landlock domain,
-//! seccomp filter, no capabilities, no_new_privs.
+//! seccomp filter, no capabilities, no_new_privs. Each process init starts
+//! (the program, each command) then enters a Landlock domain of its own
+//! within the sandbox's, so that none can look into another (see
+//! `landlock`); one that `antimony enter` asked a terminal for gets a new
+//! one, opened here in the sandbox's devpts, whose master goes back to
+//! antimony (see `protocol`).
 //!
 //! Everything here runs in a child forked from a single-threaded antimony
 //! and makes syscalls only: no allocation, no locks, no panics (a failed
@@ -14,7 +19,7 @@
 //! Buffers it needs (requests, pointer arrays) were allocated before the fork.
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use super::prepare::Prepared;
 use super::protocol::{self, Message, Step};
@@ -117,9 +122,11 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
     if sfd < 0 {
         fail(chan, Step::Signals, 0, Errno::last());
     }
+    // The domain each process started here enters (see `landlock`).
+    let domain = p.landlock.as_ref().map_or(-1, |l| l.own.as_raw_fd());
     // Nothing inherited crosses into the sandbox but stdin, stdout, stderr,
-    // our channel to antimony and the signalfd.
-    close_all_but(chan, sfd);
+    // our channel to antimony, the signalfd and that domain's ruleset.
+    close_all_but(&[chan, sfd, domain]);
 
     let spec = Exec {
         path: p.program.as_ptr(),
@@ -134,6 +141,8 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
             p.home.as_ptr()
         },
         stdio: None,
+        ctty: -1,
+        domain,
         umask: p.umask,
     };
     // Ready. antimony may still be starting hooks that must run before the
@@ -158,17 +167,22 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         Err((step, e)) => fail(chan, step, 0, e),
     };
     let _ = Message::Started { pid: program }.send(chan);
-    serve(p, program, chan, sfd)
+    serve(p, program, chan, sfd, domain)
 }
 
-fn close_all_but(a: RawFd, b: RawFd) {
-    let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+/// Closes every descriptor above 2 but those in `keep` (-1: none).
+fn close_all_but(keep: &[RawFd; 3]) {
+    let mut keep = *keep;
+    keep.sort_unstable();
     let mut from: u32 = 3;
-    for keep in [lo, hi] {
-        if keep as u32 > from {
-            let _ = sys::close_range(from, keep as u32 - 1, 0);
+    for k in keep {
+        if k < 3 {
+            continue;
         }
-        from = from.max(keep as u32 + 1);
+        if k as u32 > from {
+            let _ = sys::close_range(from, k as u32 - 1, 0);
+        }
+        from = from.max(k as u32 + 1);
     }
     let _ = sys::close_range(from, u32::MAX, 0);
 }
@@ -183,6 +197,10 @@ struct Exec {
     fallback_cwd: *const libc::c_char,
     /// Descriptors for 0, 1 and 2 (else inherited from init).
     stdio: Option<[RawFd; 3]>,
+    /// Which of 0, 1 and 2 becomes the controlling terminal (-1: none).
+    ctty: RawFd,
+    /// The ruleset of the Landlock domain to enter (-1: none).
+    domain: RawFd,
     umask: libc::mode_t,
 }
 
@@ -225,9 +243,10 @@ fn fork_exec(spec: &Exec) -> Result<libc::pid_t, (Step, Errno)> {
     Ok(pid)
 }
 
-/// In the forked process: its stdio, a new session (no controlling
-/// terminal, so no TIOCSTI into the caller's shell), default signals, the
-/// working folder, every descriptor above 2 closed at exec, then exec.
+/// In the forked process: its stdio, a new session (whose controlling
+/// terminal, if any, is the new one init opened for it: never the
+/// caller's), default signals, a Landlock domain of its own, the working
+/// folder, every descriptor above 2 closed at exec, then exec.
 fn exec_child(spec: &Exec, report: RawFd) -> ! {
     let fail_with = |step: Step, e: Errno| -> ! {
         let mut buf = [0u8; 8];
@@ -262,6 +281,15 @@ fn exec_child(spec: &Exec, report: RawFd) -> ! {
     // SAFETY: setsid takes no arguments.
     if unsafe { libc::setsid() } < 0 {
         fail_with(Step::Setsid, Errno::last());
+    }
+    // SAFETY: TIOCSCTTY with an integer argument (0: steal nothing).
+    if spec.ctty >= 0 && unsafe { libc::ioctl(spec.ctty, libc::TIOCSCTTY, 0) } < 0 {
+        fail_with(Step::Setsid, Errno::last());
+    }
+    if spec.domain >= 0 {
+        if let Err(e) = landlock::restrict_self(spec.domain) {
+            fail_with(Step::LandlockRestrict, e);
+        }
     }
     // SAFETY: chdir with NUL-terminated paths built before the fork (or
     // received in a request and NUL-terminated by its parser).
@@ -364,7 +392,7 @@ impl Commands {
 /// goes to the program; requests from antimony start commands inside or
 /// signal them. When the program exits, init reports its status
 /// and exits, and the kernel kills what is left.
-fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd) -> ! {
+fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd, domain: RawFd) -> ! {
     let mut commands = Commands {
         slots: [(0, 0); MAX_COMMANDS],
     };
@@ -397,7 +425,7 @@ fn serve(p: &mut Prepared, program: libc::pid_t, chan: RawFd, sfd: RawFd) -> ! {
             sys::exit(SETUP_FAILED);
         }
         if fds[0].revents != 0 {
-            take_request(p, program, chan, &mut commands);
+            take_request(p, program, chan, domain, &mut commands);
             held = false;
         }
         if fds[1].revents != 0 {
@@ -440,7 +468,13 @@ fn take_signals(sfd: RawFd, program: libc::pid_t, chan: RawFd, commands: &mut Co
     }
 }
 
-fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &mut Commands) {
+fn take_request(
+    p: &mut Prepared,
+    program: libc::pid_t,
+    chan: RawFd,
+    domain: RawFd,
+    commands: &mut Commands,
+) {
     // Room for the three descriptors of an Exec request.
     let mut control = [0u64; 8];
     let mut iov = libc::iovec {
@@ -493,7 +527,7 @@ fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &
             }
         }
     };
-    let Some((kind, id, _, arg)) = protocol::words(&p.request[..n as usize]) else {
+    let Some((kind, id, mask, arg)) = protocol::words(&p.request[..n as usize]) else {
         close_stdio(&stdio);
         return;
     };
@@ -515,18 +549,25 @@ fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &
             close_stdio(&stdio);
         }
         protocol::REQ_EXEC => {
-            let reply = if count != 3 {
+            let reply = if mask > 0b111 || count != protocol::passed_fds(mask) {
                 Err(Errno::EBADF)
             } else if commands.full() {
                 Err(Errno::EAGAIN)
             } else {
-                start_command(p, n as usize, stdio)
+                start_command(p, n as usize, mask, stdio, domain)
             };
             close_stdio(&stdio);
             let _ = match reply {
-                Ok(pid) => {
+                Ok((pid, master)) => {
                     commands.add(pid, id);
-                    Message::Spawned { id, pid }.send(chan)
+                    let m = Message::Spawned { id, pid };
+                    if master >= 0 {
+                        let sent = m.send_with_fd(chan, master);
+                        sys::close(master);
+                        sent
+                    } else {
+                        m.send(chan)
+                    }
                 }
                 Err(errno) => Message::SpawnFailed { id, errno }.send(chan),
             };
@@ -535,11 +576,55 @@ fn take_request(p: &mut Prepared, program: libc::pid_t, chan: RawFd, commands: &
     }
 }
 
-fn start_command(p: &mut Prepared, len: usize, stdio: [RawFd; 3]) -> Result<libc::pid_t, Errno> {
-    let (payload, ptrs) = (&p.request[16..len], &mut p.request_ptrs);
+/// Starts a command antimony asked for; with a terminal mask, on a new
+/// pseudo-terminal opened here, in the sandbox's own devpts (see
+/// `protocol`). Returns its PID and the terminal's master (-1: none),
+/// which antimony gets and init closes.
+fn start_command(
+    p: &mut Prepared,
+    len: usize,
+    mask: u32,
+    passed: [RawFd; 3],
+    domain: RawFd,
+) -> Result<(libc::pid_t, RawFd), Errno> {
+    let (mut payload, ptrs) = (&p.request[16..len], &mut p.request_ptrs);
+    let settings = if mask != 0 {
+        let s = crate::pty::Settings::decode(payload).ok_or(Errno::EINVAL)?;
+        payload = &payload[crate::pty::SETTINGS_LEN..];
+        Some(s)
+    } else {
+        None
+    };
     let Some((argc, _envc, cwd)) = protocol::parse_exec(payload, ptrs) else {
         return Err(Errno::EINVAL);
     };
+    // The sandbox's devpts, by a path the sandbox cannot change: mount
+    // points cannot be renamed, and nothing can be made in a devpts.
+    let (master, slave) = match settings {
+        Some(s) => {
+            let (m, sl) = crate::pty::open_at(c"/dev/pts/ptmx", true)?;
+            if let Err(e) = s.apply(sl) {
+                sys::close(m);
+                sys::close(sl);
+                return Err(e);
+            }
+            (m, sl)
+        }
+        None => (-1, -1),
+    };
+    let mut stdio = [-1; 3];
+    let mut next = passed.into_iter();
+    let mut ctty = -1;
+    for (i, fd) in stdio.iter_mut().enumerate() {
+        if mask & (1 << i) != 0 {
+            *fd = slave;
+            if ctty < 0 {
+                ctty = i as RawFd;
+            }
+        } else {
+            *fd = next.next().unwrap_or(-1);
+        }
+    }
     let spec = Exec {
         path: ptrs[0],
         argv: ptrs.as_ptr(),
@@ -547,7 +632,21 @@ fn start_command(p: &mut Prepared, len: usize, stdio: [RawFd; 3]) -> Result<libc
         cwd: cwd.as_ptr().cast(),
         fallback_cwd: c"/".as_ptr(),
         stdio: Some(stdio),
+        ctty,
+        domain,
         umask: p.umask,
     };
-    fork_exec(&spec).map_err(|(_, e)| e)
+    let started = fork_exec(&spec).map_err(|(_, e)| e);
+    if slave >= 0 {
+        sys::close(slave);
+    }
+    match started {
+        Ok(pid) => Ok((pid, master)),
+        Err(e) => {
+            if master >= 0 {
+                sys::close(master);
+            }
+            Err(e)
+        }
+    }
 }

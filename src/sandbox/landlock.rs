@@ -6,6 +6,23 @@
 //! inode, so they hold for everything beneath), adds it with
 //! `landlock_add_rule`, and finally calls `landlock_restrict_self`: raw
 //! syscalls only, no allocation.
+//!
+//! Each process init starts (the program, every command `antimony enter`
+//! runs, every inside hook) then enters a Landlock domain of its own,
+//! nested in the sandbox's (`Prepared::own`): a layer that restricts
+//! nothing more (it handles execution and reparenting only, and grants
+//! both on the whole root) but that makes them strangers to each other.
+//! The kernel lets a Landlocked process trace, read the memory of
+//! (`/proc/PID/mem`), take descriptors from (`pidfd_getfd`, `/proc/PID/fd`)
+//! or read the environment of only processes in its own domain or in one
+//! nested in it (`ptrace_may_access`, Landlock's ptrace hook). In one
+//! shared domain, all of the sandbox's processes run as one user and are
+//! dumpable, so each could do all that to every other one: the program to
+//! a command someone entered to type a password into, for one. Nested
+//! domains keep each to its own descendants. Signals and abstract unix
+//! sockets are scoped by the sandbox's layer alone, so those still reach
+//! across (the program may signal an entered command and the other way
+//! round).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -27,6 +44,20 @@ pub struct Rule {
 pub struct Prepared {
     pub ruleset: OwnedFd,
     pub rules: Vec<Rule>,
+    /// The ruleset of the domain each process init starts enters (see the
+    /// module's comment), and the rights it handles.
+    pub own: OwnedFd,
+    pub own_access: u64,
+}
+
+/// What the nested domains handle: execution (ABI 1) and reparenting
+/// (ABI 2; Landlock refuses it in every layer that does not handle it).
+fn own_access(abi: i32) -> BitFlags<AccessFs> {
+    if abi >= 2 {
+        AccessFs::Execute | AccessFs::Refer
+    } else {
+        AccessFs::Execute.into()
+    }
 }
 
 /// Creates the ruleset before the fork. The plan was built for the ABI the
@@ -48,6 +79,14 @@ pub fn prepare(plan: &LandlockPlan) -> Result<Option<Prepared>, String> {
     let created = ruleset.create().map_err(|e| e.to_string())?;
     let fd: Option<OwnedFd> = created.into();
     let ruleset = fd.ok_or("the kernel refused to create a Landlock ruleset")?;
+    let own_access = own_access(plan.abi);
+    let own: Option<OwnedFd> = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(own_access)
+        .and_then(|r| r.create())
+        .map_err(|e| e.to_string())?
+        .into();
+    let own = own.ok_or("the kernel refused to create a Landlock ruleset")?;
     let rules = plan
         .rules
         .iter()
@@ -60,7 +99,12 @@ pub fn prepare(plan: &LandlockPlan) -> Result<Option<Prepared>, String> {
             })
         })
         .collect::<Result<_, String>>()?;
-    Ok(Some(Prepared { ruleset, rules }))
+    Ok(Some(Prepared {
+        ruleset,
+        rules,
+        own,
+        own_access: own_access.bits(),
+    }))
 }
 
 /// `struct landlock_path_beneath_attr`: packed in the kernel's ABI.
@@ -118,11 +162,21 @@ pub fn apply(p: &Prepared) -> Result<(), (Step, u32, Errno)> {
         sys::close(fd);
         r.map_err(|e| (Step::LandlockRule, i as u32, e))?;
     }
-    // SAFETY: landlock_restrict_self takes a ruleset descriptor and flags.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, rs, 0u32) };
-    if r < 0 {
-        return Err((Step::LandlockRestrict, 0, Errno::last()));
-    }
+    restrict_self(rs).map_err(|e| (Step::LandlockRestrict, 0, e))?;
     sys::close(rs);
-    Ok(())
+    // The nested domains' one rule: everything beneath the root.
+    let root = sys::open(c"/", libc::O_PATH | libc::O_CLOEXEC, 0)
+        .map_err(|e| (Step::LandlockRestrict, 0, e))?;
+    let r = add_rule(p.own.as_raw_fd(), root, p.own_access);
+    sys::close(root);
+    r.map_err(|e| (Step::LandlockRestrict, 0, e))
+}
+
+/// Restricts this process (and all it will start) with `ruleset`: the
+/// sandbox's, or (`Prepared::own`) a domain of its own within it. Needs
+/// `no_new_privs`. A system call only.
+pub fn restrict_self(ruleset: RawFd) -> Result<(), Errno> {
+    // SAFETY: landlock_restrict_self takes a ruleset descriptor and flags.
+    let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }

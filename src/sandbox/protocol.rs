@@ -9,8 +9,15 @@
 //! has read the program's PID: until then init reaps nothing), `Go` (to a
 //! sandbox started to wait: execute the program now), `Exec` (a command to
 //! start inside, with its argv, environment and working folder after the
-//! header and its stdin, stdout and stderr as three descriptors) and
-//! `Signal`.
+//! header, and its stdin, stdout and stderr as descriptors) and `Signal`.
+//!
+//! An `Exec` may ask for a new terminal (`antimony enter` from a terminal):
+//! its header's second word is a mask of the standard descriptors (bit 0:
+//! stdin…) that are to be the slave of a pseudo-terminal init opens in the
+//! sandbox's devpts, the caller's terminal settings come first in the
+//! payload, and only the other descriptors travel with it. Init's
+//! `Spawned` then carries the terminal's master, for antimony to relay:
+//! nothing of the caller's terminal ever enters the sandbox.
 
 use super::sys::{self, Errno, R};
 use std::os::fd::RawFd;
@@ -180,12 +187,69 @@ impl Message {
     pub fn send(self, fd: RawFd) -> R<()> {
         sys::write_all(fd, &self.encode())
     }
+
+    /// Sends the message with descriptor `passed` (child side: no
+    /// allocation; the control buffer is on the stack).
+    pub fn send_with_fd(self, fd: RawFd, passed: RawFd) -> R<()> {
+        let data = self.encode();
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr().cast_mut().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one descriptor's control message (CMSG_SPACE(4) is 24
+        // on 64-bit targets, 16 on 32-bit ones), aligned for cmsghdr.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero msghdr is valid; its pointers are set below
+        // to buffers that outlive the call; CMSG_* walk `control`, which
+        // is large enough for one descriptor.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), passed);
+            loop {
+                if libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) >= 0 {
+                    return Ok(());
+                }
+                if Errno::last() != Errno::EINTR {
+                    return Err(Errno::last());
+                }
+            }
+        }
+    }
+}
+
+/// How many descriptors travel with an `Exec` whose terminal mask is
+/// `mask`: one for each standard descriptor that is not the terminal.
+pub fn passed_fds(mask: u32) -> usize {
+    3 - (mask & 0b111).count_ones() as usize
+}
+
+/// A request for a new terminal: which standard descriptors are its slave
+/// (bit 0: stdin…), and the caller's terminal settings it copies.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    pub mask: u32,
+    pub settings: crate::pty::Settings,
 }
 
 /// Builds an `Exec` request (antimony's side): the header, then the
-/// argument and environment counts, then NUL-terminated arguments,
-/// environment entries and the working folder.
-pub fn exec_request(id: u32, argv: &[&[u8]], env: &[&[u8]], cwd: &[u8]) -> Option<Vec<u8>> {
+/// terminal settings if a terminal is asked for, the argument and
+/// environment counts, then NUL-terminated arguments, environment entries
+/// and the working folder.
+pub fn exec_request(
+    id: u32,
+    argv: &[&[u8]],
+    env: &[&[u8]],
+    cwd: &[u8],
+    terminal: Option<&Terminal>,
+) -> Option<Vec<u8>> {
     if argv.is_empty()
         || argv.len() + env.len() > MAX_STRINGS
         || argv.iter().chain(env).chain([&cwd]).any(|s| s.contains(&0))
@@ -193,7 +257,11 @@ pub fn exec_request(id: u32, argv: &[&[u8]], env: &[&[u8]], cwd: &[u8]) -> Optio
         return None;
     }
     let mut out = Vec::new();
-    out.extend_from_slice(&header(REQ_EXEC, id, 0, 0));
+    let mask = terminal.map_or(0, |t| t.mask & 0b111);
+    out.extend_from_slice(&header(REQ_EXEC, id, mask, 0));
+    if let (Some(t), true) = (terminal, mask != 0) {
+        out.extend_from_slice(&t.settings.encode());
+    }
     out.extend_from_slice(&(argv.len() as u32).to_ne_bytes());
     out.extend_from_slice(&(env.len() as u32).to_ne_bytes());
     for s in argv.iter().chain(env) {
@@ -281,7 +349,7 @@ mod tests {
 
     #[test]
     fn exec_requests() {
-        let req = exec_request(5, &[b"/bin/sh", b"-c"], &[b"A=1"], b"/home").unwrap();
+        let req = exec_request(5, &[b"/bin/sh", b"-c"], &[b"A=1"], b"/home", None).unwrap();
         let (kind, id, _, _) = words(&req).unwrap();
         assert_eq!((kind, id), (REQ_EXEC, 5));
         let mut ptrs = [std::ptr::null(); 8];
@@ -295,7 +363,25 @@ mod tests {
         assert!(ptrs[2].is_null());
         assert_eq!(s(ptrs[3]), b"A=1");
         assert!(ptrs[4].is_null());
-        assert!(exec_request(1, &[b"a\0b"], &[], b"/").is_none());
-        assert!(exec_request(1, &[], &[], b"/").is_none());
+        assert!(exec_request(1, &[b"a\0b"], &[], b"/", None).is_none());
+        assert!(exec_request(1, &[], &[], b"/", None).is_none());
+        assert_eq!(passed_fds(0), 3);
+        assert_eq!(passed_fds(0b101), 1);
+        // A terminal: its mask in the header, its settings first.
+        // SAFETY: all-zero termios and winsize are valid.
+        let mut settings: crate::pty::Settings = unsafe { std::mem::zeroed() };
+        settings.size.ws_col = 80;
+        let t = Terminal {
+            mask: 0b011,
+            settings,
+        };
+        let req = exec_request(6, &[b"sh"], &[], b"/", Some(&t)).unwrap();
+        let (kind, id, mask, _) = words(&req).unwrap();
+        assert_eq!((kind, id, mask), (REQ_EXEC, 6, 0b011));
+        let back = crate::pty::Settings::decode(&req[16..]).unwrap();
+        assert_eq!(back.size.ws_col, 80);
+        let (argc, envc, cwd) =
+            parse_exec(&req[16 + crate::pty::SETTINGS_LEN..], &mut ptrs).unwrap();
+        assert_eq!((argc, envc, cwd), (1, 0, &b"/\0"[..]));
     }
 }

@@ -111,36 +111,45 @@ impl Sandbox {
         self.channel.as_fd()
     }
 
-    /// Reads the next message; `None` when init is gone.
-    pub fn read_message(&self) -> Result<Option<Message>, SandboxError> {
+    /// Reads the next message, with the descriptor that came with it (a
+    /// command's terminal: see `protocol`); `None` when init is gone.
+    pub fn read_message(&self) -> Result<Option<(Message, Option<OwnedFd>)>, SandboxError> {
         let mut buf = [0u8; 16];
         loop {
-            // SAFETY: receiving into a stack buffer from our socket.
-            let n = unsafe {
-                libc::recv(
-                    self.channel.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                )
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let mut space = nix::cmsg_space!([RawFd; 1]);
+            let msg = match nix::sys::socket::recvmsg::<()>(
+                self.channel.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(m) => m,
+                Err(Errno::EINTR) => continue,
+                Err(Errno::ECONNRESET) => return Ok(None),
+                Err(errno) => {
+                    return Err(SandboxError::Syscall {
+                        what: "read from the sandbox",
+                        errno,
+                    });
+                }
             };
-            if n < 0 {
-                let errno = Errno::last();
-                if errno == Errno::EINTR {
-                    continue;
+            let mut fd = None;
+            for c in msg.cmsgs().into_iter().flatten() {
+                if let nix::sys::socket::ControlMessageOwned::ScmRights(list) = c {
+                    for f in list {
+                        // SAFETY: the kernel gave us this descriptor; a
+                        // second one, never sent, is closed at once.
+                        let f = unsafe { OwnedFd::from_raw_fd(f) };
+                        fd.get_or_insert(f);
+                    }
                 }
-                if errno == Errno::ECONNRESET {
-                    return Ok(None);
-                }
-                return Err(SandboxError::Syscall {
-                    what: "read from the sandbox",
-                    errno,
-                });
             }
+            let n = msg.bytes;
             return match n {
                 0 => Ok(None),
                 16 => Message::decode(&buf)
-                    .map(Some)
+                    .map(|m| Some((m, fd)))
                     .ok_or(SandboxError::Protocol),
                 _ => Err(SandboxError::Protocol),
             };
@@ -148,25 +157,30 @@ impl Sandbox {
     }
 
     /// Asks init to start a command inside the sandbox, with these stdin,
-    /// stdout and stderr. Its PID (or failure) comes back as a message.
+    /// stdout and stderr; with a `terminal`, on a new terminal for those
+    /// its mask names, and `stdio` holds the others only. Its PID (or
+    /// failure) comes back as a message.
     pub fn exec(
         &self,
         id: u32,
         argv: &[&[u8]],
         env: &[&[u8]],
         cwd: &[u8],
-        stdio: [RawFd; 3],
+        terminal: Option<&protocol::Terminal>,
+        stdio: &[RawFd],
     ) -> Result<(), SandboxError> {
-        let request = protocol::exec_request(id, argv, env, cwd).ok_or(SandboxError::Syscall {
-            what: "build the request to run a command inside",
-            errno: Errno::E2BIG,
-        })?;
+        let request =
+            protocol::exec_request(id, argv, env, cwd, terminal).ok_or(SandboxError::Syscall {
+                what: "build the request to run a command inside",
+                errno: Errno::E2BIG,
+            })?;
         let iov = [IoSlice::new(&request)];
-        let cmsg = [ControlMessage::ScmRights(&stdio)];
+        let rights = [ControlMessage::ScmRights(stdio)];
+        let cmsg: &[ControlMessage] = if stdio.is_empty() { &[] } else { &rights };
         sendmsg::<()>(
             self.channel.as_raw_fd(),
             &iov,
-            &cmsg,
+            cmsg,
             MsgFlags::MSG_NOSIGNAL,
             None,
         )

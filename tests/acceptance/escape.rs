@@ -38,6 +38,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both("escape::kernel_attack_surface", kernel_attack_surface));
     t.extend(both("escape::foreign_architectures", foreign_architectures));
     t.extend(both("escape::descriptors_of_init", descriptors_of_init));
+    t.extend(both(
+        "escape::descriptors_and_memory_of_a_sibling",
+        descriptors_and_memory_of_a_sibling,
+    ));
     t.extend(both("escape::setuid_binary", setuid_binary));
     t.extend(both("escape::file_capabilities", file_capabilities));
     t.extend(both("escape::no_capabilities", no_capabilities));
@@ -441,6 +445,61 @@ fn descriptors_of_init(who: Who) -> TestResult {
     )?;
     drop(sleep);
     expect_blocked(&s, &[], &["getfd", "1"])?;
+    pass()
+}
+
+/// A sibling in the sandbox, a command `antimony enter` started there
+/// (not the program's descendant): the program cannot take its
+/// descriptors (pidfd_getfd: the filter; reopening /proc/PID/fd/N: each
+/// process init starts has a Landlock domain of its own), read its memory
+/// (/proc/PID/mem) or its environment. Controls: on the host the probe
+/// does all that to a process of the same user; in the sandbox, it still
+/// reads the memory, descriptors and environment of its own child.
+fn descriptors_and_memory_of_a_sibling(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let token = unique(&s, "sibling");
+    let target = Reaped(
+        s.command("/bin/sh")
+            .args(["-c", "sleep 60; :", &token])
+            .spawn(),
+    );
+    escaped(
+        "a sibling on the host",
+        &on_host(&s, &["sibling", &token]).run(),
+    )?;
+    drop(target);
+    escaped(
+        "the probe's own child in the sandbox",
+        &sandboxed(&s, &[], &["child-mem"]).run(),
+    )?;
+
+    let mut probe = crate::fixture::Background::start(sandboxed(&s, &[], &["sibling", &token]));
+    let listed = wait_until(Duration::from_secs(30), || {
+        s.antimony(["ps", "--json"])
+            .run()
+            .stdout
+            .contains("\"minimal\"")
+    });
+    ensure!(listed, "the probe's instance was never listed");
+    let sibling = Reaped(
+        s.antimony([
+            "enter",
+            "minimal",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 60; :",
+            &token,
+        ])
+        .spawn(),
+    );
+    let out = probe.finish()?;
+    drop(sibling);
+    let l = blocked("look into a sibling", &out)?;
+    ensure!(
+        l.contains("pidfd_getfd 0 EPERM") && l.contains("read /proc/PID/mem EACCES"),
+        "{l}"
+    );
     pass()
 }
 

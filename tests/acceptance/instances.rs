@@ -31,8 +31,8 @@ pub fn tests() -> Vec<Trial> {
         enter_confinement,
     ));
     t.extend(both(
-        "instances::enter_landlock_holds_for_a_host_folder_as_stdin",
-        enter_landlock_stdin,
+        "instances::enter_never_passes_a_host_folder_given_as_stdin",
+        enter_folder_stdin,
     ));
     t.extend(both("instances::enter_escape_files", enter_escape_files));
     t.extend(both(
@@ -743,11 +743,12 @@ fn enter_confinement(who: Who) -> TestResult {
         );
     }
 
-    // Landlock: the same domain. The entered command may signal the
-    // program (Landlock scopes signals to a domain and the ones nested in
-    // it, so it is in the program's domain or one that holds it, and the
-    // program's is the first), and Landlock holds for it (see
-    // enter_landlock_holds_for_a_host_folder_as_stdin).
+    // Landlock: the sandbox's domain. The program and the entered command
+    // each have a domain of their own nested in it (so that neither can
+    // look into the other: escape::descriptors_and_memory_of_a_sibling),
+    // and the sandbox's layer scopes signals to the processes of its
+    // domain and the ones nested in it: the entered command may signal the
+    // program, and Landlock holds for it (the write below).
     let inner = status_field(&pid, "NSpid")
         .and_then(|v| v.split_whitespace().last().map(str::to_string))
         .ok_or("no NSpid")?;
@@ -767,10 +768,10 @@ fn enter_confinement(who: Who) -> TestResult {
         out.show()
     );
     // The decisive direction: the program signals an entered command.
-    // Signal scoping lets a process of a domain signal only processes of
-    // the same domain or of one nested in it, so an entered command that
-    // was unconfined, or confined in a domain of its own (even one
-    // created on top of the program's), could not be signalled.
+    // Signal scoping lets a process signal only processes of the domain
+    // that scopes (the sandbox's) or of one nested in it, so an entered
+    // command that was unconfined, or confined in a domain outside the
+    // sandbox's, could not be signalled.
     let target = Reaped(
         f.enter(
             &inst.id,
@@ -881,11 +882,12 @@ fn enter_confinement(who: Who) -> TestResult {
     pass()
 }
 
-/// The client's stdin is passed into the sandbox: given a host folder as
-/// stdin, the entered command cannot create a file in it through
-/// /proc/self/fd/0 (no mount stops that; only Landlock does). Control: on
-/// the host the probe can.
-fn enter_landlock_stdin(who: Who) -> TestResult {
+/// The client's stdin never enters the sandbox (issue 14): given a host
+/// folder as stdin, the entered command gets a pipe that the client fills
+/// (with nothing: a folder reads as no data), so it cannot create a file
+/// in the folder through /proc/self/fd/0. Control: on the host the probe
+/// can.
+fn enter_folder_stdin(who: Who) -> TestResult {
     let f = fixture!(Fx, who);
     let inst = f.sleeper()?;
     let outside = f.s.mkdir("outside");
@@ -907,7 +909,10 @@ fn enter_landlock_stdin(who: Who) -> TestResult {
         .stdin_from(dir().map_err(|e| e.to_string())?)
         .run();
     let l = blocked(&format!("write {target}"), &out)?;
-    ensure!(l.ends_with("EACCES"), "not refused by Landlock: {l}");
+    ensure!(
+        l.ends_with("ENOTDIR"),
+        "the command's stdin is no pipe: {l}"
+    );
     ensure!(
         !outside.join(&name).exists(),
         "the entered command wrote into the host folder"
@@ -1121,9 +1126,10 @@ fn drain(fd: &OwnedFd) -> Vec<u8> {
     }
 }
 
-/// `enter` hands the client's terminal to the command: TIOCSTI and
-/// TIOCLINUX on it are refused and nothing is pushed into its input, even
-/// after the command made it its controlling terminal.
+/// `enter` from a terminal: the command has a terminal of the sandbox's
+/// own (the client's is never passed: hostside::terminal), on which
+/// TIOCSTI and TIOCLINUX are refused, even though it is the command's
+/// controlling terminal; nothing is pushed into the client's terminal.
 fn enter_escape_terminal(who: Who) -> TestResult {
     let f = fixture!(Fx, who);
     let inst = f.sleeper()?;

