@@ -138,33 +138,19 @@ pub fn is_master(fd: RawFd) -> bool {
     unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut n) == 0 }
 }
 
-/// Opens a new pseudo-terminal from the multiplexer `ptmx` (a path of no
-/// symbolic link when `no_symlinks`, as in a sandbox, whose files are the
-/// sandbox's): the master, and its slave through TIOCGPTPEER (no lookup of
-/// the slave by name, which could be raced), unlocked. Both close-on-exec,
-/// neither made a controlling terminal. System calls only.
+/// Opens a new pseudo-terminal from the multiplexer `ptmx` (not through a
+/// symbolic link in its place when `no_symlinks`, as in a sandbox, whose
+/// files are the sandbox's; the folders on the way there are mount points
+/// the sandbox cannot rename or replace, and `openat2`'s RESOLVE flags are
+/// not available inside: the sandbox's filter answers it ENOSYS): the
+/// master, checked to be one, and its slave through TIOCGPTPEER (no lookup
+/// of the slave by name, which could be raced), unlocked. Both
+/// close-on-exec, neither made a controlling terminal. System calls only.
 pub fn open_at(ptmx: &CStr, no_symlinks: bool) -> Result<(RawFd, RawFd), Errno> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let master = if no_symlinks {
-        // SAFETY: open_how is plain integers; all-zero is valid.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = flags as u64;
-        how.resolve = libc::RESOLVE_NO_SYMLINKS;
-        // SAFETY: `how` is a valid open_how of the size passed; ptmx is a C
-        // string.
-        unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                libc::AT_FDCWD,
-                ptmx.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
-            ) as RawFd
-        }
-    } else {
-        // SAFETY: ptmx is a C string.
-        unsafe { libc::open(ptmx.as_ptr(), flags) }
-    };
+    let nofollow = if no_symlinks { libc::O_NOFOLLOW } else { 0 };
+    // SAFETY: ptmx is a C string.
+    let master = unsafe { libc::open(ptmx.as_ptr(), flags | nofollow) };
     if master < 0 {
         return Err(Errno::last());
     }
