@@ -15,7 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -75,15 +75,6 @@ pub fn tests() -> Vec<Trial> {
     t.push(case("apps::completions_zsh", completions_zsh));
     t.push(case("apps::completions_fish", completions_fish));
     t
-}
-
-macro_rules! scratch {
-    ($who:expr) => {
-        match Scratch::new($who) {
-            Ok(s) => s,
-            Err(r) => return skip(r),
-        }
-    };
 }
 
 /// Skips the test unless every program is installed.
@@ -279,14 +270,14 @@ fn shells_run(who: Who) -> TestResult {
 }
 
 /// A minimal HTTP server on the host's loopback, stopped on drop.
-struct Server {
+struct HttpServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Server {
-    fn start(body: &'static str) -> Server {
+impl HttpServer {
+    fn start(body: &'static str) -> HttpServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -313,7 +304,7 @@ impl Server {
                 );
             }
         });
-        Server {
+        HttpServer {
             port,
             stop,
             thread: Some(thread),
@@ -321,7 +312,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop up so that it sees the flag.
@@ -335,7 +326,7 @@ impl Drop for Server {
 fn curl_network(who: Who) -> TestResult {
     need!("curl");
     let s = scratch!(who);
-    let server = Server::start("served by the host\n");
+    let server = HttpServer::start("served by the host\n");
     let url = format!("http://127.0.0.1:{}/hello", server.port);
     let out = s
         .antimony(["run", "curl", "--", "-sS", "--max-time", "20", &url])
@@ -479,12 +470,19 @@ fn fragments_compose(who: Who) -> TestResult {
     let s = scratch!(who);
     s.profile(
         "all-fragments",
-        "inherits = [\"minimal\", \"with-display\", \"with-audio\", \"with-gpu\", \"with-fonts\", \"with-themes\", \"with-locale\", \"with-network\"]\npath = \"/bin/sh\"\n",
+        &Profile::inherits(&[
+            "minimal",
+            "with-display",
+            "with-audio",
+            "with-gpu",
+            "with-fonts",
+            "with-themes",
+            "with-locale",
+            "with-network",
+        ])
+        .path("/bin/sh"),
     );
-    s.profile(
-        "no-fragments",
-        "inherits = [\"minimal\"]\npath = \"/bin/sh\"\n",
-    );
+    s.profile("no-fragments", &Profile::on("minimal").path("/bin/sh"));
     // The sound servers' sockets, in the scratch's runtime folder: a
     // connection that gets through waits in the listener's queue.
     s.mkdir("runtime/pulse");
@@ -787,37 +785,6 @@ fn chromium_headless(who: Who) -> TestResult {
     pass()
 }
 
-/// A process this test started, ended by its id: SIGTERM, then SIGKILL
-/// if it lingers.
-struct Started {
-    child: Child,
-    what: &'static str,
-}
-
-impl Started {
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        // SAFETY: signalling a child this test started and has not reaped.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let ended = wait_until(Duration::from_secs(15), || {
-            matches!(self.child.try_wait(), Ok(Some(_)))
-        });
-        if !ended {
-            eprintln!("{} did not end on SIGTERM; killing it", self.what);
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Xvfb on a free display, with an MIT-MAGIC-COOKIE in `xauthority`
 /// (written as a FamilyWild entry, so any host name matches).
 fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
@@ -949,9 +916,9 @@ fn gpu_devices(who: Who) -> TestResult {
     let d = device.display();
     s.profile(
         "gpu",
-        "inherits = [\"minimal\", \"with-gpu\"]\npath = \"/bin/sh\"\n",
+        &Profile::inherits(&["minimal", "with-gpu"]).path("/bin/sh"),
     );
-    s.profile("no-gpu", "inherits = [\"minimal\"]\npath = \"/bin/sh\"\n");
+    s.profile("no-gpu", &Profile::on("minimal").path("/bin/sh"));
     let script = format!("test -c {d} && head -c 1 {d} > /dev/null && echo usable");
     let out = s.antimony(["run", "gpu", "--", "-c", &script]).run();
     ensure!(
@@ -1361,10 +1328,10 @@ fn integrate_dbus(who: Who) -> TestResult {
     );
     s.profile(
         "probe",
-        &format!(
-            "inherits = [\"minimal\"]\npath = \"/bin/sh\"\nid = \"org.example.Probe\"\n[files]\nrw = [\"{}\"]\n",
-            out_dir.display()
-        ),
+        &Profile::on("minimal")
+            .path("/bin/sh")
+            .key("id", toml_str("org.example.Probe"))
+            .rw(&[out_dir.display().to_string()]),
     );
     let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
 
@@ -1505,12 +1472,48 @@ fn activate(s: &Scratch, sys: &Path, marker: &Path) -> Result<String, Failed> {
         .to_string())
 }
 
+/// A profile of the user's own (`my-own`, to be completed among the
+/// shipped ones), and antimony's completion script for `shell`.
+fn completion_script(s: &Scratch, shell: &str) -> Result<Output, Failed> {
+    s.profile("my-own", &Profile::on("minimal").path("/bin/true"));
+    let script = s.antimony(["completions", shell]).run();
+    ensure!(script.code() == Some(0), "{}", script.show());
+    Ok(script)
+}
+
+/// A shell's `LINE=>COMPLETIONS` lines hold what bash and fish both
+/// complete, and `more`.
+fn completed(out: &Output, more: &[&str]) -> TestResult {
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let both = [
+        "antimony run fi=>firefox",
+        "antimony run my-=>my-own",
+        "antimony show with-x=>with-x11",
+        "antimony run with-x=>",
+        "antimony check sh py=>python3",
+    ];
+    for want in both.iter().chain(more) {
+        ensure!(
+            out.stdout.lines().any(|l| l == *want),
+            "wanted `{want}`:\n{}",
+            out.show()
+        );
+    }
+    pass()
+}
+
+/// A PATH on which the shells find antimony.
+fn path_to_antimony() -> String {
+    format!(
+        "{}:/usr/bin:/bin",
+        world().antimony.parent().unwrap().display()
+    )
+}
+
 fn completions_bash() -> TestResult {
     need!("bash");
     let s = scratch!(Who::Root);
-    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
-    let script = s.antimony(["completions", "bash"]).run();
-    ensure!(script.code() == Some(0), "{}", script.show());
+    let script = completion_script(&s, "bash")?;
     let file = s.write("antimony.bash", &script.stdout);
     // Completes as bash does on TAB: COMP_WORDS and COMP_CWORD, then the
     // registered function.
@@ -1537,39 +1540,21 @@ complete_line "antimony integr"
         .command("bash")
         .args(["-c", driver, "driver"])
         .arg(&file)
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/bin:/bin",
-                world().antimony.parent().unwrap().display()
-            ),
-        )
+        .env("PATH", path_to_antimony())
         .run();
-    ensure!(out.code() == Some(0), "{}", out.show());
-    for want in [
-        "antimony run fi=>firefox",
-        "antimony run my-=>my-own",
-        "antimony show with-x=>with-x11",
-        "antimony run with-x=>",
-        "antimony check sh py=>python3",
-        "antimony run --ro /x fi=>firefox",
-        "antimony integr=>integrate",
-    ] {
-        ensure!(
-            out.stdout.lines().any(|l| l == want),
-            "wanted `{want}`:\n{}",
-            out.show()
-        );
-    }
-    pass()
+    completed(
+        &out,
+        &[
+            "antimony run --ro /x fi=>firefox",
+            "antimony integr=>integrate",
+        ],
+    )
 }
 
 fn completions_zsh() -> TestResult {
     need!("zsh");
     let s = scratch!(Who::Root);
-    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
-    let script = s.antimony(["completions", "zsh"]).run();
-    ensure!(script.code() == Some(0), "{}", script.show());
+    let script = completion_script(&s, "zsh")?;
     s.write("fpath/_antimony", &script.stdout);
     let result = s.write("buffers", "");
     // An interactive zsh on a pseudo-terminal (zpty): type a line and TAB,
@@ -1598,13 +1583,7 @@ done
             "antimony show with-x",
             "antimony check sh py",
         ])
-        .env(
-            "PATH",
-            format!(
-                "{}:/usr/bin:/bin",
-                world().antimony.parent().unwrap().display()
-            ),
-        )
+        .env("PATH", path_to_antimony())
         .timeout(Duration::from_secs(120))
         .run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -1627,9 +1606,7 @@ done
 fn completions_fish() -> TestResult {
     need!("fish");
     let s = scratch!(Who::Root);
-    s.profile("my-own", "inherits = [\"minimal\"]\npath = \"/bin/true\"\n");
-    let script = s.antimony(["completions", "fish"]).run();
-    ensure!(script.code() == Some(0), "{}", script.show());
+    let script = completion_script(&s, "fish")?;
     let file = s.write("antimony.fish", &script.stdout);
     let out = s
         .command("fish")
@@ -1643,23 +1620,9 @@ fn completions_fish() -> TestResult {
              end",
         ])
         .arg(&file)
-        .env("PATH", format!("{}:/usr/bin:/bin", world().antimony.parent().unwrap().display()))
+        .env("PATH", path_to_antimony())
         .run();
-    ensure!(out.code() == Some(0), "{}", out.show());
-    for want in [
-        "antimony run fi=>firefox",
-        "antimony run my-=>my-own",
-        "antimony show with-x=>with-x11",
-        "antimony run with-x=>",
-        "antimony check sh py=>python3",
-    ] {
-        ensure!(
-            out.stdout.lines().any(|l| l == want),
-            "wanted `{want}`:\n{}",
-            out.show()
-        );
-    }
-    pass()
+    completed(&out, &[])
 }
 
 /// `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY` in a fragment: the compositor's
@@ -1668,10 +1631,7 @@ fn completions_fish() -> TestResult {
 /// runtime folder is not.
 fn runtime_sockets(who: Who) -> TestResult {
     use std::os::unix::net::UnixListener;
-    let s = match Scratch::new(who) {
-        Ok(s) => s,
-        Err(r) => return skip(r),
-    };
+    let s = scratch!(who);
     let runtime = s.path("runtime");
     let socket = runtime.join("wayland-test");
     let listener = UnixListener::bind(&socket).map_err(|e| e.to_string())?;
@@ -1683,7 +1643,7 @@ fn runtime_sockets(who: Who) -> TestResult {
             let _ = c.write_all(b"hello from the compositor\n");
         }
     });
-    s.profile("wl", "inherits = [\"sh\", \"with-wayland\"]\n");
+    s.profile("wl", &Profile::inherits(&["sh", "with-wayland"]));
     let script = "python3 -c 'import os,socket; c=socket.socket(socket.AF_UNIX); \
                   c.connect(os.path.join(os.environ[\"XDG_RUNTIME_DIR\"], os.environ[\"WAYLAND_DISPLAY\"])); \
                   print(c.recv(100).decode(), end=\"\")'; \
@@ -1722,11 +1682,10 @@ fn x11_warning(who: Who) -> TestResult {
     let sockets = s.mkdir("x11");
     s.profile(
         "x11",
-        &format!(
-            "inherits = [\"sh\"]\n[files]\nro = [\"{}=/tmp/.X11-unix\"]\n\
-             [environment]\nDISPLAY = \"$DISPLAY\"\nWAYLAND_DISPLAY = \"$WAYLAND_DISPLAY\"\n",
-            sockets.display()
-        ),
+        &Profile::on("sh")
+            .ro(&[format!("{}=/tmp/.X11-unix", sockets.display())])
+            .env("DISPLAY", "$DISPLAY")
+            .env("WAYLAND_DISPLAY", "$WAYLAND_DISPLAY"),
     );
     let run = |env: &[(&str, &str)]| {
         let mut r = s.antimony(["run", "x11", "--", "-c", "echo ran"]);

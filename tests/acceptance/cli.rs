@@ -28,19 +28,6 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-fn scratch(who: Who) -> Result<Scratch, TestResult> {
-    Scratch::new(who).map_err(skip)
-}
-
-macro_rules! scratch {
-    ($who:expr) => {
-        match scratch($who) {
-            Ok(s) => s,
-            Err(r) => return r,
-        }
-    };
-}
-
 fn readme_hello(who: Who) -> TestResult {
     let s = scratch!(who);
     let out = s.antimony(["run", "sh", "--", "-c", "echo hello"]).run();

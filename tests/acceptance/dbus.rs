@@ -89,6 +89,12 @@ fn start_bus(s: &Scratch, names: &[&str]) -> Result<Bus, String> {
     Ok(bus)
 }
 
+/// A profile on `sh` whose `[dbus]` RULE (`talk`, `own`, `see`) lists
+/// NAMES.
+fn bus_profile(rule: &str, names: &[&str]) -> Profile {
+    Profile::on("sh").set("dbus", rule, toml_list(names))
+}
+
 const CALLS: &str = "\
 for n in Allowed Denied; do
   if dbus-send --session --print-reply --reply-timeout=5000 --dest=org.example.$n / org.example.Test.Ping >/dev/null 2>&1
@@ -124,10 +130,7 @@ macro_rules! setup {
 fn only_allowed(who: Who) -> TestResult {
     let s = setup!(who);
     let bus = start_bus(&s, &["org.example.Allowed", "org.example.Denied"])?;
-    s.profile(
-        "bus",
-        "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Allowed\"]\n",
-    );
+    s.profile("bus", &bus_profile("talk", &["org.example.Allowed"]));
     let out = s
         .antimony(["run", "bus", "--", "-c", CALLS])
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
@@ -241,52 +244,14 @@ listed() {
 }
 "#;
 
-/// A sandboxed `antimony run` in the background; on drop, ended by its id
-/// (SIGTERM, which antimony turns into stopping the sandbox, then
-/// SIGKILL if it lingers) and reaped.
-struct Background(Child);
-
-impl Background {
-    /// Waits for the end (the time limit only bounds a hung run) and
-    /// returns its status.
-    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let mut status = None;
-        wait_until(limit, || {
-            status = self.0.try_wait().ok().flatten();
-            status.is_some()
-        });
-        status
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.0.try_wait() {
-            return;
-        }
-        // SAFETY: signalling a child this test started and has not reaped.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        if self.wait(Duration::from_secs(30)).is_none() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 /// `own = ["org.example.Mine"]`: the sandbox takes that name on the host's
 /// bus (and answers the host's calls to it), and no other: asking for
 /// another is refused. `talk` to the name is not enough to take it.
 fn own_names(who: Who) -> TestResult {
     let s = setup!(who);
     let bus = start_bus(&s, &[])?;
-    s.profile(
-        "owner",
-        "inherits = [\"sh\"]\n[dbus]\nown = [\"org.example.Mine\"]\n",
-    );
-    s.profile(
-        "talker",
-        "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Mine\"]\n",
-    );
+    s.profile("owner", &bus_profile("own", &["org.example.Mine"]));
+    s.profile("talker", &bus_profile("talk", &["org.example.Mine"]));
 
     // Talking to a name does not let the sandbox own it.
     let out = s
@@ -322,10 +287,13 @@ fn own_names(who: Who) -> TestResult {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut sandbox = Background(run.cmd.spawn().map_err(|e| format!("antimony: {e}"))?);
-    let stdin = sandbox.0.stdin.take();
-    let stdout = reader(sandbox.0.stdout.take().unwrap());
-    let stderr = reader(sandbox.0.stderr.take().unwrap());
+    let mut sandbox = Started {
+        child: run.cmd.spawn().map_err(|e| format!("antimony: {e}"))?,
+        what: "antimony run owner",
+    };
+    let stdin = sandbox.child.stdin.take();
+    let stdout = reader(sandbox.child.stdout.take().unwrap());
+    let stderr = reader(sandbox.child.stderr.take().unwrap());
     // Seen from the host's bus, outside the sandbox.
     let owned = wait_until(Duration::from_secs(60), || {
         host_has_owner(&s, &bus.address, "org.example.Mine")
@@ -343,11 +311,7 @@ fn own_names(who: Who) -> TestResult {
     drop(stdin);
     let status = sandbox.wait(Duration::from_secs(60));
     drop(sandbox);
-    let text = |rx: std::sync::mpsc::Receiver<Vec<u8>>| {
-        rx.recv_timeout(Duration::from_secs(10))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    };
+    let text = |rx| text_of(&rx, Duration::from_secs(10)).unwrap_or_default();
     let (stdout, stderr) = (text(stdout), text(stderr));
     let show = format!("status {status:?}\n--- stdout\n{stdout}--- stderr\n{stderr}");
     ensure!(
@@ -375,13 +339,10 @@ fn own_names(who: Who) -> TestResult {
 fn see_names(who: Who) -> TestResult {
     let s = setup!(who);
     let bus = start_bus(&s, &["org.example.Seen", "org.example.Hidden"])?;
-    s.profile(
-        "seer",
-        "inherits = [\"sh\"]\n[dbus]\nsee = [\"org.example.Seen\"]\n",
-    );
+    s.profile("seer", &bus_profile("see", &["org.example.Seen"]));
     s.profile(
         "talker",
-        "inherits = [\"sh\"]\n[dbus]\ntalk = [\"org.example.Seen\", \"org.example.Hidden\"]\n",
+        &bus_profile("talk", &["org.example.Seen", "org.example.Hidden"]),
     );
     let script = format!(
         "{BUS_FUNCTIONS}listed\n\
@@ -429,7 +390,7 @@ fn with_dbus_fragment(who: Who) -> TestResult {
         "org.example.Other",
     ];
     let bus = start_bus(&s, &names)?;
-    s.profile("desktop-app", "inherits = [\"sh\", \"with-dbus\"]\n");
+    s.profile("desktop-app", &Profile::inherits(&["sh", "with-dbus"]));
     let mut script = format!("{BUS_FUNCTIONS}listed\n");
     for n in names {
         script.push_str(&format!("call {n}\n"));

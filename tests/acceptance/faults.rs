@@ -52,24 +52,12 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-macro_rules! scratch {
-    ($who:expr) => {
-        match Scratch::new($who) {
-            Ok(s) => s,
-            Err(r) => return skip(r),
-        }
-    };
-}
-
 /// A persistent home swapped for a symlink to the user's ~/.ssh between
 /// two runs (CVE-2024-42472's class) is refused, never followed.
 fn swapped_home(who: Who) -> TestResult {
     let s = scratch!(who);
     s.write("home/.ssh/id_secret", "SECRET\n");
-    s.profile(
-        "persist",
-        "inherits = [\"sh\"]\n[home]\npolicy = \"Enabled\"\n",
-    );
+    s.profile("persist", &Profile::on("sh").home("Enabled"));
     let out = s
         .antimony(["run", "persist", "--", "-c", "echo first > ~/note"])
         .run();
@@ -104,10 +92,7 @@ fn swapped_bind(who: Who) -> TestResult {
     s.write("home/.ssh/id_secret", "SECRET\n");
     s.write("home/data/proj/file", "mine\n");
     let proj = s.path("home/data/proj");
-    s.profile(
-        "proj",
-        "inherits = [\"sh\"]\n[files]\nro = [\"~/data/proj\"]\n",
-    );
+    s.profile("proj", &Profile::on("sh").ro(&["~/data/proj"]));
     let out = s
         .antimony(["run", "proj", "--", "-c", "cat ~/data/proj/file"])
         .run();
@@ -209,7 +194,12 @@ fn bad_hooks(who: Who) -> TestResult {
     let s = scratch!(who);
     s.profile(
         "hang",
-        "inherits = [\"sh\"]\n[hooks]\ngrace = 0.5\n[[hooks.pre]]\nname = \"hangs\"\ntimeout = 1\ncontent = \"trap '' TERM; while :; do sleep 1; done\"\n",
+        &Profile::on("sh").grace(0.5).hook(
+            Hook::pre()
+                .name("hangs")
+                .timeout(1.0)
+                .content("trap '' TERM; while :; do sleep 1; done"),
+        ),
     );
     let out = s.antimony(["run", "hang", "--", "-c", "echo ran"]).run();
     ensure!(out.code() == Some(125), "{}", out.show());
@@ -217,7 +207,7 @@ fn bad_hooks(who: Who) -> TestResult {
     ensure!(!out.stdout.contains("ran"), "{}", out.show());
     s.profile(
         "crash",
-        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"crashes\"\ncontent = \"kill -SEGV $$\"\n",
+        &Profile::on("sh").hook(Hook::pre().name("crashes").content("kill -SEGV $$")),
     );
     let out = s.antimony(["run", "crash", "--", "-c", "echo ran"]).run();
     ensure!(out.code() == Some(125), "{}", out.show());
@@ -228,7 +218,11 @@ fn bad_hooks(who: Who) -> TestResult {
     );
     s.profile(
         "closes",
-        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"closes\"\ncontent = \"echo before; exec >&- 2>&-; sleep 0.3\"\n",
+        &Profile::on("sh").hook(
+            Hook::pre()
+                .name("closes")
+                .content("echo before; exec >&- 2>&-; sleep 0.3"),
+        ),
     );
     let out = s.antimony(["run", "closes", "--", "-c", "echo ran"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
@@ -241,8 +235,14 @@ fn flood(who: Who) -> TestResult {
     let s = scratch!(who);
     s.profile(
         "flood",
-        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"lines\"\ncontent = \"yes antimony | head -c 50000000\"\n\
-         [[hooks.pre]]\nname = \"one-line\"\ncontent = \"head -c 50000000 /dev/zero | tr '\\\\0' x\"\n",
+        &Profile::on("sh").hooks([
+            Hook::pre()
+                .name("lines")
+                .content("yes antimony | head -c 50000000"),
+            Hook::pre()
+                .name("one-line")
+                .content(r"head -c 50000000 /dev/zero | tr '\0' x"),
+        ]),
     );
     let mut run = s.antimony(["run", "flood", "--", "-c", "true"]);
     run.cmd
@@ -272,14 +272,21 @@ fn flood(who: Who) -> TestResult {
     pass()
 }
 
+/// A profile whose pre-hook `counter` keeps a count in its state (read
+/// from its JSON input).
+fn counting(counter: Hook) -> Profile {
+    Profile::on("sh").hook(counter.name("counter").stdin())
+}
+
 /// The state and record folders cannot be written: the run works, and
 /// says so in one warning.
 fn unwritable_storage(who: Who) -> TestResult {
     let s = scratch!(who);
     s.profile(
         "stateful",
-        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"counter\"\nstdin = true\n\
-         content = 'cat >/dev/null; echo \"{\\\"state\\\": {\\\"update\\\": {\\\"n\\\": 1}}}\"'\n",
+        &counting(
+            Hook::pre().content(r#"cat >/dev/null; echo "{\"state\": {\"update\": {\"n\": 1}}}""#),
+        ),
     );
     // A state folder under a regular file can be written by nobody, root included.
     s.write("home/blocker", "");
@@ -339,10 +346,7 @@ fn full_storage(who: Who) -> TestResult {
     );
     s.profile(
         "stateful",
-        &format!(
-            "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"counter\"\nstdin = true\npath = \"{}\"\n",
-            counter.display()
-        ),
+        &counting(Hook::pre().path(&counter.display().to_string())),
     );
     let state = s.mkdir("state");
     let _fs = Tmpfs::mount(state.clone(), "256k", (s.uid, s.gid))?;
@@ -428,8 +432,7 @@ fn parallel(who: Who) -> TestResult {
     let s = scratch!(who);
     s.profile(
         "many",
-        "inherits = [\"sh\"]\n[[hooks.pre]]\nname = \"count\"\nstdin = true\n\
-         content = 'cat >/dev/null'\n",
+        &Profile::on("sh").hook(Hook::pre().name("count").stdin().content("cat >/dev/null")),
     );
     let children: Vec<_> = (0..100)
         .map(|i| {
@@ -464,23 +467,25 @@ fn sigkill(who: Who) -> TestResult {
         let flag = s.path(&format!("home/{stage}.flag"));
         let f = flag.display();
         // Every process started holds the token in its command line.
-        let text = format!(
-            r#"inherits = ["sh"]
-[[hooks.pre]]
-name = "attached"
-attach = true
-content = '(exec -a {token} sleep 600) & (exec -a {token} sleep 600)'
-[[hooks.pre]]
-name = "blocking"
-content = 'if [ "$1" = pre ]; then (exec -a {token} sleep 600) & touch {f}; wait; fi'
-arguments = ["{stage}"]
-[[hooks.post]]
-name = "post"
-content = 'if [ "$1" = post ]; then (exec -a {token} sleep 600) & touch {f}; wait; fi'
-arguments = ["{stage}"]
-"#
+        let sleeps_at = |at: &str| {
+            format!(r#"if [ "$1" = {at} ]; then (exec -a {token} sleep 600) & touch {f}; wait; fi"#)
+        };
+        s.profile(
+            "killme",
+            &Profile::on("sh").hooks([
+                Hook::pre().name("attached").attach().content(&format!(
+                    "(exec -a {token} sleep 600) & (exec -a {token} sleep 600)"
+                )),
+                Hook::pre()
+                    .name("blocking")
+                    .content(&sleeps_at("pre"))
+                    .arguments(&[stage]),
+                Hook::post()
+                    .name("post")
+                    .content(&sleeps_at("post"))
+                    .arguments(&[stage]),
+            ]),
         );
-        s.profile("killme", &text);
         let program = if stage == "running" {
             format!("(exec -a {token} sleep 600) & touch {f}; wait")
         } else {
@@ -586,13 +591,11 @@ fn guardian(who: Who) -> TestResult {
     let go = s.path("home/go.flag");
     s.profile(
         "guarded",
-        &format!(
-            r#"inherits = ["sh"]
-[[hooks.pre]]
-name = "attached"
-attach = true
-content = '(exec -a {token} sleep 600) & wait'
-"#
+        &Profile::on("sh").hook(
+            Hook::pre()
+                .name("attached")
+                .attach()
+                .content(&format!("(exec -a {token} sleep 600) & wait")),
         ),
     );
     for end in ["normal", "sigkill"] {
@@ -656,10 +659,7 @@ content = '(exec -a {token} sleep 600) & wait'
         // SAFETY: SIGKILL to our own child and to what the test started.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         let _ = child.wait();
-        for p in with_token(&token, 0) {
-            // SAFETY: killing stragglers the test started.
-            unsafe { libc::kill(p as libc::pid_t, libc::SIGKILL) };
-        }
+        kill_all(&with_token(&token, 0));
         result?;
     }
     pass()
@@ -671,33 +671,18 @@ content = '(exec -a {token} sleep 600) & wait'
 /// left, shortly after antimony's end.
 fn sigkill_encrypted_home(who: Who) -> TestResult {
     let s = scratch!(who);
-    if !installed("gocryptfs") || !installed("fusermount3") || !Path::new("/dev/fuse").exists() {
-        return skip(
-            "gocryptfs, fusermount3 or /dev/fuse is missing (apt-get install gocryptfs fuse3)",
-        );
+    if let Some(missing) = no_gocryptfs() {
+        return skip(missing);
     }
-    let pass_file = s.write("pass", "correct horse battery staple\n");
-    std::fs::set_permissions(
-        &pass_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .map_err(|e| e.to_string())?;
+    let pass_file = pass_file(&s)?;
     let cipher = s.path("cipher");
     s.profile(
         "vault",
-        &format!(
-            r#"inherits = ["sh"]
-[home]
-policy = "Enabled"
-[[hooks.pre]]
-use = "encrypted-home"
-config = {{ cipher = "{}", passfile = "{}" }}
-[[hooks.post]]
-use = "encrypted-home"
-"#,
-            cipher.display(),
-            pass_file.display()
-        ),
+        &encrypted_home_profile(&format!(
+            "{{ cipher = {}, passfile = {} }}",
+            toml_str(&cipher.display().to_string()),
+            toml_str(&pass_file.display().to_string())
+        )),
     );
     let home = s.path("home/.local/share/antimony/vault");
     let out = s.mkdir("out");
@@ -734,10 +719,7 @@ use = "encrypted-home"
     });
     // Clean up before reporting.
     let stragglers = left();
-    for pid in &stragglers {
-        // SAFETY: killing what the test's run left.
-        unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
-    }
+    kill_all(&stragglers);
     let still = mounted(&home);
     if still {
         let _ = Command::new("umount").arg("-l").arg(&home).status();
@@ -766,9 +748,9 @@ fn group_number_held(who: Who) -> TestResult {
     let o = out.display();
     s.profile(
         "held",
-        &format!(
-            "inherits = [\"sh\"]\n[[hooks.pre]]\ncontent = 'echo $$ > {o}/leader; (exec -a {token} sleep 600) &'\n"
-        ),
+        &Profile::on("sh").hook(Hook::pre().content(&format!(
+            "echo $$ > {o}/leader; (exec -a {token} sleep 600) &"
+        ))),
     );
     let mut run = s.antimony([
         "run",

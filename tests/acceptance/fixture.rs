@@ -1,11 +1,12 @@
 //! What the hook and instance tests share: a scratch with an `out` folder
-//! where hooks and programs record what they see, checks on that record and
-//! on antimony's error line, and antimony run in the background.
+//! where hooks and programs record what they see, the hooks that record
+//! there, checks on that record and on antimony's error line, and antimony
+//! run in the background.
 
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -35,9 +36,9 @@ impl Fixture {
             .replace("@BIN@", &s(&self.s.path("bin")))
     }
 
-    /// Writes the profile, substituted.
-    pub fn profile(&self, name: &str, toml: &str) {
-        self.s.profile(name, &self.subst(toml));
+    /// Writes the profile (its text or a [`Profile`]), substituted.
+    pub fn profile(&self, name: &str, toml: &(impl std::fmt::Display + ?Sized)) {
+        self.s.profile(name, &self.subst(&toml.to_string()));
     }
 
     /// A path in the `out` folder.
@@ -87,6 +88,53 @@ impl Fixture {
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.out(rel)).unwrap_or_default()
     }
+
+    /// A JSON file in the `out` folder.
+    pub fn json(&self, rel: &str) -> Result<serde_json::Value, String> {
+        let text = self.read(rel);
+        serde_json::from_str(&text).map_err(|e| format!("{rel} is not JSON ({e}): {text:?}"))
+    }
+
+    /// Removes the log.
+    pub fn clear(&self) {
+        let _ = std::fs::remove_file(self.out("log"));
+    }
+
+    /// `$XDG_STATE_HOME/antimony/…`
+    pub fn state_home(&self, rel: &str) -> PathBuf {
+        self.s.path("home/.local/state/antimony").join(rel)
+    }
+}
+
+/// The hooks that record in the `out` folder.
+impl Hook {
+    /// Appends LINE to the log: `echo LINE >> @OUT@/log`.
+    pub fn logs(self, line: &str) -> Hook {
+        self.content(&format!("echo {line} >> @OUT@/log"))
+    }
+
+    /// An attached pre-hook NAME that logs `NAME-start` (its PID in
+    /// `NAME.pid`), runs until SIGTERM and logs `NAME-term` then.
+    pub fn watcher(name: &str) -> Hook {
+        Hook::pre().name(name).attach().content(&format!(
+            "exec 2>/dev/null
+trap 'echo {name}-term >> @OUT@/log; exit 0' TERM
+echo $$ > @OUT@/{name}.pid
+echo {name}-start >> @OUT@/log
+while :; do sleep 0.05; done
+"
+        ))
+    }
+}
+
+/// A shell loop that waits (at most 30 s) until CONDITION holds.
+pub fn await_until(condition: &str) -> String {
+    format!("n=0; until {condition}; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.05; done")
+}
+
+/// A shell loop that waits (at most 30 s) until the log has LINE.
+pub fn await_line(line: &str) -> String {
+    await_until(&format!("grep -qsx '{line}' @OUT@/log"))
 }
 
 /// `fixture!(who)`: a new [`Fixture`], or return the skip from the test.
@@ -118,6 +166,15 @@ pub fn in_order(log: &[String], expected: &[&str]) -> Result<(), String> {
         last = Some((i, want));
     }
     Ok(())
+}
+
+/// The one line antimony prints for a launcher failure, which must name
+/// all of `naming`.
+pub fn one_error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
+    if out.stderr.lines().count() != 1 {
+        return Err(format!("not one `antimony: error:` line: {}", out.show()));
+    }
+    error_line(out, naming)
 }
 
 /// Waits until the log has this line.
@@ -159,27 +216,6 @@ pub fn error_line(out: &Output, naming: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Sends a signal to a child this test started and has not reaped.
-pub fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: kill with integer arguments, for a child not yet reaped (its
-    // PID cannot have been reused).
-    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-}
-
-/// Waits for a child to exit, at most `timeout`.
-pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// antimony started in the background. Dropping it SIGKILLs it if it still
@@ -236,11 +272,7 @@ impl Background {
         let Some(status) = status else {
             return Err("antimony did not exit".into());
         };
-        let text = |rx: &mpsc::Receiver<Vec<u8>>| -> Result<String, String> {
-            rx.recv_timeout(HANG)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .map_err(|_| "antimony's output did not end".to_string())
-        };
+        let text = |rx| text_of(rx, HANG).ok_or("antimony's output did not end".to_string());
         Ok(Output {
             status,
             stdout: text(&self.stdout)?,

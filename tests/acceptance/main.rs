@@ -13,7 +13,6 @@ mod dbus;
 mod escape;
 mod faults;
 mod hooks;
-mod hooks2;
 mod hostside;
 mod instances;
 mod man;
@@ -26,7 +25,6 @@ fn main() -> std::process::ExitCode {
     tests.extend(cli::tests());
     tests.extend(dbus::tests());
     tests.extend(hooks::tests());
-    tests.extend(hooks2::tests());
     tests.extend(hostside::tests());
     tests.extend(escape::tests());
     tests.extend(instances::tests());

@@ -10,17 +10,23 @@
 //!   removed when the test ends.
 //! - A test that cannot run returns `skip(reason)`: the reason is printed,
 //!   and with `ANTIMONY_TEST_REQUIRE_ALL=1` (set by CI) it is a failure.
+//! - Profiles are built with [`Profile`] and [`Hook`] (at the end of this
+//!   file), not written as TOML inside `format!`, unless the literal text is
+//!   what a test is about (the parser, error positions, the man page).
+//! - The helpers every test file may need live here (processes, signals,
+//!   the probe's verdicts); what the hook and instance tests share beyond
+//!   that is in `fixture.rs`.
 
 // Not every test uses every helper.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
 use std::io::Read;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
@@ -59,17 +65,39 @@ macro_rules! ensure {
     };
 }
 
+/// `scratch!(who)`: a new [`Scratch`], or return the skip from the test.
+#[macro_export]
+macro_rules! scratch {
+    ($who:expr) => {
+        match $crate::support::Scratch::new($who) {
+            Ok(s) => s,
+            Err(r) => return $crate::support::skip(r),
+        }
+    };
+}
+
 /// A test case: a name and a body.
 pub fn case(name: &str, body: fn() -> TestResult) -> Trial {
     Trial::ignorable_test(name, body)
 }
 
 /// A test case run once as root and once as the unprivileged test user.
-pub fn both(name: &str, body: fn(Who) -> TestResult) -> Vec<Trial> {
+pub fn both(name: &str, body: Body) -> Vec<Trial> {
     vec![
         Trial::ignorable_test(format!("{name}::root"), move || body(Who::Root)),
         Trial::ignorable_test(format!("{name}::user"), move || body(Who::User)),
     ]
+}
+
+/// The body of a test that runs as root and as the user.
+pub type Body = fn(Who) -> TestResult;
+
+/// [`both`] for each test of a table, named `PREFIX::NAME`.
+pub fn both_each(prefix: &str, tests: &[(&str, Body)]) -> Vec<Trial> {
+    tests
+        .iter()
+        .flat_map(|(name, body)| both(&format!("{prefix}::{name}"), *body))
+        .collect()
 }
 
 /// Who runs antimony.
@@ -273,9 +301,13 @@ impl Scratch {
         p
     }
 
-    /// Writes a profile into the user's profile folder.
-    pub fn profile(&self, name: &str, text: &str) -> PathBuf {
-        self.write(&format!("home/.config/antimony/profiles/{name}.toml"), text)
+    /// Writes a profile (its text, or a [`Profile`]) into the user's
+    /// profile folder.
+    pub fn profile(&self, name: &str, text: &(impl Display + ?Sized)) -> PathBuf {
+        self.write(
+            &format!("home/.config/antimony/profiles/{name}.toml"),
+            &text.to_string(),
+        )
     }
 
     /// `antimony ARGS…` as the scratch's user, with a clean environment
@@ -307,6 +339,16 @@ impl Scratch {
     }
 
     fn environment(&self, cmd: &mut Command) {
+        self.set_environment(cmd);
+        if self.who == Who::User && world().is_root {
+            cmd.uid(self.uid).gid(self.gid);
+        }
+    }
+
+    /// Gives a command this scratch's clean environment and its home as
+    /// the working folder (not its identity: for a command root starts on
+    /// the user's behalf).
+    pub fn set_environment(&self, cmd: &mut Command) {
         let home = self.home();
         cmd.env_clear()
             .env("HOME", &home)
@@ -319,9 +361,6 @@ impl Scratch {
             .env("XDG_STATE_HOME", home.join(".local/state"))
             .env("XDG_RUNTIME_DIR", self.path("runtime"))
             .current_dir(&home);
-        if self.who == Who::User && world().is_root {
-            cmd.uid(self.uid).gid(self.gid);
-        }
     }
 
     pub fn user_name(&self) -> String {
@@ -473,11 +512,7 @@ impl Run {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let text = |rx: mpsc::Receiver<Vec<u8>>| {
-            rx.recv_timeout(Duration::from_secs(10))
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
+        let text = |rx| text_of(&rx, Duration::from_secs(10)).unwrap_or_default();
         Output {
             status,
             stdout: text(out),
@@ -602,6 +637,13 @@ pub fn escaped(what: &str, out: &Output) -> Result<String, Failed> {
         out.show()
     );
     Ok(l.to_string())
+}
+
+/// What a [`reader`] read, once the pipe has ended (within `timeout`).
+pub fn text_of(rx: &mpsc::Receiver<Vec<u8>>, timeout: Duration) -> Option<String> {
+    rx.recv_timeout(timeout)
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Reads a pipe to its end in a thread.
@@ -780,5 +822,317 @@ pub fn kill_all(pids: &[u32]) {
     for &pid in pids {
         // SAFETY: kill with integer arguments.
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// Sends a signal to a child this test started and has not reaped.
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill with integer arguments, for a child not yet reaped (its
+    // PID cannot have been reused).
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+}
+
+/// Waits for a child to exit, at most `timeout`.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process this test started (a server, a display, a sandbox), ended by
+/// its id when dropped: SIGTERM (which antimony turns into stopping its
+/// sandbox), then SIGKILL if it lingers 30 seconds; reaped.
+pub struct Started {
+    pub child: Child,
+    pub what: &'static str,
+}
+
+impl Started {
+    /// Waits for the end (the time limit only bounds a hung process) and
+    /// returns its status.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_exit(&mut self.child, limit)
+    }
+
+    /// Ends it now (see above).
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        signal(&self.child, libc::SIGTERM);
+        if self.wait(Duration::from_secs(30)).is_none() {
+            eprintln!("{} did not end on SIGTERM; killing it", self.what);
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Why gocryptfs cannot mount a home here, if it cannot.
+pub fn no_gocryptfs() -> Option<&'static str> {
+    let missing = !installed("gocryptfs") || !installed("fusermount3");
+    (missing || !Path::new("/dev/fuse").exists()).then_some(
+        "gocryptfs, fusermount3 or /dev/fuse is missing (apt-get install gocryptfs fuse3)",
+    )
+}
+
+/// A profile on `sh` whose persistent home the shipped `encrypted-home`
+/// hook mounts before the sandbox starts (with `config`, an inline table)
+/// and unmounts after it.
+pub fn encrypted_home_profile(config: &str) -> Profile {
+    Profile::on("sh").home("Enabled").hooks([
+        Hook::pre().uses("encrypted-home").config(config),
+        Hook::post().uses("encrypted-home"),
+    ])
+}
+
+/// gocryptfs's password file in the scratch (`pass`), readable by its
+/// owner only.
+pub fn pass_file(s: &Scratch) -> Result<PathBuf, Failed> {
+    let pass = s.write("pass", "correct horse battery staple\n");
+    std::fs::set_permissions(&pass, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    Ok(pass)
+}
+
+// ---- profiles
+
+/// A profile's text built from parts, for the tests whose point is what
+/// the profile does, not how its TOML is written (tests of the parser, of
+/// error positions and of the man page's examples keep their literal TOML):
+///
+/// ```text
+/// Profile::on("sh").grace(1.0).hook(Hook::pre().name("x").content("…"))
+/// ```
+///
+/// Its `Display` is the TOML: the top-level keys, the tables (`[files]`,
+/// `[hooks]`…), then the hooks, each in the order given. Values are
+/// written as TOML strings, so a script needs no quoting.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    top: Vec<String>,
+    tables: Vec<(String, Vec<String>)>,
+    hooks: Vec<Hook>,
+}
+
+/// A TOML string holding exactly `text`.
+pub fn toml_str(text: &str) -> String {
+    toml::Value::from(text).to_string()
+}
+
+/// A TOML array of strings.
+pub fn toml_list<S: AsRef<str>>(items: &[S]) -> String {
+    let items: Vec<String> = items.iter().map(|i| toml_str(i.as_ref())).collect();
+    format!("[{}]", items.join(", "))
+}
+
+impl Profile {
+    /// `inherits = [PARENT]`.
+    pub fn on(parent: &str) -> Profile {
+        Profile::inherits(&[parent])
+    }
+
+    /// `inherits = [PARENTS…]`.
+    pub fn inherits(parents: &[&str]) -> Profile {
+        Profile::default().key("inherits", toml_list(parents))
+    }
+
+    /// A top-level key; `value` is TOML (see [`toml_str`], [`toml_list`]).
+    pub fn key(mut self, key: &str, value: impl Display) -> Profile {
+        self.top.push(format!("{key} = {value}"));
+        self
+    }
+
+    /// `path = "PROGRAM"`.
+    pub fn path(self, program: &str) -> Profile {
+        self.key("path", toml_str(program))
+    }
+
+    /// `KEY = VALUE` in `[TABLE]`; `value` is TOML.
+    pub fn set(mut self, table: &str, key: &str, value: impl Display) -> Profile {
+        let line = format!("{key} = {value}");
+        match self.tables.iter_mut().find(|(t, _)| t == table) {
+            Some((_, lines)) => lines.push(line),
+            None => self.tables.push((table.to_string(), vec![line])),
+        }
+        self
+    }
+
+    /// `[files] rw = [PATHS…]`.
+    pub fn rw<S: AsRef<str>>(self, paths: &[S]) -> Profile {
+        self.set("files", "rw", toml_list(paths))
+    }
+
+    /// `[files] ro = [PATHS…]`.
+    pub fn ro<S: AsRef<str>>(self, paths: &[S]) -> Profile {
+        self.set("files", "ro", toml_list(paths))
+    }
+
+    /// `[home] policy = "POLICY"`.
+    pub fn home(self, policy: &str) -> Profile {
+        self.set("home", "policy", toml_str(policy))
+    }
+
+    /// `[environment] NAME = "VALUE"`.
+    pub fn env(self, name: &str, value: &str) -> Profile {
+        self.set("environment", name, toml_str(value))
+    }
+
+    /// `[hooks] grace = SECONDS`.
+    pub fn grace(self, seconds: f64) -> Profile {
+        self.set("hooks", "grace", seconds)
+    }
+
+    /// A hook, after those given before.
+    pub fn hook(mut self, hook: Hook) -> Profile {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Hooks, after those given before.
+    pub fn hooks(mut self, hooks: impl IntoIterator<Item = Hook>) -> Profile {
+        self.hooks.extend(hooks);
+        self
+    }
+}
+
+impl Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in &self.top {
+            writeln!(f, "{line}")?;
+        }
+        for (table, lines) in &self.tables {
+            writeln!(f, "\n[{table}]")?;
+            for line in lines {
+                writeln!(f, "{line}")?;
+            }
+        }
+        for hook in &self.hooks {
+            write!(f, "\n{hook}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One `[[hooks.EVENT]]` of a [`Profile`].
+#[derive(Clone, Debug)]
+pub struct Hook {
+    event: &'static str,
+    keys: Vec<String>,
+}
+
+impl Hook {
+    pub fn pre() -> Hook {
+        Hook::at("pre")
+    }
+
+    pub fn started() -> Hook {
+        Hook::at("started")
+    }
+
+    pub fn stopping() -> Hook {
+        Hook::at("stopping")
+    }
+
+    pub fn post() -> Hook {
+        Hook::at("post")
+    }
+
+    fn at(event: &'static str) -> Hook {
+        Hook {
+            event,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Any key; `value` is TOML (`config`, `on`: inline tables, arrays).
+    pub fn key(mut self, key: &str, value: impl Display) -> Hook {
+        self.keys.push(format!("{key} = {value}"));
+        self
+    }
+
+    pub fn name(self, name: &str) -> Hook {
+        self.key("name", toml_str(name))
+    }
+
+    /// The script bash runs (`content`).
+    pub fn content(self, script: &str) -> Hook {
+        self.key("content", toml_str(script))
+    }
+
+    pub fn path(self, program: &str) -> Hook {
+        self.key("path", toml_str(program))
+    }
+
+    pub fn arguments<S: AsRef<str>>(self, args: &[S]) -> Hook {
+        self.key("arguments", toml_list(args))
+    }
+
+    /// `attach = true`.
+    pub fn attach(self) -> Hook {
+        self.key("attach", true)
+    }
+
+    /// `can_fail = true`.
+    pub fn can_fail(self) -> Hook {
+        self.key("can_fail", true)
+    }
+
+    /// `stdin = true`.
+    pub fn stdin(self) -> Hook {
+        self.key("stdin", true)
+    }
+
+    /// `inside = true`.
+    pub fn inside(self) -> Hook {
+        self.key("inside", true)
+    }
+
+    /// `system = "System"` or `"User"`: the identity a host hook runs as.
+    pub fn system(self, identity: &str) -> Hook {
+        self.key("system", toml_str(identity))
+    }
+
+    /// `timeout = SECONDS`.
+    pub fn timeout(self, seconds: f64) -> Hook {
+        self.key("timeout", seconds)
+    }
+
+    /// `use = "NAME"`: a reusable hook.
+    pub fn uses(self, name: &str) -> Hook {
+        self.key("use", toml_str(name))
+    }
+
+    /// `config = { … }` (an inline table, as TOML).
+    pub fn config(self, table: &str) -> Hook {
+        self.key("config", table)
+    }
+
+    /// `profile = "NAME"`: a companion sandbox.
+    pub fn profile(self, name: &str) -> Hook {
+        self.key("profile", toml_str(name))
+    }
+}
+
+impl Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "[[hooks.{}]]", self.event)?;
+        for key in &self.keys {
+            writeln!(f, "{key}")?;
+        }
+        Ok(())
     }
 }
