@@ -18,6 +18,8 @@
 //! - `task`: one running hook.
 
 pub mod dropins;
+pub mod groups;
+pub mod guardian;
 pub mod input;
 pub mod library;
 pub mod output;

@@ -207,7 +207,7 @@ fn relayed_stdin(uid: libc::uid_t) -> std::io::Result<(OwnedFd, Relay, bool)> {
 /// pipes to antimony. `register`: a slot of the guardian's table, where
 /// the child stores its PID (its group's number) before it executes the
 /// hook, then checks that antimony is still its parent (see
-/// `pipeline::guardian`).
+/// `hooks::guardian`).
 pub fn spawn(
     cmd: &HostCommand,
     input: Input,

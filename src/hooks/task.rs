@@ -12,12 +12,12 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use super::groups::{group_alive, reap_leader};
 use super::output::{Captured, Pipe, Stream};
 use super::records::HookRecord;
 use super::state::{Lock, Reply};
 use super::{Context, Failure, command, spawn};
 use crate::plan::PlannedHook;
-use crate::procfs::stat_field;
 use crate::sandbox::Sandbox;
 
 /// Where the hook's process runs.
@@ -596,100 +596,4 @@ fn exit_status(pid: libc::pid_t) -> Option<i32> {
         libc::CLD_DUMPED => status | 0x80,
         _ => status,
     })
-}
-
-/// Reaps the ended process `pid` (a hook's, left unreaped by `reap`); its
-/// number is then free.
-pub fn reap_leader(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child, which has ended, into a local.
-    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-}
-
-/// Whether a process group still has a member that has not ended.
-/// kill(-pgid, 0) alone counts zombies too: a hook's child orphaned when
-/// the hook died is reparented to init (or the nearest subreaper) and stays
-/// a zombie, still in the group, until that process reaps it — at once
-/// under systemd, a second or more later under some PID 1s, never under
-/// one that does not reap. Only when kill says the group has members are
-/// they looked at in /proc (`live_member`).
-pub fn group_alive(pgid: libc::pid_t) -> bool {
-    group_has_members(pgid) && live_member(pgid)
-}
-
-/// Whether any process, a zombie included, is in the group.
-pub fn group_has_members(pgid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(-pgid, 0) == 0 }
-}
-
-/// Whether a process of the group that has not ended is in /proc: every
-/// process's `stat` is read, about 0.5 ms on a desktop's few hundred
-/// processes (callers that ask often space it out: `prune_groups`).
-pub fn live_member(pgid: libc::pid_t) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return true;
-    };
-    let mut path = String::with_capacity(32);
-    for entry in dir.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        path.clear();
-        path.push_str("/proc/");
-        path.push_str(pid);
-        path.push_str("/stat");
-        let Ok(stat) = std::fs::read(&path) else {
-            continue;
-        };
-        // The command name may not be UTF-8; the fields after it are.
-        let stat = String::from_utf8_lossy(&stat);
-        let state = stat_field(&stat, 3).unwrap_or("Z");
-        let pgrp = stat_field(&stat, 5).and_then(|p| p.parse::<libc::pid_t>().ok());
-        if pgrp == Some(pgid) && state != "Z" && state != "X" {
-            return true;
-        }
-    }
-    false
-}
-
-#[cfg(test)]
-mod tests {
-    use super::group_alive;
-    use std::os::unix::process::CommandExt;
-    use std::process::Command;
-
-    /// A group whose only member is a zombie (ended, not yet reaped: as an
-    /// orphan waits for a slow or absent reaper) has no member left, though
-    /// kill(-pgid, 0) still succeeds; a running member is one.
-    #[test]
-    fn a_zombie_is_not_a_member() {
-        let mut child = Command::new("/bin/sh")
-            .args(["-c", "exec sleep 30"])
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let pg = child.id() as libc::pid_t;
-        assert!(group_alive(pg));
-        child.kill().unwrap();
-        // Ended, not reaped: wait until /proc says Z.
-        let stat = format!("/proc/{pg}/stat");
-        for _ in 0..500 {
-            let s = std::fs::read_to_string(&stat).unwrap();
-            if crate::procfs::stat_field(&s, 3) == Some("Z") {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        // SAFETY: signal 0 only checks for existence.
-        let counted = unsafe { libc::kill(-pg, 0) };
-        assert_eq!(counted, 0, "the zombie counts for kill");
-        assert!(!group_alive(pg));
-        child.wait().unwrap();
-        assert!(!group_alive(pg));
-    }
 }

@@ -19,7 +19,6 @@
 //! single-threaded process.
 
 mod dbus;
-mod guardian;
 mod server;
 mod verdict;
 
@@ -29,6 +28,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
+use crate::hooks::groups::Groups;
 use crate::hooks::input::{self, RunState};
 use crate::hooks::output::{Captured, Pipe};
 use crate::hooks::records::{self, HookRecord, RunRecord};
@@ -121,12 +121,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         stopping_queue: VecDeque::new(),
         stopping_slot: None,
         leftovers: Vec::new(),
-        groups: Vec::new(),
-        lingering: Vec::new(),
-        zombie_leaders: Vec::new(),
-        last_member_scan: None,
-        guardian: None,
-        guardian_tried: false,
+        groups: Groups::default(),
         sandbox: None,
         proxy: None,
         program_started: false,
@@ -210,21 +205,8 @@ struct Run<'a> {
     stopping_slot: Option<usize>,
     /// Output pipes hooks left open; drained while antimony runs.
     leftovers: Vec<(Pipe, Captured)>,
-    /// Process groups of ended background hooks that still have members
-    /// (ended with the sandbox).
-    groups: Vec<libc::pid_t>,
-    /// Those of ended foreground hooks (left alone, but watched).
-    lingering: Vec<libc::pid_t>,
-    /// Groups whose leader (the hook's own process) is left unreaped until
-    /// the group has ended (`Task::reap`).
-    zombie_leaders: Vec<libc::pid_t>,
-    /// When `prune_groups` last read /proc.
-    last_member_scan: Option<Instant>,
-    /// Kills registered process groups if antimony dies.
-    guardian: Option<guardian::Guardian>,
-    /// Whether the guardian was started (or tried): once, before the first
-    /// hook on the host (`spawn_task`).
-    guardian_tried: bool,
+    /// Host hooks' process groups, and the guardian.
+    groups: Groups,
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
@@ -397,25 +379,16 @@ impl Run<'_> {
                 t.signal(None, libc::SIGTERM);
             }
         }
-        // Groups that ended unnoticed are forgotten first, not signalled.
-        self.prune_groups();
-        for pg in &self.groups {
-            // SAFETY: signalling a process group we started.
-            unsafe { libc::kill(-*pg, libc::SIGTERM) };
-        }
+        self.groups.terminate_background();
         let deadline = Instant::now() + grace;
         loop {
-            self.prune_groups();
-            if self.slots.iter().all(Option::is_none) && self.groups.is_empty() {
+            self.groups.prune();
+            if self.slots.iter().all(Option::is_none) && self.groups.background_ended() {
                 break;
             }
             let now = Instant::now();
             if now >= deadline {
-                for pg in std::mem::take(&mut self.groups) {
-                    // SAFETY: signalling a process group we started.
-                    unsafe { libc::kill(-pg, libc::SIGKILL) };
-                    self.unwatch(pg);
-                }
+                self.groups.kill_background();
                 // Tasks past their grace get SIGKILL from their own timers.
             }
             self.turn(Some(now + Duration::from_millis(20)));
@@ -463,9 +436,7 @@ impl Run<'_> {
         // A normal end, and no hook runs any more: the guardian leaves
         // what foreground hooks left running alone, and exits while the
         // record is written (it is reaped at the end).
-        if let Some(g) = &mut self.guardian {
-            g.retire();
-        }
+        self.groups.retire();
         let fields = verdict::record_fields(self.outcome.as_ref(), self.interrupted.is_some());
         let verdict::Verdict {
             code,
@@ -501,8 +472,9 @@ impl Run<'_> {
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
-        // Reaped: it was told to go before the record was written.
-        drop(self.guardian.take());
+        // The guardian, reaped: it was told to go before the record was
+        // written.
+        drop(std::mem::take(&mut self.groups));
         Outcome {
             code,
             error,
@@ -536,67 +508,6 @@ impl Run<'_> {
         (0..self.plan.hooks.len())
             .filter(|&i| self.plan.hooks[i].hook.event == event)
             .collect()
-    }
-
-    /// The guardian, started before the first hook on the host, not
-    /// before: only a hook needs it (the sandbox and the D-Bus proxy die
-    /// with antimony by themselves), and for a profile whose hooks on the
-    /// host are trailing attached ones its start then costs nothing on the
-    /// way to the program (it happens while the sandbox builds itself).
-    fn start_guardian(&mut self) {
-        if std::mem::replace(&mut self.guardian_tried, true) {
-            return;
-        }
-        self.guardian = guardian::Guardian::start();
-        if self.guardian.is_none() {
-            self.warnings.push(
-                "the guardian could not be started: should antimony be killed, what hooks started may survive".into(),
-            );
-        }
-    }
-
-    /// A hook's group has ended: the guardian forgets it, then its leader,
-    /// if it was kept a zombie (holding the number), is reaped.
-    fn unwatch(&mut self, pg: libc::pid_t) {
-        if let Some(g) = &self.guardian {
-            g.remove(pg);
-        }
-        if let Some(i) = self.zombie_leaders.iter().position(|&z| z == pg) {
-            self.zombie_leaders.swap_remove(i);
-            crate::hooks::task::reap_leader(pg);
-        }
-    }
-
-    /// Forgets process groups that have emptied.
-    /// A group that kill(-pgid, 0) still finds may hold zombies only; that
-    /// is looked up in /proc at most every 100 ms (a group whose members
-    /// write all the time wakes the event loop for every write).
-    fn prune_groups(&mut self) {
-        use crate::hooks::task::{group_has_members, live_member};
-        let look = self
-            .last_member_scan
-            .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
-        let mut looked = false;
-        let mut ended = Vec::new();
-        for list in [&mut self.groups, &mut self.lingering] {
-            list.retain(|&pg| {
-                let alive = group_has_members(pg)
-                    && (!look || {
-                        looked = true;
-                        live_member(pg)
-                    });
-                if !alive {
-                    ended.push(pg);
-                }
-                alive
-            });
-        }
-        if looked {
-            self.last_member_scan = Some(Instant::now());
-        }
-        for pg in ended {
-            self.unwatch(pg);
-        }
     }
 
     fn storage_warning(&mut self, w: String) {
@@ -697,11 +608,11 @@ impl Run<'_> {
                 _ => Err("the sandbox is not running".to_string()),
             }
         } else {
-            self.start_guardian();
-            let slot = self.guardian.as_ref().and_then(|g| g.reserve());
+            self.groups.guard(&mut self.warnings);
+            let slot = self.groups.reserve();
             let task = Task::host(idx, ph, &self.cx, foreground, pid, input, slot);
-            if let (Err(_), Some(g), Some(slot)) = (&task, &self.guardian, slot) {
-                g.release(slot);
+            if let (Err(_), Some(slot)) = (&task, slot) {
+                self.groups.release(slot);
             }
             task
         };
@@ -765,16 +676,12 @@ impl Run<'_> {
         // sandbox for background hooks, left alone for foreground ones; the
         // guardian watches both until their groups are empty.
         if let Some(pg) = task.pgid() {
-            if task.leader_unreaped() {
-                self.zombie_leaders.push(pg);
-            }
-            if !task.group_alive() {
-                self.unwatch(pg);
-            } else if task.foreground {
-                self.lingering.push(pg);
-            } else {
-                self.groups.push(pg);
-            }
+            self.groups.hook_ended(
+                pg,
+                task.leader_unreaped(),
+                task.group_alive(),
+                task.foreground,
+            );
         }
         let done = task.finish();
         self.leftovers
@@ -1258,7 +1165,7 @@ impl Run<'_> {
             }
         }
         self.leftovers.retain(|(p, _)| p.open);
-        self.prune_groups();
+        self.groups.prune();
         // Timers.
         let now = Instant::now();
         let grace = self.plan.grace;

@@ -516,7 +516,7 @@ fn sigkill(who: Who) -> TestResult {
             flag.exists() || matches!(child.try_wait(), Ok(Some(_)))
         }) && flag.exists();
         // And antimony waits again: past registering the hook that touched
-        // the flag with the guardian (the gap `pipeline::guardian` names is
+        // the flag with the guardian (the gap `hooks::guardian` names is
         // microseconds wide, but a loaded machine can stall antimony in it
         // while the hook runs on).
         let settled = wait_until(Duration::from_secs(10), || asleep(child.id()));
