@@ -17,6 +17,125 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+/// What the run does with hooks' state: updates applied under their lock,
+/// those that wait for a lock another run holds, and the one warning when
+/// the state (or the run's record) cannot be kept. Warnings go to the
+/// run's list, in the order they happen.
+#[derive(Debug)]
+pub struct Writer {
+    store: StateStore,
+    /// Updates of hooks that did not hold their lock, waiting for it.
+    pending: Vec<(String, Change)>,
+    /// Whether the storage warning was given (once per run: hooks and the
+    /// run go on without records or state).
+    warned: bool,
+}
+
+impl Writer {
+    pub fn new(store: StateStore) -> Writer {
+        Writer {
+            store,
+            pending: Vec::new(),
+            warned: false,
+        }
+    }
+
+    /// The state a hook is handed.
+    pub fn read(&self, key: &str) -> Map<String, Value> {
+        self.store.read(key)
+    }
+
+    /// Says, once per run, that something antimony keeps on disk is not
+    /// kept.
+    pub fn storage_warning(&mut self, w: String, warnings: &mut Vec<String>) {
+        if !std::mem::replace(&mut self.warned, true) {
+            warnings.push(w);
+        }
+    }
+
+    /// The hook's lock if it is free.
+    pub fn try_lock(&mut self, key: &str, warnings: &mut Vec<String>) -> Locked {
+        match self.store.try_lock(key) {
+            Ok(Some(lock)) => Locked::Held(lock),
+            Ok(None) => Locked::Busy,
+            Err(e) => {
+                let w = format!("hook state is not kept: {}", crate::error::io_text(&e));
+                self.storage_warning(w, warnings);
+                Locked::Unkept
+            }
+        }
+    }
+
+    /// A hook's change: applied now under the lock it held, or, for a hook
+    /// that did not read its state, when its lock is free (meanwhile the
+    /// update waits and the event loop goes on: `apply_pending`).
+    pub fn update(
+        &mut self,
+        key: &str,
+        change: Change,
+        lock: Option<Lock>,
+        warnings: &mut Vec<String>,
+    ) {
+        match lock {
+            Some(lock) => self.apply(key, &change, lock, warnings),
+            None => self.pending.push((key.to_string(), change)),
+        }
+    }
+
+    fn apply(&mut self, key: &str, change: &Change, _lock: Lock, warnings: &mut Vec<String>) {
+        if let Err(e) = self.store.apply(key, change) {
+            let w = format!("hook state is not kept: {}", crate::error::io_text(&e));
+            self.storage_warning(w, warnings);
+        }
+    }
+
+    /// Whether updates wait for a lock.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Applies the waiting updates whose lock is free. `last`: the run is
+    /// over; wait up to 10 s for locks others hold, then say what was not
+    /// kept.
+    pub fn apply_pending(&mut self, last: bool, warnings: &mut Vec<String>) {
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut waiting = Vec::new();
+            for (key, change) in std::mem::take(&mut self.pending) {
+                match self.try_lock(&key, warnings) {
+                    Locked::Held(lock) => self.apply(&key, &change, lock, warnings),
+                    Locked::Busy => waiting.push((key, change)),
+                    Locked::Unkept => {}
+                }
+            }
+            self.pending = waiting;
+            if !last || self.pending.is_empty() {
+                return;
+            }
+            if std::time::Instant::now() >= give_up {
+                for (key, _) in std::mem::take(&mut self.pending) {
+                    let w = format!(
+                        "hook state is not kept: another run held the lock of `{key}` for 10 s"
+                    );
+                    self.storage_warning(w, warnings);
+                }
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// What `Writer::try_lock` found.
+#[derive(Debug)]
+pub enum Locked {
+    Held(Lock),
+    /// Another run holds it.
+    Busy,
+    /// The state cannot be kept (said once).
+    Unkept,
+}
+
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
@@ -164,6 +283,43 @@ mod tests {
         assert_eq!(r.error.as_deref(), Some("no disk"));
         assert!(parse_reply(br#"{"other": 1}"#).is_none());
         assert!(parse_reply(b"hello").is_none());
+    }
+
+    #[test]
+    fn the_writer_waits_for_a_lock_and_warns_once() {
+        let dir = std::env::temp_dir().join(format!("antimony-writer-test-{}", std::process::id()));
+        let other = StateStore::new(&dir, "p");
+        let mut w = Writer::new(StateStore::new(&dir, "p"));
+        let mut warnings = Vec::new();
+        let mut c = Change::default();
+        c.update.insert("n".into(), Value::from(1));
+        // Another run holds the lock: the update waits.
+        let held = other.try_lock("k").unwrap().expect("free");
+        assert!(matches!(w.try_lock("k", &mut warnings), Locked::Busy));
+        w.update("k", c.clone(), None, &mut warnings);
+        w.apply_pending(false, &mut warnings);
+        assert!(w.has_pending() && w.read("k").is_empty());
+        drop(held);
+        w.apply_pending(false, &mut warnings);
+        assert!(!w.has_pending());
+        assert_eq!(w.read("k")["n"], 1);
+        // Under its own lock, at once.
+        let Locked::Held(lock) = w.try_lock("j", &mut warnings) else {
+            panic!("j's lock is free");
+        };
+        w.update("j", c.clone(), Some(lock), &mut warnings);
+        assert_eq!(w.read("j")["n"], 1);
+        assert!(warnings.is_empty());
+        // State that cannot be kept: said once, whatever fails after.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::write(&dir, "a file where the folder was").unwrap();
+        assert!(matches!(w.try_lock("k", &mut warnings), Locked::Unkept));
+        w.update("k", c.clone(), None, &mut warnings);
+        w.apply_pending(true, &mut warnings);
+        w.storage_warning("the run record was not written".into(), &mut warnings);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("hook state is not kept: "));
+        std::fs::remove_file(&dir).unwrap();
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::hooks::groups::Groups;
 use crate::hooks::input::{self, RunState};
 use crate::hooks::output::{Captured, Pipe};
 use crate::hooks::records::{self, HookRecord, RunRecord};
-use crate::hooks::state::{Change, Lock, StateStore};
+use crate::hooks::state::{Lock, Locked, StateStore, Writer};
 use crate::hooks::task::{Place, Task, Watch};
 use crate::hooks::{Context, HookError};
 use crate::host::Host;
@@ -112,7 +112,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         host,
         cx,
         signals,
-        store: StateStore::new(&host.state_home, &plan.name),
+        state: Writer::new(StateStore::new(&host.state_home, &plan.name)),
         phase: Phase::Pre,
         slots: Vec::new(),
         fg: None,
@@ -141,9 +141,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         late_error: None,
         outcome: None,
         records: Vec::new(),
-        pending_state: Vec::new(),
         warnings,
-        storage_warned: false,
         began: Instant::now(),
         began_at: records::now(),
     };
@@ -193,7 +191,8 @@ struct Run<'a> {
     host: &'a Host,
     cx: Context,
     signals: Signals,
-    store: StateStore,
+    /// Hooks' state, and the updates waiting for a lock.
+    state: Writer,
     phase: Phase,
     /// Running hooks; a finished one leaves its slot empty.
     slots: Vec<Option<Task>>,
@@ -232,10 +231,7 @@ struct Run<'a> {
     late_error: Option<HookError>,
     outcome: Option<ProgramOutcome>,
     records: Vec<HookRecord>,
-    /// State updates of hooks that did not hold their lock, waiting for it.
-    pending_state: Vec<(String, Change)>,
     warnings: Vec<String>,
-    storage_warned: bool,
     began: Instant,
     began_at: f64,
 }
@@ -432,7 +428,7 @@ impl Run<'_> {
     }
 
     fn finish(mut self) -> Outcome {
-        self.apply_pending(true);
+        self.state.apply_pending(true, &mut self.warnings);
         // A normal end, and no hook runs any more: the guardian leaves
         // what foreground hooks left running alone, and exits while the
         // record is written (it is reaped at the end).
@@ -465,10 +461,11 @@ impl Run<'_> {
             hooks: std::mem::take(&mut self.records),
         };
         if let Err(e) = records::write(&records::runs_dir(&self.host.state_home), &record) {
-            self.storage_warning(format!(
+            let w = format!(
                 "the run record was not written: {}",
                 crate::error::io_text(&e)
-            ));
+            );
+            self.state.storage_warning(w, &mut self.warnings);
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
@@ -510,14 +507,6 @@ impl Run<'_> {
             .collect()
     }
 
-    fn storage_warning(&mut self, w: String) {
-        // Said once per run: hooks and runs go on without records or state.
-        if !self.storage_warned {
-            self.storage_warned = true;
-            self.warnings.push(w);
-        }
-    }
-
     /// The state lock a foreground hook that reads its state
     /// (`stdin = true`) holds while it runs: runs of one such hook are
     /// serialized across instances, from reading the state until its update
@@ -533,16 +522,10 @@ impl Run<'_> {
         }
         let key = ph.state_key.clone();
         loop {
-            match self.store.try_lock(&key) {
-                Ok(Some(lock)) => return Ok(Some(lock)),
-                Ok(None) => {}
-                Err(e) => {
-                    self.storage_warning(format!(
-                        "hook state is not kept: {}",
-                        crate::error::io_text(&e)
-                    ));
-                    return Ok(None);
-                }
+            match self.state.try_lock(&key, &mut self.warnings) {
+                Locked::Held(lock) => return Ok(Some(lock)),
+                Locked::Busy => {}
+                Locked::Unkept => return Ok(None),
             }
             if self.phase == Phase::Pre {
                 let mut fd = libc::pollfd {
@@ -569,7 +552,7 @@ impl Run<'_> {
         let ph = &plan.hooks[idx];
         let lock = lock.take();
         let input = ph.hook.stdin.then(|| {
-            let state = self.store.read(&ph.state_key);
+            let state = self.state.read(&ph.state_key);
             let run = RunState {
                 // A hook inside sees the program under its PID there.
                 pid: if ph.hook.inside {
@@ -688,15 +671,10 @@ impl Run<'_> {
             .extend(done.leftovers.into_iter().map(|p| (p, Captured::default())));
         if done.failure.is_none() {
             if let Some(change) = done.reply.change {
-                match done.lock {
-                    Some(lock) => self.apply_state(&ph.state_key, &change, lock),
-                    // A hook that did not read its state takes the lock for
-                    // the update only, when it is free: meanwhile the update
-                    // waits and the event loop goes on (`apply_pending`).
-                    None => self.pending_state.push((ph.state_key.clone(), change)),
-                }
+                self.state
+                    .update(&ph.state_key, change, done.lock, &mut self.warnings);
             }
-            self.apply_pending(false);
+            self.state.apply_pending(false, &mut self.warnings);
         }
         self.records.push(done.record);
         match done.failure {
@@ -706,48 +684,6 @@ impl Run<'_> {
                 failure,
                 message: done.reply.error,
             }),
-        }
-    }
-
-    fn apply_state(&mut self, key: &str, change: &Change, _lock: Lock) {
-        if let Err(e) = self.store.apply(key, change) {
-            self.storage_warning(format!(
-                "hook state is not kept: {}",
-                crate::error::io_text(&e)
-            ));
-        }
-    }
-
-    /// Applies the waiting state updates whose lock is free. `last`: the
-    /// run is over; wait up to 10 s for locks others hold, then say what
-    /// was not kept.
-    fn apply_pending(&mut self, last: bool) {
-        let give_up = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut waiting = Vec::new();
-            for (key, change) in std::mem::take(&mut self.pending_state) {
-                match self.store.try_lock(&key) {
-                    Ok(Some(lock)) => self.apply_state(&key, &change, lock),
-                    Ok(None) => waiting.push((key, change)),
-                    Err(e) => self.storage_warning(format!(
-                        "hook state is not kept: {}",
-                        crate::error::io_text(&e)
-                    )),
-                }
-            }
-            self.pending_state = waiting;
-            if !last || self.pending_state.is_empty() {
-                return;
-            }
-            if Instant::now() >= give_up {
-                for (key, _) in std::mem::take(&mut self.pending_state) {
-                    self.storage_warning(format!(
-                        "hook state is not kept: another run held the lock of `{key}` for 10 s"
-                    ));
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -1084,7 +1020,8 @@ impl Run<'_> {
             .chain(self.stop.kill_at)
             .chain(until)
             .chain(
-                (!self.pending_state.is_empty())
+                self.state
+                    .has_pending()
                     .then(|| Instant::now() + Duration::from_millis(20)),
             )
             .min();
