@@ -20,6 +20,7 @@
 
 mod dbus;
 mod server;
+mod stage;
 mod verdict;
 
 use std::collections::VecDeque;
@@ -43,6 +44,7 @@ use crate::sandbox::protocol::Message;
 use crate::sandbox::{self, Sandbox, SandboxError};
 use crate::signals::{self, Signals};
 use server::{Request, Server, StatusFd};
+use stage::Stage;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -124,14 +126,9 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         groups: Groups::default(),
         sandbox: None,
         proxy: None,
-        program_started: false,
-        program_pid: None,
-        program_inside_pid: None,
-        exited: None,
-        init_status: None,
+        stage: Stage::Absent,
         setup_failure: None,
         channel_open: false,
-        init_gone: false,
         next_id: 1,
         server: None,
         status,
@@ -209,16 +206,13 @@ struct Run<'a> {
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
-    program_started: bool,
-    /// The program's PID on the host.
-    program_pid: Option<u32>,
-    /// The program's PID inside the sandbox (what `inside` hooks get).
-    program_inside_pid: Option<u32>,
-    exited: Option<i32>,
-    init_status: Option<i32>,
+    /// Where the sandbox is in its life (`stage.rs`).
+    stage: Stage,
+    /// What init said went wrong during the set-up.
     setup_failure: Option<SandboxError>,
+    /// Init's channel, until everything it said has been read (it may
+    /// outlive init).
     channel_open: bool,
-    init_gone: bool,
     next_id: u32,
     server: Option<Server>,
     status: Option<StatusFd>,
@@ -315,6 +309,7 @@ impl Run<'_> {
         match spawned {
             Ok(sb) => {
                 self.sandbox = Some(sb);
+                self.stage.spawned();
                 self.channel_open = true;
             }
             Err(e) => {
@@ -340,7 +335,7 @@ impl Run<'_> {
         }
         self.started_queue = self.indices(HookEvent::Started).into();
         // Until init is gone and everything it said has been read.
-        while !self.init_gone || self.channel_open {
+        while !self.stage.init_gone() || self.channel_open {
             self.turn(None);
         }
         if let Some(f) = self.setup_failure.take() {
@@ -486,17 +481,12 @@ impl Run<'_> {
             late_error: self.late_error.take(),
             program_status: self.program_status(),
             interrupted: self.interrupted,
-            init_status: self.init_status,
+            init_status: self.stage.init_status(),
         }
     }
 
-    /// The program's wait status once it has ended: its own, or its
-    /// init's when it died with it (killed after the grace). `None` for a
-    /// program that never started.
     fn program_status(&self) -> Option<i32> {
-        self.exited
-            .or(self.init_status)
-            .filter(|_| self.program_started)
+        self.stage.program_status()
     }
 
     // ---- hooks -------------------------------------------------------
@@ -556,26 +546,26 @@ impl Run<'_> {
             let run = RunState {
                 // A hook inside sees the program under its PID there.
                 pid: if ph.hook.inside {
-                    self.program_inside_pid
+                    self.stage.inside_pid()
                 } else {
-                    self.program_pid
+                    self.stage.host_pid()
                 },
                 outcome: self.outcome.clone(),
             };
             serde_json::to_vec(&input::input(plan, &run, ph, &state)).unwrap_or_default()
         });
         let pid = matches!(ph.hook.event, HookEvent::Started | HookEvent::Stopping)
-            .then_some(self.program_pid)
+            .then_some(self.stage.host_pid())
             .flatten();
         let task = if ph.hook.inside {
-            match (&self.sandbox, self.program_started && !self.init_gone) {
+            match (&self.sandbox, self.stage.running()) {
                 (Some(sb), true) => {
                     let id = self.next_id;
                     self.next_id += 1;
                     let mut env = self.inside_env();
                     // The program's PID as the hook sees it (the host's
                     // would name nothing, or another process, inside).
-                    if let Some(pid) = self.program_inside_pid {
+                    if let Some(pid) = self.stage.inside_pid() {
                         env.push(format!("ANTIMONY_PID={pid}").into_bytes());
                     }
                     Task::inside(
@@ -741,10 +731,10 @@ impl Run<'_> {
     /// Starts the next started hook, and the next stopping hook (or, when
     /// they are all done, delivers the stop signal).
     fn advance_queues(&mut self) {
-        if self.phase != Phase::Running || self.init_gone {
+        if self.phase != Phase::Running || self.stage.init_gone() {
             return;
         }
-        if self.program_started && self.started_slot.is_none() {
+        if self.stage.program_started() && self.started_slot.is_none() {
             if let Some(idx) = self.started_queue.pop_front() {
                 let slot = self.spawn_task(idx, false, None);
                 self.started_slot = Some(slot);
@@ -781,7 +771,7 @@ impl Run<'_> {
         self.stop.signal = sig;
         // Stopping hooks are for a running program; during the set-up the
         // signal goes to init at once, which passes it on when it starts.
-        if self.program_started {
+        if self.stage.program_started() {
             self.stopping_queue = self.indices(HookEvent::Stopping).into();
         }
         self.advance_queues();
@@ -844,10 +834,9 @@ impl Run<'_> {
                 ));
             }
             Message::Started { pid } => {
-                self.program_started = true;
-                self.program_inside_pid = u32::try_from(pid).ok();
-                self.program_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
-                if self.program_pid.is_none() {
+                let host_pid = self.sandbox.as_ref().and_then(Sandbox::program_host_pid);
+                self.stage.started(host_pid, u32::try_from(pid).ok());
+                if host_pid.is_none() {
                     self.warnings.push(
                         "the program's PID on the host could not be read (/proc/PID/task/PID/children): `ps` shows 0 and hooks get no ANTIMONY_PID".into(),
                     );
@@ -858,7 +847,7 @@ impl Run<'_> {
                     self.host,
                     &self.plan.instance,
                     &self.plan.name,
-                    self.program_pid.unwrap_or(0),
+                    host_pid.unwrap_or(0),
                 )
                 .and_then(Server::start)
                 {
@@ -868,11 +857,11 @@ impl Run<'_> {
                         crate::error::io_text(&e)
                     )),
                 }
-                if let (Some(s), Some(pid)) = (&self.status, self.program_pid) {
+                if let (Some(s), Some(pid)) = (&self.status, host_pid) {
                     s.started(&self.plan.instance, pid);
                 }
             }
-            Message::Exited { status } => self.exited = Some(status),
+            Message::Exited { status } => self.stage.program_exited(status),
             Message::Spawned { id, pid } => {
                 if let Some(t) = self.inside_task(id) {
                     if let Place::Inside { pid: p, .. } = &mut t.place {
@@ -938,7 +927,7 @@ impl Run<'_> {
                 let id = self.next_id;
                 self.next_id += 1;
                 let env = self.inside_env();
-                let sent = match (&self.sandbox, self.program_started && !self.init_gone) {
+                let sent = match (&self.sandbox, self.stage.running()) {
                     (Some(sb), true) => {
                         let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
                         let env: Vec<&[u8]> = env.iter().map(Vec::as_slice).collect();
@@ -983,7 +972,7 @@ impl Run<'_> {
         };
         add(self.signals.fd().as_raw_fd(), libc::POLLIN, Source::Signals);
         if let Some(sb) = &self.sandbox {
-            if !self.init_gone {
+            if !self.stage.init_gone() {
                 add(sb.pidfd.as_raw_fd(), libc::POLLIN, Source::Init);
             }
             if self.channel_open {
@@ -1044,10 +1033,9 @@ impl Run<'_> {
             match *src {
                 Source::Signals => self.take_signals(),
                 Source::Init => {
-                    if let Some(sb) = &mut self.sandbox {
-                        self.init_status = Some(sb.reap());
-                    }
-                    self.init_gone = true;
+                    // Reaped once: its pidfd is not polled after this.
+                    let status = self.sandbox.as_mut().map_or(0, Sandbox::reap);
+                    self.stage.init_ended(status);
                 }
                 Source::Channel => {
                     let m = self.sandbox.as_ref().map(Sandbox::read_message);
@@ -1060,7 +1048,7 @@ impl Run<'_> {
                             if let Some(sb) = &self.sandbox {
                                 sb.kill();
                             }
-                            if !self.program_started {
+                            if !self.stage.program_started() {
                                 self.launch_error.get_or_insert(e.into());
                             } else {
                                 self.warnings.push(format!("the sandbox was stopped: {e}"));
@@ -1112,7 +1100,7 @@ impl Run<'_> {
         if self.stop.kill_at.is_some_and(|k| now >= k) {
             self.stop.kill_at = None;
             if let Some(sb) = &self.sandbox {
-                if !self.init_gone {
+                if !self.stage.init_gone() {
                     sb.kill();
                 }
             }
