@@ -19,11 +19,11 @@
 //! single-threaded process.
 
 mod dbus;
+mod scheduler;
 mod server;
 mod stage;
 mod verdict;
 
-use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ use crate::profile::{HookEvent, Outcome as ProgramOutcome};
 use crate::sandbox::protocol::Message;
 use crate::sandbox::{self, Sandbox, SandboxError};
 use crate::signals::{self, Signals};
+use scheduler::{Next, Queue, Slots};
 use server::{Request, Server, StatusFd};
 use stage::Stage;
 
@@ -116,12 +117,10 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         signals,
         state: Writer::new(StateStore::new(&host.state_home, &plan.name)),
         phase: Phase::Pre,
-        slots: Vec::new(),
+        slots: Slots::default(),
         fg: None,
-        started_queue: VecDeque::new(),
-        started_slot: None,
-        stopping_queue: VecDeque::new(),
-        stopping_slot: None,
+        started: Queue::default(),
+        stopping: Queue::default(),
         leftovers: Vec::new(),
         groups: Groups::default(),
         sandbox: None,
@@ -191,14 +190,14 @@ struct Run<'a> {
     /// Hooks' state, and the updates waiting for a lock.
     state: Writer,
     phase: Phase,
-    /// Running hooks; a finished one leaves its slot empty.
-    slots: Vec<Option<Task>>,
-    /// The hook the pipeline waits for (pre, post).
+    /// Running hooks (`scheduler.rs`).
+    slots: Slots,
+    /// The slot of the hook the pipeline waits for (pre, post).
     fg: Option<usize>,
-    started_queue: VecDeque<usize>,
-    started_slot: Option<usize>,
-    stopping_queue: VecDeque<usize>,
-    stopping_slot: Option<usize>,
+    /// Started hooks, one after another once the program runs.
+    started: Queue,
+    /// Stopping hooks, one after another when the program is to stop.
+    stopping: Queue,
     /// Output pipes hooks left open; drained while antimony runs.
     leftovers: Vec<(Pipe, Captured)>,
     /// Host hooks' process groups, and the guardian.
@@ -265,7 +264,7 @@ impl Run<'_> {
 
     fn start_attached(&mut self, idx: usize) -> Result<(), HookError> {
         let slot = self.spawn_task(idx, false, None);
-        if self.slots[slot].as_ref().is_some_and(Task::is_done) {
+        if self.slots.is_done(slot) {
             self.finish_task(slot)
         } else {
             Ok(())
@@ -333,7 +332,7 @@ impl Run<'_> {
                 }
             }
         }
-        self.started_queue = self.indices(HookEvent::Started).into();
+        self.started.load(self.indices(HookEvent::Started));
         // Until init is gone and everything it said has been read.
         while !self.stage.init_gone() || self.channel_open {
             self.turn(None);
@@ -342,7 +341,7 @@ impl Run<'_> {
             self.launch_error.get_or_insert(f.into());
         }
         // Commands that were running inside died with the sandbox.
-        for t in self.slots.iter_mut().flatten() {
+        for t in self.slots.tasks_mut() {
             if matches!(t.place, Place::Inside { .. }) && !t.is_done() {
                 t.exited(libc::SIGKILL);
             }
@@ -361,9 +360,9 @@ impl Run<'_> {
     fn end_background(&mut self) {
         self.phase = Phase::Ending;
         self.proxy = None;
-        self.started_queue.clear();
+        self.started.clear();
         let grace = self.plan.grace;
-        for t in self.slots.iter_mut().flatten() {
+        for t in self.slots.tasks_mut() {
             if !t.is_done() {
                 t.terminate(None, grace);
             } else if t.group_alive() {
@@ -374,7 +373,7 @@ impl Run<'_> {
         let deadline = Instant::now() + grace;
         loop {
             self.groups.prune();
-            if self.slots.iter().all(Option::is_none) && self.groups.background_ended() {
+            if self.slots.is_empty() && self.groups.background_ended() {
                 break;
             }
             let now = Instant::now();
@@ -591,16 +590,7 @@ impl Run<'_> {
         };
         let mut task = task.unwrap_or_else(|e| Task::failed_start(idx, ph, e));
         task.lock = lock;
-        match self.slots.iter().position(Option::is_none) {
-            Some(slot) => {
-                self.slots[slot] = Some(task);
-                slot
-            }
-            None => {
-                self.slots.push(Some(task));
-                self.slots.len() - 1
-            }
-        }
+        self.slots.insert(task)
     }
 
     /// The environment of a command inside: the sandbox's, plus the
@@ -630,7 +620,7 @@ impl Run<'_> {
         };
         let slot = self.spawn_task(idx, true, lock);
         self.fg = Some(slot);
-        while !self.slots[slot].as_ref().is_some_and(Task::is_done) {
+        while !self.slots.is_done(slot) {
             self.turn(None);
         }
         self.fg = None;
@@ -640,7 +630,7 @@ impl Run<'_> {
     /// Takes an ended task out of its slot: its record, its state update,
     /// its result.
     fn finish_task(&mut self, slot: usize) -> Result<(), HookError> {
-        let Some(task) = self.slots[slot].take() else {
+        let Some(task) = self.slots.take(slot) else {
             return Ok(());
         };
         let ph = &self.plan.hooks[task.hook];
@@ -679,12 +669,13 @@ impl Run<'_> {
 
     /// Ended background hooks: their results, and what follows them.
     fn collect_background(&mut self) {
-        for slot in 0..self.slots.len() {
-            if Some(slot) == self.fg || !self.slots[slot].as_ref().is_some_and(Task::is_done) {
+        for slot in self.slots.used() {
+            if Some(slot) == self.fg || !self.slots.is_done(slot) {
                 continue;
             }
-            let can_fail = self.slots[slot]
-                .as_ref()
+            let can_fail = self
+                .slots
+                .get(slot)
                 .map(|t| self.plan.hooks[t.hook].hook.can_fail)
                 .unwrap_or(true);
             let result = self.finish_task(slot);
@@ -693,8 +684,7 @@ impl Run<'_> {
             // failure of the run (a started hook may well run as long as
             // the program does, like an attached one).
             let ending = self.phase == Phase::Ending;
-            if Some(slot) == self.started_slot {
-                self.started_slot = None;
+            if self.started.ended(slot) {
                 if let (Err(e), false) = (result, ending) {
                     if can_fail {
                         self.warnings.push(e.to_string());
@@ -704,8 +694,7 @@ impl Run<'_> {
                         self.begin_stop(libc::SIGTERM, true);
                     }
                 }
-            } else if Some(slot) == self.stopping_slot {
-                self.stopping_slot = None;
+            } else if self.stopping.ended(slot) {
                 if let (Err(e), true) = (&result, ending) {
                     // Cut short: the program ended while it ran.
                     self.warnings
@@ -734,21 +723,22 @@ impl Run<'_> {
         if self.phase != Phase::Running || self.stage.init_gone() {
             return;
         }
-        if self.stage.program_started() && self.started_slot.is_none() {
-            if let Some(idx) = self.started_queue.pop_front() {
+        if self.stage.program_started() {
+            if let Next::Start(idx) = self.started.next() {
                 let slot = self.spawn_task(idx, false, None);
-                self.started_slot = Some(slot);
+                self.started.running_in(slot);
             }
         }
-        if self.stop.begun && self.stopping_slot.is_none() {
-            match self.stopping_queue.pop_front() {
-                Some(idx) => {
+        if self.stop.begun {
+            match self.stopping.next() {
+                Next::Start(idx) => {
                     // Only a pre-hook's wait can be cancelled.
                     let lock = self.state_lock(idx).unwrap_or(None);
                     let slot = self.spawn_task(idx, true, lock);
-                    self.stopping_slot = Some(slot);
+                    self.stopping.running_in(slot);
                 }
-                None => self.deliver_stop(),
+                Next::Done => self.deliver_stop(),
+                Next::Busy => {}
             }
         }
     }
@@ -761,7 +751,7 @@ impl Run<'_> {
         self.stop.escalate |= escalate;
         if self.stop.begun {
             // Asked again: do not wait for the stopping hooks any longer.
-            self.stopping_queue.clear();
+            self.stopping.clear();
             self.stop.signal = sig;
             self.stop.delivered = false;
             self.deliver_stop();
@@ -772,7 +762,7 @@ impl Run<'_> {
         // Stopping hooks are for a running program; during the set-up the
         // signal goes to init at once, which passes it on when it starts.
         if self.stage.program_started() {
-            self.stopping_queue = self.indices(HookEvent::Stopping).into();
+            self.stopping.load(self.indices(HookEvent::Stopping));
         }
         self.advance_queues();
     }
@@ -805,11 +795,11 @@ impl Run<'_> {
                 // program runs cancels the launch.
                 if self.phase == Phase::Pre && signals::is_stop(sig) && self.interrupted.is_none() {
                     self.interrupted = Some(sig);
-                    if let Some(t) = self.fg.and_then(|s| self.slots[s].as_mut()) {
+                    if let Some(t) = self.fg.and_then(|s| self.slots.get_mut(s)) {
                         t.cancel(sig, self.plan.grace);
                     }
                 }
-                if let Some(t) = self.fg.and_then(|s| self.slots[s].as_ref()) {
+                if let Some(t) = self.fg.and_then(|s| self.slots.get(s)) {
                     t.signal(None, sig);
                 }
             }
@@ -901,8 +891,7 @@ impl Run<'_> {
 
     fn inside_task(&mut self, id: u32) -> Option<&mut Task> {
         self.slots
-            .iter_mut()
-            .flatten()
+            .tasks_mut()
             .find(|t| matches!(t.place, Place::Inside { id: i, .. } if i == id))
     }
 
@@ -986,13 +975,11 @@ impl Run<'_> {
             }
         }
         let mut watches = Vec::new();
-        for (slot, t) in self.slots.iter().enumerate() {
-            if let Some(t) = t {
-                watches.clear();
-                t.fds(&mut watches);
-                for &(fd, ev, w) in &watches {
-                    add(fd, ev, Source::Task(slot, w));
-                }
+        for (slot, t) in self.slots.iter() {
+            watches.clear();
+            t.fds(&mut watches);
+            for &(fd, ev, w) in &watches {
+                add(fd, ev, Source::Task(slot, w));
             }
         }
         for (i, (p, _)) in self.leftovers.iter().enumerate() {
@@ -1004,8 +991,7 @@ impl Run<'_> {
         let deadline = self
             .slots
             .iter()
-            .flatten()
-            .filter_map(Task::deadline)
+            .filter_map(|(_, t)| t.deadline())
             .chain(self.stop.kill_at)
             .chain(until)
             .chain(
@@ -1070,7 +1056,7 @@ impl Run<'_> {
                     }
                 }
                 Source::Task(slot, w) => {
-                    if let Some(t) = self.slots[slot].as_mut() {
+                    if let Some(t) = self.slots.get_mut(slot) {
                         t.ready(w);
                     }
                 }
@@ -1094,7 +1080,7 @@ impl Run<'_> {
         // Timers.
         let now = Instant::now();
         let grace = self.plan.grace;
-        for t in self.slots.iter_mut().flatten() {
+        for t in self.slots.tasks_mut() {
             t.tick(now, self.sandbox.as_ref(), grace);
         }
         if self.stop.kill_at.is_some_and(|k| now >= k) {
