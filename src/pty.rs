@@ -334,8 +334,7 @@ impl Pump {
                 },
             }
         }
-        while self.start < self.end {
-            let rest = &self.buf[self.start..self.end];
+        while let Some(rest) = self.buf.get(self.start..self.end).filter(|r| !r.is_empty()) {
             // SAFETY: writing a slice of our buffer.
             let n = unsafe { libc::write(self.to, rest.as_ptr().cast(), rest.len()) };
             if n > 0 {

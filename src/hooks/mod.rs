@@ -19,12 +19,12 @@
 
 pub mod dropins;
 pub mod groups;
-pub mod guardian;
+after_fork!(pub mod guardian);
 pub mod input;
 pub mod library;
 pub mod output;
 pub mod records;
-pub mod spawn;
+after_fork!(pub mod spawn);
 pub mod state;
 pub mod task;
 

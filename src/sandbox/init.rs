@@ -156,7 +156,7 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
             if n < 0 && Errno::last() == Errno::EINTR {
                 continue;
             }
-            match protocol::words(&buf[..n.max(0) as usize]) {
+            match protocol::words(buf.get(..n.max(0) as usize).unwrap_or_default()) {
                 Some((protocol::REQ_GO, ..)) => break,
                 _ => sys::exit(0),
             }
@@ -321,10 +321,23 @@ fn exec_child(spec: &Exec, report: RawFd) -> ! {
         if dir.is_empty() || len + 1 > buf.len() {
             continue;
         }
-        buf[..dir.len()].copy_from_slice(dir);
-        buf[dir.len()] = b'/';
-        buf[dir.len() + 1..len].copy_from_slice(name);
-        buf[len] = 0;
+        // DIR/NAME\0, in parts checked to fit (nothing here may panic).
+        let Some((d, rest)) = buf.split_at_mut_checked(dir.len()) else {
+            continue;
+        };
+        let Some((slash, rest)) = rest.split_first_mut() else {
+            continue;
+        };
+        let Some((n, rest)) = rest.split_at_mut_checked(name.len()) else {
+            continue;
+        };
+        let Some(nul) = rest.first_mut() else {
+            continue;
+        };
+        d.copy_from_slice(dir);
+        *slash = b'/';
+        n.copy_from_slice(name);
+        *nul = 0;
         // SAFETY: buf holds a NUL-terminated path; argv and envp as above.
         unsafe { libc::execve(buf.as_ptr().cast(), spec.argv, spec.envp) };
         let e = Errno::last();
@@ -442,9 +455,12 @@ fn take_signals(sfd: RawFd, program: libc::pid_t, chan: RawFd, commands: &mut Co
     if n <= 0 {
         return;
     }
-    for chunk in buf[..n as usize].chunks_exact(SIZE) {
+    for chunk in buf.get(..n as usize).unwrap_or_default().chunks_exact(SIZE) {
         // ssi_signo is the first field of signalfd_siginfo.
-        let sig = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) as libc::c_int;
+        let Some(&signo) = chunk.first_chunk::<4>() else {
+            continue;
+        };
+        let sig = u32::from_ne_bytes(signo) as libc::c_int;
         if sig != libc::SIGCHLD {
             // SAFETY: kill with integers.
             unsafe { libc::kill(program, sig) };
@@ -509,11 +525,12 @@ fn take_request(
                     / std::mem::size_of::<RawFd>();
                 for i in 0..len {
                     let fd = std::ptr::read_unaligned(data.add(i));
-                    if count < 3 {
-                        stdio[count] = fd;
-                        count += 1;
-                    } else {
-                        sys::close(fd);
+                    match stdio.get_mut(count) {
+                        Some(slot) => {
+                            *slot = fd;
+                            count += 1;
+                        }
+                        None => sys::close(fd),
                     }
                 }
             }
@@ -527,7 +544,9 @@ fn take_request(
             }
         }
     };
-    let Some((kind, id, mask, arg)) = protocol::words(&p.request[..n as usize]) else {
+    let Some((kind, id, mask, arg)) =
+        protocol::words(p.request.get(..n as usize).unwrap_or_default())
+    else {
         close_stdio(&stdio);
         return;
     };
@@ -587,10 +606,13 @@ fn start_command(
     passed: [RawFd; 3],
     domain: RawFd,
 ) -> Result<(libc::pid_t, RawFd), Errno> {
-    let (mut payload, ptrs) = (&p.request[16..len], &mut p.request_ptrs);
+    let mut payload = p.request.get(16..len).ok_or(Errno::EINVAL)?;
+    let ptrs = &mut p.request_ptrs;
     let settings = if mask != 0 {
         let s = crate::pty::Settings::decode(payload).ok_or(Errno::EINVAL)?;
-        payload = &payload[crate::pty::SETTINGS_LEN..];
+        payload = payload
+            .get(crate::pty::SETTINGS_LEN..)
+            .ok_or(Errno::EINVAL)?;
         Some(s)
     } else {
         None
@@ -598,6 +620,9 @@ fn start_command(
     let Some((argc, _envc, cwd)) = protocol::parse_exec(payload, ptrs) else {
         return Err(Errno::EINVAL);
     };
+    // parse_exec filled argc pointers, a NULL, the environment's and a NULL.
+    let path = *ptrs.first().ok_or(Errno::EINVAL)?;
+    let envp = ptrs.get(argc + 1..).ok_or(Errno::EINVAL)?.as_ptr();
     // The sandbox's devpts, by a path the sandbox cannot change: mount
     // points cannot be renamed, and nothing can be made in a devpts.
     let (master, slave) = match settings {
@@ -626,9 +651,9 @@ fn start_command(
         }
     }
     let spec = Exec {
-        path: ptrs[0],
+        path,
         argv: ptrs.as_ptr(),
-        envp: ptrs[argc + 1..].as_ptr(),
+        envp,
         cwd: cwd.as_ptr().cast(),
         fallback_cwd: c"/".as_ptr(),
         stdio: Some(stdio),

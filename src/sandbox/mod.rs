@@ -6,6 +6,12 @@
 //! - `namespaces`, `mounts`, `landlock`, `caps`, `seccomp`: its steps;
 //! - `sys`: the allocation-free syscall wrappers they use;
 //! - `protocol`: the typed messages from the child.
+//!
+//! Code that runs after the fork must not panic (a panic there unwinds or
+//! aborts a half-built sandbox, with locks and allocations of a copy of a
+//! multi-threaded process): the compiler refuses every panicking construct
+//! in this folder — `unwrap`, `expect`, indexing and slicing that can go out
+//! of bounds, `panic!`, `unreachable!` — except in unit tests.
 
 mod caps;
 mod init;

@@ -142,11 +142,11 @@ pub fn header(kind: u32, a: u32, b: u32, c: i32) -> [u8; 16] {
 
 /// The header's four words.
 pub fn words(buf: &[u8]) -> Option<(u32, u32, u32, i32)> {
-    if buf.len() < 16 {
-        return None;
-    }
-    let w = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-    Some((w(0), w(4), w(8), w(12) as i32))
+    let (head, _) = buf.split_first_chunk::<16>()?;
+    let mut w = head
+        .chunks_exact(4)
+        .filter_map(|c| c.first_chunk::<4>().map(|b| u32::from_ne_bytes(*b)));
+    Some((w.next()?, w.next()?, w.next()?, w.next()? as i32))
 }
 
 impl Message {
@@ -292,33 +292,28 @@ pub fn parse_exec<'a>(
     payload: &'a [u8],
     ptrs: &mut [*const libc::c_char],
 ) -> Option<(usize, usize, &'a [u8])> {
-    if payload.len() < 8 {
-        return None;
-    }
-    let argc = u32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]) as usize;
-    let envc = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]) as usize;
+    let (counts, mut rest) = payload.split_first_chunk::<8>()?;
+    let (argc, envc) = counts.split_first_chunk::<4>()?;
+    let argc = u32::from_ne_bytes(*argc) as usize;
+    let envc = u32::from_ne_bytes(*envc.first_chunk::<4>()?) as usize;
     if argc == 0 || argc + envc + 2 > ptrs.len() {
         return None;
     }
-    let mut rest = &payload[8..];
-    let mut slot = 0;
+    let mut slots = ptrs.iter_mut();
     for i in 0..argc + envc {
         if i == argc {
-            ptrs[slot] = std::ptr::null();
-            slot += 1;
+            *slots.next()? = std::ptr::null();
         }
         let end = rest.iter().position(|&b| b == 0)?;
-        ptrs[slot] = rest.as_ptr().cast();
-        slot += 1;
-        rest = &rest[end + 1..];
+        *slots.next()? = rest.as_ptr().cast();
+        rest = rest.get(end + 1..)?;
     }
     if envc == 0 {
-        ptrs[slot] = std::ptr::null();
-        slot += 1;
+        *slots.next()? = std::ptr::null();
     }
-    ptrs[slot] = std::ptr::null();
+    *slots.next()? = std::ptr::null();
     let end = rest.iter().position(|&b| b == 0)?;
-    Some((argc, envc, &rest[..=end]))
+    Some((argc, envc, rest.get(..=end)?))
 }
 
 #[cfg(test)]
