@@ -20,7 +20,6 @@
 
 mod dbus;
 mod scheduler;
-mod server;
 mod stage;
 mod verdict;
 
@@ -38,13 +37,14 @@ use crate::hooks::task::{Place, Task, Watch};
 use crate::hooks::{Context, HookError};
 use crate::host::Host;
 use crate::instance::Registration;
+use crate::instance::StatusFd;
+use crate::instance::server::{Request, Server};
 use crate::plan::Plan;
 use crate::profile::{HookEvent, Outcome as ProgramOutcome};
 use crate::sandbox::protocol::Message;
 use crate::sandbox::{self, Sandbox, SandboxError};
 use crate::signals::{self, Signals};
 use scheduler::{Next, Queue, Slots};
-use server::{Request, Server, StatusFd};
 use stage::Stage;
 
 /// How a run ended.
@@ -60,19 +60,8 @@ pub struct Outcome {
 
 pub use verdict::exit_code;
 
-/// A random id for a run.
-pub fn instance_id() -> String {
-    let mut buf = [0u8; 8];
-    // SAFETY: getrandom fills the buffer it is given.
-    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        buf = (t.as_nanos() as u64 ^ u64::from(std::process::id())).to_ne_bytes();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Where `plan::build` takes its id from, until it is passed in.
+pub use crate::instance::instance_id;
 
 /// Runs the plan.
 pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
@@ -84,7 +73,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
     };
     let status = match status_fd.map(StatusFd::open).transpose() {
         Ok(s) => s,
-        Err(e) => return fail(Error::Other(e), warnings),
+        Err(e) => return fail(e.into(), warnings),
     };
     let signals = match Signals::install() {
         Ok(s) => s,
