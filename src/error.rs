@@ -33,6 +33,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// xdg-dbus-proxy ran but never said it listens.
+    #[error("the D-Bus proxy ({}) did not start listening on {}", .proxy.display(), .socket.display())]
+    ProxyNotListening {
+        proxy: std::path::PathBuf,
+        socket: std::path::PathBuf,
+    },
+    /// `antimony edit`: the editor failed; the profile is left as it was.
+    #[error("the editor `{program}` failed ({status}); {} is unchanged", .file.display())]
+    EditorFailed {
+        program: String,
+        status: std::process::ExitStatus,
+        file: std::path::PathBuf,
+    },
     #[error("{0}")]
     Other(String),
 }

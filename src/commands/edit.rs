@@ -101,10 +101,11 @@ fn edit_loop(
             .status()
             .map_err(|e| Error::io(format!("start the editor `{program}`"), e))?;
         if !status.success() {
-            return Err(Error::Other(format!(
-                "the editor `{program}` failed ({status}); {} is unchanged",
-                target.display()
-            )));
+            return Err(Error::EditorFailed {
+                program,
+                status,
+                file: target.to_path_buf(),
+            });
         }
         let text = std::fs::read_to_string(temp)
             .map_err(|e| Error::io(format!("read {}", temp.display()), e))?;

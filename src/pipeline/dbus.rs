@@ -70,11 +70,10 @@ pub fn start(plan: &DbusPlan, host: &Host) -> Result<Proxy, Error> {
         // SAFETY: reading one byte into a stack buffer.
         && unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) } == 1;
     if !got {
-        return Err(Error::Other(format!(
-            "the D-Bus proxy ({}) did not start listening on {}",
-            plan.proxy.display(),
-            plan.socket.display()
-        )));
+        return Err(Error::ProxyNotListening {
+            proxy: plan.proxy.clone(),
+            socket: plan.socket.clone(),
+        });
     }
     Ok(proxy)
 }
