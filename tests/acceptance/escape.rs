@@ -8,9 +8,8 @@
 //! proves nothing).
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{PermissionsExt, chown};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,19 +54,6 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-fn scratch(who: Who) -> Result<Scratch, TestResult> {
-    Scratch::new(who).map_err(skip)
-}
-
-macro_rules! scratch {
-    ($who:expr) => {
-        match scratch($who) {
-            Ok(s) => s,
-            Err(r) => return r,
-        }
-    };
-}
-
 // ---------------------------------------------------------------- helpers
 
 /// `antimony run PROFILE --ro PROBE=/probe EXTRA… --program PROGRAM -- SUB…`
@@ -102,26 +88,6 @@ fn expect_blocked(s: &Scratch, extra: &[String], sub: &[&str]) -> Result<String,
 
 fn ro(host: &Path, sandbox: &str) -> Vec<String> {
     vec!["--ro".into(), format!("{}={sandbox}", host.display())]
-}
-
-/// Puts `fd` at `at` in the child before it executes (without
-/// close-on-exec), the way a caller leaks a descriptor into antimony.
-fn pass_fd(run: &mut Run, fd: RawFd, at: RawFd) {
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only dup2 and fcntl, which are async-signal-safe.
-    unsafe {
-        run.cmd.pre_exec(move || {
-            let r = if fd == at {
-                libc::fcntl(at, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, at)
-            };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }
 
 // ------------------------------------------------------------ file system
@@ -313,32 +279,6 @@ fn userns_and_setns(who: Who) -> TestResult {
     pass()
 }
 
-/// Whether the terminal has input waiting, within `wait`.
-fn pending(fd: &OwnedFd, wait: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, wait.as_millis() as libc::c_int) > 0 }
-}
-
-/// Reads (and discards) what the terminal has waiting.
-fn drain(fd: &OwnedFd) -> Vec<u8> {
-    let mut got = Vec::new();
-    while pending(fd, Duration::ZERO) {
-        let mut buf = [0u8; 256];
-        // SAFETY: reading into a local buffer from a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n as usize]);
-    }
-    got
-}
-
 /// TIOCSTI (plain and with high bits, CVE-2019-10063) and TIOCLINUX on a
 /// pseudo-terminal given as antimony's stdin: refused, and nothing waits in
 /// the terminal's input afterwards. Control: input injected or typed on the
@@ -367,7 +307,7 @@ fn terminal_injection(who: Who) -> TestResult {
         unsafe { libc::write(master.as_raw_fd(), b"x".as_ptr().cast(), 1) };
     }
     ensure!(
-        pending(&slave, Duration::from_secs(5)) && !drain(&slave).is_empty(),
+        pending(&slave, Duration::from_secs(5)) && !drain(&slave, Duration::ZERO).is_empty(),
         "control: the terminal's input was not seen"
     );
 
@@ -382,7 +322,7 @@ fn terminal_injection(who: Who) -> TestResult {
             sub != "tiocsti" || l.contains("TIOCSCTTY ok"),
             "the probe could not take the terminal: {l}"
         );
-        let injected = drain(&slave);
+        let injected = drain(&slave, Duration::ZERO);
         ensure!(
             injected.is_empty(),
             "{sub}: {:?} was injected into the terminal: {}",

@@ -420,26 +420,6 @@ fn pipe() -> (OwnedFd, OwnedFd) {
     }
 }
 
-/// Puts `fd` at `at` in the child before it executes (without
-/// close-on-exec).
-fn pass_fd(run: &mut Run, fd: RawFd, at: RawFd) {
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only dup2 and fcntl, which are async-signal-safe.
-    unsafe {
-        run.cmd.pre_exec(move || {
-            let r = if fd == at {
-                libc::fcntl(at, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, at)
-            };
-            if r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 /// `antimony run PROFILE --status-fd 3 …` (`Fx::run`'s arguments) in the
 /// background, its status lines arriving on the receiver (which ends when
 /// the descriptor closes).
@@ -1103,29 +1083,6 @@ fn enter_escape_network(who: Who) -> TestResult {
     pass()
 }
 
-/// What the terminal has waiting for its reader (discarded).
-fn drain(fd: &OwnedFd) -> Vec<u8> {
-    let mut got = Vec::new();
-    loop {
-        let mut p = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, a short timeout.
-        if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
-            return got;
-        }
-        let mut buf = [0u8; 256];
-        // SAFETY: reading into a local buffer from a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            return got;
-        }
-        got.extend_from_slice(&buf[..n as usize]);
-    }
-}
-
 /// `enter` from a terminal: the command has a terminal of the sandbox's
 /// own (the client's is never passed: hostside::terminal), on which
 /// TIOCSTI and TIOCLINUX are refused, even though it is the command's
@@ -1142,7 +1099,7 @@ fn enter_escape_terminal(who: Who) -> TestResult {
             sub != "tiocsti" || l.contains("TIOCSCTTY ok"),
             "the probe could not take the terminal: {l}"
         );
-        let injected = drain(&slave);
+        let injected = drain(&slave, Duration::from_millis(100));
         ensure!(
             injected.is_empty(),
             "{sub}: {:?} was injected into the terminal",

@@ -817,6 +817,55 @@ impl Drop for Unmount {
     }
 }
 
+/// Puts `fd` at `at` in the child before it executes (without
+/// close-on-exec), the way a caller leaks a descriptor into antimony.
+pub fn pass_fd(run: &mut Run, fd: std::os::fd::RawFd, at: std::os::fd::RawFd) {
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only dup2 and fcntl, which are async-signal-safe.
+    unsafe {
+        run.cmd.pre_exec(move || {
+            let r = if fd == at {
+                libc::fcntl(at, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Whether `fd` has something to read within `wait`.
+pub fn pending(fd: &std::os::fd::OwnedFd, wait: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, wait.as_millis() as libc::c_int) > 0 }
+}
+
+/// Reads (and discards) what a terminal has waiting, each read waiting up
+/// to `wait` for more.
+pub fn drain(fd: &std::os::fd::OwnedFd, wait: Duration) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let mut got = Vec::new();
+    while pending(fd, wait) {
+        let mut buf = [0u8; 256];
+        // SAFETY: reading into a local buffer from a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n as usize]);
+    }
+    got
+}
+
 /// SIGKILLs host processes (what a failed test would leave behind).
 pub fn kill_all(pids: &[u32]) {
     for &pid in pids {

@@ -29,19 +29,6 @@ pub fn tests() -> Vec<Trial> {
     t
 }
 
-fn scratch(who: Who) -> Result<Scratch, TestResult> {
-    Scratch::new(who).map_err(skip)
-}
-
-macro_rules! scratch {
-    ($who:expr) => {
-        match scratch($who) {
-            Ok(s) => s,
-            Err(r) => return r,
-        }
-    };
-}
-
 /// `antimony run PROFILE --ro PROBE=/probe EXTRA… --program /probe -- SUB…`
 fn probe_in(s: &Scratch, profile: &str, extra: &[&str], sub: &[&str]) -> Run {
     s.antimony(["run", profile, "--ro"])
