@@ -173,8 +173,8 @@ fn check(names: &[String], host: &Host, searcher: &Searcher) -> u8 {
             .map_err(Error::from)
             .and_then(|p| {
                 if !p.fragment {
-                    let instance = crate::pipeline::instance_id();
-                    plan::build(&p, &RunOptions::default(), host, &RealHost, &instance)?;
+                    let opts = RunOptions::default();
+                    plan::build(&p, &opts, host, &RealHost, plan::CHECK_INSTANCE)?;
                 }
                 Ok(p)
             });

@@ -317,8 +317,8 @@ pub fn integrate(
     let p = profile::resolve(searcher, name)?;
     // Planned like a run: a profile that cannot run (a fragment, which
     // `plan::build` refuses, or a missing program) is not put in the menu.
-    let instance = crate::pipeline::instance_id();
-    let planned = plan::build(&p, &RunOptions::default(), host, &RealHost, &instance)?;
+    let opts = RunOptions::default();
+    let planned = plan::build(&p, &opts, host, &RealHost, plan::CHECK_INSTANCE)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
     let cx = Context {

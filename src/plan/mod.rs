@@ -47,6 +47,11 @@ pub use seccomp::SeccompPlan;
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const SANDBOX_PATH_ROOT: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The instance id of a plan that is built to be checked and never run
+/// (`antimony check`, `antimony integrate`): no instance of it will exist,
+/// so no id is drawn for it.
+pub const CHECK_INSTANCE: &str = "0000000000000000";
+
 /// Host variables the sandbox inherits unless the profile says otherwise.
 const PASSED_VARIABLES: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
 
