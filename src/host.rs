@@ -4,11 +4,22 @@
 //!
 //! Everything is read once, up front, so that the rest of the code is pure
 //! with respect to the process environment (and tests can build a `Host` by
-//! hand).
+//! hand). What the planner needs to know of the host's files it asks a
+//! `view::HostView` (the real host: `RealHost`), so that a plan is a
+//! function of the profile, the options, the host and the instance id.
+//!
+//! A leaf: it uses nothing else of antimony's.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
+
+pub mod view;
+
+pub use view::{HostView, RealHost};
+
+/// The system's configuration: profiles, reusable hooks and drop-ins.
+pub const SYSTEM_CONFIG: &str = "/etc/antimony";
 
 /// The identity a hook runs as when antimony runs as root on someone's behalf
 /// (`sudo`, `pkexec`).
@@ -291,7 +302,7 @@ impl Host {
     pub fn protected_dirs(&self) -> Vec<PathBuf> {
         let mut dirs = vec![
             self.config_home.join("antimony"),
-            PathBuf::from(crate::profile::load::SYSTEM_CONFIG),
+            PathBuf::from(SYSTEM_CONFIG),
             self.data_home.join("antimony"),
             self.state_home.join("antimony"),
             self.cache_home.join("antimony"),

@@ -31,7 +31,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, RunArgs};
 use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
-use crate::host::Host;
+use crate::host::{Host, RealHost};
 use crate::plan::{self, RunOptions};
 use crate::profile::{self, Searcher};
 
@@ -150,7 +150,8 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         program: args.program,
         args: args.args,
     };
-    let plan = plan::build(&profile, &opts, host)?;
+    let instance = crate::pipeline::instance_id();
+    let plan = plan::build(&profile, &opts, host, &RealHost, &instance)?;
     if args.dry_run {
         out!("{plan}");
         return Ok(0);
@@ -172,7 +173,8 @@ fn check(names: &[String], host: &Host, searcher: &Searcher) -> u8 {
             .map_err(Error::from)
             .and_then(|p| {
                 if !p.fragment {
-                    plan::build(&p, &RunOptions::default(), host)?;
+                    let opts = RunOptions::default();
+                    plan::build(&p, &opts, host, &RealHost, plan::CHECK_INSTANCE)?;
                 }
                 Ok(p)
             });

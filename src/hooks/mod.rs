@@ -1,15 +1,16 @@
-//! Hooks: one type of hook, one runner.
+//! The hook runtime: one type of hook, one runner.
 //!
 //! Every hook of every event (`pre`, `started`, `stopping`, `post`, the
-//! drop-ins, reusable hooks) is planned into a `PlannedHook` and run as a
-//! `task::Task`, driven by the pipeline's event loop. Commands come from
-//! the plan as a program and an argv (scripts are `/usr/bin/bash -c CONTENT
-//! NAME ARGS…`), never a shell string built from data; the environment is
-//! set on the hook's command (cleared unless `env = true`), never by
-//! changing antimony's own.
+//! drop-ins, reusable hooks) is planned into a `PlannedHook` by
+//! `plan::hooks`, which owns their definitions (reusable hooks, drop-in
+//! folders); this folder only runs them, each as a `task::Task` driven by
+//! the pipeline's event loop. Commands come from the plan as a program and
+//! an argv (scripts are `/usr/bin/bash -c CONTENT NAME ARGS…`), never a
+//! shell string built from data; the environment is set on the hook's
+//! command (cleared unless `env = true`), never by changing antimony's own.
+//! It may use `plan` (what to run) and `profile` (the hook model), never
+//! `pipeline`, which drives it.
 //!
-//! - `library`: reusable hooks (`hooks/NAME.toml`);
-//! - `dropins`: `hooks.d/EVENT/` folders;
 //! - `input`: the JSON a hook reads on stdin (`stdin = true`);
 //! - `output`: a hook's stdout and stderr, passed on, kept and parsed;
 //! - `state`: state kept between runs, and the lock that serializes them;
@@ -17,11 +18,9 @@
 //! - `spawn`: starting a hook on the host;
 //! - `task`: one running hook.
 
-pub mod dropins;
 pub mod groups;
 after_fork!(pub mod guardian);
 pub mod input;
-pub mod library;
 pub mod output;
 pub mod records;
 after_fork!(pub mod spawn);

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::host::Host;
+use crate::host::{Host, HostView, RealHost};
 use crate::plan::{self, RunOptions};
 use crate::profile::{self, ProgramRef, Searcher};
 use desktop::{Context, ENTRY_GROUP, SERVICE_GROUP};
@@ -282,7 +282,7 @@ fn profile_programs(p: &profile::Profile, host: &Host, planned: &Path) -> Vec<Pa
             ProgramRef::Path(hp) => add(hp.resolve(&host.home)),
             // Where the sandbox looks it up.
             ProgramRef::Name(n) => {
-                if let Some(found) = plan::find_in(n, plan::sandbox_path(host.uid)) {
+                if let Some(found) = RealHost.find_program(n, plan::sandbox_path(host.uid)) {
                     add(found);
                 }
             }
@@ -317,7 +317,8 @@ pub fn integrate(
     let p = profile::resolve(searcher, name)?;
     // Planned like a run: a profile that cannot run (a fragment, which
     // `plan::build` refuses, or a missing program) is not put in the menu.
-    let planned = plan::build(&p, &RunOptions::default(), host)?;
+    let opts = RunOptions::default();
+    let planned = plan::build(&p, &opts, host, &RealHost, plan::CHECK_INSTANCE)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
     let cx = Context {
@@ -371,7 +372,7 @@ pub fn integrate(
     // (sh, python3): the link would come first for everything that finds
     // it on PATH, scripts (`#!/usr/bin/env python3`) and hooks included.
     let system_command = if entries.is_empty() {
-        plan::find_in(name, plan::sandbox_path(host.uid))
+        RealHost.find_program(name, plan::sandbox_path(host.uid))
     } else {
         None
     };

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::host::Host;
+use crate::host::{Host, HostView};
 use crate::profile::Dbus;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,31 +26,40 @@ pub fn sandbox_socket(uid: u32) -> PathBuf {
     PathBuf::from(format!("/run/user/{uid}/bus"))
 }
 
+/// Why the sandbox gets no bus: a warning, not an error (the run goes on).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoBus {
+    #[error(
+        "[dbus]: there is no session bus here (DBUS_SESSION_BUS_ADDRESS is not set): the sandbox gets none"
+    )]
+    NoSessionBus,
+    #[error(
+        "[dbus]: xdg-dbus-proxy is not installed: the sandbox gets no bus (install the xdg-dbus-proxy package)"
+    )]
+    NoProxy,
+}
+
 /// A program on the host's PATH (the sandbox's when it has none).
-fn find_program(name: &str, host: &Host) -> Option<PathBuf> {
+fn find_program(name: &str, host: &Host, fs: &dyn HostView) -> Option<PathBuf> {
     let path = host
         .var("PATH")
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| super::SANDBOX_PATH.into());
-    super::find_in(name, &path)
+    fs.find_program(name, &path)
 }
 
-/// Plans the proxy; `Err` is a warning (no bus is given to the sandbox).
-pub fn build(d: &Dbus, host: &Host, instance: &str) -> Result<DbusPlan, String> {
+/// Plans the proxy; `Err`: the sandbox gets no bus.
+pub fn build(d: &Dbus, host: &Host, fs: &dyn HostView, instance: &str) -> Result<DbusPlan, NoBus> {
     let address = match host.var("DBUS_SESSION_BUS_ADDRESS") {
         Some(a) if !a.is_empty() => a.to_string_lossy().into_owned(),
         _ => match &host.runtime_dir {
-            Some(r) if r.join("bus").exists() => format!("unix:path={}", r.join("bus").display()),
-            _ => {
-                return Err(
-                    "[dbus]: there is no session bus here (DBUS_SESSION_BUS_ADDRESS is not set): the sandbox gets none".into(),
-                );
+            Some(r) if fs.exists(&r.join("bus")) => {
+                format!("unix:path={}", r.join("bus").display())
             }
+            _ => return Err(NoBus::NoSessionBus),
         },
     };
-    let proxy = find_program("xdg-dbus-proxy", host).ok_or(
-        "[dbus]: xdg-dbus-proxy is not installed: the sandbox gets no bus (install the xdg-dbus-proxy package)",
-    )?;
+    let proxy = find_program("xdg-dbus-proxy", host, fs).ok_or(NoBus::NoProxy)?;
     let dir = host.runtime_base.join("dbus");
     let mut args = vec!["--filter".to_string()];
     for (flag, list) in [

@@ -39,17 +39,18 @@
 //!   be mounted on a link), a file bound writable itself, a file with other
 //!   names (hard links) the sandbox might write it through, a file missing.
 //!
-//! Nothing is looked at unless the plan has a writable bind.
+//! Nothing is looked at unless the plan has a writable bind, and then only
+//! through the plan's `HostView`.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::mounts::{BindMode, Mount, Op, Origin, PathMap, real_path};
+use crate::host::HostView;
+use crate::host::view::Kind;
 
 /// What a loaded file is to the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +198,7 @@ struct Writable<'a> {
 }
 
 impl<'a> Writable<'a> {
-    fn of(m: &'a Mount) -> Option<Writable<'a>> {
+    fn of(fs: &dyn HostView, m: &'a Mount) -> Option<Writable<'a>> {
         match &m.op {
             // The base layout's writable binds are device nodes and sockets.
             Op::Bind {
@@ -207,7 +208,7 @@ impl<'a> Writable<'a> {
             } if m.origin != Origin::Base => Some(Writable {
                 mount: m,
                 source,
-                real: real_path(source),
+                real: real_path(fs, source),
             }),
             _ => None,
         }
@@ -257,7 +258,7 @@ impl Way {
     /// Resolves `path` one component at a time, as path lookup does, with
     /// one `lstat` per component. Where something is missing (or cannot be
     /// looked at), the rest is taken as written.
-    fn of(path: &Path) -> Way {
+    fn of(fs: &dyn HostView, path: &Path) -> Way {
         let mut way = Way::default();
         let mut cur = PathBuf::from("/");
         let mut exists = true;
@@ -276,10 +277,10 @@ impl Way {
                 Some(Component::Normal(name)) => {
                     let next = cur.join(name);
                     if exists {
-                        match std::fs::symlink_metadata(&next) {
-                            Ok(m) if m.file_type().is_symlink() => {
+                        match fs.lstat(&next) {
+                            Ok(m) if m.kind == Kind::Symlink => {
                                 // The kernel gives up after 40 links (ELOOP).
-                                match std::fs::read_link(&next) {
+                                match fs.read_link(&next) {
                                     Ok(target) if way.links.len() < 40 => {
                                         way.links.push(next);
                                         push(&mut todo, &target);
@@ -345,10 +346,11 @@ fn covers(op: &Op) -> bool {
 /// and what they guard; or the first file that cannot be guarded. `loaded`
 /// is only called when there is a writable bind.
 pub fn check(
+    fs: &dyn HostView,
     mounts: &[Mount],
     loaded: impl FnOnce() -> Vec<Loaded>,
 ) -> Result<(Vec<Mount>, Vec<Guarded>), Box<Exposed>> {
-    let writable: Vec<Writable<'_>> = mounts.iter().filter_map(Writable::of).collect();
+    let writable: Vec<Writable<'_>> = mounts.iter().filter_map(|m| Writable::of(fs, m)).collect();
     if writable.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -360,8 +362,8 @@ pub fn check(
     let mut guarded = Vec::new();
     // Each guarding mount's place, and its index in `extra`.
     let mut placed: PathMap<PathBuf, usize> = PathMap::default();
-    for l in with_interpreters(loaded()) {
-        let way = Way::of(&l.path);
+    for l in with_interpreters(fs, loaded()) {
+        let way = Way::of(fs, &l.path);
         let entries = way.entries();
         for w in &writable {
             for (entry, kind) in &entries {
@@ -409,7 +411,7 @@ pub fn check(
                     Entry::Link => return Err(refuse(Unguarded::Link(way.file.clone()))),
                     Entry::File if !way.exists => return Err(refuse(Unguarded::Missing)),
                     Entry::File => {
-                        let nlink = std::fs::metadata(entry).map_or(1, |m| m.nlink());
+                        let nlink = fs.stat(entry).map_or(1, |m| m.nlink);
                         if nlink > 1 {
                             return Err(refuse(Unguarded::HardLinks(nlink)));
                         }
@@ -456,7 +458,7 @@ pub fn check(
 /// The loaded files, and the `#!` interpreter of each hook program (the
 /// kernel runs it with the program as its argument), to four levels as
 /// the kernel allows.
-fn with_interpreters(loaded: Vec<Loaded>) -> Vec<Loaded> {
+fn with_interpreters(fs: &dyn HostView, loaded: Vec<Loaded>) -> Vec<Loaded> {
     let mut out = Vec::with_capacity(loaded.len());
     let mut seen: HashSet<PathBuf> = HashSet::new();
     for l in loaded {
@@ -466,7 +468,7 @@ fn with_interpreters(loaded: Vec<Loaded>) -> Vec<Loaded> {
         if let What::Program(hook) = &l.what {
             let mut program = l.path.clone();
             for _ in 0..4 {
-                match interpreter(&program) {
+                match interpreter(fs, &program) {
                     Some(i) if seen.insert(i.clone()) => {
                         out.push(Loaded {
                             path: i.clone(),
@@ -484,15 +486,9 @@ fn with_interpreters(loaded: Vec<Loaded>) -> Vec<Loaded> {
 }
 
 /// The interpreter a `#!` line names (its first word).
-fn interpreter(program: &Path) -> Option<PathBuf> {
+fn interpreter(fs: &dyn HostView, program: &Path) -> Option<PathBuf> {
     let mut head = [0u8; 256];
-    // Non-blocking: a FIFO in a program's place must not hang the launch.
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(program)
-        .ok()?;
-    let n = f.read(&mut head).ok()?;
+    let n = fs.read_head(program, &mut head).ok()?;
     let line = head[..n].strip_prefix(b"#!")?;
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
     let word = line
@@ -505,6 +501,7 @@ fn interpreter(program: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::RealHost;
 
     /// A temporary folder, removed on drop.
     struct Temp(PathBuf);
@@ -567,7 +564,8 @@ mod tests {
             BindMode::Ro,
             Origin::Profile,
         );
-        let (extra, guarded) = check(&[ro], || panic!("loaded files asked for")).unwrap();
+        let (extra, guarded) =
+            check(&RealHost, &[ro], || panic!("loaded files asked for")).unwrap();
         assert!(extra.is_empty() && guarded.is_empty());
     }
 
@@ -579,7 +577,7 @@ mod tests {
         let deeper = t.file("proj/sub/dir/x.toml", "");
         // Bound elsewhere in the sandbox: the guards follow the bind.
         let rw = |p: &Path, at: &str| bind(p, Path::new(at), BindMode::Rw, Origin::CommandLine);
-        let (extra, guarded) = check(&[rw(&t.0, "/w")], || {
+        let (extra, guarded) = check(&RealHost, &[rw(&t.0, "/w")], || {
             [deeper.clone(), file.clone()]
                 .iter()
                 .flat_map(|f| profile(f))
@@ -609,7 +607,7 @@ mod tests {
         );
         // At the top of the bind (the project), only the file.
         let proj = t.0.join("proj");
-        let (extra, _) = check(&[rw(&proj, "/p")], || profile(&top)).unwrap();
+        let (extra, _) = check(&RealHost, &[rw(&proj, "/p")], || profile(&top)).unwrap();
         assert_eq!(
             ops(&extra),
             [(PathBuf::from("/p/antimony.toml"), Op::ReadOnly)]
@@ -632,7 +630,7 @@ mod tests {
             });
             l
         };
-        let (extra, guarded) = check(&[rw, ro], loaded).unwrap();
+        let (extra, guarded) = check(&RealHost, &[rw, ro], loaded).unwrap();
         // Only the folder above the read-only bind is left to pin.
         assert_eq!(ops(&extra), [(t.0.join("proj"), Op::Pin)]);
         assert!(guarded.is_empty());
@@ -643,7 +641,7 @@ mod tests {
         let t = Temp::new("program");
         let program = t.file("bin/hook", "#!/bin/sh\n");
         let rw = bind(&t.0, &t.0, BindMode::Rw, Origin::Profile);
-        let e = check(&[rw], || {
+        let e = check(&RealHost, &[rw], || {
             vec![Loaded {
                 path: program.clone(),
                 what: What::Program("pre-hook `hook`".into()),
@@ -669,7 +667,7 @@ mod tests {
         let interp = t.file("venv/python", "");
         let program = outside.file("hook", &format!("#!{} -u\n", interp.display()));
         let rw = bind(&t.0, &t.0, BindMode::Rw, Origin::Profile);
-        let e = check(&[rw], || {
+        let e = check(&RealHost, &[rw], || {
             vec![Loaded {
                 path: program.clone(),
                 what: What::Program("pre-hook `hook`".into()),
@@ -688,22 +686,25 @@ mod tests {
         std::os::unix::fs::symlink("../real", t.0.join("w/l")).unwrap();
         std::os::unix::fs::symlink("l", t.0.join("w/l2")).unwrap();
         // `..` after a link leaves the folder the link led to.
-        let way = Way::of(&t.0.join("w/./l/../real/p.toml"));
+        let way = Way::of(&RealHost, &t.0.join("w/./l/../real/p.toml"));
         assert_eq!((&way.file, way.exists), (&file, true));
         assert_eq!(way.links, [t.0.join("w/l")]);
         let named = t.0.join("w/l2/p.toml");
-        let way = Way::of(&named);
+        let way = Way::of(&RealHost, &named);
         assert_eq!((&way.file, way.exists), (&file, true));
         assert_eq!(way.links, [t.0.join("w/l2"), t.0.join("w/l")]);
         // The link lies in the writable folder; the file does not.
         let w = t.0.join("w");
         let rw = bind(&w, &w, BindMode::Rw, Origin::CommandLine);
-        let e = check(&[rw], || profile(&named)).unwrap_err();
+        let e = check(&RealHost, &[rw], || profile(&named)).unwrap_err();
         assert_eq!(e.reach, Reach::Link(t.0.join("w/l2")));
         assert_eq!(e.why, Unguarded::Link(file.clone()));
         // Named by its real path, it is out of reach.
         let rw = bind(&w, &w, BindMode::Rw, Origin::CommandLine);
-        assert_eq!(check(&[rw], || profile(&file)).unwrap(), (vec![], vec![]));
+        assert_eq!(
+            check(&RealHost, &[rw], || profile(&file)).unwrap(),
+            (vec![], vec![])
+        );
     }
 
     #[test]
@@ -711,13 +712,13 @@ mod tests {
         let t = Temp::new("unguarded");
         let file = t.file("p.toml", "");
         let rw = |p: &Path| bind(p, p, BindMode::Rw, Origin::CommandLine);
-        let e = check(&[rw(&file)], || profile(&file)).unwrap_err();
+        let e = check(&RealHost, &[rw(&file)], || profile(&file)).unwrap_err();
         assert_eq!(e.why, Unguarded::BoundItself);
         std::fs::hard_link(&file, t.0.join("q.toml")).unwrap();
-        let e = check(&[rw(&t.0)], || profile(&file)).unwrap_err();
+        let e = check(&RealHost, &[rw(&t.0)], || profile(&file)).unwrap_err();
         assert_eq!(e.why, Unguarded::HardLinks(2));
         let missing = t.0.join("gone.toml");
-        let e = check(&[rw(&t.0)], || profile(&missing)).unwrap_err();
+        let e = check(&RealHost, &[rw(&t.0)], || profile(&missing)).unwrap_err();
         assert_eq!(e.why, Unguarded::Missing);
     }
 
@@ -726,10 +727,10 @@ mod tests {
         let t = Temp::new("shebang");
         let script = t.file("s", "#! /opt/py/bin/python3 -u\nprint()\n");
         assert_eq!(
-            interpreter(&script),
+            interpreter(&RealHost, &script),
             Some(PathBuf::from("/opt/py/bin/python3"))
         );
         let script = t.file("s", "print()\n");
-        assert_eq!(interpreter(&script), None);
+        assert_eq!(interpreter(&RealHost, &script), None);
     }
 }

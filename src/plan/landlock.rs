@@ -18,22 +18,6 @@ use crate::profile::{BindMode, LandlockMode};
 /// `ioctl` on devices (v5) and scoping of signals and abstract sockets (v6).
 pub const STRICT_ABI: i32 = 6;
 
-/// Asks the kernel which Landlock ABI it implements (0: none).
-pub fn probe_abi() -> i32 {
-    // SAFETY: landlock_create_ruleset with a NULL attribute, size 0 and the
-    // VERSION flag only returns the ABI version (or -1 with errno); it
-    // creates nothing.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32, // LANDLOCK_CREATE_RULESET_VERSION
-        )
-    };
-    if v < 0 { 0 } else { v as i32 }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
     /// List folders only.

@@ -1,42 +1,56 @@
 //! The plan: everything a run will do, decided before anything is started.
 //!
-//! `build` turns a resolved profile, the run options and the host facts into
-//! a `Plan`: namespaces, the mount list, the Landlock rules, the seccomp
-//! program, the program's argv and environment, and the hooks in the order
-//! they will run. The plan is inert and printable (`--dry-run` prints it);
-//! `sandbox::spawn` carries out its sandbox part and `hooks` its hooks.
+//! `build` turns a resolved profile, the run options, the host facts and
+//! the run's instance id into a `Plan`: namespaces, the mount list, the
+//! Landlock rules, the seccomp program, the program's argv and environment,
+//! and the hooks in the order they will run. It is a function of those
+//! alone: what it needs to know of the host's files (which `/etc` entries
+//! exist, where a program is on PATH, where links lead, the drop-in
+//! folders, the Landlock ABI) it asks a `HostView`, never `std::fs`. The
+//! plan is inert and printable (`--dry-run` prints it); `sandbox` carries
+//! out its sandbox part and `crate::hooks` runs its hooks.
+//!
+//! This folder owns the profile-to-plan step: `mounts` (the file system),
+//! `guard` (what a sandbox could change that a later run loads),
+//! `landlock`, `seccomp`, `dbus` (the bus proxy's plan), `hooks` (hook
+//! definitions: reusable hooks, drop-ins, and planning each hook). It may
+//! use `profile` and `host`; nothing here starts a process or writes a file.
 
 pub mod dbus;
 mod display;
 pub mod guard;
+pub mod hooks;
 pub mod landlock;
 pub mod mounts;
 pub mod seccomp;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::hooks::{dropins, library};
-use crate::host::Host;
-use crate::profile::validate::parse_host_path;
+use crate::host::{Host, HostView};
+use crate::profile::validate::{PathError, parse_host_path};
 use crate::profile::{
-    BindMode, EnvValue, FileEntry, HomePolicy, Hook, HookCommand, HookEvent, HostPath, Profile,
-    ProgramRef, Searcher, ShareNamespace,
+    BindMode, EnvValue, FileEntry, HomePolicy, HookCommand, HookEvent, HostPath, Profile,
+    ProgramRef, ShareNamespace,
 };
+pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
 pub use mounts::{Mount, Op, Origin};
 pub use seccomp::SeccompPlan;
-
-/// How long a stopping hook without a `timeout` may run.
-pub const STOPPING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The PATH programs see inside the sandbox, and where a bare program name
 /// is looked up.
 pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 const SANDBOX_PATH_ROOT: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The instance id of a plan that is built to be checked and never run
+/// (`antimony check`, `antimony integrate`): no instance of it will exist,
+/// so no id is drawn for it.
+pub const CHECK_INSTANCE: &str = "0000000000000000";
 
 /// Host variables the sandbox inherits unless the profile says otherwise.
 const PASSED_VARIABLES: &[&str] = &["TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "NO_COLOR"];
@@ -101,34 +115,6 @@ impl Namespaces {
     }
 }
 
-/// Where a hook comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookSource {
-    Profile,
-    DropIn(dropins::Scope),
-}
-
-/// A hook with its program found: what the hook runner executes.
-#[derive(Debug, Clone)]
-pub struct PlannedHook {
-    /// The hook with every setting resolved (a `use` hook's from its
-    /// definition, unless the profile set them).
-    pub hook: Hook,
-    /// The program to execute (for scripts: `/usr/bin/bash`). For hooks
-    /// inside the sandbox, a path inside it.
-    pub exec: PathBuf,
-    /// Arguments after the program.
-    pub args: Vec<OsString>,
-    /// A reusable hook's configuration (its defaults and the profile's
-    /// overrides); handed to the hook in its JSON input.
-    pub config: toml::Table,
-    /// The key under which the hook's state is kept (and its runs serialized).
-    pub state_key: String,
-    pub source: HookSource,
-    /// A reusable hook's definition file (`None`: shipped, or not one).
-    pub definition: Option<PathBuf>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub name: String,
@@ -172,21 +158,24 @@ pub enum PlanError {
     ProgramNotFound { name: String, path: String },
     #[error("{hook}: program `{name}` not found in PATH")]
     HookProgramNotFound { hook: String, name: String },
-    #[error("{option} {value}: {message}")]
+    #[error("{option} {value}: {reason}")]
     Option {
         option: &'static str,
         value: String,
-        message: String,
+        #[source]
+        reason: OptionError,
     },
     /// The sandbox could change a file a later run loads.
     #[error(transparent)]
     Exposed(#[from] Box<guard::Exposed>),
-    /// `place`: `files` for a profile's entry, `--ro`/`--rw` for an option.
-    #[error("{place}: `{entry}`: {message}")]
+    /// `place`: `files` for a profile's entry, `--ro`/`--rw` for an option
+    /// (`command line` for one inside antimony's own folders).
+    #[error("{place}: `{entry}`: {reason}")]
     Files {
         place: String,
         entry: String,
-        message: String,
+        #[source]
+        reason: FilesError,
     },
     #[error(transparent)]
     Landlock(#[from] landlock::LandlockError),
@@ -194,8 +183,61 @@ pub enum PlanError {
     Seccomp(#[from] seccomp::SeccompError),
 }
 
-/// Builds the plan for one run.
-pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, PlanError> {
+/// Why a command-line option's value is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionError {
+    /// `--program`, `--ro`, `--rw`: not a path antimony takes.
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// `--ro`/`--rw` with a relative path, and no current folder to join it to.
+    #[error("the current folder is unknown")]
+    NoCurrentFolder,
+    /// `--env` without `=`.
+    #[error("expected KEY=VALUE")]
+    NotKeyValue,
+    /// `--env` with an empty name or a NUL.
+    #[error("not a variable assignment")]
+    NotAssignment,
+}
+
+/// Why a `[files]` entry (or `--ro`/`--rw`) cannot be mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+    /// A `$NAME` it names is not set (`optional_allowed`: a bind, which
+    /// `?` would have skipped).
+    #[error("a variable it names is not set{}", if *.optional_allowed { " (write `?` before it to skip it then)" } else { "" })]
+    Unset { optional_allowed: bool },
+    #[error("cannot mount over the sandbox's root `/`")]
+    OverRoot,
+    /// The host's session bus socket, which only `[dbus]` may give.
+    #[error("{} is the raw session bus; give the sandbox the bus through [dbus], which filters it", .0.display())]
+    RawSessionBus(PathBuf),
+    /// Inside one of antimony's own folders (`Host::protected_dirs`).
+    #[error("it is inside {}, one of antimony's own folders, which no sandbox may see", .0.display())]
+    Protected(PathBuf),
+}
+
+/// A `[files]` path whose variables expand to something that is not an
+/// absolute path without `..`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{written}` expands to `{}`, not an absolute path without `..`", expanded.display())]
+pub struct ExpandError {
+    pub written: String,
+    pub expanded: PathBuf,
+}
+
+/// Builds the plan for one run: a function of the profile, the options,
+/// the host's facts and files (`fs`) and the run's id, which names its bus
+/// socket and is handed to its hooks.
+pub fn build(
+    profile: &Profile,
+    opts: &RunOptions,
+    host: &Host,
+    fs: &dyn HostView,
+    instance: &str,
+) -> Result<Plan, PlanError> {
     if profile.fragment {
         return Err(crate::profile::ProfileError::Fragment {
             name: profile.name.clone(),
@@ -214,51 +256,13 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
     };
 
     // The program and its arguments.
-    let program = match &opts.program {
-        Some(p) if p.contains('/') || p.starts_with('~') => {
-            let path = parse_host_path(p).map_err(|message| PlanError::Option {
-                option: "--program",
-                value: p.clone(),
-                message,
-            })?;
-            program_in_sandbox(&ProgramRef::Path(path), host)?
-        }
-        Some(name) => program_in_sandbox(&ProgramRef::Name(name.clone()), host)?,
-        None => match profile.path.as_slice() {
-            [] => program_in_sandbox(&ProgramRef::Name(profile.name.clone()), host)?,
-            [one] => program_in_sandbox(one, host)?,
-            // Alternatives: the first that exists (a path is taken as is
-            // when it is last and nothing before it was found).
-            many => {
-                let found = many.iter().find_map(|p| match p {
-                    ProgramRef::Name(_) => program_in_sandbox(p, host).ok(),
-                    ProgramRef::Path(hp) => {
-                        let path = hp.resolve(&host.home);
-                        path.exists().then_some(path)
-                    }
-                });
-                match found {
-                    Some(p) => p,
-                    None => {
-                        return Err(PlanError::ProgramNotFound {
-                            name: many
-                                .iter()
-                                .map(ToString::to_string)
-                                .collect::<Vec<_>>()
-                                .join(" or "),
-                            path: sandbox_path(host.uid).to_string(),
-                        });
-                    }
-                }
-            }
-        },
-    };
+    let program = program(profile, opts, host, fs)?;
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
     argv.extend(profile.arguments.iter().map(OsString::from));
     argv.extend(opts.args.iter().cloned());
 
     // The file system.
-    let facts = mounts::BaseFacts::probe(host.uid, host.gid, &host.user, &home);
+    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, &home);
     let mut list = mounts::base(&facts, host.uid, network);
     let host_home = match profile.home.policy {
         HomePolicy::None => None,
@@ -285,29 +289,21 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
     for entry in &profile.files {
         list.extend(file_entry(entry, host, Origin::Profile)?);
     }
-    let runtime_bound = |list: &[Mount]| {
-        host.runtime_dir.as_ref().is_some_and(|rt| {
-            list.iter()
-                .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
-        })
-    };
     for (mode, values, option) in [
         (BindMode::Ro, &opts.ro, "--ro"),
         (BindMode::Rw, &opts.rw, "--rw"),
     ] {
         for value in values {
-            let entry = cli_bind(mode, value, host).map_err(|message| PlanError::Option {
+            let entry = cli_bind(mode, value, host).map_err(|reason| PlanError::Option {
                 option,
                 value: value.clone(),
-                message,
+                reason,
             })?;
             list.extend(file_entry(&entry, host, Origin::CommandLine)?);
         }
     }
-    // The run's id names the bus socket, so it comes first.
-    let instance = crate::pipeline::instance_id();
     let dbus = match &profile.dbus {
-        Some(d) => match dbus::build(d, host, &instance) {
+        Some(d) => match dbus::build(d, host, fs, instance) {
             Ok(plan) => {
                 list.push(Mount {
                     dest: dbus::sandbox_socket(host.uid),
@@ -321,7 +317,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
                 Some(plan)
             }
             Err(w) => {
-                warnings.push(w);
+                warnings.push(w.to_string());
                 None
             }
         },
@@ -335,41 +331,21 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         .protected_dirs()
         .into_iter()
         .map(|p| {
-            let real = mounts::real_path(&p);
+            let real = mounts::real_path(fs, &p);
             (p, real)
         })
         .collect();
-    for m in &list {
-        let Op::Bind { source, .. } = &m.op else {
-            continue;
-        };
-        if !matches!(m.origin, Origin::Profile | Origin::CommandLine) {
-            continue;
-        }
-        let real = mounts::real_path(source);
-        if let Some((p, _)) = protected
-            .iter()
-            .find(|(p, r)| source.starts_with(p) || real.starts_with(r))
-        {
-            return Err(PlanError::Files {
-                place: match m.origin {
-                    Origin::CommandLine => "command line".into(),
-                    _ => "files".into(),
-                },
-                entry: source.display().to_string(),
-                message: format!(
-                    "it is inside {}, one of antimony's own folders, which no sandbox may see",
-                    p.display()
-                ),
-            });
-        }
-    }
-    if runtime_bound(&list) {
+    refuse_protected(fs, &list, &protected)?;
+    let runtime_bound = host.runtime_dir.as_ref().is_some_and(|rt| {
+        list.iter()
+            .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
+    });
+    if runtime_bound {
         warnings.push(
             "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
         );
     }
-    let masks = mounts::protect(&list, &protected);
+    let masks = mounts::protect(fs, &list, &protected);
     list.extend(masks);
     let mounts = mounts::finish(list);
 
@@ -382,7 +358,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         env.sort();
     }
 
-    if x11_is_the_display(&mounts, &env) {
+    if x11_is_the_display(fs, &mounts, &env) {
         warnings.push(
             "the display is X11, which cannot isolate input: the program can log your keystrokes, read and control other windows (prefer Wayland: inherit with-wayland only)".into(),
         );
@@ -401,12 +377,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
 
     // Host abstract sockets exist in the sandbox only with the host's network.
     let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
-    let landlock = LandlockPlan::build(
-        sb.landlock,
-        landlock::probe_abi(),
-        &mounts,
-        abstract_sockets,
-    )?;
+    let landlock = LandlockPlan::build(sb.landlock, fs.landlock_abi(), &mounts, abstract_sockets)?;
     if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
         warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
     }
@@ -416,7 +387,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
         None
     };
 
-    let vars = library::Vars {
+    let vars = hooks::library::Vars {
         profile: profile.name.clone(),
         home: match profile.home.policy {
             HomePolicy::Enabled | HomePolicy::Overlay => {
@@ -424,13 +395,13 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
             }
             _ => None,
         },
-        instance: instance.clone(),
+        instance: instance.to_string(),
     };
-    let hooks = plan_hooks(profile, host, &vars, &mut warnings)?;
+    let hooks = hooks::plan(profile, host, fs, &vars, &mut warnings)?;
     // Nothing a run loads may be changed by its sandbox: guarded in place,
     // or the launch refused. (Landlock and the working folder above do not
     // depend on the guarding mounts.)
-    let (guards, guarded) = guard::check(&mounts, || loaded_files(profile, &hooks))?;
+    let (guards, guarded) = guard::check(fs, &mounts, || loaded_files(fs, profile, &hooks))?;
     let mounts = if guards.is_empty() {
         mounts
     } else {
@@ -441,7 +412,7 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
 
     Ok(Plan {
         name: profile.name.clone(),
-        instance,
+        instance: instance.to_string(),
         cwd_explicit: profile.dir.is_some(),
         program,
         argv,
@@ -465,6 +436,82 @@ pub fn build(profile: &Profile, opts: &RunOptions, host: &Host) -> Result<Plan, 
     })
 }
 
+/// The program the sandbox runs, as a path inside it: `--program`, else
+/// the profile's `path` (the first of its alternatives found), else the
+/// profile's name on the sandbox's PATH.
+fn program(
+    profile: &Profile,
+    opts: &RunOptions,
+    host: &Host,
+    fs: &dyn HostView,
+) -> Result<PathBuf, PlanError> {
+    match &opts.program {
+        Some(p) if p.contains('/') || p.starts_with('~') => {
+            let path = parse_host_path(p).map_err(|e| PlanError::Option {
+                option: "--program",
+                value: p.clone(),
+                reason: e.into(),
+            })?;
+            program_in_sandbox(&ProgramRef::Path(path), host, fs)
+        }
+        Some(name) => program_in_sandbox(&ProgramRef::Name(name.clone()), host, fs),
+        None => match profile.path.as_slice() {
+            [] => program_in_sandbox(&ProgramRef::Name(profile.name.clone()), host, fs),
+            [one] => program_in_sandbox(one, host, fs),
+            // Alternatives: the first that exists.
+            many => many
+                .iter()
+                .find_map(|p| match p {
+                    ProgramRef::Name(_) => program_in_sandbox(p, host, fs).ok(),
+                    ProgramRef::Path(hp) => {
+                        let path = hp.resolve(&host.home);
+                        fs.exists(&path).then_some(path)
+                    }
+                })
+                .ok_or_else(|| PlanError::ProgramNotFound {
+                    name: many
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" or "),
+                    path: sandbox_path(host.uid).to_string(),
+                }),
+        },
+    }
+}
+
+/// Refuses a bind a profile or the command line chose inside one of
+/// antimony's own folders (`protected`: each as written and as resolved).
+fn refuse_protected(
+    fs: &dyn HostView,
+    list: &[Mount],
+    protected: &[(PathBuf, PathBuf)],
+) -> Result<(), PlanError> {
+    for m in list {
+        let Op::Bind { source, .. } = &m.op else {
+            continue;
+        };
+        if !matches!(m.origin, Origin::Profile | Origin::CommandLine) {
+            continue;
+        }
+        let real = mounts::real_path(fs, source);
+        if let Some((p, _)) = protected
+            .iter()
+            .find(|(p, r)| source.starts_with(p) || real.starts_with(r))
+        {
+            return Err(PlanError::Files {
+                place: match m.origin {
+                    Origin::CommandLine => "command line".into(),
+                    _ => "files".into(),
+                },
+                entry: source.display().to_string(),
+                reason: FilesError::Protected(p.clone()),
+            });
+        }
+    }
+    Ok(())
+}
+
 impl Plan {
     pub fn hooks(&self, event: HookEvent) -> impl Iterator<Item = &PlannedHook> {
         self.hooks.iter().filter(move |h| h.hook.event == event)
@@ -482,7 +529,11 @@ impl Plan {
 /// Any other `$NAME` is the host's value (an absolute value replaces what
 /// came before, as in `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY` with an absolute
 /// WAYLAND_DISPLAY). `Ok(None)`: a variable is not set.
-pub fn expand_path(p: &HostPath, host: &Host, in_sandbox: bool) -> Result<Option<PathBuf>, String> {
+pub fn expand_path(
+    p: &HostPath,
+    host: &Host,
+    in_sandbox: bool,
+) -> Result<Option<PathBuf>, ExpandError> {
     let HostPath::Vars(s) = p else {
         return Ok(Some(p.resolve(&host.home)));
     };
@@ -515,10 +566,10 @@ pub fn expand_path(p: &HostPath, host: &Host, in_sandbox: bool) -> Result<Option
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
     {
-        return Err(format!(
-            "`{s}` expands to `{}`, not an absolute path without `..`",
-            out.display()
-        ));
+        return Err(ExpandError {
+            written: s.clone(),
+            expanded: out,
+        });
     }
     Ok(Some(out))
 }
@@ -526,16 +577,16 @@ pub fn expand_path(p: &HostPath, host: &Host, in_sandbox: bool) -> Result<Option
 /// A `[files]` entry as a mount; `None` when an optional entry names an
 /// unset variable.
 fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<Mount>, PlanError> {
-    let err = |message: String| PlanError::Files {
+    let err = |reason: FilesError| PlanError::Files {
         place: match (origin, entry) {
             (Origin::CommandLine, FileEntry::Bind { mode, .. }) => format!("--{}", mode.key()),
             _ => "files".into(),
         },
         entry: entry.written(),
-        message,
+        reason,
     };
     let expand = |p: &HostPath, in_sandbox: bool| -> Result<Option<PathBuf>, PlanError> {
-        expand_path(p, host, in_sandbox).map_err(err)
+        expand_path(p, host, in_sandbox).map_err(|e| err(e.into()))
     };
     match entry {
         FileEntry::Bind {
@@ -548,24 +599,20 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
                 return if *optional {
                     Ok(None)
                 } else {
-                    Err(err(
-                        "a variable it names is not set (write `?` before it to skip it then)"
-                            .into(),
-                    ))
+                    Err(err(FilesError::Unset {
+                        optional_allowed: true,
+                    }))
                 };
             };
             // Checked here, where `$NAME` parts are known (validation
             // refuses a literal `/` with its position already).
             if dst == Path::new("/") {
-                return Err(err("cannot mount over the sandbox's root `/`".into()));
+                return Err(err(FilesError::OverRoot));
             }
             // The raw session bus would bypass [dbus] and its filter.
             if let Some(rt) = &host.runtime_dir {
                 if src == rt.join("bus") {
-                    return Err(err(format!(
-                        "{} is the raw session bus; give the sandbox the bus through [dbus], which filters it",
-                        src.display()
-                    )));
+                    return Err(err(FilesError::RawSessionBus(src)));
                 }
             }
             Ok(Some(Mount {
@@ -579,34 +626,34 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
             }))
         }
         FileEntry::Tmpfs { dest } => match expand(dest, true)? {
-            Some(dst) if dst == Path::new("/") => {
-                Err(err("cannot mount over the sandbox's root `/`".into()))
-            }
+            Some(dst) if dst == Path::new("/") => Err(err(FilesError::OverRoot)),
             Some(dst) => Ok(Some(Mount {
                 dest: dst,
                 op: Op::Tmpfs { mode: 0o755 },
                 origin,
             })),
-            None => Err(err("a variable it names is not set".into())),
+            None => Err(err(FilesError::Unset {
+                optional_allowed: false,
+            })),
         },
     }
 }
 
 /// Parses `--ro`/`--rw`: `[?]HOST[=SANDBOX]`; a relative HOST is relative
 /// to the current folder.
-fn cli_bind(mode: BindMode, value: &str, host: &Host) -> Result<FileEntry, String> {
+fn cli_bind(mode: BindMode, value: &str, host: &Host) -> Result<FileEntry, OptionError> {
     let (optional, rest) = match value.strip_prefix('?') {
         Some(r) => (true, r),
         None => (false, value),
     };
     let (h, s) = rest.split_once('=').unwrap_or((rest, rest));
-    let absolute = |p: &str| -> Result<HostPath, String> {
-        if p.starts_with('/') || p.starts_with('~') {
-            parse_host_path(p)
+    let absolute = |p: &str| -> Result<HostPath, OptionError> {
+        Ok(if p.starts_with('/') || p.starts_with('~') {
+            parse_host_path(p)?
         } else {
-            let cwd = host.cwd.clone().ok_or("the current folder is unknown")?;
-            parse_host_path(&cwd.join(p).to_string_lossy())
-        }
+            let cwd = host.cwd.as_ref().ok_or(OptionError::NoCurrentFolder)?;
+            parse_host_path(&cwd.join(p).to_string_lossy())?
+        })
     };
     let source = absolute(h)?;
     let dest = absolute(s)?;
@@ -621,15 +668,20 @@ fn cli_bind(mode: BindMode, value: &str, host: &Host) -> Result<FileEntry, Strin
 /// Finds the program as the sandbox will see it. A bare name is looked up
 /// in the sandbox's PATH, on the host's copy of those folders (they are
 /// bound read-only into every sandbox).
-fn program_in_sandbox(p: &ProgramRef, host: &Host) -> Result<PathBuf, PlanError> {
+fn program_in_sandbox(
+    p: &ProgramRef,
+    host: &Host,
+    fs: &dyn HostView,
+) -> Result<PathBuf, PlanError> {
     match p {
         ProgramRef::Path(path) => Ok(path.resolve(&host.home)),
         ProgramRef::Name(name) => {
             let path = sandbox_path(host.uid);
-            find_in(name, path).ok_or_else(|| PlanError::ProgramNotFound {
-                name: name.clone(),
-                path: path.to_string(),
-            })
+            fs.find_program(name, path)
+                .ok_or_else(|| PlanError::ProgramNotFound {
+                    name: name.clone(),
+                    path: path.to_string(),
+                })
         }
     }
 }
@@ -641,18 +693,6 @@ pub fn sandbox_path(uid: u32) -> &'static str {
     } else {
         SANDBOX_PATH
     }
-}
-
-/// The first executable file `name` in the folders of `path`.
-pub fn find_in(name: &str, path: &str) -> Option<PathBuf> {
-    path.split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
 }
 
 /// Whether a host folder is at the same path, with the same content, inside.
@@ -674,11 +714,11 @@ fn masked(path: &Path, mounts: &[Mount]) -> bool {
 
 /// The sandbox reaches an X server (its socket folder is bound and exists,
 /// DISPLAY is set) and no Wayland compositor: X11 is how it displays.
-fn x11_is_the_display(mounts: &[Mount], env: &[(OsString, OsString)]) -> bool {
+fn x11_is_the_display(fs: &dyn HostView, mounts: &[Mount], env: &[(OsString, OsString)]) -> bool {
     let set = |k: &str| env.iter().any(|(n, v)| n == k && !v.is_empty());
     let socket = mounts.iter().any(|m| {
         m.dest == Path::new("/tmp/.X11-unix")
-            && matches!(&m.op, Op::Bind { source, .. } if source.exists())
+            && matches!(&m.op, Op::Bind { source, .. } if fs.exists(source))
     });
     socket && set("DISPLAY") && !set("WAYLAND_DISPLAY")
 }
@@ -730,14 +770,14 @@ fn environment(
             return Err(PlanError::Option {
                 option: "--env",
                 value: item.clone(),
-                message: "expected KEY=VALUE".into(),
+                reason: OptionError::NotKeyValue,
             });
         };
         if k.is_empty() || k.contains('\0') || v.contains('\0') {
             return Err(PlanError::Option {
                 option: "--env",
                 value: item.clone(),
-                message: "not a variable assignment".into(),
+                reason: OptionError::NotAssignment,
             });
         }
         // The same `$NAME` rule as in profiles.
@@ -747,71 +787,12 @@ fn environment(
     Ok(env.into_iter().collect())
 }
 
-/// Every hook of the run, event by event in the order they run: the
-/// system's and the user's drop-ins around the profile's own.
-fn plan_hooks(
-    profile: &Profile,
-    host: &Host,
-    vars: &library::Vars,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<PlannedHook>, PlanError> {
-    let library = Searcher::hooks(host);
-    let user_dropins = host.config_home.join("antimony/hooks.d");
-    // Usually neither folder exists: one look each, not one per event.
-    let system_dropins = Path::new(dropins::SYSTEM_DIR).is_dir();
-    let user_dropins_exist = profile.user_dropins && user_dropins.is_dir();
-    let mut out = Vec::new();
-    for event in HookEvent::ALL {
-        let mut system = Vec::new();
-        let mut user = Vec::new();
-        if system_dropins {
-            let (found, w) = dropins::find(
-                Path::new(dropins::SYSTEM_DIR),
-                dropins::Scope::System,
-                event,
-                host.uid,
-            );
-            warnings.extend(w);
-            system.extend(found.iter().map(|d| plan_dropin(d, event)));
-        }
-        if user_dropins_exist {
-            let (found, w) = dropins::find(&user_dropins, dropins::Scope::User, event, host.uid);
-            warnings.extend(w);
-            user.extend(found.iter().map(|d| plan_dropin(d, event)));
-        }
-        let mut own = Vec::new();
-        for (i, hook) in profile.hooks(event).enumerate() {
-            own.push(plan_hook(hook, i + 1, host, &library, vars)?);
-        }
-        // The system's wrap the user's, which wrap the profile's.
-        match event {
-            HookEvent::Pre | HookEvent::Started => {
-                out.extend(system);
-                out.extend(user);
-                out.extend(own);
-            }
-            HookEvent::Stopping | HookEvent::Post => {
-                out.extend(own);
-                out.extend(user);
-                out.extend(system);
-            }
-        }
-    }
-    // A stop must end: stopping hooks without a timeout of their own get one.
-    for h in &mut out {
-        if h.hook.event == HookEvent::Stopping && h.hook.timeout.is_none() {
-            h.hook.timeout = Some(STOPPING_TIMEOUT);
-        }
-    }
-    Ok(out)
-}
-
 /// Every file this run loads on the host, by the path a later run loads it
 /// by: the profile and what it inherits, the definitions of its reusable
 /// hooks, its host hooks' programs, and antimony itself. A hook runs on the
 /// host, often with more than the sandbox may: it must never execute a file
 /// the sandbox could have written (the security rule of hooks).
-fn loaded_files(profile: &Profile, hooks: &[PlannedHook]) -> Vec<guard::Loaded> {
+fn loaded_files(fs: &dyn HostView, profile: &Profile, hooks: &[PlannedHook]) -> Vec<guard::Loaded> {
     use guard::{Loaded, What};
     let mut out: Vec<Loaded> = profile
         .read_from
@@ -843,187 +824,11 @@ fn loaded_files(profile: &Profile, hooks: &[PlannedHook]) -> Vec<guard::Loaded> 
             },
         });
     }
-    if let Ok(exe) = std::env::current_exe() {
+    if let Ok(exe) = fs.current_exe() {
         out.push(Loaded {
             path: exe,
             what: What::Launcher,
         });
     }
     out
-}
-
-fn plan_dropin(d: &dropins::DropIn, event: HookEvent) -> PlannedHook {
-    PlannedHook {
-        hook: Hook {
-            event,
-            name: Some(format!("{} drop-in {}", d.scope.key(), d.name)),
-            command: HookCommand::Program {
-                path: ProgramRef::Path(HostPath::Absolute(d.path.clone())),
-                arguments: Vec::new(),
-            },
-            attach: false,
-            identity: Default::default(),
-            env: false,
-            can_fail: false,
-            on: Vec::new(),
-            timeout: None,
-            // Drop-ins serve every profile: they learn which from their input.
-            stdin: true,
-            inside: false,
-            explicit: Default::default(),
-            defined_at: d.path.display().to_string(),
-        },
-        exec: d.path.clone(),
-        args: Vec::new(),
-        config: toml::Table::new(),
-        state_key: format!("dropin-{}-{}", d.scope.key(), safe_key(&d.name)),
-        source: HookSource::DropIn(d.scope),
-        definition: None,
-    }
-}
-
-/// The state key of a hook inside the sandbox: in a folder of its own
-/// (`inside/KEY`; a host hook's key never holds a `/`), so that what the
-/// sandbox writes is never the state a host hook of the same name reads.
-pub fn inside_state_key(key: &str) -> String {
-    format!("inside/{key}")
-}
-
-/// A file-name-safe form of a hook's name.
-fn safe_key(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn plan_hook(
-    hook: &Hook,
-    index: usize,
-    host: &Host,
-    library: &Searcher,
-    vars: &library::Vars,
-) -> Result<PlannedHook, PlanError> {
-    let mut hook = hook.clone();
-    let mut config = toml::Table::new();
-    let mut definition = None;
-    let state_key = match (&hook.name, &hook.command) {
-        (Some(name), _) => safe_key(name),
-        (None, HookCommand::Use { name, .. }) => safe_key(name),
-        (None, _) => format!("{}-{index}", hook.event.key()),
-    };
-    let state_key = if hook.inside {
-        inside_state_key(&state_key)
-    } else {
-        state_key
-    };
-    // A reusable hook becomes the program or script its definition names.
-    if let HookCommand::Use {
-        name,
-        config: overrides,
-    } = &hook.command
-    {
-        let def = library::load(library, name, &hook.defined_at)?;
-        let inst = def.instantiate(hook.event, overrides, vars, &hook.defined_at)?;
-        // An unnamed `use` hook is named after its definition (in messages,
-        // records, its JSON input and a script's `$0`), not "script".
-        if hook.name.is_none() {
-            hook.name = Some(name.clone());
-        }
-        hook.command = match (inst.path, inst.content) {
-            (Some(path), _) => HookCommand::Program {
-                path: ProgramRef::Path(parse_host_path(&path).map_err(|m| {
-                    crate::profile::ProfileError::Definition {
-                        file: def.file.clone(),
-                        message: m,
-                    }
-                })?),
-                arguments: inst.arguments,
-            },
-            (None, Some(content)) => HookCommand::Script {
-                content,
-                arguments: inst.arguments,
-            },
-            (None, None) => unreachable!("a definition's command has a path or content"),
-        };
-        let e = hook.explicit;
-        if !e.identity {
-            hook.identity = inst.system.unwrap_or_default();
-        }
-        if !e.env {
-            hook.env = inst.env.unwrap_or(false);
-        }
-        if !e.can_fail {
-            hook.can_fail = inst.can_fail.unwrap_or(false);
-        }
-        if !e.timeout {
-            hook.timeout = inst.timeout;
-        }
-        if !e.stdin {
-            hook.stdin = inst.stdin.unwrap_or(false);
-        }
-        if !e.on && hook.event == HookEvent::Post {
-            hook.on = inst.on.unwrap_or_default();
-        }
-        config = inst.config;
-        definition = def.path;
-    }
-    let (exec, args) = match &hook.command {
-        HookCommand::Program { path, arguments } => {
-            let exec = match (path, hook.inside) {
-                (ProgramRef::Path(p), _) => p.resolve(&host.home),
-                (ProgramRef::Name(name), true) => find_in(name, sandbox_path(host.uid))
-                    .ok_or_else(|| PlanError::HookProgramNotFound {
-                        hook: hook.label(),
-                        name: name.clone(),
-                    })?,
-                (ProgramRef::Name(name), false) => {
-                    let host_path = host
-                        .var("PATH")
-                        .map(|p| p.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-                    find_in(name, &host_path).ok_or_else(|| PlanError::HookProgramNotFound {
-                        hook: hook.label(),
-                        name: name.clone(),
-                    })?
-                }
-            };
-            (exec, arguments.iter().map(OsString::from).collect())
-        }
-        HookCommand::Script { content, arguments } => {
-            let mut args: Vec<OsString> = vec!["-c".into(), content.into()];
-            args.push(
-                hook.name
-                    .clone()
-                    .unwrap_or_else(|| format!("antimony-{}-hook", hook.event.key()))
-                    .into(),
-            );
-            args.extend(arguments.iter().map(OsString::from));
-            (PathBuf::from("/usr/bin/bash"), args)
-        }
-        HookCommand::Profile { name, arguments } => {
-            // The companion is another antimony run; it finds its profile
-            // through the same environment.
-            hook.env = true;
-            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("antimony"));
-            let mut args: Vec<OsString> = vec!["run".into(), name.into(), "--".into()];
-            args.extend(arguments.iter().map(OsString::from));
-            (exe, args)
-        }
-        HookCommand::Use { .. } => unreachable!("resolved above"),
-    };
-    Ok(PlannedHook {
-        hook,
-        exec,
-        args,
-        config,
-        state_key,
-        source: HookSource::Profile,
-        definition,
-    })
 }

@@ -1,12 +1,15 @@
 //! The sandbox's file system, as an ordered list of operations on an empty
-//! tmpfs root. Nothing here touches the file system except to look at the
-//! host (which `/etc` entries exist, what `/bin` is); the operations are
-//! carried out after the fork by `sandbox::mount`.
+//! tmpfs root. Nothing here touches the file system; what it needs to know
+//! of the host (which `/etc` entries exist, what `/bin` is, where a path
+//! really leads) it asks the plan's `HostView`. The operations are carried
+//! out after the fork by `sandbox::mount`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::host::HostView;
+use crate::host::view::Kind;
 pub use crate::profile::BindMode;
 
 /// Where a mount comes from; later sources replace earlier ones at the same
@@ -213,27 +216,24 @@ pub struct BaseFacts {
 
 impl BaseFacts {
     /// Looks at the host: one `lstat` per candidate, two small reads.
-    pub fn probe(uid: u32, gid: u32, user: &str, home: &Path) -> BaseFacts {
+    pub fn probe(fs: &dyn HostView, uid: u32, gid: u32, user: &str, home: &Path) -> BaseFacts {
         let usr_links = USR_LINKS
             .iter()
             .filter_map(|name| {
                 let path = child("", name);
-                let meta = std::fs::symlink_metadata(&path).ok()?;
-                if meta.file_type().is_symlink() {
-                    Some((name.to_string(), std::fs::read_link(&path).ok()))
-                } else if meta.is_dir() {
-                    Some((name.to_string(), None))
-                } else {
-                    None
+                match fs.lstat(&path).ok()?.kind {
+                    Kind::Symlink => Some((name.to_string(), fs.read_link(&path).ok())),
+                    Kind::Dir => Some((name.to_string(), None)),
+                    _ => None,
                 }
             })
             .collect();
         let etc = ETC_ENTRIES
             .iter()
-            .filter(|e| child("/etc", e).exists())
+            .filter(|e| fs.exists(&child("/etc", e)))
             .map(|e| e.to_string())
             .collect();
-        let (passwd, group) = identity_files(uid, gid, user, home);
+        let (passwd, group) = identity_files(fs, uid, gid, user, home);
         BaseFacts {
             usr_links,
             etc,
@@ -267,9 +267,21 @@ fn first_lines(file: &str, wanted: [u32; 3]) -> [Option<&str>; 3] {
 
 /// Minimal `/etc/passwd` and `/etc/group` naming only root, the sandbox's
 /// user and nobody: the sandbox learns no other account on the host.
-pub fn identity_files(uid: u32, gid: u32, user: &str, home: &Path) -> (Vec<u8>, Vec<u8>) {
-    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let host_group = std::fs::read_to_string("/etc/group").unwrap_or_default();
+pub fn identity_files(
+    fs: &dyn HostView,
+    uid: u32,
+    gid: u32,
+    user: &str,
+    home: &Path,
+) -> (Vec<u8>, Vec<u8>) {
+    let text = |path: &str| {
+        fs.read(Path::new(path))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default()
+    };
+    let host_passwd = text("/etc/passwd");
+    let host_group = text("/etc/group");
     identity_from(&host_passwd, &host_group, uid, gid, user, home)
 }
 
@@ -480,11 +492,11 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
 /// A path as the kernel resolves it (every link followed), for comparing
 /// spellings of one place; where it does not exist, its nearest existing
 /// folder resolved and the rest appended.
-pub fn real_path(p: &Path) -> PathBuf {
+pub fn real_path(fs: &dyn HostView, p: &Path) -> PathBuf {
     let mut missing = Vec::new();
     let mut cur = p;
     loop {
-        if let Ok(mut real) = std::fs::canonicalize(cur) {
+        if let Ok(mut real) = fs.canonicalize(cur) {
             real.extend(missing.iter().rev());
             return real;
         }
@@ -501,7 +513,7 @@ pub fn real_path(p: &Path) -> PathBuf {
 /// The host folders a sandbox with these mounts can write (the sources of
 /// its writable binds that a profile or the command line chose), each as
 /// written and as resolved (`real_path`).
-pub fn writable_sources(mounts: &[Mount]) -> Vec<PathBuf> {
+pub fn writable_sources(fs: &dyn HostView, mounts: &[Mount]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for m in mounts {
         if let Op::Bind {
@@ -512,7 +524,7 @@ pub fn writable_sources(mounts: &[Mount]) -> Vec<PathBuf> {
         {
             if m.origin != Origin::Base {
                 out.push(source.clone());
-                let real = real_path(source);
+                let real = real_path(fs, source);
                 if real != *source {
                     out.push(real);
                 }
@@ -527,7 +539,11 @@ pub fn writable_sources(mounts: &[Mount]) -> Vec<PathBuf> {
 /// its next launch trusted). `protected` holds each folder as written and
 /// as resolved (`real_path`); a user-chosen bind source is compared both
 /// ways too, so another spelling of the same place is caught.
-pub fn protect(mounts: &[Mount], protected: &[(PathBuf, PathBuf)]) -> Vec<Mount> {
+pub fn protect(
+    fs: &dyn HostView,
+    mounts: &[Mount],
+    protected: &[(PathBuf, PathBuf)],
+) -> Vec<Mount> {
     let mut masks = Vec::new();
     for m in mounts {
         let source = match &m.op {
@@ -535,8 +551,8 @@ pub fn protect(mounts: &[Mount], protected: &[(PathBuf, PathBuf)]) -> Vec<Mount>
             Op::Overlay { lower } => lower,
             _ => continue,
         };
-        let real =
-            matches!(m.origin, Origin::Profile | Origin::CommandLine).then(|| real_path(source));
+        let real = matches!(m.origin, Origin::Profile | Origin::CommandLine)
+            .then(|| real_path(fs, source));
         for (p, p_real) in protected {
             let rest = p
                 .strip_prefix(source)
@@ -676,7 +692,7 @@ mod tests {
             Origin::Profile,
         )];
         let protected = ["/home/u/.config/antimony", "/srv/x"].map(|p| (p.into(), p.into()));
-        let masks = protect(&list, &protected);
+        let masks = protect(&crate::host::view::fake::FakeHost::new(), &list, &protected);
         // `.config` is pinned so that the sandbox cannot move it aside and
         // make a new `.config/antimony`.
         let got: Vec<(&Path, &Op)> = masks.iter().map(|m| (m.dest.as_path(), &m.op)).collect();
@@ -691,7 +707,8 @@ mod tests {
 
     #[test]
     fn identity_files_hold_only_the_user() {
-        let (passwd, group) = identity_files(0, 0, "root", Path::new("/root"));
+        let (passwd, group) =
+            identity_files(&crate::host::RealHost, 0, 0, "root", Path::new("/root"));
         let passwd = String::from_utf8(passwd).unwrap();
         assert!(passwd.starts_with("root:"));
         assert!(passwd.lines().count() <= 2, "{passwd}");

@@ -9,10 +9,9 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{ProfileError, is_path_argument, shipped, valid_name};
-use crate::host::Host;
+use crate::host::{Host, HostView, RealHost};
 
-/// The system's configuration: profiles, reusable hooks and drop-ins.
-pub const SYSTEM_CONFIG: &str = "/etc/antimony";
+pub use crate::host::SYSTEM_CONFIG;
 /// The system-wide profile folder.
 pub const SYSTEM_PROFILES: &str = "/etc/antimony/profiles";
 /// The system-wide folder of reusable hooks.
@@ -145,6 +144,17 @@ impl Searcher {
 
     /// Finds a profile by name in the search order.
     pub fn find(&self, name: &str, at: Option<&super::Location>) -> Result<Source, ProfileError> {
+        self.find_on(&RealHost, name, at)
+    }
+
+    /// `find`, reading the folders through `fs` (the planner's view of
+    /// the host, which looks reusable hooks up).
+    pub fn find_on(
+        &self,
+        fs: &dyn HostView,
+        name: &str,
+        at: Option<&super::Location>,
+    ) -> Result<Source, ProfileError> {
         if !valid_name(name) {
             return Err(ProfileError::BadName {
                 name: name.to_string(),
@@ -154,7 +164,7 @@ impl Searcher {
         let file = format!("{name}.toml");
         for (dir, user) in [(&self.user, true), (&self.system, false)] {
             let path = dir.join(&file);
-            match std::fs::read(&path) {
+            match fs.read(&path) {
                 Ok(bytes) => {
                     let text = decode(&path, bytes)?;
                     let origin = if user {

@@ -1,6 +1,13 @@
 //! Profiles: finding them (`load`), reading the TOML (`raw`), checking it
 //! (`validate`), and merging what they inherit (`merge`) into the `Profile`
 //! model that the planner and the hook runner use.
+//!
+//! This folder owns the profile file format and its validated model (the
+//! hook model included: `Hook`, `HookEvent`, conditions), and the search
+//! for files by name (`Searcher`, for profiles and reusable hooks alike).
+//! It may use `host` (where the folders are) and nothing above it: what a
+//! profile becomes for one run is `plan`'s, reusable hooks' and drop-ins'
+//! definitions included (`plan::hooks`).
 
 pub mod load;
 pub mod merge;

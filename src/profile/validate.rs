@@ -330,8 +330,8 @@ fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, Pro
         .iter()
         .map(condition)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    let timeout = timeout(raw.timeout).map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
+    let timeout = timeout(raw.timeout).map_err(|e| bad(e.to_string()))?;
     if raw.config.is_some() && raw.uses.is_none() {
         return Err(bad("`config` goes with `use` (a reusable hook)".into()));
     }
@@ -492,43 +492,81 @@ fn check_dest(
     Ok(())
 }
 
+/// A post-hook's `on` condition that is none.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error(
+        "on: `{0}` is not an outcome (ok, non-zero, signal, launch-failed, or an exit status 0-255)"
+    )]
+    NotOutcome(String),
+    #[error("on: {0} is not an exit status (0-255)")]
+    NotStatus(i64),
+}
+
 /// A post-hook's `on` condition (profiles and reusable hooks alike).
-pub fn condition(c: &RawCondition) -> Result<Condition, String> {
+pub fn condition(c: &RawCondition) -> Result<Condition, ConditionError> {
     Ok(match c {
         RawCondition::Name(n) => match n.as_str() {
             "ok" => Condition::Ok,
             "non-zero" => Condition::NonZero,
             "signal" => Condition::Signal,
             "launch-failed" => Condition::LaunchFailed,
-            other => {
-                return Err(format!(
-                    "on: `{other}` is not an outcome (ok, non-zero, signal, launch-failed, or an exit status 0-255)"
-                ));
-            }
+            other => return Err(ConditionError::NotOutcome(other.to_string())),
         },
-        RawCondition::Code(n) => Condition::Code(
-            u8::try_from(*n).map_err(|_| format!("on: {n} is not an exit status (0-255)"))?,
-        ),
+        RawCondition::Code(n) => {
+            Condition::Code(u8::try_from(*n).map_err(|_| ConditionError::NotStatus(*n))?)
+        }
     })
 }
 
+/// A hook's `timeout` out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`timeout` must be a number of seconds above 0, at most 86400")]
+pub struct TimeoutError;
+
 /// A hook's `timeout` (profiles and reusable hooks alike).
-pub fn timeout(t: Option<f64>) -> Result<Option<Duration>, String> {
+pub fn timeout(t: Option<f64>) -> Result<Option<Duration>, TimeoutError> {
     match t {
         None => Ok(None),
         Some(t) if t.is_finite() && t > 0.0 && t <= 86400.0 => Ok(Some(Duration::from_secs_f64(t))),
-        Some(_) => Err("`timeout` must be a number of seconds above 0, at most 86400".into()),
+        Some(_) => Err(TimeoutError),
     }
+}
+
+/// A path a profile (or an option) writes that is not one antimony takes.
+/// `path` is the path as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("empty path")]
+    Empty,
+    #[error("path contains a NUL character")]
+    Nul,
+    #[error("`{path}`: only `~` and `~/…` (your own home) are understood")]
+    OtherHome { path: String },
+    #[error("`{path}` is relative: write an absolute path or one starting with `~/`")]
+    Relative { path: String },
+    /// A `[files]` path, which may also start with a variable.
+    #[error("`{path}` is relative: write an absolute path, or one starting with `~/` or `$NAME/`")]
+    RelativeFiles { path: String },
+    #[error("`{path}` contains `..`")]
+    ParentDir { path: String },
+    #[error("`{path}` is not a Unix path")]
+    NotUnix { path: String },
+    #[error("`{path}`: `{part}` is not a variable (a `$NAME` stands for a whole part of the path)")]
+    NotVariable { path: String, part: String },
+    #[error("`{path}`: `$` may only start a part of the path that is a whole variable")]
+    DollarInside { path: String },
 }
 
 /// A path as profiles write it: absolute or `~`-relative, normalised, with
 /// no `..` and no NUL.
-pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
+pub fn parse_host_path(s: &str) -> Result<HostPath, PathError> {
+    let path = || s.to_string();
     if s.is_empty() {
-        return Err("empty path".into());
+        return Err(PathError::Empty);
     }
     if s.contains('\0') {
-        return Err("path contains a NUL character".into());
+        return Err(PathError::Nul);
     }
     let (home, rest) = if s == "~" {
         (true, "")
@@ -537,13 +575,9 @@ pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
     } else if s.starts_with('/') {
         (false, s)
     } else if s.starts_with('~') {
-        return Err(format!(
-            "`{s}`: only `~` and `~/…` (your own home) are understood"
-        ));
+        return Err(PathError::OtherHome { path: path() });
     } else {
-        return Err(format!(
-            "`{s}` is relative: write an absolute path or one starting with `~/`"
-        ));
+        return Err(PathError::Relative { path: path() });
     };
     let mut normal = PathBuf::new();
     for c in Path::new(rest).components() {
@@ -551,8 +585,8 @@ pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
             Component::RootDir => normal.push("/"),
             Component::CurDir => {}
             Component::Normal(n) => normal.push(n),
-            Component::ParentDir => return Err(format!("`{s}` contains `..`")),
-            Component::Prefix(_) => return Err(format!("`{s}` is not a Unix path")),
+            Component::ParentDir => return Err(PathError::ParentDir { path: path() }),
+            Component::Prefix(_) => return Err(PathError::NotUnix { path: path() }),
         }
     }
     Ok(if home {
@@ -565,16 +599,15 @@ pub fn parse_host_path(s: &str) -> Result<HostPath, String> {
 /// A `[files]` path: like any host path, or with `$NAME` components
 /// (`$XDG_RUNTIME_DIR/pipewire-0`, `$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY`),
 /// expanded with the host's values when the run is planned.
-pub fn parse_files_path(s: &str) -> Result<HostPath, String> {
+pub fn parse_files_path(s: &str) -> Result<HostPath, PathError> {
+    let path = || s.to_string();
     if !s.contains('$') {
         return parse_host_path(s);
     }
     let mut parts = s.split('/').peekable();
     let first = parts.peek().copied().unwrap_or("");
     if !(first.is_empty() || first == "~" || first.starts_with('$')) {
-        return Err(format!(
-            "`{s}` is relative: write an absolute path, or one starting with `~/` or `$NAME/`"
-        ));
+        return Err(PathError::RelativeFiles { path: path() });
     }
     let mut normal: Vec<&str> = Vec::new();
     for (i, part) in s.split('/').enumerate() {
@@ -582,29 +615,28 @@ pub fn parse_files_path(s: &str) -> Result<HostPath, String> {
             "" if i == 0 => normal.push(""),
             "" | "." => {}
             "~" if i == 0 => normal.push("~"),
-            ".." => return Err(format!("`{s}` contains `..`")),
+            ".." => return Err(PathError::ParentDir { path: path() }),
             p if p.starts_with('$') => {
                 let name = &p[1..];
                 let mut chars = name.chars();
                 let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
                     && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !ok {
-                    return Err(format!(
-                        "`{s}`: `{p}` is not a variable (a `$NAME` stands for a whole part of the path)"
-                    ));
+                    return Err(PathError::NotVariable {
+                        path: path(),
+                        part: p.to_string(),
+                    });
                 }
                 normal.push(p);
             }
             p if p.contains('$') => {
-                return Err(format!(
-                    "`{s}`: `$` may only start a part of the path that is a whole variable"
-                ));
+                return Err(PathError::DollarInside { path: path() });
             }
             p => normal.push(p),
         }
     }
     if s.contains('\0') {
-        return Err("path contains a NUL character".into());
+        return Err(PathError::Nul);
     }
     Ok(HostPath::Vars(match normal.as_slice() {
         [""] => "/".into(),

@@ -184,9 +184,10 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
     // every sandbox's home is named after) and the writable binds.
     // Both as written and as resolved: a link is trusted only where no
     // sandbox could have made it, under whichever name.
-    let mut writable = crate::plan::mounts::writable_sources(&plan.mounts);
+    let host = &crate::host::RealHost;
+    let mut writable = crate::plan::mounts::writable_sources(host, &plan.mounts);
     writable.push(plan.home.clone());
-    writable.push(crate::plan::mounts::real_path(&plan.home));
+    writable.push(crate::plan::mounts::real_path(host, &plan.home));
     let mut overlays = 0;
     for m in &plan.mounts {
         let dest = bytes("/newroot", &m.dest);

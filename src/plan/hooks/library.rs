@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::host::HostView;
 use crate::profile::raw::{Identity, RawCondition};
 use crate::profile::{Condition, HookEvent, ProfileError, Searcher, Source, validate};
 
@@ -72,8 +73,13 @@ fn definition_error(file: &str, message: impl Into<String>) -> ProfileError {
 }
 
 /// Finds and parses a reusable hook. `context` is where the profile uses it.
-pub fn load(searcher: &Searcher, name: &str, context: &str) -> Result<Definition, ProfileError> {
-    let source = searcher.find(name, None).map_err(|e| match e {
+pub fn load(
+    fs: &dyn HostView,
+    searcher: &Searcher,
+    name: &str,
+    context: &str,
+) -> Result<Definition, ProfileError> {
+    let source = searcher.find_on(fs, name, None).map_err(|e| match e {
         ProfileError::NotFound {
             what,
             name,
@@ -207,13 +213,16 @@ impl Definition {
             .flatten()
             .map(|a| sub(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let timeout =
-            validate::timeout(cmd.timeout).map_err(|m| definition_error(&self.file, m))?;
+        let timeout = validate::timeout(cmd.timeout)
+            .map_err(|e| definition_error(&self.file, e.to_string()))?;
         let on = match &cmd.on {
             None => None,
             Some(list) => Some(
                 list.iter()
-                    .map(|c| validate::condition(c).map_err(|m| definition_error(&self.file, m)))
+                    .map(|c| {
+                        validate::condition(c)
+                            .map_err(|e| definition_error(&self.file, e.to_string()))
+                    })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
         };
@@ -236,8 +245,24 @@ impl Definition {
     }
 }
 
+/// A placeholder that cannot be filled. `text` is the argument (or path)
+/// as the definition writes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubstituteError {
+    #[error("`{text}`: a lone `}}` (write `}}}}` for a brace)")]
+    LoneClose { text: String },
+    #[error("`{text}`: `{{` without `}}`")]
+    Unclosed { text: String },
+    #[error("`{{{key}}}`: the config value is a table or list, which cannot be an argument")]
+    NotScalar { key: String },
+    #[error("`{{home}}`: the profile has no persistent home (home.policy)")]
+    NoHome,
+    #[error("`{{{key}}}` names no config setting")]
+    Unknown { key: String },
+}
+
 /// Replaces `{KEY}` with config values and the run's variables.
-pub fn substitute(s: &str, config: &toml::Table, vars: &Vars) -> Result<String, String> {
+pub fn substitute(s: &str, config: &toml::Table, vars: &Vars) -> Result<String, SubstituteError> {
     let mut out = String::new();
     let mut rest = s;
     while let Some(i) = rest.find(['{', '}']) {
@@ -250,22 +275,20 @@ pub fn substitute(s: &str, config: &toml::Table, vars: &Vars) -> Result<String, 
             out.push('}');
             rest = after;
         } else if tail.starts_with('}') {
-            return Err(format!("`{s}`: a lone `}}` (write `}}}}` for a brace)"));
+            return Err(SubstituteError::LoneClose { text: s.into() });
         } else {
             let end = tail
                 .find('}')
-                .ok_or_else(|| format!("`{s}`: `{{` without `}}`"))?;
+                .ok_or_else(|| SubstituteError::Unclosed { text: s.into() })?;
             let key = &tail[1..end];
             let value = match (key, config.get(key)) {
-                (_, Some(v)) => scalar(v).ok_or_else(|| {
-                    format!("`{{{key}}}`: the config value is a table or list, which cannot be an argument")
-                })?,
+                (_, Some(v)) => {
+                    scalar(v).ok_or_else(|| SubstituteError::NotScalar { key: key.into() })?
+                }
                 ("profile", None) => vars.profile.clone(),
                 ("instance", None) => vars.instance.clone(),
-                ("home", None) => vars.home.clone().ok_or_else(|| {
-                    "`{home}`: the profile has no persistent home (home.policy)".to_string()
-                })?,
-                _ => return Err(format!("`{{{key}}}` names no config setting")),
+                ("home", None) => vars.home.clone().ok_or(SubstituteError::NoHome)?,
+                _ => return Err(SubstituteError::Unknown { key: key.into() }),
             };
             out.push_str(&value);
             rest = &tail[end + 1..];
@@ -318,6 +341,23 @@ mod tests {
         assert_eq!(substitute("{profile}", &config, &vars).unwrap(), "p");
         assert!(substitute("{nope}", &config, &vars).is_err());
         assert!(substitute("{home}", &config, &vars).is_err());
+        // The messages, as they were when these were strings.
+        let text = |s: &str| substitute(s, &config, &vars).unwrap_err().to_string();
+        assert_eq!(text("a}b"), "`a}b`: a lone `}` (write `}}` for a brace)");
+        assert_eq!(text("a{b"), "`a{b`: `{` without `}`");
+        assert_eq!(text("{nope}"), "`{nope}` names no config setting");
+        assert_eq!(
+            text("{home}"),
+            "`{home}`: the profile has no persistent home (home.policy)"
+        );
+        let mut listed = config.clone();
+        listed.insert("list".into(), toml::Value::Array(Vec::new()));
+        let e = substitute("{list}", &listed, &vars).unwrap_err();
+        assert_eq!(e, SubstituteError::NotScalar { key: "list".into() });
+        assert_eq!(
+            e.to_string(),
+            "`{list}`: the config value is a table or list, which cannot be an argument"
+        );
     }
 
     #[test]

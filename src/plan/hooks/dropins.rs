@@ -11,9 +11,10 @@
 //! anyone but root (system) or root and the user (user's): antimony never
 //! executes a file a sandbox or another user could have put there.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::host::HostView;
+use crate::host::view::Stat;
 use crate::profile::HookEvent;
 
 pub const SYSTEM_DIR: &str = "/etc/antimony/hooks.d";
@@ -42,13 +43,19 @@ pub struct DropIn {
     pub name: String,
 }
 
-fn trusted(meta: &std::fs::Metadata, owner: u32) -> bool {
-    (meta.uid() == 0 || meta.uid() == owner) && meta.mode() & 0o022 == 0
+fn trusted(meta: &Stat, owner: u32) -> bool {
+    (meta.uid == 0 || meta.uid == owner) && meta.mode & 0o022 == 0
 }
 
 /// The drop-ins of one folder for one event, in lexical order, and warnings
 /// about files skipped.
-pub fn find(base: &Path, scope: Scope, event: HookEvent, uid: u32) -> (Vec<DropIn>, Vec<String>) {
+pub fn find(
+    fs: &dyn HostView,
+    base: &Path,
+    scope: Scope,
+    event: HookEvent,
+    uid: u32,
+) -> (Vec<DropIn>, Vec<String>) {
     let owner = match scope {
         Scope::System => 0,
         Scope::User => uid,
@@ -56,12 +63,12 @@ pub fn find(base: &Path, scope: Scope, event: HookEvent, uid: u32) -> (Vec<DropI
     let dir = base.join(event.key());
     let mut found = Vec::new();
     let mut warnings = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(entries) = fs.read_dir(&dir) else {
         return (found, warnings);
     };
     let dir_ok = [base, dir.as_path()]
         .iter()
-        .all(|d| std::fs::metadata(d).is_ok_and(|m| trusted(&m, owner)));
+        .all(|d| fs.stat(d).is_ok_and(|m| trusted(&m, owner)));
     if !dir_ok {
         warnings.push(format!(
             "{}: skipped: the folder may be written by others than {}",
@@ -71,19 +78,22 @@ pub fn find(base: &Path, scope: Scope, event: HookEvent, uid: u32) -> (Vec<DropI
         return (found, warnings);
     }
     let mut names: Vec<(String, PathBuf)> = entries
-        .flatten()
+        .into_iter()
         .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
+            let name = e.into_string().ok()?;
             // Editor backups and hidden files are not hooks.
-            (!name.starts_with('.') && !name.ends_with('~')).then(|| (name, e.path()))
+            (!name.starts_with('.') && !name.ends_with('~')).then(|| {
+                let path = dir.join(&name);
+                (name, path)
+            })
         })
         .collect();
     names.sort();
     for (name, path) in names {
-        let Ok(meta) = std::fs::metadata(&path) else {
+        let Ok(meta) = fs.stat(&path) else {
             continue;
         };
-        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        if !meta.is_executable_file() {
             continue;
         }
         if !trusted(&meta, owner) {
