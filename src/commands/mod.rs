@@ -150,7 +150,7 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         program: args.program,
         args: args.args,
     };
-    let instance = crate::pipeline::instance_id();
+    let instance = crate::instance::instance_id();
     let plan = plan::build(&profile, &opts, host, &RealHost, &instance)?;
     if args.dry_run {
         out!("{plan}");

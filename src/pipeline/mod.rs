@@ -61,7 +61,6 @@ pub struct Outcome {
 pub use verdict::exit_code;
 
 /// Where `plan::build` takes its id from, until it is passed in.
-pub use crate::instance::instance_id;
 
 /// Runs the plan.
 pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
