@@ -60,8 +60,6 @@ pub struct Outcome {
 
 pub use verdict::exit_code;
 
-/// Where `plan::build` takes its id from, until it is passed in.
-
 /// Runs the plan.
 pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
     let warnings = plan.warnings.clone();
