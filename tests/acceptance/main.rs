@@ -8,6 +8,7 @@ mod support;
 mod fixture;
 
 mod apps;
+mod architecture;
 mod cli;
 mod dbus;
 mod escape;
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(faults::tests());
     tests.extend(man::tests());
     tests.extend(apps::tests());
+    tests.extend(architecture::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
     conclusion.exit_code()
