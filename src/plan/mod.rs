@@ -230,7 +230,7 @@ pub struct ExpandError {
 
 /// Builds the plan for one run: a function of the profile, the options,
 /// the host's facts and files (`fs`) and the run's id, which names its bus
-/// socket and is handed to its hooks.
+/// socket and is handed to its hooks. Each step below decides one part.
 pub fn build(
     profile: &Profile,
     opts: &RunOptions,
@@ -248,144 +248,42 @@ pub fn build(
     let home = host.home.clone();
     let sb = &profile.sandbox;
     let network = opts.network.unwrap_or(sb.network);
-    let namespaces = Namespaces {
-        ipc: !sb.share.contains(&ShareNamespace::Ipc),
-        uts: !sb.share.contains(&ShareNamespace::Uts),
-        cgroup: !sb.share.contains(&ShareNamespace::Cgroup),
-        net: !network,
-    };
 
-    // The program and its arguments.
     let program = program(profile, opts, host, fs)?;
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
     argv.extend(profile.arguments.iter().map(OsString::from));
     argv.extend(opts.args.iter().cloned());
 
-    // The file system.
-    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, &home);
-    let mut list = mounts::base(&facts, host.uid, network);
     let host_home = match profile.home.policy {
         HomePolicy::None => None,
         _ => Some(host.data_home.join("antimony").join(profile.home_name())),
     };
-    list.push(Mount {
-        dest: home.clone(),
-        op: match (&profile.home.policy, &host_home) {
-            (HomePolicy::Enabled, Some(h)) => Op::Bind {
-                source: h.clone(),
-                mode: BindMode::Rw,
-                optional: false,
-            },
-            (HomePolicy::ReadOnly, Some(h)) => Op::Bind {
-                source: h.clone(),
-                mode: BindMode::Ro,
-                optional: false,
-            },
-            (HomePolicy::Overlay, Some(h)) => Op::Overlay { lower: h.clone() },
-            _ => Op::Tmpfs { mode: 0o700 },
-        },
-        origin: Origin::Home,
-    });
-    for entry in &profile.files {
-        list.extend(file_entry(entry, host, Origin::Profile)?);
-    }
-    for (mode, values, option) in [
-        (BindMode::Ro, &opts.ro, "--ro"),
-        (BindMode::Rw, &opts.rw, "--rw"),
-    ] {
-        for value in values {
-            let entry = cli_bind(mode, value, host).map_err(|reason| PlanError::Option {
-                option,
-                value: value.clone(),
-                reason,
-            })?;
-            list.extend(file_entry(&entry, host, Origin::CommandLine)?);
-        }
-    }
-    let dbus = match &profile.dbus {
-        Some(d) => match dbus::build(d, host, fs, instance) {
-            Ok(plan) => {
-                list.push(Mount {
-                    dest: dbus::sandbox_socket(host.uid),
-                    op: Op::Bind {
-                        source: plan.socket.clone(),
-                        mode: BindMode::Rw,
-                        optional: false,
-                    },
-                    origin: Origin::Base,
-                });
-                Some(plan)
-            }
+    let dbus = profile
+        .dbus
+        .as_ref()
+        .and_then(|d| match dbus::build(d, host, fs, instance) {
+            Ok(plan) => Some(plan),
             Err(w) => {
                 warnings.push(w.to_string());
                 None
             }
-        },
-        None => None,
+        });
+    let place = Place {
+        host,
+        fs,
+        home: &home,
+        host_home: host_home.as_deref(),
+        network,
     };
-    // antimony's own folders are never a sandbox's, not even a part of one
-    // (a bind above them gets them masked instead, below). Compared as
-    // written and as the kernel resolves them: `/var/home/u` is `~` where
-    // `/home` links to `var/home`.
-    let protected: Vec<(PathBuf, PathBuf)> = host
-        .protected_dirs()
-        .into_iter()
-        .map(|p| {
-            let real = mounts::real_path(fs, &p);
-            (p, real)
-        })
-        .collect();
-    refuse_protected(fs, &list, &protected)?;
-    let runtime_bound = host.runtime_dir.as_ref().is_some_and(|rt| {
-        list.iter()
-            .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
-    });
-    if runtime_bound {
-        warnings.push(
-            "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
-        );
-    }
-    let masks = mounts::protect(fs, &list, &protected);
-    list.extend(masks);
-    let mounts = mounts::finish(list);
-
-    // The environment.
-    let mut env = environment(profile, opts, host, &home)?;
-    if dbus.is_some() {
-        let address = format!("unix:path={}", dbus::sandbox_socket(host.uid).display());
-        env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
-        env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
-        env.sort();
-    }
-
+    let mounts = file_system(profile, opts, &place, dbus.as_ref(), &mut warnings)?;
+    let env = sandbox_environment(profile, opts, host, &home, dbus.is_some())?;
     if x11_is_the_display(fs, &mounts, &env) {
         warnings.push(
             "the display is X11, which cannot isolate input: the program can log your keystrokes, read and control other windows (prefer Wayland: inherit with-wayland only)".into(),
         );
     }
-
-    // The working directory: the profile's, else where antimony was started
-    // if that place is the same inside, else the home.
-    let cwd = match &profile.dir {
-        Some(d) => d.resolve(&home),
-        None => host
-            .cwd
-            .clone()
-            .filter(|c| visible_as_is(c, &mounts))
-            .unwrap_or_else(|| home.clone()),
-    };
-
-    // Host abstract sockets exist in the sandbox only with the host's network.
-    let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
-    let landlock = LandlockPlan::build(sb.landlock, fs.landlock_abi(), &mounts, abstract_sockets)?;
-    if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
-        warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
-    }
-    let seccomp = if sb.seccomp {
-        Some(SeccompPlan::build(sb.nested_userns)?)
-    } else {
-        None
-    };
+    let cwd = working_folder(profile, host, &home, &mounts);
+    let (landlock, seccomp) = confinement(profile, fs, &mounts, network, &mut warnings)?;
 
     let vars = hooks::library::Vars {
         profile: profile.name.clone(),
@@ -423,7 +321,12 @@ pub fn build(
         host_home,
         uid: host.uid,
         gid: host.gid,
-        namespaces,
+        namespaces: Namespaces {
+            ipc: !sb.share.contains(&ShareNamespace::Ipc),
+            uts: !sb.share.contains(&ShareNamespace::Uts),
+            cgroup: !sb.share.contains(&ShareNamespace::Cgroup),
+            net: !network,
+        },
         mounts,
         landlock,
         seccomp,
@@ -434,6 +337,160 @@ pub fn build(
         grace: profile.grace,
         warnings,
     })
+}
+
+/// What the file system's plan is drawn from besides the profile.
+struct Place<'a> {
+    host: &'a Host,
+    fs: &'a dyn HostView,
+    /// The home inside the sandbox.
+    home: &'a Path,
+    /// The persistent home's folder on the host, if the profile keeps one.
+    host_home: Option<&'a Path>,
+    network: bool,
+}
+
+/// The sandbox's file system: the base root, the home, the profile's and
+/// the command line's binds, the bus socket, and masks over antimony's own
+/// folders wherever a bind reaches them (a bind that would give one of
+/// them away outright is refused).
+fn file_system(
+    profile: &Profile,
+    opts: &RunOptions,
+    at: &Place,
+    dbus: Option<&dbus::DbusPlan>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Mount>, PlanError> {
+    let (host, fs) = (at.host, at.fs);
+    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, at.home);
+    let mut list = mounts::base(&facts, host.uid, at.network);
+    list.push(Mount {
+        dest: at.home.to_path_buf(),
+        op: match (&profile.home.policy, at.host_home) {
+            (HomePolicy::Enabled, Some(h)) => Op::Bind {
+                source: h.to_path_buf(),
+                mode: BindMode::Rw,
+                optional: false,
+            },
+            (HomePolicy::ReadOnly, Some(h)) => Op::Bind {
+                source: h.to_path_buf(),
+                mode: BindMode::Ro,
+                optional: false,
+            },
+            (HomePolicy::Overlay, Some(h)) => Op::Overlay {
+                lower: h.to_path_buf(),
+            },
+            _ => Op::Tmpfs { mode: 0o700 },
+        },
+        origin: Origin::Home,
+    });
+    for entry in &profile.files {
+        list.extend(file_entry(entry, host, Origin::Profile)?);
+    }
+    for (mode, values, option) in [
+        (BindMode::Ro, &opts.ro, "--ro"),
+        (BindMode::Rw, &opts.rw, "--rw"),
+    ] {
+        for value in values {
+            let entry = cli_bind(mode, value, host).map_err(|reason| PlanError::Option {
+                option,
+                value: value.clone(),
+                reason,
+            })?;
+            list.extend(file_entry(&entry, host, Origin::CommandLine)?);
+        }
+    }
+    if let Some(plan) = dbus {
+        list.push(Mount {
+            dest: dbus::sandbox_socket(host.uid),
+            op: Op::Bind {
+                source: plan.socket.clone(),
+                mode: BindMode::Rw,
+                optional: false,
+            },
+            origin: Origin::Base,
+        });
+    }
+    // antimony's own folders are never a sandbox's, not even a part of one
+    // (a bind above them gets them masked instead, below). Compared as
+    // written and as the kernel resolves them: `/var/home/u` is `~` where
+    // `/home` links to `var/home`.
+    let protected: Vec<(PathBuf, PathBuf)> = host
+        .protected_dirs()
+        .into_iter()
+        .map(|p| {
+            let real = mounts::real_path(fs, &p);
+            (p, real)
+        })
+        .collect();
+    refuse_protected(fs, &list, &protected)?;
+    let runtime_bound = host.runtime_dir.as_ref().is_some_and(|rt| {
+        list.iter()
+            .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
+    });
+    if runtime_bound {
+        warnings.push(
+            "a bind gives the sandbox your whole runtime folder: every socket of your desktop, the raw session bus included (bind the sockets it needs instead)".into(),
+        );
+    }
+    let masks = mounts::protect(fs, &list, &protected);
+    list.extend(masks);
+    Ok(mounts::finish(list))
+}
+
+/// The program's environment; with a bus, its address inside.
+fn sandbox_environment(
+    profile: &Profile,
+    opts: &RunOptions,
+    host: &Host,
+    home: &Path,
+    bus: bool,
+) -> Result<Vec<(OsString, OsString)>, PlanError> {
+    let mut env = environment(profile, opts, host, home)?;
+    if bus {
+        let address = format!("unix:path={}", dbus::sandbox_socket(host.uid).display());
+        env.retain(|(k, _)| k != "DBUS_SESSION_BUS_ADDRESS");
+        env.push(("DBUS_SESSION_BUS_ADDRESS".into(), address.into()));
+        env.sort();
+    }
+    Ok(env)
+}
+
+/// The working directory: the profile's, else where antimony was started
+/// if that place is the same inside, else the home.
+fn working_folder(profile: &Profile, host: &Host, home: &Path, mounts: &[Mount]) -> PathBuf {
+    match &profile.dir {
+        Some(d) => d.resolve(home),
+        None => host
+            .cwd
+            .clone()
+            .filter(|c| visible_as_is(c, mounts))
+            .unwrap_or_else(|| home.to_path_buf()),
+    }
+}
+
+/// Landlock's rules for these mounts (on the kernel's ABI) and the seccomp
+/// filter, as the profile asks.
+fn confinement(
+    profile: &Profile,
+    fs: &dyn HostView,
+    mounts: &[Mount],
+    network: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(LandlockPlan, Option<SeccompPlan>), PlanError> {
+    let sb = &profile.sandbox;
+    // Host abstract sockets exist in the sandbox only with the host's network.
+    let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
+    let landlock = LandlockPlan::build(sb.landlock, fs.landlock_abi(), mounts, abstract_sockets)?;
+    if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
+        warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
+    }
+    let seccomp = if sb.seccomp {
+        Some(SeccompPlan::build(sb.nested_userns)?)
+    } else {
+        None
+    };
+    Ok((landlock, seccomp))
 }
 
 /// The program the sandbox runs, as a path inside it: `--program`, else
