@@ -74,8 +74,10 @@ the shipped profiles, which copy wins, and which copies it shadows."
     /// Edit the user's copy of a profile
     #[command(
         long_about = "Opens $VISUAL or $EDITOR (else vi) on the user's copy of the profile, making \
-that copy first from the system or shipped profile if there is none. After the editor exits, the \
-profile is validated; an invalid profile is saved only if you say so."
+that copy first from the system or shipped profile if there is none. A profile that exists \
+nowhere starts from a template: the strict base (minimal), the program of that name found on \
+PATH, and, commented, the fragments a desktop application usually needs. After the editor \
+exits, the profile is validated; an invalid profile is saved only if you say so."
     )]
     Edit {
         /// Profile name

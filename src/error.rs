@@ -39,6 +39,16 @@ pub enum Error {
         proxy: std::path::PathBuf,
         socket: std::path::PathBuf,
     },
+    /// `antimony run NAME` for a program without a profile.
+    #[error(
+        "{not_found}; `{name}` is a program ({}): `antimony edit {name}` writes a profile for it from a template that names the fragments a desktop application needs",
+        .program.display()
+    )]
+    NoProfileForProgram {
+        name: String,
+        program: std::path::PathBuf,
+        not_found: String,
+    },
     /// `antimony edit`: the editor failed; the profile is left as it was.
     #[error("the editor `{program}` failed ({status}); {} is unchanged", .file.display())]
     EditorFailed {

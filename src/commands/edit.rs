@@ -10,15 +10,38 @@ use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
 use crate::host::Host;
 use crate::profile::{Origin, ProfileError, Searcher, Source, merge, valid_name};
 
-const NEW_PROFILE: &str = "\
-# A new antimony profile. See antimony-profile(5).
-# path = \"/usr/bin/program\"
+/// The template of a new profile: the strict base, the program of that
+/// name, and the fragments a desktop application usually needs, commented.
+fn new_profile(name: &str, host: &Host) -> String {
+    use crate::host::HostView;
+    let found = crate::host::RealHost.find_program(name, crate::plan::sandbox_path(host.uid));
+    let path = match &found {
+        Some(p) => format!("path = {:?}", p.display().to_string()),
+        None => format!("path = \"/usr/bin/{name}\"  # not found on PATH: correct it"),
+    };
+    format!(
+        "\
+# A profile for {name}. See antimony-profile(5) for every key.
+description = \"{name}, sandboxed\"
+inherits = [\"minimal\"]
+{path}
 # arguments = []
-# inherits = []
 
-[sandbox]
-network = false
-";
+# A desktop application usually needs some of these fragments after
+# \"minimal\": with-display (Wayland and X11) or with-wayland, with-audio,
+# with-gpu, with-fonts, with-themes, with-locale, with-network, with-dbus.
+# inherits = [\"minimal\", \"with-display\", \"with-audio\", \"with-fonts\", \"with-themes\", \"with-locale\"]
+
+# A persistent home of its own (~/.local/share/antimony/{name}):
+# [home]
+# policy = \"Enabled\"
+
+# Host folders it may use:
+# [files]
+# rw = [\"~/Documents\"]
+"
+    )
+}
 
 fn editor(host: &Host) -> Vec<String> {
     for var in ["VISUAL", "EDITOR"] {
@@ -70,7 +93,7 @@ pub fn edit(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match searcher.find(name, None) {
             Ok(source) => source.text.into_owned(),
-            Err(ProfileError::NotFound { .. }) => NEW_PROFILE.to_string(),
+            Err(ProfileError::NotFound { .. }) => new_profile(name, host),
             Err(e) => return Err(e.into()),
         },
         Err(e) => return Err(Error::io(format!("read {}", target.display()), e)),

@@ -140,8 +140,35 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
     }
 }
 
+/// A profile that is not found by name, for a program that is: how to get
+/// one.
+fn no_profile(e: profile::ProfileError, host: &Host) -> Error {
+    match e {
+        profile::ProfileError::NotFound {
+            what: "profile",
+            ref name,
+            ref context,
+            ..
+        } if context.is_empty() => {
+            let path = host
+                .var("PATH")
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| plan::sandbox_path(host.uid).into());
+            match crate::host::HostView::find_program(&crate::host::RealHost, name, &path) {
+                Some(program) => Error::NoProfileForProgram {
+                    name: name.clone(),
+                    program,
+                    not_found: e.to_string(),
+                },
+                None => e.into(),
+            }
+        }
+        e => e.into(),
+    }
+}
+
 fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
-    let profile = profile::resolve(searcher, &args.profile)?;
+    let profile = profile::resolve(searcher, &args.profile).map_err(|e| no_profile(e, host))?;
     let opts = RunOptions {
         network: args.network(),
         ro: args.ro,

@@ -255,6 +255,13 @@ pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
         path: path.to_path_buf(),
         source,
     })?;
+    // A program (an ELF binary, a script) named where a profile goes: say
+    // so, rather than where its bytes stop being TOML.
+    if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!/") {
+        return Err(ProfileError::Program {
+            path: path.to_path_buf(),
+        });
+    }
     let text = decode(path, bytes)?;
     // The name names folders (the persistent home, the state): a file
     // called `...toml` must not make it `..`.

@@ -80,6 +80,12 @@ pub enum ProfileError {
         searched: String,
         context: String,
     },
+    /// A path given where a profile is expected names a program.
+    #[error(
+        "{} is a program, not a profile: to run it in a sandbox, give it a profile with `path = \"{}\"` (`antimony edit NAME` starts one), or try it in the strictest one: `antimony run minimal --program {}`",
+        .path.display(), .path.display(), .path.display()
+    )]
+    Program { path: PathBuf },
     #[error("{at}: inherits: cycle {chain}")]
     Cycle { at: Location, chain: String },
     #[error("{}`{name}` is not a valid profile name: use letters, digits, `.`, `_`, `+` and `-`, starting with a letter or digit", at.as_ref().map(|a| format!("{a}: ")).unwrap_or_default())]

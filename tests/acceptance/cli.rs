@@ -22,6 +22,10 @@ pub fn tests() -> Vec<Trial> {
     ));
     t.push(case("cli::missing_profile_and_missing_program", missing));
     t.extend(both(
+        "cli::a_program_without_a_profile_says_how_to_get_one",
+        program_without_profile,
+    ));
+    t.extend(both(
         "cli::a_dir_the_profile_names_must_exist",
         explicit_dir,
     ));
@@ -247,6 +251,56 @@ fn missing() -> TestResult {
     ensure!(out.code() == Some(125), "{}", out.show());
     let out = s.antimony(["run", "./cwdprofile.toml"]).run();
     ensure!(out.code() == Some(0), "{}", out.show());
+    pass()
+}
+
+/// `antimony run cat` (a program, no profile) says how to get a profile;
+/// `antimony run /usr/bin/cat` says a program is not a profile (not where
+/// its bytes stop being TOML); `antimony edit cat` starts from a template
+/// that runs cat in the strict base and names the desktop fragments, and
+/// that profile works.
+fn program_without_profile(who: Who) -> TestResult {
+    let s = scratch!(who);
+    let out = s.antimony(["run", "cat"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    crate::fixture::error_line(
+        &out,
+        &[
+            "profile `cat` not found",
+            "/usr/bin/cat",
+            "antimony edit cat",
+        ],
+    )?;
+    let out = s.antimony(["run", "/usr/bin/cat"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    crate::fixture::error_line(
+        &out,
+        &[
+            "/usr/bin/cat is a program, not a profile",
+            "antimony run minimal --program /usr/bin/cat",
+        ],
+    )?;
+    let out = s.antimony(["edit", "cat"]).env("EDITOR", "true").run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let saved = std::fs::read_to_string(s.path("home/.config/antimony/profiles/cat.toml"))
+        .map_err(|e| e.to_string())?;
+    for want in [
+        "inherits = [\"minimal\"]",
+        "path = \"/usr/bin/cat\"",
+        "with-display",
+        "with-audio",
+    ] {
+        ensure!(saved.contains(want), "the template lacks {want}:\n{saved}");
+    }
+    s.write("home/hello", "hello from the host\n");
+    let out = s
+        .antimony(["run", "cat", "--ro", "~/hello", "--", "hello"])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "hello from the host\n",
+        "the template's profile: {}",
+        out.show()
+    );
     pass()
 }
 
