@@ -212,8 +212,56 @@ pub fn teardown() {
     let w = world();
     let _ = std::fs::remove_dir_all(&w.root);
     if w.created_user {
-        let _ = Command::new("userdel").arg(TEST_USER).status();
+        delete_test_user(w);
     }
+}
+
+/// Deletes the test user. userdel refuses while a process of the user
+/// exists, zombies included: an orphan that ended waits for PID 1 to reap
+/// it, which takes a minute under some PID 1s. Once only zombies are left
+/// (they run nothing), the user goes all the same; a process of the user's
+/// still running after 10 s is a leak, and is said.
+fn delete_test_user(w: &World) {
+    let Some(uid) = w.user.as_ref().map(|u| u.uid) else {
+        return;
+    };
+    let processes = |running_only: bool| -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let field = |name: &str| {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::trim)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                field("Uid:").split_whitespace().next() == Some(&uid.to_string())
+                    && !(running_only && field("State:").starts_with('Z'))
+            })
+            .collect()
+    };
+    let gone = wait_until(Duration::from_secs(10), || processes(true).is_empty());
+    if !gone {
+        eprintln!(
+            "the test user {TEST_USER} still runs processes (a test left them): {}",
+            describe(&processes(true))
+        );
+        return;
+    }
+    let force = !processes(false).is_empty();
+    let mut cmd = Command::new("userdel");
+    if force {
+        // Only zombies are left, waiting for PID 1 to reap them.
+        cmd.arg("--force");
+    }
+    let _ = cmd.arg(TEST_USER).status();
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
