@@ -73,8 +73,10 @@ the shipped profiles, which copy wins, and which copies it shadows."
     List,
     /// Edit the user's copy of a profile
     #[command(
-        long_about = "Opens $VISUAL or $EDITOR (else vi) on the user's copy of the profile, making \
-that copy first from the system or shipped profile if there is none. A profile that exists \
+        long_about = "Opens $VISUAL or $EDITOR (else vi) on the user's copy of the profile. For a \
+system or shipped profile the user has no copy of, that copy starts as an override: it inherits \
+the profile of the same name from the layer below (with its text commented, for reference), so \
+later fixes to it still apply and only what you set changes. A profile that exists \
 nowhere starts from a template: the strict base (minimal), the program of that name found on \
 PATH, and, commented, the fragments a desktop application usually needs. After the editor \
 exits, the profile is validated; an invalid profile is saved only if you say so."

@@ -10,6 +10,34 @@ use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
 use crate::host::Host;
 use crate::profile::{Origin, ProfileError, Searcher, Source, merge, valid_name};
 
+/// The user's override of a system or shipped profile: it inherits that
+/// profile whole (`inherits` of its own name reaches the layer below), so
+/// later fixes to it still apply; only what the user sets here changes.
+/// The profile it overrides follows, commented, for reference.
+fn override_of(name: &str, below: &Source) -> String {
+    let layer = match below.origin {
+        Origin::System(_) => "system",
+        _ => "shipped",
+    };
+    let mut text = format!(
+        "\
+# Your changes to the {layer} profile `{name}`. It is inherited whole, so its
+# later fixes still reach you: set here only what you change (a key set here
+# replaces the inherited value; lists such as [files] rw add to them).
+# See antimony-profile(5), INHERITANCE.
+inherits = [\"{name}\"]
+
+# The {layer} profile, for reference:
+"
+    );
+    for line in below.text.lines() {
+        text.push_str(if line.is_empty() { "#" } else { "# " });
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
 /// The template of a new profile: the strict base, the program of that
 /// name, and the fragments a desktop application usually needs, commented.
 fn new_profile(name: &str, host: &Host) -> String {
@@ -92,7 +120,7 @@ pub fn edit(name: &str, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
     let original = match std::fs::read_to_string(&target) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => match searcher.find(name, None) {
-            Ok(source) => source.text.into_owned(),
+            Ok(source) => override_of(name, &source),
             Err(ProfileError::NotFound { .. }) => new_profile(name, host),
             Err(e) => return Err(e.into()),
         },

@@ -155,6 +155,37 @@ impl Searcher {
         name: &str,
         at: Option<&super::Location>,
     ) -> Result<Source, ProfileError> {
+        self.find_from(fs, name, at, 0)
+    }
+
+    /// The profile of this name in the layers below `origin`'s (user →
+    /// system → shipped): what a profile that inherits its own name
+    /// inherits — an override of the one it hides. `None` for an origin
+    /// that is not a layer (a file named by path): the usual search.
+    pub fn find_below(
+        &self,
+        name: &str,
+        origin: &Origin,
+        at: Option<&super::Location>,
+    ) -> Option<Result<Source, ProfileError>> {
+        let from = match origin {
+            Origin::User(_) => 1,
+            Origin::System(_) => 2,
+            Origin::Shipped => 3,
+            Origin::File(_) => return None,
+        };
+        Some(self.find_from(&RealHost, name, at, from))
+    }
+
+    /// The search from layer `from` down (0: the user's, 1: the system's,
+    /// 2: the shipped profiles, 3: nothing).
+    fn find_from(
+        &self,
+        fs: &dyn HostView,
+        name: &str,
+        at: Option<&super::Location>,
+        from: usize,
+    ) -> Result<Source, ProfileError> {
         if !valid_name(name) {
             return Err(ProfileError::BadName {
                 name: name.to_string(),
@@ -162,7 +193,10 @@ impl Searcher {
             });
         }
         let file = format!("{name}.toml");
-        for (dir, user) in [(&self.user, true), (&self.system, false)] {
+        for (dir, user) in [(&self.user, true), (&self.system, false)]
+            .into_iter()
+            .skip(from)
+        {
             let path = dir.join(&file);
             match fs.read(&path) {
                 Ok(bytes) => {
@@ -182,7 +216,7 @@ impl Searcher {
                 Err(source) => return Err(ProfileError::Read { path, source }),
             }
         }
-        match shipped::find(self.shipped, name) {
+        match shipped::find(self.shipped, name).filter(|_| from <= 2) {
             Some(text) => Ok(Source {
                 name: name.to_string(),
                 origin: Origin::Shipped,

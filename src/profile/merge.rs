@@ -132,7 +132,16 @@ fn find_inherited(
         // of the way to the file, which the canonical path would hide.
         Ok((source, Some(joined)))
     } else {
-        let source = searcher.find(inherit, Some(at))?;
+        // A profile that inherits its own name inherits the one it hides,
+        // from the layer below its own: a user's override of the shipped
+        // profile, which keeps every later fix to it.
+        let below = (inherit == from.name)
+            .then(|| searcher.find_below(inherit, &from.origin, Some(at)))
+            .flatten();
+        let source = match below {
+            Some(found) => found?,
+            None => searcher.find(inherit, Some(at))?,
+        };
         let by = source.origin.path().map(Path::to_path_buf);
         Ok((source, by))
     }

@@ -1,6 +1,8 @@
 //! The command line and the profile loader: the README's command, exit
 //! statuses, and bad profiles rejected with a position before anything runs.
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::support::*;
 
 pub fn tests() -> Vec<Trial> {
@@ -24,6 +26,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "cli::a_program_without_a_profile_says_how_to_get_one",
         program_without_profile,
+    ));
+    t.extend(both(
+        "cli::an_override_inherits_the_profile_it_hides",
+        override_inherits_below,
     ));
     t.extend(both(
         "cli::a_dir_the_profile_names_must_exist",
@@ -299,6 +305,83 @@ fn program_without_profile(who: Who) -> TestResult {
     ensure!(
         out.code() == Some(0) && out.stdout == "hello from the host\n",
         "the template's profile: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// A user's `app.toml` with `inherits = ["app"]` inherits the system's
+/// `app` (the layer below), not itself: no cycle, both layers apply, and a
+/// later change to the system's profile reaches the override. The same
+/// with the shipped `sh` under the user's `sh`. `antimony edit sh` writes
+/// such an override, not a copy. The system folder is a scratch folder
+/// bound over /etc/antimony in a mount namespace of the run's own.
+fn override_inherits_below(who: Who) -> TestResult {
+    if !world().is_root {
+        return skip("needs root to bind a system profile folder");
+    }
+    let root = scratch!(Who::Root);
+    let us = scratch!(who);
+    let etc = root.mkdir("etc-antimony");
+    let system = root.write(
+        "etc-antimony/profiles/app.toml",
+        "inherits = [\"sh\"]\n[environment]\nFROM_SYSTEM = \"one\"\n",
+    );
+    for p in [&etc, &etc.join("profiles")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| e.to_string())?;
+    }
+    us.profile(
+        "app",
+        "inherits = [\"app\"]\n[environment]\nFROM_USER = \"mine\"\n",
+    );
+    let _etc = EtcAntimony::hold()?;
+    let run = || {
+        antimony_with_bind(&root, &etc, "/etc/antimony", Some(&us))
+            .args(["run", "app", "--", "-c", "echo \"$FROM_SYSTEM $FROM_USER\""])
+            .run()
+    };
+    let out = run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "one mine\n",
+        "the override: {}",
+        out.show()
+    );
+    // A fix to the system's profile reaches the user's override.
+    std::fs::write(
+        &system,
+        "inherits = [\"sh\"]\n[environment]\nFROM_SYSTEM = \"two\"\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let out = run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "two mine\n",
+        "after the system's profile changed: {}",
+        out.show()
+    );
+    // The shipped layer, and what `edit` writes for it.
+    let out = us.antimony(["edit", "sh"]).env("EDITOR", "true").run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let saved = std::fs::read_to_string(us.path("home/.config/antimony/profiles/sh.toml"))
+        .map_err(|e| e.to_string())?;
+    let active: Vec<&str> = saved
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    ensure!(
+        active == ["inherits = [\"sh\"]"],
+        "edit sh wrote more than an override: {saved}"
+    );
+    us.profile(
+        "sh",
+        &format!("{saved}\n[environment]\nFROM_USER = \"mine\"\n"),
+    );
+    let out = us
+        .antimony(["run", "sh", "--", "-c", "echo \"$0 $FROM_USER\""])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "/bin/sh mine\n",
+        "the override of the shipped sh: {}",
         out.show()
     );
     pass()

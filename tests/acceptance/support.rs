@@ -914,6 +914,67 @@ pub fn drain(fd: &std::os::fd::OwnedFd, wait: Duration) -> Vec<u8> {
     got
 }
 
+/// `antimony`, started by root (`root`'s scratch) in a mount namespace of
+/// its own in which `source` is bound over `target`: as root, or, with
+/// `user`, dropped by setpriv to that scratch's user, with its environment
+/// and home. unshare, sh and setpriv exec one another: the child is
+/// antimony. The caller adds antimony's arguments.
+pub fn antimony_with_bind(
+    root: &Scratch,
+    source: &Path,
+    target: &str,
+    user: Option<&Scratch>,
+) -> Run {
+    let then = match user {
+        None => "exec \"$@\"".to_string(),
+        Some(us) => format!(
+            "exec setpriv --reuid={} --regid={} --init-groups -- \"$@\"",
+            us.uid, us.gid
+        ),
+    };
+    let mut run = root
+        .command("unshare")
+        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(format!("mount --bind \"$0\" {target} && {then}"))
+        .arg(source)
+        .arg(&world().antimony);
+    if let Some(us) = user {
+        us.set_environment(&mut run.cmd);
+    }
+    run
+}
+
+/// `/etc/antimony` as a mount point for the tests that bind a system
+/// folder over it in a mount namespace of their own: made if the host has
+/// none, and removed again when the last test holding it is done (tests
+/// run at the same time share it).
+pub struct EtcAntimony;
+
+static ETC_ANTIMONY: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
+
+impl EtcAntimony {
+    pub fn hold() -> Result<EtcAntimony, String> {
+        let mut held = ETC_ANTIMONY.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 == 0 && !Path::new("/etc/antimony").exists() {
+            std::fs::create_dir("/etc/antimony")
+                .map_err(|e| format!("mkdir /etc/antimony: {e}"))?;
+            held.1 = true;
+        }
+        held.0 += 1;
+        Ok(EtcAntimony)
+    }
+}
+
+impl Drop for EtcAntimony {
+    fn drop(&mut self) {
+        let mut held = ETC_ANTIMONY.lock().unwrap_or_else(|e| e.into_inner());
+        held.0 -= 1;
+        if held.0 == 0 && std::mem::take(&mut held.1) {
+            let _ = std::fs::remove_dir("/etc/antimony");
+        }
+    }
+}
+
 /// SIGKILLs host processes (what a failed test would leave behind).
 pub fn kill_all(pids: &[u32]) {
     for &pid in pids {

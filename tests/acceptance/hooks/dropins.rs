@@ -4,9 +4,8 @@
 //! be opted out of; files others may write are skipped with a warning.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::antimony_with_bind;
 use crate::fixture::*;
 use crate::support::*;
 
@@ -120,19 +119,6 @@ fn user_dropins(who: Who) -> TestResult {
     pass()
 }
 
-/// Removes `/etc/antimony` on drop if the test created it.
-struct EtcAntimony {
-    created: bool,
-}
-
-impl Drop for EtcAntimony {
-    fn drop(&mut self) {
-        if self.created {
-            let _ = std::fs::remove_dir("/etc/antimony");
-        }
-    }
-}
-
 /// System drop-ins (`/etc/antimony/hooks.d/`) wrap the user's: system
 /// pre-hooks first, system post-hooks last; `user_dropins = false` does not
 /// turn them off; one not owned by root is skipped with a warning. The
@@ -163,12 +149,7 @@ fn system_dropins() -> TestResult {
     dropin(&f, &format!("{u}/post/10-a"), "user-post-10-a");
     f.profile("sysdrop", &own_hooks());
     f.profile("sysdrop-out", &opted_out(own_hooks()));
-    let guard = EtcAntimony {
-        created: !Path::new("/etc/antimony").exists(),
-    };
-    if guard.created {
-        std::fs::create_dir("/etc/antimony").map_err(|e| format!("mkdir /etc/antimony: {e}"))?;
-    }
+    let etc_held = EtcAntimony::hold()?;
     let run = |profile: &str| {
         antimony_with_bind(&f.s, &etc, "/etc/antimony", None)
             .args(["run", profile, "--rw", &s(&f.out), "--", "-c"])
@@ -319,6 +300,6 @@ fn system_dropins() -> TestResult {
         runs.display(),
         user.uid
     );
-    drop(guard);
+    drop(etc_held);
     pass()
 }

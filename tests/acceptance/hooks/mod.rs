@@ -16,8 +16,6 @@ mod reusable;
 mod signals_and_timeouts;
 mod state_and_records;
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::fixture::*;
@@ -57,29 +55,4 @@ fn records_of(f: &Fixture, profile: &str) -> Vec<Value> {
 /// with this `config` (an inline table).
 fn wait_for_port(config: &str) -> Profile {
     Profile::on("sh").hook(Hook::pre().uses("wait-for-port").config(config))
-}
-
-/// `antimony`, started by root (`root`'s scratch) in a mount namespace of
-/// its own in which `source` is bound over `target`: as root, or, with
-/// `user`, dropped by setpriv to that scratch's user, with its environment
-/// and home. unshare, sh and setpriv exec one another: the child is
-/// antimony. The caller adds antimony's arguments.
-fn antimony_with_bind(root: &Scratch, source: &Path, target: &str, user: Option<&Scratch>) -> Run {
-    let then = match user {
-        None => "exec \"$@\"".to_string(),
-        Some(us) => format!(
-            "exec setpriv --reuid={} --regid={} --init-groups -- \"$@\"",
-            us.uid, us.gid
-        ),
-    };
-    let mut run = root
-        .command("unshare")
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
-        .arg(format!("mount --bind \"$0\" {target} && {then}"))
-        .arg(source)
-        .arg(&world().antimony);
-    if let Some(us) = user {
-        us.set_environment(&mut run.cmd);
-    }
-    run
 }

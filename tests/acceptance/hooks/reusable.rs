@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{antimony_with_bind, records_of, wait_for_port};
+use super::{records_of, wait_for_port};
 use crate::fixture::*;
 use crate::support::*;
 
