@@ -183,6 +183,11 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         out!("{plan}");
         return Ok(0);
     }
+    // What the plan warns of is said before anything runs: once the program
+    // has its window, nobody reads a terminal (and from a menu there is none).
+    for w in &plan.warnings {
+        warn(w);
+    }
     let outcome = crate::pipeline::run(&plan, host, args.status_fd);
     for w in &outcome.warnings {
         warn(w);

@@ -62,7 +62,8 @@ pub use verdict::exit_code;
 
 /// Runs the plan.
 pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
-    let warnings = plan.warnings.clone();
+    // The plan's own warnings were said before the run (`commands::run`).
+    let warnings = Vec::new();
     let fail = |error: Error, warnings: Vec<String>| Outcome {
         code: EXIT_LAUNCHER_FAILURE,
         error: Some(error),

@@ -32,6 +32,10 @@ pub fn tests() -> Vec<Trial> {
         override_inherits_below,
     ));
     t.extend(both(
+        "cli::warnings_come_before_the_program_starts",
+        warnings_first,
+    ));
+    t.extend(both(
         "cli::a_dir_the_profile_names_must_exist",
         explicit_dir,
     ));
@@ -382,6 +386,37 @@ fn override_inherits_below(who: Who) -> TestResult {
     ensure!(
         out.code() == Some(0) && out.stdout == "/bin/sh mine\n",
         "the override of the shipped sh: {}",
+        out.show()
+    );
+    pass()
+}
+
+/// The plan's warnings are said before the program starts (launched from a
+/// menu, a program that has its window is where the user looks; what comes
+/// after it exits is read by nobody): here, a bind of the whole runtime
+/// folder, warned of before the program's first line on the same stream.
+fn warnings_first(who: Who) -> TestResult {
+    let sc = scratch!(who);
+    let runtime = s(&sc.path("runtime"));
+    let out = sc
+        .antimony([
+            "run",
+            "sh",
+            "--ro",
+            &runtime,
+            "--",
+            "-c",
+            "echo the-program-ran >&2",
+        ])
+        .run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let warning = out
+        .stderr
+        .find("antimony: warning: a bind gives the sandbox your whole runtime folder");
+    let program = out.stderr.find("the-program-ran");
+    ensure!(
+        matches!((warning, program), (Some(w), Some(p)) if w < p),
+        "the warning is not said before the program runs: {}",
         out.show()
     );
     pass()
