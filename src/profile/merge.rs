@@ -8,7 +8,9 @@
 //!   pre-hooks run before the profile's own; a later bind to the same sandbox
 //!   path replaces an earlier one;
 //! - `[environment]`: per variable, the last layer wins;
-//! - `fragment` is never inherited.
+//! - `fragment` and `base` are never inherited, and a base's `path` and
+//!   `arguments` are its own: a profile that inherits `minimal` runs its own
+//!   program (or the one named after it), never `minimal`'s `/usr/bin/true`.
 //!
 //! A profile inherited twice (a diamond) is merged once, at its first place.
 
@@ -154,6 +156,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         description: None,
         id: None,
         fragment: false,
+        base: false,
         path: Vec::new(),
         arguments: Vec::new(),
         dir: None,
@@ -170,17 +173,19 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
     };
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.into_iter().enumerate() {
+        let own_program = i == last || layer.base != Some(true);
         if i == last {
             p.fragment = layer.fragment.unwrap_or(false);
+            p.base = layer.base.unwrap_or(false);
         } else {
             p.inherited.push(layer.name.clone());
         }
         set(&mut p.description, layer.description);
         set(&mut p.id, layer.id);
-        if let Some(path) = layer.path {
+        if let (Some(path), true) = (layer.path, own_program) {
             p.path = path;
         }
-        if let Some(a) = layer.arguments {
+        if let (Some(a), true) = (layer.arguments, own_program) {
             p.arguments = a;
         }
         set(&mut p.dir, layer.dir);
@@ -312,6 +317,19 @@ mod tests {
         );
         let shipped = resolve(&searcher, "sh").unwrap();
         assert!(shipped.read_from.is_empty());
+    }
+
+    #[test]
+    fn a_bases_program_is_its_own() {
+        let base = layer(
+            "base",
+            "base = true\npath = \"/usr/bin/true\"\narguments = [\"x\"]\n",
+        );
+        let top = layer("top", "");
+        let p = merge("top".into(), vec![base.clone(), top]);
+        assert!(p.path.is_empty() && p.arguments.is_empty() && !p.base);
+        let alone = merge("base".into(), vec![base]);
+        assert!(alone.base && alone.path.len() == 1 && alone.arguments == ["x"]);
     }
 
     #[test]

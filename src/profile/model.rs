@@ -363,6 +363,9 @@ pub struct Profile {
     pub description: Option<String>,
     pub id: Option<String>,
     pub fragment: bool,
+    /// A base for other profiles, runnable itself: its `path` and
+    /// `arguments` are its own, never inherited (`minimal`).
+    pub base: bool,
     /// The program, as written; several are alternatives, the first found
     /// wins (empty: the profile's name on the sandbox PATH).
     pub path: Vec<ProgramRef>,

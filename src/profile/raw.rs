@@ -21,6 +21,8 @@ pub struct RawProfile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fragment: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<Spanned<ProgramSpec>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments: Option<Vec<Spanned<String>>>,

@@ -40,6 +40,7 @@ pub fn to_toml(p: &Profile) -> String {
         description: p.description.clone().map(s),
         id: p.id.clone().map(s),
         fragment: p.fragment.then_some(true),
+        base: p.base.then_some(true),
         path: match p.path.as_slice() {
             [] => None,
             [one] => Some(s(ProgramSpec::One(one.to_string()))),

@@ -21,6 +21,7 @@ pub struct Layer {
     pub description: Option<String>,
     pub id: Option<String>,
     pub fragment: Option<bool>,
+    pub base: Option<bool>,
     pub path: Option<Vec<ProgramRef>>,
     pub arguments: Option<Vec<String>>,
     pub dir: Option<HostPath>,
@@ -97,6 +98,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         name: source.name.clone(),
         file: cx.file.clone(),
         fragment: raw.fragment,
+        base: raw.base,
         ..Layer::default()
     };
 

@@ -36,6 +36,10 @@ pub fn tests() -> Vec<Trial> {
         warnings_first,
     ));
     t.extend(both(
+        "cli::a_profile_on_minimal_runs_its_own_program",
+        minimal_is_a_base,
+    ));
+    t.extend(both(
         "cli::a_dir_the_profile_names_must_exist",
         explicit_dir,
     ));
@@ -419,6 +423,30 @@ fn warnings_first(who: Who) -> TestResult {
         "the warning is not said before the program runs: {}",
         out.show()
     );
+    pass()
+}
+
+/// `minimal` is a base: a profile that inherits it and sets no `path` runs
+/// the program named after itself, or says there is none — never
+/// `minimal`'s `/usr/bin/true` in silence. `minimal` itself still runs it.
+fn minimal_is_a_base(who: Who) -> TestResult {
+    let sc = scratch!(who);
+    sc.profile("cat", "inherits = [\"minimal\"]\n");
+    sc.write("home/note", "a note\n");
+    let out = sc
+        .antimony(["run", "cat", "--ro", "~/note", "--", "note"])
+        .run();
+    ensure!(
+        out.code() == Some(0) && out.stdout == "a note\n",
+        "cat on minimal: {}",
+        out.show()
+    );
+    sc.profile("no-such-program-here", "inherits = [\"minimal\"]\n");
+    let out = sc.antimony(["run", "no-such-program-here"]).run();
+    ensure!(out.code() == Some(125), "{}", out.show());
+    crate::fixture::error_line(&out, &["program `no-such-program-here` not found"])?;
+    let out = sc.antimony(["run", "minimal"]).run();
+    ensure!(out.code() == Some(0), "minimal alone: {}", out.show());
     pass()
 }
 

@@ -2711,7 +2711,7 @@ fn status_fd_bad(who: Who) -> TestResult {
     let f = fixture!(Fx, who);
     f.profile(
         "marked",
-        "inherits = [\"minimal\"]\n\n[[hooks.pre]]\ncontent = 'echo pre-hook >> @OUT@/log'\n",
+        "inherits = [\"minimal\"]\npath = \"/usr/bin/true\"\n\n[[hooks.pre]]\ncontent = 'echo pre-hook >> @OUT@/log'\n",
     );
     let out = f.run("marked", &[]).args(["--status-fd", "57"]).run();
     refused("--status-fd 57", &out, &["--status-fd 57"])?;

@@ -108,7 +108,10 @@ if ! : > "$ANTIMONY_CACHE/probe" 2>/dev/null; then echo CACHE_IS_READ_ONLY=yes; 
         let name = format!("env{}", policy.to_lowercase());
         f.profile(
             &name,
-            &Profile::on("minimal").home(policy).hooks(hooks.clone()),
+            &Profile::on("minimal")
+                .path("/usr/bin/true")
+                .home(policy)
+                .hooks(hooks.clone()),
         );
         let out =
             f.s.antimony(["run", &name])
@@ -213,7 +216,7 @@ fn antimony_home_exists(who: Who) -> TestResult {
 
 /// Hooks that print the identity they run as.
 fn identity_hooks() -> Profile {
-    Profile::on("minimal").hooks([
+    Profile::on("minimal").path("/usr/bin/true").hooks([
         Hook::pre().content(r#"echo "user $(id -u) $(id -g) $(id -G)""#),
         Hook::pre()
             .system("System")
