@@ -127,8 +127,10 @@ joins the instance's namespaces itself: it asks the instance's antimony, over it
 socket, to have the sandbox's init start the command. The instance must be proven to be one \
 that antimony started and that is still alive (see antimony-ps(1)); anything else is refused. \
 CMD never gets your descriptors: where your stdin, stdout or stderr is a terminal, it gets a \
-new terminal of the sandbox's, which antimony relays to yours (in raw mode meanwhile, with \
-your window size), as `ssh -t` does; the others are pipes antimony relays. Signals you send \
+new terminal of its own (made for it outside the sandbox, so that no other process inside can \
+open it; its controlling terminal, /dev/tty, though `tty` finds no name for it), which \
+antimony relays to yours (in raw mode meanwhile, with your window size), as `ssh -t` does; the \
+others are pipes antimony relays. Signals you send \
 to `antimony enter` (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) go to CMD's process \
 group, which also gets SIGHUP if `antimony enter` dies. Exits with CMD's status."
     )]

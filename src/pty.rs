@@ -138,19 +138,14 @@ pub fn is_master(fd: RawFd) -> bool {
     unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut n) == 0 }
 }
 
-/// Opens a new pseudo-terminal from the multiplexer `ptmx` (not through a
-/// symbolic link in its place when `no_symlinks`, as in a sandbox, whose
-/// files are the sandbox's; the folders on the way there are mount points
-/// the sandbox cannot rename or replace, and `openat2`'s RESOLVE flags are
-/// not available inside: the sandbox's filter answers it ENOSYS): the
-/// master, checked to be one, and its slave through TIOCGPTPEER (no lookup
-/// of the slave by name, which could be raced), unlocked. Both
-/// close-on-exec, neither made a controlling terminal. System calls only.
-pub fn open_at(ptmx: &CStr, no_symlinks: bool) -> Result<(RawFd, RawFd), Errno> {
+/// Opens a new pseudo-terminal from the multiplexer `ptmx`: the master,
+/// checked to be one, and its slave through TIOCGPTPEER (no lookup of the
+/// slave by name, which could be raced), unlocked. Both close-on-exec,
+/// neither made a controlling terminal.
+fn open_at(ptmx: &CStr) -> Result<(RawFd, RawFd), Errno> {
     let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
-    let nofollow = if no_symlinks { libc::O_NOFOLLOW } else { 0 };
     // SAFETY: ptmx is a C string.
-    let master = unsafe { libc::open(ptmx.as_ptr(), flags | nofollow) };
+    let master = unsafe { libc::open(ptmx.as_ptr(), flags) };
     if master < 0 {
         return Err(Errno::last());
     }
@@ -179,7 +174,7 @@ pub fn open_at(ptmx: &CStr, no_symlinks: bool) -> Result<(RawFd, RawFd), Errno> 
 
 /// Opens a new pseudo-terminal on the host (`/dev/ptmx`), owned.
 pub fn open_host() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let (m, s) = open_at(c"/dev/ptmx", false)?;
+    let (m, s) = open_at(c"/dev/ptmx")?;
     // SAFETY: open_at just opened both.
     Ok(unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) })
 }

@@ -182,11 +182,15 @@ fn recv(fd: &OwnedFd) -> Result<Option<(Reply, Option<OwnedFd>)>, WireError> {
 const DRAIN_QUIET: Duration = Duration::from_millis(50);
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
-/// The command's stdin, stdout and stderr: a new terminal (in the sandbox)
-/// for each of ours that is a terminal, a pipe for each other one; never
-/// a descriptor of ours. The relay passes bytes between them and ours; the
-/// descriptors to send are the pipes' other ends.
-fn plumbing() -> Result<(Option<Terminal>, Relay, Vec<OwnedFd>), InstanceError> {
+/// The command's stdin, stdout and stderr: a new terminal for each of ours
+/// that is a terminal, a pipe for each other one; never a descriptor of
+/// ours. The terminal is a pseudo-terminal made here, on the host: its
+/// slave goes to the command, its master stays here (returned) and is
+/// relayed; one made in the sandbox's own devpts could be opened by any
+/// process there. The relay passes bytes between the pipes and ours; the
+/// descriptors to send are the slave, then the pipes' other ends.
+#[allow(clippy::type_complexity)]
+fn plumbing() -> Result<(Option<Terminal>, Option<OwnedFd>, Relay, Vec<OwnedFd>), InstanceError> {
     let ttys = [0, 1, 2].map(pty::is_terminal);
     let terminal = ttys
         .iter()
@@ -199,6 +203,16 @@ fn plumbing() -> Result<(Option<Terminal>, Relay, Vec<OwnedFd>), InstanceError> 
     let mask = terminal.as_ref().map_or(0, |t| t.mask);
     let mut relay = Relay::new();
     let mut theirs = Vec::new();
+    let mut master = None;
+    if let Some(t) = &terminal {
+        let (m, slave) =
+            pty::open_host().map_err(|e| InstanceError::io("open a pseudo-terminal", e))?;
+        t.settings
+            .apply(slave.as_raw_fd())
+            .map_err(|e| InstanceError::io("set up the pseudo-terminal", e.into()))?;
+        master = Some(m);
+        theirs.push(slave);
+    }
     for i in 0..3 {
         if mask & (1 << i) != 0 {
             continue;
@@ -213,7 +227,7 @@ fn plumbing() -> Result<(Option<Terminal>, Relay, Vec<OwnedFd>), InstanceError> 
             theirs.push(w);
         }
     }
-    Ok((terminal, relay, theirs))
+    Ok((terminal, master, relay, theirs))
 }
 
 /// Runs `argv` inside the instance, relaying our stdin, stdout and stderr
@@ -222,7 +236,7 @@ fn plumbing() -> Result<(Option<Terminal>, Relay, Vec<OwnedFd>), InstanceError> 
 pub fn enter(found: &Found, argv: &[&[u8]]) -> Result<i32, InstanceError> {
     let id = || found.info.instance.clone();
     let fd = connect_to(found)?;
-    let (terminal, mut relay, theirs) = plumbing()?;
+    let (terminal, mut master, mut relay, theirs) = plumbing()?;
     let request = Request::Enter {
         argv: argv.iter().map(|a| a.to_vec()).collect(),
         terminal,
@@ -278,11 +292,10 @@ pub fn enter(found: &Found, argv: &[&[u8]]) -> Result<i32, InstanceError> {
             continue;
         }
         match recv(&fd).ok().flatten() {
-            Some((Reply::Spawned { .. }, passed)) => {
+            Some((Reply::Spawned { .. }, _)) => {
                 spawned = true;
                 if let Some(t) = &terminal {
-                    // Only a terminal's master is relayed as one.
-                    let Some(master) = passed.filter(|m| pty::is_master(m.as_raw_fd())) else {
+                    let Some(master) = master.take() else {
                         return Err(InstanceError::NoTerminal { id: id() });
                     };
                     let input = (t.mask & 1 != 0).then_some(0);

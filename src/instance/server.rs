@@ -7,8 +7,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::sys::socket::{
-    AddressFamily, Backlog, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, bind,
-    getsockopt, listen, sendmsg, socket, sockopt::PeerCredentials,
+    AddressFamily, Backlog, MsgFlags, SockFlag, SockType, UnixAddr, bind, getsockopt, listen,
+    sendmsg, socket, sockopt::PeerCredentials,
 };
 
 use super::registry::Registration;
@@ -124,23 +124,19 @@ impl Server {
         if let Request::Stop = request {
             // Said at once, so that the client can tell an accepted
             // request from a refusal (a connection closed unanswered).
-            self.reply(i, Reply::Stopping, None);
+            self.reply(i, Reply::Stopping);
         }
         Some(request)
     }
 
-    /// Sends a reply to a client, with a descriptor (it may be gone:
-    /// nothing to do then).
-    fn reply(&self, i: usize, reply: Reply, fd: Option<&OwnedFd>) {
+    /// Sends a reply to a client (it may be gone: nothing to do then).
+    fn reply(&self, i: usize, reply: Reply) {
         let data = reply.encode();
-        let passed: Vec<RawFd> = fd.iter().map(|f| f.as_raw_fd()).collect();
-        let rights = [ControlMessage::ScmRights(&passed)];
-        let cmsg: &[ControlMessage] = if passed.is_empty() { &[] } else { &rights };
         loop {
             match sendmsg::<()>(
                 self.clients[i].fd.as_raw_fd(),
                 &[IoSlice::new(&data)],
-                cmsg,
+                &[],
                 MsgFlags::MSG_NOSIGNAL,
                 None,
             ) {
@@ -153,15 +149,7 @@ impl Server {
     /// Relays init's answer about a client's command to it.
     pub fn send(&self, i: usize, m: Message) {
         if let Some(r) = relayed(m) {
-            self.reply(i, r, None);
-        }
-    }
-
-    /// Relays init's answer with a descriptor (an entered command's
-    /// terminal).
-    pub fn send_with_fd(&self, i: usize, m: Message, fd: &OwnedFd) {
-        if let Some(r) = relayed(m) {
-            self.reply(i, r, Some(fd));
+            self.reply(i, r);
         }
     }
 

@@ -10,9 +10,12 @@
 //!   slave); if it is not 0, the caller's terminal settings
 //!   (`pty::Settings`) follow the header. Then the argument count (a
 //!   word) and the NUL-terminated arguments, nothing after them. With it
-//!   travels a descriptor for each standard descriptor that is not the
-//!   terminal, in order (pipes the client relays: never one of the
-//!   client's own).
+//!   travel, in order, the terminal's slave if there is one (a
+//!   pseudo-terminal the client made on the host for the command, whose
+//!   master it keeps and relays: one in the sandbox's own devpts could be
+//!   opened by any process there), then a descriptor for each standard
+//!   descriptor that is not the terminal (pipes the client relays: never
+//!   one of the client's own).
 //! - `SIGNAL` (201): pass signal word 3 on to the entered command.
 //! - `STOP` (202): stop the instance.
 //!
@@ -141,9 +144,10 @@ fn words(buf: &[u8]) -> Result<([u32; 4], &[u8]), WireError> {
 }
 
 /// How many descriptors travel with an `ENTER` of terminal mask `mask`:
-/// one for each standard descriptor that is not the terminal.
+/// the terminal's slave first, if there is one, then one for each standard
+/// descriptor that is not the terminal.
 pub fn stdio_count(mask: u32) -> usize {
-    3 - (mask & 0b111).count_ones() as usize
+    crate::sandbox::protocol::passed_fds(mask)
 }
 
 impl Request {
@@ -337,9 +341,9 @@ mod tests {
             }
             r => panic!("{r:?}"),
         }
-        // With a terminal: its mask and settings come back, and only the
-        // other descriptors travel.
-        for (mask, passed) in [(0b001, 2), (0b101, 1), (0b111, 0)] {
+        // With a terminal: its mask and settings come back, and its slave
+        // travels first, then the other descriptors.
+        for (mask, passed) in [(0b001, 3), (0b101, 2), (0b111, 1)] {
             let bytes = enter(&[b"true"], Some(terminal(mask))).encode().unwrap();
             assert_eq!(bytes.len(), HEADER_LEN + SETTINGS_LEN + 4 + 5);
             match Request::decode(&bytes, fds(passed)).unwrap() {
@@ -423,7 +427,7 @@ mod tests {
         assert_eq!(decode(&bad, 3), WireError::Mask(0b1000));
         let mut cut = header(ENTER, 0b001, 0, 0).to_vec();
         cut.extend_from_slice(&[0; SETTINGS_LEN - 1]);
-        assert_eq!(decode(&cut, 2), WireError::Settings);
+        assert_eq!(decode(&cut, 3), WireError::Settings);
         // Descriptors: as many as the mask says, none with the others.
         assert_eq!(
             decode(&good, 2),
@@ -434,10 +438,10 @@ mod tests {
         );
         let t = enter(&[b"id"], Some(terminal(0b111))).encode().unwrap();
         assert_eq!(
-            decode(&t, 1),
+            decode(&t, 2),
             WireError::Descriptors {
-                expected: 0,
-                got: 1
+                expected: 1,
+                got: 2
             }
         );
         let stop = Request::Stop.encode().unwrap();

@@ -23,7 +23,7 @@ mod scheduler;
 mod stage;
 mod verdict;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
@@ -801,9 +801,8 @@ impl Run<'_> {
         }
     }
 
-    /// A message from init, with the descriptor that came with it (an
-    /// entered command's terminal, for its client).
-    fn on_message(&mut self, m: Message, fd: Option<OwnedFd>) {
+    /// A message from init.
+    fn on_message(&mut self, m: Message) {
         match m {
             Message::Failed { step, index, errno } => {
                 self.setup_failure = Some(sandbox::describe_failure(
@@ -846,10 +845,7 @@ impl Run<'_> {
                     }
                 } else if let Some(s) = &self.server {
                     if let Some(c) = s.client_of(id) {
-                        match &fd {
-                            Some(fd) => s.send_with_fd(c, m, fd),
-                            None => s.send(c, m),
-                        }
+                        s.send(c, m);
                     }
                 }
             }
@@ -1013,7 +1009,8 @@ impl Run<'_> {
                 Source::Channel => {
                     let m = self.sandbox.as_ref().map(Sandbox::read_message);
                     match m {
-                        Some(Ok(Some((m, fd)))) => self.on_message(m, fd),
+                        // A descriptor from init is never asked for: closed.
+                        Some(Ok(Some((m, _)))) => self.on_message(m),
                         // A garbled channel: nothing init says can be
                         // trusted any more; the sandbox goes.
                         Some(Err(e)) => {

@@ -9,9 +9,8 @@
 //! seccomp filter, no capabilities, no_new_privs. Each process init starts
 //! (the program, each command) then enters a Landlock domain of its own
 //! within the sandbox's, so that none can look into another (see
-//! `landlock`); one that `antimony enter` asked a terminal for gets a new
-//! one, opened here in the sandbox's devpts, whose master goes back to
-//! antimony (see `protocol`).
+//! `landlock`); one that `antimony enter` gave a terminal gets it as its
+//! controlling terminal (see `protocol`).
 //!
 //! Everything here runs in a child forked from a single-threaded antimony
 //! and makes syscalls only: no allocation, no locks, no panics (a failed
@@ -577,16 +576,9 @@ fn take_request(
             };
             close_stdio(&stdio);
             let _ = match reply {
-                Ok((pid, master)) => {
+                Ok(pid) => {
                     commands.add(pid, id);
-                    let m = Message::Spawned { id, pid };
-                    if master >= 0 {
-                        let sent = m.send_with_fd(chan, master);
-                        sys::close(master);
-                        sent
-                    } else {
-                        m.send(chan)
-                    }
+                    Message::Spawned { id, pid }.send(chan)
                 }
                 Err(errno) => Message::SpawnFailed { id, errno }.send(chan),
             };
@@ -595,17 +587,19 @@ fn take_request(
     }
 }
 
-/// Starts a command antimony asked for; with a terminal mask, on a new
-/// pseudo-terminal opened here, in the sandbox's own devpts (see
-/// `protocol`). Returns its PID and the terminal's master (-1: none),
-/// which antimony gets and init closes.
+/// Starts a command antimony asked for; with a terminal mask, on the
+/// pseudo-terminal whose slave came first among `passed`: one the client
+/// made on the host, which no process of the sandbox can open by a name
+/// (the host's devpts is not mounted here; one made in the sandbox's own
+/// devpts could be opened by the program, and read). Returns its PID.
+/// `passed` is closed by the caller.
 fn start_command(
     p: &mut Prepared,
     len: usize,
     mask: u32,
     passed: [RawFd; 3],
     domain: RawFd,
-) -> Result<(libc::pid_t, RawFd), Errno> {
+) -> Result<libc::pid_t, Errno> {
     let mut payload = p.request.get(16..len).ok_or(Errno::EINVAL)?;
     let ptrs = &mut p.request_ptrs;
     let settings = if mask != 0 {
@@ -623,22 +617,20 @@ fn start_command(
     // parse_exec filled argc pointers, a NULL, the environment's and a NULL.
     let path = *ptrs.first().ok_or(Errno::EINVAL)?;
     let envp = ptrs.get(argc + 1..).ok_or(Errno::EINVAL)?.as_ptr();
-    // The sandbox's devpts, by a path the sandbox cannot change: mount
-    // points cannot be renamed, and nothing can be made in a devpts.
-    let (master, slave) = match settings {
+    let mut next = passed.into_iter();
+    let slave = match settings {
         Some(s) => {
-            let (m, sl) = crate::pty::open_at(c"/dev/pts/ptmx", true)?;
-            if let Err(e) = s.apply(sl) {
-                sys::close(m);
-                sys::close(sl);
-                return Err(e);
+            let fd = next.next().unwrap_or(-1);
+            if !crate::pty::is_terminal(fd) {
+                return Err(Errno::ENOTTY);
             }
-            (m, sl)
+            // The caller's settings and size, as the client saw them.
+            s.apply(fd)?;
+            fd
         }
-        None => (-1, -1),
+        None => -1,
     };
     let mut stdio = [-1; 3];
-    let mut next = passed.into_iter();
     let mut ctty = -1;
     for (i, fd) in stdio.iter_mut().enumerate() {
         if mask & (1 << i) != 0 {
@@ -661,17 +653,5 @@ fn start_command(
         domain,
         umask: p.umask,
     };
-    let started = fork_exec(&spec).map_err(|(_, e)| e);
-    if slave >= 0 {
-        sys::close(slave);
-    }
-    match started {
-        Ok(pid) => Ok((pid, master)),
-        Err(e) => {
-            if master >= 0 {
-                sys::close(master);
-            }
-            Err(e)
-        }
-    }
+    fork_exec(&spec).map_err(|(_, e)| e)
 }

@@ -11,13 +11,15 @@
 //! start inside, with its argv, environment and working folder after the
 //! header, and its stdin, stdout and stderr as descriptors) and `Signal`.
 //!
-//! An `Exec` may ask for a new terminal (`antimony enter` from a terminal):
-//! its header's second word is a mask of the standard descriptors (bit 0:
-//! stdin…) that are to be the slave of a pseudo-terminal init opens in the
-//! sandbox's devpts, the caller's terminal settings come first in the
-//! payload, and only the other descriptors travel with it. Init's
-//! `Spawned` then carries the terminal's master, for antimony to relay:
-//! nothing of the caller's terminal ever enters the sandbox.
+//! An `Exec` may give the command a terminal (`antimony enter` from a
+//! terminal): its header's second word is a mask of the standard
+//! descriptors (bit 0: stdin…) that are to be the slave of a
+//! pseudo-terminal, the caller's terminal settings come first in the
+//! payload, and the slave travels first among the descriptors. The
+//! pseudo-terminal is made on the host by `antimony enter`, which keeps
+//! its master and relays it: nothing of the caller's terminal enters the
+//! sandbox, and no process there can open the command's terminal by a name
+//! (the host's devpts is not mounted in the sandbox).
 
 use super::sys::{self, Errno, R};
 use std::os::fd::RawFd;
@@ -187,48 +189,14 @@ impl Message {
     pub fn send(self, fd: RawFd) -> R<()> {
         sys::write_all(fd, &self.encode())
     }
-
-    /// Sends the message with descriptor `passed` (child side: no
-    /// allocation; the control buffer is on the stack).
-    pub fn send_with_fd(self, fd: RawFd, passed: RawFd) -> R<()> {
-        let data = self.encode();
-        let mut iov = libc::iovec {
-            iov_base: data.as_ptr().cast_mut().cast(),
-            iov_len: data.len(),
-        };
-        // Room for one descriptor's control message (CMSG_SPACE(4) is 24
-        // on 64-bit targets, 16 on 32-bit ones), aligned for cmsghdr.
-        let mut control = [0u64; 4];
-        // SAFETY: an all-zero msghdr is valid; its pointers are set below
-        // to buffers that outlive the call; CMSG_* walk `control`, which
-        // is large enough for one descriptor.
-        unsafe {
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), passed);
-            loop {
-                if libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) >= 0 {
-                    return Ok(());
-                }
-                if Errno::last() != Errno::EINTR {
-                    return Err(Errno::last());
-                }
-            }
-        }
-    }
 }
 
 /// How many descriptors travel with an `Exec` whose terminal mask is
-/// `mask`: one for each standard descriptor that is not the terminal.
+/// `mask`: the terminal's slave first, if there is one, then one for each
+/// standard descriptor that is not the terminal.
 pub fn passed_fds(mask: u32) -> usize {
-    3 - (mask & 0b111).count_ones() as usize
+    let terminal = usize::from(mask & 0b111 != 0);
+    terminal + 3 - (mask & 0b111).count_ones() as usize
 }
 
 /// A request for a new terminal: which standard descriptors are its slave
@@ -361,7 +329,9 @@ mod tests {
         assert!(exec_request(1, &[b"a\0b"], &[], b"/", None).is_none());
         assert!(exec_request(1, &[], &[], b"/", None).is_none());
         assert_eq!(passed_fds(0), 3);
-        assert_eq!(passed_fds(0b101), 1);
+        // The terminal's slave, and stdout's pipe.
+        assert_eq!(passed_fds(0b101), 2);
+        assert_eq!(passed_fds(0b111), 1);
         // A terminal: its mask in the header, its settings first.
         // SAFETY: all-zero termios and winsize are valid.
         let mut settings: crate::pty::Settings = unsafe { std::mem::zeroed() };

@@ -997,6 +997,28 @@ fn steal_terminal(report: &str) -> Res {
             {
                 copies.push((OwnedFd::from(f), "/proc/PID/fd/0"));
             }
+            // The terminal by its name: any slave in the sandbox's devpts
+            // (the entered command's, if it were made there).
+            for e in std::fs::read_dir("/dev/pts")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = e.file_name();
+                if name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    if let Ok(f) = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_NOCTTY)
+                        .open(e.path())
+                    {
+                        copies.push((OwnedFd::from(f), "/dev/pts/N"));
+                    }
+                }
+            }
             for (fd, how) in copies {
                 // SAFETY: isatty on a descriptor we own.
                 if unsafe { libc::isatty(fd.as_raw_fd()) } != 1 {

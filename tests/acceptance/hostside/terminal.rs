@@ -319,7 +319,9 @@ fn enter_keeps_the_terminal_out(who: Who) -> TestResult {
 }
 
 /// `enter` from a terminal works as `ssh -t` does: the command has a
-/// terminal (the sandbox's own), with the caller's window size; what the
+/// terminal of its own (made on the host for it, its controlling terminal:
+/// /dev/tty works; the sandbox's devpts has no name for it, so that no
+/// other process there can open it), with the caller's window size; what the
 /// user types reaches it, its output comes back, a new window size follows,
 /// ^C interrupts it, its exit status is enter's, and the caller's terminal
 /// is left as it was.
@@ -328,14 +330,14 @@ fn enter_relays_a_terminal(who: Who) -> TestResult {
     let _inst = instance(&f, "/bin/sleep", &["120"])?;
     let (screen, slave) = terminal()?;
     let before = settings(&slave);
-    let script = "stty size; tty; read -r line; echo \"got:$line\"; \
+    let script = "stty size; [ -t 0 ] && echo via-dev-tty > /dev/tty; read -r line; echo \"got:$line\"; \
                   read -r line; stty size; echo \"got2:$line\"; exec sleep 100";
     let cmd =
         f.s.antimony(["enter", "minimal", "--", "/bin/sh", "-c", script])
             .cmd;
     let mut client = Reaped(on_terminal(cmd, &slave, true)?);
     screen.wait_for("33 111")?;
-    screen.wait_for("/dev/pts/")?;
+    screen.wait_for("via-dev-tty")?;
     screen.type_in(b"hello\r");
     screen.wait_for("got:hello")?;
     // The user resizes the window: the kernel tells enter (SIGWINCH),
