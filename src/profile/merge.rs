@@ -173,12 +173,19 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
     };
     let last = layers.len().saturating_sub(1);
     for (i, layer) in layers.into_iter().enumerate() {
-        let own_program = i == last || layer.base != Some(true);
+        // A layer of the profile's own name (an override of it, below)
+        // gives everything: its program, and its being a base.
+        let same = layer.name == p.name;
+        let own_program = i == last || same || layer.base != Some(true);
         if i == last {
             p.fragment = layer.fragment.unwrap_or(false);
-            p.base = layer.base.unwrap_or(false);
         } else {
             p.inherited.push(layer.name.clone());
+        }
+        if i == last || same {
+            if let Some(b) = layer.base {
+                p.base = b;
+            }
         }
         set(&mut p.description, layer.description);
         set(&mut p.id, layer.id);
@@ -328,8 +335,13 @@ mod tests {
         let top = layer("top", "");
         let p = merge("top".into(), vec![base.clone(), top]);
         assert!(p.path.is_empty() && p.arguments.is_empty() && !p.base);
-        let alone = merge("base".into(), vec![base]);
+        let alone = merge("base".into(), vec![base.clone()]);
         assert!(alone.base && alone.path.len() == 1 && alone.arguments == ["x"]);
+        // An override of the base (same name, the layer below) is the base,
+        // program included.
+        let over = layer("base", "[environment]\nA = \"1\"\n");
+        let p = merge("base".into(), vec![base, over]);
+        assert!(p.base && p.path.len() == 1 && p.arguments == ["x"]);
     }
 
     #[test]

@@ -392,6 +392,19 @@ fn override_inherits_below(who: Who) -> TestResult {
         "the override of the shipped sh: {}",
         out.show()
     );
+    // An override of a base is the base: `minimal` still runs its program,
+    // and a profile on it still does not inherit that program.
+    let out = us.antimony(["edit", "minimal"]).env("EDITOR", "true").run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let out = us.antimony(["run", "minimal"]).run();
+    ensure!(out.code() == Some(0), "minimal, overridden: {}", out.show());
+    us.profile("on-minimal-nothing-named-so", "inherits = [\"minimal\"]\n");
+    let out = us.antimony(["run", "on-minimal-nothing-named-so"]).run();
+    ensure!(
+        out.code() == Some(125) && out.stderr.contains("not found"),
+        "a profile on the overridden minimal: {}",
+        out.show()
+    );
     pass()
 }
 
