@@ -312,14 +312,17 @@ ANTIMONY="$A run minimal"
 # profile from a file is not the hook's cost).
 cat >"$P/hook-none.toml" <<'EOF'
 inherits = ["minimal"]
+path = "/usr/bin/true"
 EOF
 cat >"$P/hook-block.toml" <<'EOF'
 inherits = ["minimal"]
+path = "/usr/bin/true"
 [[hooks.pre]]
 path = "/bin/true"
 EOF
 cat >"$P/hook-attach.toml" <<'EOF'
 inherits = ["minimal"]
+path = "/usr/bin/true"
 [[hooks.pre]]
 path = "/bin/sleep"
 arguments = ["60"]
@@ -329,6 +332,7 @@ EOF
 # built-ins only.
 cat >"$P/peak.toml" <<'EOF'
 inherits = ["minimal"]
+path = "/usr/bin/true"
 [[hooks.post]]
 content = 'while read -r k v _; do case $k in Name:|VmHWM:) echo "$k $v";; esac; done < /proc/$PPID/status'
 EOF
@@ -338,6 +342,7 @@ for ((i = 0; i < max_binds; i++)); do mkdir "$W/binds/$i"; done
 for n in "${BIND_SIZES[@]}"; do
     {
         echo 'inherits = ["minimal"]'
+        echo 'path = "/usr/bin/true"'
         echo '[files]'
         echo 'ro = ['
         for ((i = 0; i < n; i++)); do echo "  \"$W/binds/$i=/bench/$i\","; done
@@ -350,6 +355,7 @@ done
 for n in "${HOOK_SIZES[@]}"; do
     {
         echo 'inherits = ["minimal"]'
+        echo 'path = "/usr/bin/true"'
         for ((i = 0; i < n; i++)); do printf '[[hooks.pre]]\npath = "/bin/true"\n'; done
     } >"$P/hooks-$n.toml"
 done
