@@ -398,15 +398,17 @@ fn descriptors_of_init(who: Who) -> TestResult {
 fn descriptors_and_memory_of_a_sibling(who: Who) -> TestResult {
     let s = scratch!(who);
     let token = unique(&s, "sibling");
-    let target = Reaped(
-        s.command("/bin/sh")
-            .args(["-c", "sleep 60; :", &token])
-            .spawn(),
-    );
+    // In a process group of its own, ended whole: killing the shell alone
+    // would leave its `sleep` behind.
+    let mut run = s.command("/bin/sh").args(["-c", "sleep 60; :", &token]);
+    std::os::unix::process::CommandExt::process_group(&mut run.cmd, 0);
+    let target = Reaped(run.spawn());
     escaped(
         "a sibling on the host",
         &on_host(&s, &["sibling", &token]).run(),
     )?;
+    // SAFETY: signalling the process group this test started.
+    unsafe { libc::kill(-(target.0.id() as libc::pid_t), libc::SIGKILL) };
     drop(target);
     escaped(
         "the probe's own child in the sandbox",

@@ -249,9 +249,10 @@ fn delete_test_user(w: &World) {
     };
     let gone = wait_until(Duration::from_secs(10), || processes(true).is_empty());
     if !gone {
+        let left = processes(true);
         eprintln!(
             "the test user {TEST_USER} still runs processes (a test left them): {}",
-            describe(&processes(true))
+            describe(&left)
         );
         return;
     }
