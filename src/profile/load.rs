@@ -289,9 +289,10 @@ pub fn read_file(path: &Path) -> Result<Source, ProfileError> {
         path: path.to_path_buf(),
         source,
     })?;
-    // A program (an ELF binary, a script) named where a profile goes: say
-    // so, rather than where its bytes stop being TOML.
-    if bytes.starts_with(b"\x7fELF") || bytes.starts_with(b"#!/") {
+    // A program (an ELF binary) named where a profile goes: say so, rather
+    // than where its bytes stop being TOML. (A `#!` line is a TOML comment:
+    // a profile may be an executable file that runs antimony.)
+    if bytes.starts_with(b"\x7fELF") {
         return Err(ProfileError::Program {
             path: path.to_path_buf(),
         });
