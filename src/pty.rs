@@ -265,6 +265,14 @@ pub fn copy_size(from: RawFd, to: RawFd) {
 
 const BUF: usize = 16 * 1024;
 
+/// What a caller's descriptor that polls writable takes without blocking:
+/// a terminal says so only while fewer than 256 characters wait in its
+/// buffer (the kernel's WAKEUP_CHARS), which holds thousands; a pipe, while
+/// PIPE_BUF bytes fit.
+fn caller_chunk(to: RawFd) -> usize {
+    if is_terminal(to) { 256 } else { libc::PIPE_BUF }
+}
+
 /// Bytes from one descriptor to another, a buffer at a time.
 #[derive(Debug)]
 struct Pump {
@@ -275,6 +283,8 @@ struct Pump {
     own: Option<OwnedFd>,
     /// From the caller to the command.
     input: bool,
+    /// The most one write to the caller's descriptor may be (`step`).
+    chunk: usize,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -290,6 +300,7 @@ impl Pump {
             to,
             own,
             input,
+            chunk: if input { BUF } else { caller_chunk(to) },
             buf: vec![0; BUF].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -310,8 +321,13 @@ impl Pump {
 
     /// Reads if the buffer is empty, then writes what it holds. The
     /// caller's descriptors are blocking (they are shared with whoever
-    /// gave them; their flags are not ours to change), ours are not.
+    /// gave them; their flags are not ours to change), ours are not: to
+    /// the caller's, a write is made only once poll said it takes more, and
+    /// of at most `chunk` bytes, which a descriptor that says so takes
+    /// whole — a paused terminal (^S) then stalls this pump, not the
+    /// event loop it runs in.
     fn step(&mut self) {
+        let to_caller = !self.input;
         if self.start == self.end && !self.eof {
             // SAFETY: reading into our buffer, within its length.
             let n = unsafe { libc::read(self.from, self.buf.as_mut_ptr().cast(), self.buf.len()) };
@@ -319,6 +335,10 @@ impl Pump {
                 n if n > 0 => {
                     self.start = 0;
                     self.end = n as usize;
+                    if to_caller {
+                        // Written when poll says the caller's takes more.
+                        return;
+                    }
                 }
                 0 => self.eof = true,
                 _ => match Errno::last() {
@@ -329,11 +349,19 @@ impl Pump {
                 },
             }
         }
-        while let Some(rest) = self.buf.get(self.start..self.end).filter(|r| !r.is_empty()) {
+        while let Some(rest) = self
+            .buf
+            .get(self.start..self.end)
+            .filter(|r| !r.is_empty())
+        {
+            let len = rest.len().min(self.chunk);
             // SAFETY: writing a slice of our buffer.
-            let n = unsafe { libc::write(self.to, rest.as_ptr().cast(), rest.len()) };
+            let n = unsafe { libc::write(self.to, rest.as_ptr().cast(), len) };
             if n > 0 {
                 self.start += n as usize;
+                if to_caller {
+                    break;
+                }
                 continue;
             }
             match Errno::last() {
