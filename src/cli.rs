@@ -59,7 +59,9 @@ line for each invalid one; exits 125 if any is invalid."
     /// Print a profile, with everything it inherits, as TOML
     #[command(
         long_about = "Prints the fully resolved profile: its own values over everything it \
-inherits, with every default written out. The output is itself a valid profile."
+inherits, with every default written out. The output is itself a valid profile. For a profile \
+that inherits, each value a layer set is followed by a comment naming that layer's file \
+(`# ← <shipped>/with-x11.toml`); a value without one is the default."
     )]
     Show {
         /// Profile name or path to a profile file

@@ -169,6 +169,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         hooks: Vec::new(),
         user_dropins: true,
         inherited: Vec::new(),
+        set_by: Default::default(),
         read_from: Vec::new(),
     };
     let last = layers.len().saturating_sub(1);
@@ -186,6 +187,29 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
             if let Some(b) = layer.base {
                 p.base = b;
             }
+        }
+        // Who set what, for `show`: the last layer to set a key.
+        let by = &layer.file;
+        let mut mark = |key: &str, set: bool| {
+            if set {
+                p.set_by.insert(key.to_string(), by.clone());
+            }
+        };
+        mark("description", layer.description.is_some());
+        mark("id", layer.id.is_some());
+        mark("path", layer.path.is_some() && own_program);
+        mark("arguments", layer.arguments.is_some() && own_program);
+        mark("dir", layer.dir.is_some());
+        mark("home.policy", layer.home_policy.is_some());
+        mark("home.name", layer.home_name.is_some());
+        mark("sandbox.network", layer.network.is_some());
+        mark("sandbox.share", layer.share.is_some());
+        mark("sandbox.seccomp", layer.seccomp.is_some());
+        mark("sandbox.landlock", layer.landlock.is_some());
+        mark("sandbox.nested_userns", layer.nested_userns.is_some());
+        mark("hooks.grace", layer.grace.is_some());
+        for var in layer.environment.keys() {
+            mark(&format!("environment.{var}"), true);
         }
         set(&mut p.description, layer.description);
         set(&mut p.id, layer.id);

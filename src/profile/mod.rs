@@ -129,8 +129,16 @@ pub fn fuzz_error(data: &[u8]) -> Option<String> {
                 origin: Origin::File("/nonexistent/shown.toml".into()),
                 text: shown.clone().into(),
             };
-            // The first line is a comment naming what was inherited.
-            let body = |s: &str| s.split_once('\n').map(|(_, b)| b.to_string());
+            // The first line is a comment naming what was inherited; the
+            // marks of which file set a value name the first's layers.
+            let body = |s: &str| {
+                s.split_once('\n').map(|(_, b)| {
+                    b.lines()
+                        .map(|l| l.split_once(show::SET_BY).map_or(l, |(v, _)| v))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+            };
             match merge::resolve_source(&searcher, again) {
                 Ok(p2) => assert_eq!(
                     body(&show::to_toml(&p2)),

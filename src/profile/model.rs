@@ -384,6 +384,9 @@ pub struct Profile {
     pub user_dropins: bool,
     /// The profiles merged under this one, in merge order (for `show`).
     pub inherited: Vec<String>,
+    /// Which layer's file set each single value (`path`,
+    /// `sandbox.network`, `environment.LANG`…), for `show`.
+    pub set_by: std::collections::BTreeMap<String, String>,
     /// The files it was read from (none for a shipped profile), for the
     /// check that no sandbox of the run can change them.
     pub read_from: Vec<ProfileFile>,

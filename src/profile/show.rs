@@ -100,7 +100,49 @@ pub fn to_toml(p: &Profile) -> String {
         out.push_str(&format!(" (inherits {})", p.inherited.join(", ")));
     }
     out.push('\n');
-    out.push_str(&toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot print: {e}\n")));
+    let text = toml::to_string(&raw).unwrap_or_else(|e| format!("# cannot print: {e}\n"));
+    if p.inherited.is_empty() {
+        out.push_str(&text);
+    } else {
+        out.push_str(&annotate(&text, &p.set_by));
+    }
+    out
+}
+
+/// What marks, in `show`, the file that set a value.
+pub const SET_BY: &str = "  # \u{2190} ";
+
+/// Marks each single value of `text` (TOML as `to_toml` writes it) with the
+/// file of the layer that set it. Lines inside a multi-line string are
+/// left alone.
+fn annotate(text: &str, set_by: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut table = String::new();
+    let mut in_string = false;
+    for line in text.lines() {
+        out.push_str(line);
+        let quotes = line.matches("'''").count() + line.matches("\"\"\"").count();
+        if !in_string {
+            if let Some(header) = line.strip_prefix('[') {
+                table = header.trim_matches(|c| c == '[' || c == ']').to_string();
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                let key = key.trim().trim_matches('"');
+                let full = if table.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{table}.{key}")
+                };
+                if let (Some(file), 0) = (set_by.get(&full), quotes) {
+                    out.push_str(SET_BY);
+                    out.push_str(file);
+                }
+            }
+        }
+        if quotes % 2 == 1 {
+            in_string = !in_string;
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -172,6 +214,22 @@ fn raw_hook(h: &Hook) -> RawHook {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn marks_go_on_set_values_and_never_into_a_string() {
+        let set_by: BTreeMap<String, String> = [
+            ("path".to_string(), "a.toml".to_string()),
+            ("environment.LANG".to_string(), "b.toml".to_string()),
+        ]
+        .into();
+        let text = "description = '''\npath = \"in a string\"\n'''\npath = \"/bin/sh\"\n\n[environment]\nLANG = \"$LANG\"\nTZ = \"$TZ\"\n";
+        let out = annotate(text, &set_by);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[1], "path = \"in a string\"");
+        assert_eq!(lines[3], format!("path = \"/bin/sh\"{SET_BY}a.toml"));
+        assert_eq!(lines[6], format!("LANG = \"$LANG\"{SET_BY}b.toml"));
+        assert_eq!(lines[7], "TZ = \"$TZ\"");
+    }
+
     use super::*;
     use crate::profile::{Origin, Searcher, Source, merge};
 

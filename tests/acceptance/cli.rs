@@ -355,6 +355,23 @@ fn override_inherits_below(who: Who) -> TestResult {
         "the override: {}",
         out.show()
     );
+    // `show` says which file set each value.
+    let out = antimony_with_bind(&root, &etc, "/etc/antimony", Some(&us))
+        .args(["show", "app"])
+        .run();
+    let user_file = s(&us.path("home/.config/antimony/profiles/app.toml"));
+    ensure!(
+        out.code() == Some(0)
+            && out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with("FROM_USER = ") && l.ends_with(&user_file))
+            && out.stdout.lines().any(|l| {
+                l.starts_with("FROM_SYSTEM = ") && l.ends_with("/etc/antimony/profiles/app.toml")
+            }),
+        "show does not say which file set each value: {}",
+        out.show()
+    );
     // A fix to the system's profile reaches the user's override.
     std::fs::write(
         &system,
