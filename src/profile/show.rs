@@ -134,7 +134,8 @@ fn annotate(text: &str, set_by: &BTreeMap<String, String>) -> String {
                 };
                 if let (Some(file), 0) = (set_by.get(&full), quotes) {
                     out.push_str(SET_BY);
-                    out.push_str(file);
+                    // One comment line, whatever the file's name holds.
+                    out.push_str(&crate::text::escape_line(file));
                 }
             }
         }
