@@ -246,6 +246,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "PROGRAM")]
     pub program: Option<String>,
 
+    /// What becomes of host files and folders the program's arguments name (paths, file:// URIs): bound read-only at the same path, writable, or not at all (default: the profile's `files.forward`, else ro)
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub forward: Option<Forward>,
+
+    /// With a `single_instance` profile: start another instance even when one runs
+    #[arg(long)]
+    pub new_instance: bool,
+
     /// Print the plan (mounts, namespaces, Landlock, seccomp, environment, hooks in order) and run nothing
     #[arg(long)]
     pub dry_run: bool,
@@ -257,6 +265,14 @@ pub struct RunArgs {
     /// Arguments for the program, after the profile's `arguments`; everything after `--` is the program's
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<OsString>,
+}
+
+/// `--forward`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Forward {
+    Ro,
+    Rw,
+    Off,
 }
 
 impl RunArgs {

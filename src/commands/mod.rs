@@ -176,6 +176,11 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         env: args.env,
         program: args.program,
         args: args.args,
+        forward: args.forward.map(|f| match f {
+            crate::cli::Forward::Ro => profile::ForwardMode::Ro,
+            crate::cli::Forward::Rw => profile::ForwardMode::Rw,
+            crate::cli::Forward::Off => profile::ForwardMode::Off,
+        }),
     };
     let instance = crate::instance::instance_id();
     let plan = plan::build(&profile, &opts, host, &RealHost, &instance)?;
@@ -183,9 +188,17 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         out!("{plan}");
         return Ok(0);
     }
+    if plan.single_instance && !args.new_instance {
+        if let Some(found) = crate::instance::join::running(host, &plan.name) {
+            for w in &plan.forward_warnings {
+                warn(w);
+            }
+            return join(&plan, &found);
+        }
+    }
     // What the plan warns of is said before anything runs: once the program
     // has its window, nobody reads a terminal (and from a menu there is none).
-    for w in &plan.warnings {
+    for w in plan.warnings.iter().chain(&plan.forward_warnings) {
         warn(w);
     }
     let outcome = crate::pipeline::run(&plan, host, args.status_fd);
@@ -196,6 +209,66 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
         return Err(e);
     }
     Ok(outcome.code)
+}
+
+/// Runs the plan's command in the running instance `found` of its
+/// `single_instance` profile, its files forwarded there first; returns the
+/// command's exit status.
+fn join(plan: &plan::Plan, found: &crate::instance::Found) -> Result<u8, Error> {
+    use crate::instance::{InstanceError, join};
+    use std::os::unix::ffi::OsStrExt;
+    let refuse = |f: &plan::Forward, why| InstanceError::NotForwardable {
+        id: found.info.instance.clone(),
+        file: f.path.display().to_string(),
+        why,
+    };
+    // What a sandbox's start would have added for a forward (masks over
+    // antimony's folders inside it, loaded files kept read-only) cannot be
+    // added to a running one: such a forward is refused.
+    for f in &plan.forwards {
+        if f.folder
+            && plan.mounts.iter().any(|m| {
+                matches!(m.op, plan::Op::Mask | plan::Op::Pin) && m.dest.starts_with(&f.path)
+            })
+        {
+            return Err(refuse(
+                f,
+                "it holds one of antimony's own folders, which only a new sandbox can have masked",
+            )
+            .into());
+        }
+        if f.mode == profile::BindMode::Rw
+            && plan.guarded.iter().any(|g| g.dest.starts_with(&f.path))
+        {
+            return Err(refuse(
+                f,
+                "it holds a file that antimony loads, which only a new sandbox can keep read-only",
+            )
+            .into());
+        }
+    }
+    let files: Vec<join::File> = plan
+        .forwards
+        .iter()
+        .map(|f| join::File {
+            source: f.source.clone(),
+            is_dir: f.folder,
+            writable: f.mode == profile::BindMode::Rw,
+        })
+        .collect();
+    let area = std::path::Path::new(plan::FORWARD_AREA);
+    let inside = join::forward(found, &plan.instance, area, &files)?;
+    let mut argv = plan.argv.clone();
+    for (f, p) in plan.forwards.iter().zip(inside) {
+        argv[f.arg] = if f.uri {
+            plan::forward::file_uri(&p)
+        } else {
+            p.into_os_string()
+        };
+    }
+    let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let status = crate::instance::client::enter(found, &argv)?;
+    Ok(crate::pipeline::exit_code(status))
 }
 
 fn check(names: &[String], host: &Host, searcher: &Searcher) -> u8 {

@@ -56,6 +56,29 @@ pub enum InstanceError {
     StillRuns { id: String },
     #[error("--status-fd {0}: not an open file descriptor")]
     StatusFd(RawFd),
+    /// The process to join the sandbox through is not (or no longer) one
+    /// of the instance's.
+    #[error(
+        "instance {id}: its program (PID {pid}) is not a process of its sandbox any more; refused"
+    )]
+    NotInSandbox { id: String, pid: u32 },
+    /// A file that a sandbox could only be given at its start.
+    #[error(
+        "{file}: not forwarded into the running instance {id}: {why} (start another instance with --new-instance, or stop this one first)"
+    )]
+    NotForwardable {
+        id: String,
+        file: String,
+        why: &'static str,
+    },
+    /// A file could not be forwarded into a running instance.
+    #[error("forward {file} into instance {id}: cannot {step}: {errno}")]
+    Forward {
+        id: String,
+        file: String,
+        step: crate::sandbox::forward::ForwardStep,
+        errno: nix::errno::Errno,
+    },
 }
 
 impl InstanceError {

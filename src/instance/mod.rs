@@ -14,6 +14,7 @@
 
 pub mod client;
 mod error;
+pub mod join;
 pub mod registry;
 pub mod server;
 mod status;

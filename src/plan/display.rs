@@ -47,6 +47,35 @@ impl fmt::Display for Plan {
             f,
             "  then: the root is made read-only, pivot_root, old root detached"
         )?;
+        if !self.forwards.is_empty() {
+            writeln!(
+                f,
+                "\nforwarded (files the arguments name, bound at their place above):"
+            )?;
+            for fw in &self.forwards {
+                let what = if fw.folder { "folder" } else { "file" };
+                let from = if fw.source != fw.path {
+                    format!(" ← {}", fw.source.display())
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    f,
+                    "  {:<7} {}{from} ({what}, argument {})",
+                    fw.mode.key(),
+                    fw.path.display(),
+                    fw.arg
+                )?;
+            }
+        }
+        if self.single_instance {
+            writeln!(
+                f,
+                "\nsingle instance: while this runs, `antimony run {}` runs its command in it; files that run forwards are bound under {}",
+                self.name,
+                super::FORWARD_AREA
+            )?;
+        }
         if !self.guarded.is_empty() {
             writeln!(
                 f,

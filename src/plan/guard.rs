@@ -222,6 +222,7 @@ impl<'a> Writable<'a> {
         let mut d = match self.mount.origin {
             Origin::Home => format!("the persistent home {source}"),
             Origin::CommandLine => format!("the bind --{} {source}", mode.key()),
+            Origin::Forward => format!("the forwarded argument {source} (forward = \"rw\")"),
             _ => format!("the bind {} {source} ([files])", mode.key()),
         };
         if self.mount.dest != self.source {

@@ -18,6 +18,7 @@
 
 pub mod dbus;
 mod display;
+pub mod forward;
 pub mod guard;
 pub mod hooks;
 pub mod landlock;
@@ -34,9 +35,10 @@ use std::time::Duration;
 use crate::host::{Host, HostView};
 use crate::profile::validate::{PathError, parse_host_path};
 use crate::profile::{
-    BindMode, EnvValue, FileEntry, HomePolicy, HookCommand, HookEvent, HostPath, Profile,
-    ProgramRef, ShareNamespace,
+    BindMode, EnvValue, FileEntry, ForwardMode, HomePolicy, HookCommand, HookEvent, HostPath,
+    Profile, ProgramRef, ShareNamespace,
 };
+pub use forward::Forward;
 pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
 pub use mounts::{Mount, Op, Origin};
@@ -70,6 +72,8 @@ pub struct RunOptions {
     pub program: Option<String>,
     /// Everything after `--`.
     pub args: Vec<OsString>,
+    /// `--forward`: overrides the profile's `files.forward`.
+    pub forward: Option<ForwardMode>,
 }
 
 /// The namespaces the sandbox gets. User, mount and PID are always new.
@@ -146,6 +150,13 @@ pub struct Plan {
     /// Files this run loads that its sandbox could reach, kept read-only
     /// and in place there (`guard`).
     pub guarded: Vec<guard::Guarded>,
+    /// Host files the arguments name, bound at their place (`forward`).
+    pub forwards: Vec<Forward>,
+    /// Files the arguments name that are not forwarded, and why.
+    pub forward_warnings: Vec<String>,
+    /// A later run joins this instance; it has a place for the files such
+    /// a run forwards (`FORWARD_AREA`).
+    pub single_instance: bool,
     pub grace: Duration,
     pub warnings: Vec<String>,
 }
@@ -275,7 +286,16 @@ pub fn build(
         host_home: host_home.as_deref(),
         network,
     };
-    let mounts = file_system(profile, opts, &place, dbus.as_ref(), &mut warnings)?;
+    let mut forward_warnings = Vec::new();
+    let (mounts, forwards) = file_system(
+        profile,
+        opts,
+        &place,
+        &argv,
+        dbus.as_ref(),
+        &mut warnings,
+        &mut forward_warnings,
+    )?;
     let env = sandbox_environment(profile, opts, host, &home, dbus.is_some())?;
     if x11_is_the_display(fs, &mounts, &env) {
         warnings.push(
@@ -283,6 +303,13 @@ pub fn build(
         );
     }
     let cwd = working_folder(profile, host, &home, &mounts);
+    // A relative argument names its file from antimony's working folder:
+    // where the program starts elsewhere, it gets the absolute path.
+    if host.cwd.as_deref() != Some(cwd.as_path()) {
+        for f in forwards.iter().filter(|f| f.relative) {
+            argv[f.arg] = f.path.clone().into_os_string();
+        }
+    }
     let (landlock, seccomp) = confinement(profile, fs, &mounts, network, &mut warnings)?;
 
     let vars = hooks::library::Vars {
@@ -334,6 +361,9 @@ pub fn build(
         dbus,
         hooks,
         guarded,
+        forwards,
+        forward_warnings,
+        single_instance: sb.single_instance,
         grace: profile.grace,
         warnings,
     })
@@ -358,9 +388,11 @@ fn file_system(
     profile: &Profile,
     opts: &RunOptions,
     at: &Place,
+    argv: &[OsString],
     dbus: Option<&dbus::DbusPlan>,
     warnings: &mut Vec<String>,
-) -> Result<Vec<Mount>, PlanError> {
+    forward_warnings: &mut Vec<String>,
+) -> Result<(Vec<Mount>, Vec<Forward>), PlanError> {
     let (host, fs) = (at.host, at.fs);
     let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, at.home);
     let mut list = mounts::base(&facts, host.uid, at.network);
@@ -424,6 +456,35 @@ fn file_system(
         })
         .collect();
     refuse_protected(fs, &list, &protected)?;
+    if profile.sandbox.single_instance {
+        list.push(Mount::new(
+            FORWARD_AREA,
+            Op::Tmpfs { mode: 0o755 },
+            Origin::Base,
+        ));
+    }
+    let visible = |p: &Path, mode: BindMode| visible_in(&list, p, mode);
+    let cx = forward::Context {
+        fs,
+        mode: opts.forward.unwrap_or(profile.forward),
+        cwd: host.cwd.as_deref(),
+        home: &host.home,
+        protected: &protected,
+        visible: &visible,
+    };
+    let (forwards, said) = forward::pick(argv, &cx);
+    forward_warnings.extend(said);
+    for f in &forwards {
+        list.push(Mount::new(
+            f.path.clone(),
+            Op::Bind {
+                source: f.source.clone(),
+                mode: f.mode,
+                optional: false,
+            },
+            Origin::Forward,
+        ));
+    }
     let runtime_bound = host.runtime_dir.as_ref().is_some_and(|rt| {
         list.iter()
             .any(|m| matches!(&m.op, Op::Bind { source, .. } if rt.starts_with(source)))
@@ -435,7 +496,40 @@ fn file_system(
     }
     let masks = mounts::protect(fs, &list, &protected);
     list.extend(masks);
-    Ok(mounts::finish(list))
+    Ok((mounts::finish(list), forwards))
+}
+
+/// Where a run that joins a `single_instance` sandbox puts the files it
+/// forwards (a tmpfs of the sandbox's own, so that Landlock's rule on it
+/// covers what is bound beneath it later).
+pub const FORWARD_AREA: &str = "/run/antimony/files";
+
+/// Whether host path `p` is visible at its own place among `list` (not yet
+/// ordered), with at least `mode`: the deepest mount over it is a bind of
+/// the same place, and no mask hides it.
+fn visible_in(list: &[Mount], p: &Path, mode: BindMode) -> bool {
+    let over = list
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.covers() && p.starts_with(&m.dest))
+        .max_by_key(|(i, m)| (m.dest.components().count(), *i));
+    let Some((_, m)) = over else {
+        return false;
+    };
+    match &m.op {
+        Op::Bind {
+            source, mode: have, ..
+        } => {
+            let rest = p.strip_prefix(&m.dest).unwrap_or(Path::new(""));
+            let same = if rest.as_os_str().is_empty() {
+                source == p
+            } else {
+                source.join(rest) == p
+            };
+            same && (mode == BindMode::Ro || *have == BindMode::Rw)
+        }
+        _ => false,
+    }
 }
 
 /// The program's environment; with a bus, its address inside.

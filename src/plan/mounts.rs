@@ -22,6 +22,8 @@ pub enum Origin {
     Home,
     /// The profile's `[files]`.
     Profile,
+    /// Files the program's arguments name (`forward`).
+    Forward,
     /// `--ro`/`--rw` on the command line.
     CommandLine,
     /// Masks over antimony's own folders; never replaced.
@@ -81,7 +83,7 @@ pub struct Mount {
 }
 
 impl Mount {
-    fn new(dest: impl Into<PathBuf>, op: Op, origin: Origin) -> Mount {
+    pub fn new(dest: impl Into<PathBuf>, op: Op, origin: Origin) -> Mount {
         Mount {
             dest: dest.into(),
             op,
@@ -91,7 +93,7 @@ impl Mount {
 
     /// Mounts that replace what was at their place (as opposed to files,
     /// folders and symlinks created inside the root).
-    fn covers(&self) -> bool {
+    pub fn covers(&self) -> bool {
         matches!(
             self.op,
             Op::Bind { .. } | Op::Tmpfs { .. } | Op::Overlay { .. } | Op::Mask | Op::Proc
@@ -551,8 +553,11 @@ pub fn protect(
             Op::Overlay { lower } => lower,
             _ => continue,
         };
-        let real = matches!(m.origin, Origin::Profile | Origin::CommandLine)
-            .then(|| real_path(fs, source));
+        let real = matches!(
+            m.origin,
+            Origin::Profile | Origin::Forward | Origin::CommandLine
+        )
+        .then(|| real_path(fs, source));
         for (p, p_real) in protected {
             let rest = p
                 .strip_prefix(source)

@@ -162,6 +162,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         dir: None,
         home: Home::default(),
         files: Vec::new(),
+        forward: ForwardMode::default(),
         environment: Default::default(),
         sandbox: SandboxSettings::default(),
         dbus: None,
@@ -207,6 +208,8 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         mark("sandbox.seccomp", layer.seccomp.is_some());
         mark("sandbox.landlock", layer.landlock.is_some());
         mark("sandbox.nested_userns", layer.nested_userns.is_some());
+        mark("sandbox.single_instance", layer.single_instance.is_some());
+        mark("files.forward", layer.forward.is_some());
         mark("hooks.grace", layer.grace.is_some());
         for var in layer.environment.keys() {
             mark(&format!("environment.{var}"), true);
@@ -240,6 +243,12 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         }
         if let Some(v) = layer.nested_userns {
             p.sandbox.nested_userns = v;
+        }
+        if let Some(v) = layer.single_instance {
+            p.sandbox.single_instance = v;
+        }
+        if let Some(v) = layer.forward {
+            p.forward = v;
         }
         // Like bus names, host abstract sockets add up through inherits.
         for name in layer.abstract_sockets {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use super::raw::{HomePolicy, Identity, LandlockMode, ShareNamespace};
+pub use super::raw::{ForwardMode, HomePolicy, Identity, LandlockMode, ShareNamespace};
 
 /// A path as a profile writes it: absolute, or relative to the home folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -326,6 +326,8 @@ pub struct SandboxSettings {
     /// `network = true` (without, the sandbox's network namespace has none
     /// of the host's).
     pub abstract_sockets: Vec<String>,
+    /// A later run joins the running instance (`single_instance`).
+    pub single_instance: bool,
 }
 
 impl Default for SandboxSettings {
@@ -337,6 +339,7 @@ impl Default for SandboxSettings {
             landlock: LandlockMode::BestEffort,
             nested_userns: false,
             abstract_sockets: Vec::new(),
+            single_instance: false,
         }
     }
 }
@@ -374,6 +377,8 @@ pub struct Profile {
     pub dir: Option<HostPath>,
     pub home: Home,
     pub files: Vec<FileEntry>,
+    /// Host files the program's arguments name (`files.forward`).
+    pub forward: ForwardMode,
     pub environment: BTreeMap<String, EnvValue>,
     pub sandbox: SandboxSettings,
     /// `None`: no session bus in the sandbox.

@@ -109,6 +109,23 @@ pub struct RawFiles {
     pub dev: Option<Vec<Spanned<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<Vec<Spanned<String>>>,
+    /// Host files and folders that the program's arguments name: made
+    /// visible in the sandbox (`ro`, the default), writable, or not at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<ForwardMode>,
+}
+
+/// What becomes of host files and folders the program's arguments name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardMode {
+    /// Bound read-only at the same path.
+    #[default]
+    Ro,
+    /// Bound writable at the same path.
+    Rw,
+    /// Not forwarded.
+    Off,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -128,6 +145,10 @@ pub struct RawSandbox {
     /// name (`@/tmp/.X11-unix/X0`), with `network = true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abstract_sockets: Option<Vec<Spanned<String>>>,
+    /// One instance per user: a later `antimony run` runs its command in
+    /// the running instance instead of starting another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub single_instance: Option<bool>,
 }
 
 /// Namespaces a profile may share with the host by name. The user, mount and

@@ -26,6 +26,10 @@ pub fn to_toml(p: &Profile) -> String {
         };
         slot.get_or_insert_with(Vec::new).push(s(entry.written()));
     }
+    if p.forward != ForwardMode::default() {
+        files.forward = Some(p.forward);
+    }
+    let has_files = !p.files.is_empty() || files.forward.is_some();
     let environment: BTreeMap<String, Spanned<String>> = p
         .environment
         .iter()
@@ -55,7 +59,7 @@ pub fn to_toml(p: &Profile) -> String {
             policy: Some(p.home.policy),
             name: p.home.name.clone().map(s),
         }),
-        files: (!p.files.is_empty()).then_some(files),
+        files: has_files.then_some(files),
         environment: (!environment.is_empty()).then_some(environment),
         sandbox: Some(RawSandbox {
             network: Some(sb.network),
@@ -63,6 +67,7 @@ pub fn to_toml(p: &Profile) -> String {
             seccomp: Some(sb.seccomp),
             landlock: Some(sb.landlock),
             nested_userns: Some(sb.nested_userns),
+            single_instance: sb.single_instance.then_some(true),
             abstract_sockets: (!sb.abstract_sockets.is_empty())
                 .then(|| sb.abstract_sockets.iter().cloned().map(s).collect()),
         }),

@@ -29,6 +29,7 @@ pub struct Layer {
     pub home_policy: Option<HomePolicy>,
     pub home_name: Option<String>,
     pub files: Vec<FileEntry>,
+    pub forward: Option<ForwardMode>,
     pub environment: BTreeMap<String, EnvValue>,
     pub network: Option<bool>,
     pub share: Option<BTreeSet<ShareNamespace>>,
@@ -36,6 +37,7 @@ pub struct Layer {
     pub landlock: Option<LandlockMode>,
     pub nested_userns: Option<bool>,
     pub abstract_sockets: Vec<String>,
+    pub single_instance: Option<bool>,
     pub dbus: Option<Dbus>,
     pub grace: Option<Duration>,
     pub user_dropins: Option<bool>,
@@ -179,6 +181,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         }
     }
     if let Some(files) = raw.files {
+        layer.forward = files.forward;
         for (mode, list) in [
             (BindMode::Ro, files.ro),
             (BindMode::Rw, files.rw),
@@ -209,6 +212,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         layer.seccomp = sb.seccomp;
         layer.landlock = sb.landlock;
         layer.nested_userns = sb.nested_userns;
+        layer.single_instance = sb.single_instance;
         for entry in sb.abstract_sockets.unwrap_or_default() {
             let v = entry.get_ref();
             if !abstract_socket_name(v) {

@@ -14,6 +14,7 @@
 //! of bounds, `panic!`, `unreachable!` — except in unit tests.
 
 mod caps;
+pub mod forward;
 mod init;
 mod landlock;
 mod mounts;
