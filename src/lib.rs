@@ -38,6 +38,7 @@ pub mod hooks;
 pub mod host;
 pub mod instance;
 pub mod integrate;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod procfs;

@@ -32,6 +32,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, RunArgs};
 use crate::error::{EXIT_LAUNCHER_FAILURE, Error};
 use crate::host::{Host, RealHost};
+use crate::notify::{self, Notification, Urgency};
 use crate::plan::{self, RunOptions};
 use crate::profile::{self, Searcher};
 
@@ -52,6 +53,71 @@ pub fn warn(w: &str) {
         "antimony: warning: {}",
         crate::text::escape_lines(w)
     );
+}
+
+/// What a run says to its user: on stderr, and, when stderr is not a
+/// terminal (a desktop menu, a file manager: nobody reads it), also as a
+/// desktop notification. The notification is sent by antimony on the host,
+/// never from a sandbox, and is bounded by `notify::TIMEOUT`: without a
+/// bus or a notification service it is simply not shown.
+struct Notices<'a> {
+    host: &'a Host,
+    /// The profile as the run names it.
+    profile: &'a str,
+    /// A notification was not shown (no bus, no service, no answer in
+    /// time): the run's others are not tried, so that a hung bus costs a
+    /// launch the time limit once, not once per message.
+    given_up: std::cell::Cell<bool>,
+}
+
+impl Notices<'_> {
+    /// Warnings, printed each, notified together (one pop-up for a
+    /// moment of the run, not a stack of them).
+    fn warnings(&self, ws: &[String]) {
+        for w in ws {
+            warn(w);
+        }
+        if !ws.is_empty() {
+            self.notify(&ws.join("\n"), Urgency::Normal);
+        }
+    }
+
+    /// antimony's error for the run (not the program's: its exit status
+    /// is its own business).
+    fn error(&self, e: &Error) {
+        report(e);
+        self.notify(&e.to_string(), Urgency::Critical);
+    }
+
+    fn notify(&self, text: &str, urgency: Urgency) {
+        use std::io::IsTerminal;
+        if self.given_up.get() || std::io::stderr().is_terminal() {
+            return;
+        }
+        let Some(address) = notify::session_address(
+            self.host.var("DBUS_SESSION_BUS_ADDRESS"),
+            self.host.runtime_dir.as_deref(),
+        ) else {
+            return;
+        };
+        let n = Notification {
+            app_name: "antimony".into(),
+            icon: match urgency {
+                Urgency::Normal => "dialog-warning",
+                Urgency::Critical => "dialog-error",
+            }
+            .into(),
+            summary: format!("antimony: {}", crate::text::escape_line(self.profile)),
+            // Escaped as for a terminal (the text may hold a hook's words,
+            // or an inside hook's output), then for markup.
+            body: notify::body_text(&crate::text::escape_lines(text)),
+            urgency,
+        };
+        // Not shown is not a failure of the launch.
+        if notify::send(&address, &n, notify::TIMEOUT).is_err() {
+            self.given_up.set(true);
+        }
+    }
 }
 
 /// Parses the command line and runs the command.
@@ -110,7 +176,18 @@ fn invoked_as(argv0: Option<&OsString>) -> Option<String> {
 fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
     let searcher = Searcher::new(host);
     match command {
-        Command::Run(args) => run(args, host, &searcher),
+        Command::Run(args) => {
+            let profile = args.profile.clone();
+            let notices = Notices {
+                host,
+                profile: &profile,
+                given_up: Default::default(),
+            };
+            Ok(run(args, host, &searcher, &notices).unwrap_or_else(|e| {
+                notices.error(&e);
+                EXIT_LAUNCHER_FAILURE
+            }))
+        }
         Command::Check { profiles } => Ok(check(&profiles, host, &searcher)),
         Command::Show { profile } => {
             let p = profile::resolve(&searcher, &profile)?;
@@ -167,7 +244,7 @@ fn no_profile(e: profile::ProfileError, host: &Host) -> Error {
     }
 }
 
-fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Result<u8, Error> {
     let profile = profile::resolve(searcher, &args.profile).map_err(|e| no_profile(e, host))?;
     let opts = RunOptions {
         network: args.network(),
@@ -190,21 +267,24 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher) -> Result<u8, Error> {
     }
     if plan.single_instance && !args.new_instance {
         if let Some(found) = crate::instance::join::running(host, &plan.name) {
-            for w in &plan.forward_warnings {
-                warn(w);
-            }
+            notices.warnings(&plan.forward_warnings);
             return join(&plan, &found);
         }
     }
     // What the plan warns of is said before anything runs: once the program
     // has its window, nobody reads a terminal (and from a menu there is none).
-    for w in plan.warnings.iter().chain(&plan.forward_warnings) {
-        warn(w);
-    }
-    let outcome = crate::pipeline::run(&plan, host, args.status_fd);
-    for w in &outcome.warnings {
-        warn(w);
-    }
+    let said: Vec<String> = plan
+        .warnings
+        .iter()
+        .chain(&plan.forward_warnings)
+        .cloned()
+        .collect();
+    notices.warnings(&said);
+    // The pre-hooks' warnings, before the sandbox starts; the rest (hooks
+    // after it, the run's record) once it is over.
+    let outcome =
+        crate::pipeline::run(&plan, host, args.status_fd, &mut |ws| notices.warnings(&ws));
+    notices.warnings(&outcome.warnings);
     if let Some(e) = outcome.error {
         return Err(e);
     }

@@ -60,8 +60,15 @@ pub struct Outcome {
 
 pub use verdict::exit_code;
 
-/// Runs the plan.
-pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
+/// Runs the plan. `say` gets the warnings of the pre-hooks before the
+/// sandbox starts (said then, not after the program's end); the others are
+/// the outcome's.
+pub fn run(
+    plan: &Plan,
+    host: &Host,
+    status_fd: Option<RawFd>,
+    say: &mut dyn FnMut(Vec<String>),
+) -> Outcome {
     // The plan's own warnings were said before the run (`commands::run`).
     let warnings = Vec::new();
     let fail = |error: Error, warnings: Vec<String>| Outcome {
@@ -125,6 +132,7 @@ pub fn run(plan: &Plan, host: &Host, status_fd: Option<RawFd>) -> Outcome {
         outcome: None,
         records: Vec::new(),
         warnings,
+        say,
         began: Instant::now(),
         began_at: records::now(),
     };
@@ -212,6 +220,7 @@ struct Run<'a> {
     outcome: Option<ProgramOutcome>,
     records: Vec<HookRecord>,
     warnings: Vec<String>,
+    say: &'a mut dyn FnMut(Vec<String>),
     began: Instant,
     began_at: f64,
 }
@@ -274,8 +283,16 @@ impl Run<'_> {
         }
     }
 
+    /// The warnings so far, said now (before the program starts).
+    fn say_warnings(&mut self) {
+        if !self.warnings.is_empty() {
+            (self.say)(std::mem::take(&mut self.warnings));
+        }
+    }
+
     fn sandbox_phase(&mut self) {
         self.phase = Phase::Running;
+        self.say_warnings();
         if let Some(d) = &self.plan.dbus {
             match dbus::start(d, self.host) {
                 Ok(p) => self.proxy = Some(p),
@@ -310,6 +327,7 @@ impl Run<'_> {
                 break;
             }
         }
+        self.say_warnings();
         if waiting {
             if let Some(sb) = &self.sandbox {
                 if self.launch_error.is_some() {

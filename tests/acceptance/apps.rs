@@ -787,7 +787,7 @@ fn chromium_headless(who: Who) -> TestResult {
 
 /// Xvfb on a free display, with an MIT-MAGIC-COOKIE in `xauthority`
 /// (written as a FamilyWild entry, so any host name matches).
-fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
+pub(crate) fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
     let cookie: Vec<u8> = {
         let mut c = vec![0u8; 16];
         std::fs::File::open("/dev/urandom")
@@ -850,7 +850,7 @@ fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), S
     Err("no free X display".into())
 }
 
-static X_SERVER: Mutex<()> = Mutex::new(());
+pub(crate) static X_SERVER: Mutex<()> = Mutex::new(());
 
 /// /dev/dri is the host's: one test at a time looks at it or stands in
 /// for it.

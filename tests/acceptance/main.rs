@@ -18,6 +18,7 @@ mod hostside;
 mod instances;
 mod man;
 mod manpages;
+mod notify;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(faults::tests());
     tests.extend(man::tests());
     tests.extend(apps::tests());
+    tests.extend(notify::tests());
     tests.extend(architecture::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();

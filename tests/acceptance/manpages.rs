@@ -285,7 +285,9 @@ the sandbox gets an empty private
 .B DBUS_SESSION_BUS_ADDRESS
 The session bus the D-Bus proxy of a profile with \fB[dbus]\fR connects to
 (else \fB$XDG_RUNTIME_DIR/bus\fR). The sandbox never gets it: its own
-points at the proxy.
+points at the proxy. \fBantimony run\fR also sends its desktop
+notifications there when its stderr is not a terminal (see MESSAGES in
+.BR antimony\-run (1)).
 .TP
 .BR VISUAL ", " EDITOR
 The editor \fBantimony edit\fR starts (\fBVISUAL\fR first, split on white
@@ -437,6 +439,36 @@ entries and replace any mount at or beneath the same place.
 the form \fB$\fINAME\fR copies the host's \fINAME\fR (and unsets the
 variable when the host has none). \fB\-\-network\fR and \fB\-\-no\-network\fR
 replace the profile's \fBnetwork\fR; the last one given wins.
+"#,
+    ),
+    (
+        "MESSAGES",
+        r#"Warnings (\fBantimony: warning: \fR...) and antimony's own error
+(\fBantimony: error: \fR..., exit status 125) go to stderr, escaped as
+everything antimony did not write itself. The plan's warnings are said
+before the pre-hooks run, a pre-hook's that may fail (\fBcan_fail\fR) and
+failed before the sandbox starts; the others (a started, stopping or post-hook
+that may fail and failed, hook state or a run record that could not be
+kept) once the program has ended.
+.PP
+When stderr is not a terminal \(em the program was started from a desktop
+menu, a file manager or a link \fBantimony integrate\fR wrote, and nobody
+reads stderr \(em the same warnings and error are also shown as desktop
+notifications: antimony itself, on the host, calls
+\fBorg.freedesktop.Notifications.Notify\fR on the session bus
+(\fBDBUS_SESSION_BUS_ADDRESS\fR, else \fB$XDG_RUNTIME_DIR/bus\fR), with the
+application name \fBantimony\fR, the summary \fBantimony: \fIPROFILE\fR, the
+text as the body (control characters escaped as on a terminal, and \fB&\fR,
+\fB<\fR, \fB>\fR as entities, so that a server that reads markup shows
+them as text), urgency normal for warnings (those of one moment of the run
+together) and critical for the error. The program's own output and exit
+status are its own: nothing of them is notified.
+.PP
+The whole exchange is bounded (300 ms): without a session bus or a
+notification service nothing is shown and the run goes on at once; a bus
+that does not answer in time costs the run that long once, after which
+the run sends no more notifications. A notification never fails a run.
+With stderr a terminal nothing is sent.
 "#,
     ),
     ("STATUS LINES", STATUS_LINES),
