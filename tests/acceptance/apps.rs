@@ -71,6 +71,7 @@ pub fn tests() -> Vec<Trial> {
         "apps::integrate_shadows_actions_and_dbus_activation",
         integrate_dbus,
     ));
+    t.extend(files::tests());
     t.push(case("apps::completions_bash", completions_bash));
     t.push(case("apps::completions_zsh", completions_zsh));
     t.push(case("apps::completions_fish", completions_fish));
@@ -87,6 +88,9 @@ macro_rules! need {
         }
     };
 }
+
+// After `need!`: the links and files tests use it.
+mod files;
 
 fn which(name: &str) -> Option<PathBuf> {
     ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
@@ -116,6 +120,12 @@ fn write_page(s: &Scratch) -> PathBuf {
 /// How many of an image's pixels per thousand are the page's colour
 /// (within a small tolerance), and its size, decoded by ImageMagick.
 fn page_share(image: &Path) -> Result<(usize, usize, usize), String> {
+    colour_share(image, PAGE_RGB)
+}
+
+/// How many of an image's pixels per thousand are `rgb` (within a small
+/// tolerance), and its size, decoded by ImageMagick.
+fn colour_share(image: &Path, rgb: [u8; 3]) -> Result<(usize, usize, usize), String> {
     let out = Command::new("convert")
         .arg(image)
         .args(["-strip", "-depth", "8", "ppm:-"])
@@ -131,7 +141,7 @@ fn page_share(image: &Path) -> Result<(usize, usize, usize), String> {
     let (w, h, pixels) = parse_ppm(&out.stdout)?;
     let matching = pixels
         .chunks_exact(3)
-        .filter(|p| p.iter().zip(PAGE_RGB).all(|(&a, b)| a.abs_diff(b) <= 6))
+        .filter(|p| p.iter().zip(rgb).all(|(&a, b)| a.abs_diff(b) <= 6))
         .count();
     Ok((matching * 1000 / (w * h).max(1), w, h))
 }
@@ -174,7 +184,9 @@ fn parse_ppm(data: &[u8]) -> Result<(usize, usize, &[u8]), String> {
 
 fn shipped_check() -> TestResult {
     let s = scratch!(Who::Root);
-    let profiles = ["sh", "bash", "python3", "curl", "firefox", "chromium"];
+    let profiles = [
+        "sh", "bash", "python3", "curl", "firefox", "chromium", "zathura",
+    ];
     let fragments = [
         "with-display",
         "with-wayland",
@@ -213,6 +225,14 @@ fn shipped_check() -> TestResult {
             out.show()
         );
     }
+    // Each builds a plan on this machine (its programs are installed).
+    let check = s.antimony(["check"]).args(profiles).run();
+    let ok: String = profiles.iter().map(|p| format!("{p}: ok\n")).collect();
+    ensure!(
+        check.code() == Some(0) && check.stdout == ok && check.stderr.is_empty(),
+        "{}",
+        check.show()
+    );
     // The X11 fragment says that X11 cannot isolate input.
     let show = s.antimony(["show", "with-x11"]).run();
     ensure!(
@@ -269,10 +289,12 @@ fn shells_run(who: Who) -> TestResult {
     pass()
 }
 
-/// A minimal HTTP server on the host's loopback, stopped on drop.
+/// A minimal HTTP server on the host's loopback, stopped on drop: it
+/// answers every request with `body`, and keeps each request's first line.
 struct HttpServer {
     port: u16,
     stop: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -282,6 +304,8 @@ impl HttpServer {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if flag.load(Ordering::SeqCst) {
@@ -297,6 +321,12 @@ impl HttpServer {
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
+                let first = String::from_utf8_lossy(&req);
+                if let Some(line) = first.lines().next().filter(|l| !l.is_empty()) {
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(line.to_string());
+                }
                 let _ = write!(
                     conn,
                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -307,8 +337,18 @@ impl HttpServer {
         HttpServer {
             port,
             stop,
+            requests,
             thread: Some(thread),
         }
+    }
+
+    /// The first lines of the requests received so far
+    /// (`GET /path HTTP/1.1`).
+    fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -979,21 +1019,64 @@ fn firefox_xvfb(who: Who) -> TestResult {
             .map_err(|e| format!("spawn antimony: {e}"))?,
         what: "antimony run firefox",
     };
-    // Screenshots of the whole screen until the page shows.
-    let shot = s.path("screen.png");
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Screenshots of the whole screen until the page shows. Without a
+    // window manager the window keeps its own size: a good part of the
+    // screen, not all of it.
+    let shown = until_shown(
+        &Screen {
+            display: &display,
+            xauthority: &xauthority,
+            shot: &s.path("screen.png"),
+        },
+        PAGE_RGB,
+        300,
+        Duration::from_secs(120),
+        &mut || exited(&mut firefox),
+    );
+    firefox.stop();
+    xvfb.stop();
+    if !had_socket_dir {
+        let _ = std::fs::remove_dir(socket_dir);
+    }
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    if let Err(last) = shown {
+        return Err(format!(
+            "the page never showed under Xvfb: {last}\n--- firefox log\n{log_text}"
+        )
+        .into());
+    }
+    pass()
+}
+
+/// An X display the test started, and where its screenshots go.
+struct Screen<'a> {
+    display: &'a str,
+    xauthority: &'a Path,
+    shot: &'a Path,
+}
+
+/// Screenshots of the whole screen (ImageMagick's `import`) until more
+/// than `share`‰ of it is `rgb`; gives up after `limit`, or as soon as
+/// `gone` says why (the program ended). The error says what the last
+/// screenshot showed.
+fn until_shown(
+    screen: &Screen,
+    rgb: [u8; 3],
+    share: usize,
+    limit: Duration,
+    gone: &mut dyn FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
     let mut last = String::from("no screenshot taken");
-    let mut shown = false;
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = firefox.child.try_wait() {
-            last = format!("antimony exited early: {status:?}");
-            break;
+        if let Some(why) = gone() {
+            return Err(why);
         }
         std::thread::sleep(Duration::from_millis(500));
         let ok = Command::new("import")
-            .args(["-display", &display, "-window", "root"])
-            .arg(&shot)
-            .env("XAUTHORITY", &xauthority)
+            .args(["-display", screen.display, "-window", "root"])
+            .arg(screen.shot)
+            .env("XAUTHORITY", screen.xauthority)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -1004,30 +1087,24 @@ fn firefox_xvfb(who: Who) -> TestResult {
             last = "import failed".into();
             continue;
         }
-        match page_share(&shot) {
-            // Without a window manager the window keeps its own size: a
-            // good part of the screen, not all of it.
-            Ok((share, ..)) if share > 300 => {
-                shown = true;
-                break;
-            }
-            Ok((share, w, h)) => {
-                last = format!("{share}‰ of the {w}x{h} screen is the page's colour")
+        match colour_share(screen.shot, rgb) {
+            Ok((got, ..)) if got > share => return Ok(()),
+            Ok((got, w, h)) => {
+                let [r, g, b] = rgb;
+                last = format!("{got}‰ of the {w}x{h} screen is #{r:02x}{g:02x}{b:02x}")
             }
             Err(e) => last = e,
         }
     }
-    firefox.stop();
-    xvfb.stop();
-    if !had_socket_dir {
-        let _ = std::fs::remove_dir(socket_dir);
+    Err(last)
+}
+
+/// Why a started program is no longer there to show anything, if it is not.
+fn exited(program: &mut Started) -> Option<String> {
+    match program.child.try_wait() {
+        Ok(Some(status)) => Some(format!("{} exited early: {status:?}", program.what)),
+        _ => None,
     }
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    ensure!(
-        shown,
-        "the page never showed under Xvfb: {last}\n--- firefox log\n{log_text}"
-    );
-    pass()
 }
 
 /// Every path under a folder (files, folders, symlinks), relative.

@@ -91,7 +91,9 @@ fn as_user(cmd: &mut Command, s: &Scratch) {
     }
 }
 
-fn start_bus(s: &Scratch) -> Result<(Started, String), String> {
+/// A private session bus of the scratch's user (socket `bus`, config
+/// `bus.conf` in the scratch), listening; its address.
+pub(crate) fn start_bus(s: &Scratch) -> Result<(Started, String), String> {
     let sock = s.path("bus");
     let config = s.write(
         "bus.conf",
