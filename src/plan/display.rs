@@ -161,6 +161,33 @@ impl fmt::Display for Plan {
             writeln!(f, "  nested user namespaces: allowed by the profile")?;
         }
 
+        if let Some(d) = &self.dbus {
+            writeln!(
+                f,
+                "\nsession bus: {} at {}, filtered by xdg-dbus-proxy: {}",
+                d.address,
+                super::dbus::sandbox_socket(self.uid).display(),
+                d.args.join(" ")
+            )?;
+            writeln!(
+                f,
+                "  desktop portals see the application id {} (the proxy's /.flatpak-info)",
+                d.app_id
+            )?;
+            let p = &d.sandbox;
+            let argv: Vec<String> = p.argv.iter().map(|a| quote(a)).collect();
+            writeln!(
+                f,
+                "  the proxy's own sandbox ({}; landlock ABI {}, seccomp, no capabilities): {}",
+                p.namespaces.names().join(", "),
+                p.landlock.abi,
+                argv.join(" ")
+            )?;
+            for m in &p.mounts {
+                writeln!(f, "    {m}")?;
+            }
+        }
+
         writeln!(f, "\nhooks (in the order they run):")?;
         let pre: Vec<_> = self.hooks(HookEvent::Pre).collect();
         let post: Vec<_> = self.hooks(HookEvent::Post).collect();

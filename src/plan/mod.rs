@@ -269,22 +269,32 @@ pub fn build(
         HomePolicy::None => None,
         _ => Some(host.data_home.join("antimony").join(profile.home_name())),
     };
-    let dbus = profile
-        .dbus
-        .as_ref()
-        .and_then(|d| match dbus::build(d, host, fs, instance) {
-            Ok(plan) => Some(plan),
-            Err(w) => {
-                warnings.push(w.to_string());
-                None
+    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, &home);
+    let dbus = match &profile.dbus {
+        None => None,
+        Some(d) => {
+            let run = dbus::For {
+                name: &profile.name,
+                network,
+                instance,
+                facts: &facts,
+            };
+            match dbus::build(d, host, fs, &run)? {
+                Ok(plan) => Some(plan),
+                Err(w) => {
+                    warnings.push(w.to_string());
+                    None
+                }
             }
-        });
+        }
+    };
     let place = Place {
         host,
         fs,
         home: &home,
         host_home: host_home.as_deref(),
         network,
+        facts: &facts,
     };
     let mut forward_warnings = Vec::new();
     let (mounts, forwards) = file_system(
@@ -378,6 +388,8 @@ struct Place<'a> {
     /// The persistent home's folder on the host, if the profile keeps one.
     host_home: Option<&'a Path>,
     network: bool,
+    /// What the base layout depends on, looked at once.
+    facts: &'a mounts::BaseFacts,
 }
 
 /// The sandbox's file system: the base root, the home, the profile's and
@@ -394,8 +406,7 @@ fn file_system(
     forward_warnings: &mut Vec<String>,
 ) -> Result<(Vec<Mount>, Vec<Forward>), PlanError> {
     let (host, fs) = (at.host, at.fs);
-    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, at.home);
-    let mut list = mounts::base(&facts, host.uid, at.network);
+    let mut list = mounts::base(at.facts, host.uid, at.network);
     list.push(Mount {
         dest: at.home.to_path_buf(),
         op: match (&profile.home.policy, at.host_home) {
