@@ -380,6 +380,9 @@ fn proxy_sandbox(
         dbus: None,
         hooks: Vec::new(),
         guarded: Vec::new(),
+        forwards: Vec::new(),
+        forward_warnings: Vec::new(),
+        single_instance: false,
         grace: std::time::Duration::ZERO,
         warnings: Vec::new(),
     })
