@@ -25,6 +25,10 @@ pub fn tests() -> Vec<Trial> {
         "forward::a_second_run_joins_the_running_instance",
         joins,
     ));
+    t.extend(both(
+        "forward::two_launches_at_once_make_one_instance",
+        at_once,
+    ));
     t
 }
 
@@ -276,5 +280,46 @@ fn joins(who: Who) -> TestResult {
     let out = first.finish()?;
     ensure!(out.code() == Some(0), "the first run: {}", out.show());
     ensure!(!Path::new(&inside).exists(), "{inside} exists on the host");
+    pass()
+}
+
+/// Two launches of a `single_instance` profile at the same moment (a
+/// double click): one instance, the second run's command inside it.
+fn at_once(who: Who) -> TestResult {
+    let f = fixture!(who);
+    f.profile("one", &sh().set("sandbox", "single_instance", "true"));
+    let script = format!(
+        "echo x >> /tmp/n; echo x >> @OUT@/started; {}",
+        await_until("[ -e /tmp/stop ]")
+    );
+    let mut a = Background::start(f.run("one", &script));
+    let mut b = Background::start(f.run("one", &script));
+    let started = Instant::now();
+    while f.lines("started").len() < 2 {
+        ensure!(started.elapsed() < HANG, "both did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let count =
+        f.s.antimony(["run", "one", "--", "-c", "wc -l < /tmp/n; touch /tmp/stop"])
+            .run();
+    let (a, b) = (a.finish()?, b.finish()?);
+    ensure!(
+        count.code() == Some(0) && count.stdout.trim() == "2",
+        "two launches at once: {} (first: {}; second: {})",
+        count.show(),
+        a.show(),
+        b.show()
+    );
+    // The joined command ends with the instance, which may be first.
+    let fine = |o: &Output| {
+        o.code() == Some(0)
+            || (o.code() == Some(125) && o.stderr.contains("ended while the command ran"))
+    };
+    ensure!(
+        fine(&a) && fine(&b) && (a.code() == Some(0) || b.code() == Some(0)),
+        "first: {}; second: {}",
+        a.show(),
+        b.show()
+    );
     pass()
 }
