@@ -374,6 +374,9 @@ pub struct Profile {
     pub dir: Option<HostPath>,
     pub home: Home,
     pub files: Vec<FileEntry>,
+    /// `[files] package_config`: the program's own `/etc` configuration,
+    /// found when the run is planned (`plan::package`).
+    pub package_config: bool,
     pub environment: BTreeMap<String, EnvValue>,
     pub sandbox: SandboxSettings,
     /// `None`: no session bus in the sandbox.

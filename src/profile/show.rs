@@ -26,6 +26,7 @@ pub fn to_toml(p: &Profile) -> String {
         };
         slot.get_or_insert_with(Vec::new).push(s(entry.written()));
     }
+    files.package_config = p.package_config.then_some(true);
     let environment: BTreeMap<String, Spanned<String>> = p
         .environment
         .iter()
@@ -55,7 +56,7 @@ pub fn to_toml(p: &Profile) -> String {
             policy: Some(p.home.policy),
             name: p.home.name.clone().map(s),
         }),
-        files: (!p.files.is_empty()).then_some(files),
+        files: (!p.files.is_empty() || p.package_config).then_some(files),
         environment: (!environment.is_empty()).then_some(environment),
         sandbox: Some(RawSandbox {
             network: Some(sb.network),
@@ -255,5 +256,17 @@ mod tests {
         assert!(shown.contains("stdin = false"), "{shown}");
         let again = &load(&shown).hooks[0];
         assert!(!again.stdin && again.explicit == p.hooks[0].explicit);
+    }
+
+    #[test]
+    fn package_config_is_shown_and_read_back() {
+        let p = load("inherits = [\"sh\"]\n[files]\npackage_config = true\n");
+        assert!(p.package_config);
+        let shown = to_toml(&p);
+        assert!(shown.contains("package_config = true"), "{shown}");
+        assert!(load(&shown).package_config);
+        // A single value: the last layer that sets it wins.
+        let off = load("inherits = [\"sh\"]\n[files]\npackage_config = false\n");
+        assert!(!off.package_config && !to_toml(&off).contains("package_config"));
     }
 }

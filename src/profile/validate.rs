@@ -29,6 +29,7 @@ pub struct Layer {
     pub home_policy: Option<HomePolicy>,
     pub home_name: Option<String>,
     pub files: Vec<FileEntry>,
+    pub package_config: Option<bool>,
     pub environment: BTreeMap<String, EnvValue>,
     pub network: Option<bool>,
     pub share: Option<BTreeSet<ShareNamespace>>,
@@ -179,6 +180,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
         }
     }
     if let Some(files) = raw.files {
+        layer.package_config = files.package_config;
         for (mode, list) in [
             (BindMode::Ro, files.ro),
             (BindMode::Rw, files.rw),

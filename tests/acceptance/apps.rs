@@ -56,6 +56,10 @@ pub fn tests() -> Vec<Trial> {
         mpv_x11_shm,
     ));
     t.extend(both(
+        "apps::package_config_shows_the_programs_etc_folder",
+        package_config,
+    ));
+    t.extend(both(
         "apps::chromium_headless_screenshot_shows_the_page",
         chromium_headless,
     ));
@@ -1189,6 +1193,80 @@ fn mpv_x11_shm(who: Who) -> TestResult {
         let _ = std::fs::remove_dir(socket_dir);
     }
     result
+}
+
+/// `[files] package_config = true` binds the /etc folder of the Debian
+/// package that ships the program, read-only: mpv reads its
+/// `/etc/mpv/encoding-profiles.conf` with the key and cannot without it;
+/// `--dry-run` says what it binds and from which package.
+fn package_config(who: Who) -> TestResult {
+    need!("mpv");
+    let owned = Command::new("dpkg-query")
+        .args(["-S", "/etc/mpv/encoding-profiles.conf"])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"mpv:"));
+    if !owned {
+        return skip("/etc/mpv/encoding-profiles.conf is not mpv's (apt-get install mpv)");
+    }
+    let s = scratch!(who);
+    let base = Profile::on("minimal").path("/usr/bin/mpv");
+    s.profile(
+        "mpv-etc",
+        &base.clone().set("files", "package_config", true),
+    );
+    s.profile("mpv-no-etc", &base);
+    let read = "Reading config file /etc/mpv/encoding-profiles.conf";
+    let out = s.antimony(["run", "mpv-etc", "--", "-v"]).run();
+    ensure!(
+        out.stdout.contains(read),
+        "with package_config: {}",
+        out.show()
+    );
+    let out = s.antimony(["run", "mpv-no-etc", "--", "-v"]).run();
+    ensure!(
+        out.stdout.contains("[cplayer]") && !out.stdout.contains(read),
+        "without package_config: {}",
+        out.show()
+    );
+    let dry = s.antimony(["run", "mpv-etc", "--dry-run"]).run();
+    ensure!(
+        dry.code() == Some(0)
+            && dry.stdout.contains("  ro      /etc/mpv ← /etc/mpv\n")
+            && dry
+                .stdout
+                .contains("package_config (from the package(s) mpv): /etc/mpv, read-only"),
+        "{}",
+        dry.show()
+    );
+    // Found through dpkg alone: no /etc/chromium.d is named after the
+    // program or the profile, but its package ships one.
+    if which("chromium").is_some() {
+        s.profile(
+            "web",
+            &Profile::on("minimal")
+                .path("/usr/bin/chromium")
+                .set("files", "package_config", true),
+        );
+        let dry = s.antimony(["run", "web", "--dry-run"]).run();
+        ensure!(
+            dry.code() == Some(0)
+                && dry
+                    .stdout
+                    .contains("  ro      /etc/chromium.d ← /etc/chromium.d\n")
+                && dry.stdout.contains("(from the package(s) chromium)"),
+            "{}",
+            dry.show()
+        );
+    }
+    let dry = s.antimony(["run", "mpv-no-etc", "--dry-run"]).run();
+    ensure!(
+        dry.code() == Some(0)
+            && !dry.stdout.contains("/etc/mpv")
+            && !dry.stdout.contains("package_config"),
+        "{}",
+        dry.show()
+    );
+    pass()
 }
 
 /// A System V shared memory segment of the host's IPC namespace, of this
