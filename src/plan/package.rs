@@ -206,7 +206,18 @@ fn owners(fs: &dyn HostView, chain: &[PathBuf], names: &BTreeSet<String>) -> Vec
         })
         .collect();
     lists.sort();
-    let mut wanted: Vec<Vec<String>> = chain.iter().map(|p| recorded_as(p)).collect();
+    // No package ships the links of update-alternatives (`/usr/bin/convert`
+    // → `/etc/alternatives/convert` → …): reading every list would not find
+    // an owner for them.
+    let alternatives = Path::new("/etc/alternatives");
+    let mut wanted: Vec<Vec<String>> = chain
+        .iter()
+        .filter(|p| {
+            !p.starts_with(alternatives)
+                && !fs.read_link(p).is_ok_and(|t| t.starts_with(alternatives))
+        })
+        .map(|p| recorded_as(p))
+        .collect();
     let mut found = Vec::new();
     for (_, package, file) in lists {
         if wanted.is_empty() {
@@ -357,6 +368,23 @@ mod tests {
             ["/bin/bash", "/usr/bin/bash"]
         );
         assert_eq!(recorded_as(Path::new("/opt/x")), ["/opt/x"]);
+    }
+
+    #[test]
+    fn alternatives_lead_to_the_package_of_the_program() {
+        let mut fs = FakeHost::new();
+        fs.file("/usr/bin/convert-im6.q16", 0o755, "")
+            .link("/etc/alternatives/convert", "/usr/bin/convert-im6.q16")
+            .link("/usr/bin/convert", "/etc/alternatives/convert")
+            .dir("/etc/im6");
+        list(
+            &mut fs,
+            "imagemagick-6.q16",
+            &["/usr/bin/convert-im6.q16", "/etc/im6/x"],
+        );
+        let found = find(&fs, Path::new("/usr/bin/convert"), "convert");
+        assert_eq!(found.packages, ["imagemagick-6.q16"]);
+        assert_eq!(found.paths, [PathBuf::from("/etc/im6")]);
     }
 
     #[test]
