@@ -383,6 +383,7 @@ fn proxy_sandbox(
         forwards: Vec::new(),
         forward_warnings: Vec::new(),
         single_instance: false,
+        package_config: None,
         grace: std::time::Duration::ZERO,
         warnings: Vec::new(),
     })

@@ -76,6 +76,24 @@ impl fmt::Display for Plan {
                 super::FORWARD_AREA
             )?;
         }
+        if let Some(c) = &self.package_config {
+            let from = if c.packages.is_empty() {
+                "no Debian package ships the program".to_string()
+            } else {
+                format!("from the package(s) {}", c.packages.join(", "))
+            };
+            writeln!(
+                f,
+                "\npackage_config ({from}): {}",
+                if c.paths.is_empty() {
+                    "no /etc configuration found".to_string()
+                } else {
+                    let paths: Vec<String> =
+                        c.paths.iter().map(|p| p.display().to_string()).collect();
+                    format!("{}, read-only (in the mounts above)", paths.join(", "))
+                }
+            )?;
+        }
         if !self.guarded.is_empty() {
             writeln!(
                 f,

@@ -436,3 +436,47 @@ fn option_and_files_errors_are_typed_and_worded_as_before() {
         "files: `$NOT_SET/x`: a variable it names is not set (write `?` before it to skip it then)"
     );
 }
+
+#[test]
+fn package_config_binds_the_programs_etc_only_when_asked() {
+    let mut fs = host_fs();
+    fs.file("/usr/bin/player", 0o755, "")
+        .file("/etc/player/player.conf", 0o644, "")
+        .file("/etc/antimony/profiles/x.toml", 0o644, "")
+        .file(
+            "/var/lib/dpkg/info/player.list",
+            0o644,
+            "/.\n/etc\n/etc/player\n/etc/player/player.conf\n/usr\n/usr/bin\n/usr/bin/player\n",
+        );
+    let without = plan(&profile("player", ""), &RunOptions::default(), &fs).unwrap();
+    assert!(without.package_config.is_none() && bind_at(&without, "/etc/player").is_none());
+
+    // Named `antimony`, it would find /etc/antimony: never bound.
+    let p = profile(
+        "antimony",
+        "path = \"/usr/bin/player\"\n[files]\npackage_config = true\nrw = [\"/srv\"]\n",
+    );
+    let with = plan(&p, &RunOptions::default(), &fs).unwrap();
+    let found = with.package_config.as_ref().unwrap();
+    assert_eq!(found.packages, ["player"]);
+    assert_eq!(found.paths, [Path::new("/etc/player")]);
+    let m = bind_at(&with, "/etc/player").unwrap();
+    assert_eq!(
+        m.op,
+        Op::Bind {
+            source: "/etc/player".into(),
+            mode: BindMode::Ro,
+            optional: false
+        }
+    );
+    assert!(bind_at(&with, "/etc/antimony").is_none());
+    let shown = with.to_string();
+    assert!(
+        shown.contains("package_config (from the package(s) player): /etc/player, read-only"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("ro      /etc/player ← /etc/player\n"),
+        "{shown}"
+    );
+}
