@@ -507,6 +507,7 @@ fn file_system(
         mode: opts.forward.unwrap_or(profile.forward),
         cwd: host.cwd.as_deref(),
         home: &host.home,
+        runtime_dir: host.runtime_dir.as_deref(),
         protected: &protected,
         visible: &visible,
     };
