@@ -265,8 +265,13 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Re
         out!("{plan}");
         return Ok(0);
     }
+    // Held until this run's instance is registered: a launch at the same
+    // moment joins it instead of starting a second one.
+    let mut start_lock = None;
     if plan.single_instance && !args.new_instance {
+        start_lock = crate::instance::join::start_lock(host, &plan.name);
         if let Some(found) = crate::instance::join::running(host, &plan.name) {
+            drop(start_lock);
             notices.warnings(&plan.forward_warnings);
             return join(&plan, &found);
         }
@@ -282,8 +287,9 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Re
     notices.warnings(&said);
     // The pre-hooks' warnings, before the sandbox starts; the rest (hooks
     // after it, the run's record) once it is over.
-    let outcome =
-        crate::pipeline::run(&plan, host, args.status_fd, &mut |ws| notices.warnings(&ws));
+    let outcome = crate::pipeline::run(&plan, host, args.status_fd, start_lock, &mut |ws| {
+        notices.warnings(&ws)
+    });
     notices.warnings(&outcome.warnings);
     if let Some(e) = outcome.error {
         return Err(e);

@@ -107,3 +107,37 @@ pub fn forward(
     })?;
     Ok(inside)
 }
+
+/// How long a run waits for another run of the same `single_instance`
+/// profile that is starting (its pre-hooks, its sandbox's set-up) before
+/// it starts an instance of its own.
+const START_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A lock taken before looking for a running instance and held until this
+/// run's instance is registered (or the run ends): two launches at once (a
+/// double click) make one instance, the second joining the first.
+/// `None` when no lock can be had (no runtime folder: then each starts its
+/// own, as without single_instance), or after `START_PATIENCE`.
+pub fn start_lock(host: &crate::host::Host, profile: &str) -> Option<OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    let dir = host.runtime_folder("starting").ok()?;
+    let fd = open(
+        &dir.join(format!("{profile}.lock")),
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::from_bits_truncate(0o600),
+    )
+    .ok()?;
+    let deadline = std::time::Instant::now() + START_PATIENCE;
+    loop {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on our own descriptor.
+        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Some(fd);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

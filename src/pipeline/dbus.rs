@@ -1,89 +1,144 @@
-//! Runs xdg-dbus-proxy for a sandbox: started before the sandbox (which
-//! binds its socket), stopped after. The proxy gets the write end of a
-//! pipe as `--fd`: it writes one byte once it listens, and exits when the
-//! pipe's other end closes — when antimony drops it, or dies.
+//! Runs xdg-dbus-proxy for a sandbox, in the proxy's own sandbox (see
+//! `plan::dbus` for why): started before the program's sandbox (which
+//! binds its socket), stopped after. The proxy's stdout is the write end
+//! of a pipe and it runs with `--fd=1`: it writes one byte once it
+//! listens, and exits when the pipe's other end closes — when antimony
+//! drops it, or dies (and its sandbox dies with antimony anyway).
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use crate::error::Error;
 use crate::host::Host;
 use crate::plan::dbus::DbusPlan;
+use crate::sandbox::{self, Sandbox, protocol::Message};
 
 #[derive(Debug)]
 pub struct Proxy {
-    child: Child,
+    sandbox: Sandbox,
     ready: Option<OwnedFd>,
-    socket: std::path::PathBuf,
+    folder: std::path::PathBuf,
 }
 
 /// How long the proxy may take to listen.
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A copy of `fd` above 2 (close-on-exec), whatever antimony's own 0, 1
+/// and 2 are: init moves it onto one of those.
+fn high(fd: impl AsFd, what: &str) -> Result<OwnedFd, Error> {
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map(|raw| {
+            // SAFETY: fcntl just returned this new descriptor.
+            unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) }
+        })
+        .map_err(|e| Error::io(format!("duplicate {what}"), e.into()))
+}
+
 pub fn start(plan: &DbusPlan, host: &Host) -> Result<Proxy, Error> {
-    // The socket's folder: a private one of the user's, or none (in /tmp,
-    // another user could have made it to give the sandbox their socket).
-    host.runtime_folder("dbus").map_err(|e| {
-        Error::io(
-            format!("use {}", host.runtime_base.join("dbus").display()),
-            e,
-        )
-    })?;
+    // The socket's folder: this run's, in a private folder of the user's
+    // (in /tmp, another user could have made it to give the sandbox their
+    // socket); its own, so that the proxy's sandbox sees no other run's.
+    let use_it = |e| Error::io(format!("use {}", plan.folder.display()), e);
+    host.runtime_folder("dbus").map_err(use_it)?;
+    match nix::unistd::mkdir(
+        &plan.folder,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(use_it(e.into())),
+    }
+    host.check_runtime_folder(&plan.folder).map_err(use_it)?;
     let _ = std::fs::remove_file(&plan.socket);
+
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::io("create a pipe", e.into()))?;
-    let fd = w.as_raw_fd();
-    let mut cmd = Command::new(&plan.proxy);
-    cmd.arg(format!("--fd={fd}"))
-        .arg(&plan.address)
-        .arg(&plan.socket)
-        .args(&plan.args)
-        .stdin(Stdio::null())
-        .env_clear();
-    // SAFETY: the closure runs in the forked child and makes only
-    // async-signal-safe syscalls (fcntl, prctl) on integers.
-    unsafe {
-        cmd.pre_exec(move || {
-            // The sync pipe crosses the exec; nothing else of ours does.
-            if libc::fcntl(fd, libc::F_SETFD, 0) < 0
-                || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| Error::io(format!("start {}", plan.proxy.display()), e))?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+    let stdio = [
+        high(&null, "/dev/null")?,
+        high(&w, "a pipe")?,
+        high(std::io::stderr(), "stderr")?,
+    ];
     drop(w);
+    let spawned = sandbox::prepare(&plan.sandbox).and_then(|mut prepared| {
+        prepared.stdio = Some(stdio);
+        // Dropping `prepared` closes our copies of the proxy's stdio: only
+        // the proxy and its init hold the pipe's write end.
+        sandbox::spawn(&mut prepared)
+    });
+    let sandbox = spawned.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&plan.folder);
+    })?;
     let proxy = Proxy {
-        child,
+        sandbox,
         ready: Some(r),
-        socket: plan.socket.clone(),
+        folder: plan.folder.clone(),
     };
-    // Wait for its byte (a signal meanwhile does not cut the wait short).
-    let r = proxy.ready.as_ref().map(AsRawFd::as_raw_fd).unwrap_or(-1);
-    let mut byte = [0u8; 1];
-    let got = crate::signals::wait_readable(r, START_TIMEOUT)
-        // SAFETY: reading one byte into a stack buffer.
-        && unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) } == 1;
-    if !got {
-        return Err(Error::ProxyNotListening {
+    proxy.wait_ready(plan, host)?;
+    Ok(proxy)
+}
+
+impl Proxy {
+    /// Waits for the proxy's byte, reading what its init says meanwhile:
+    /// a set-up step that failed, or the proxy's exit.
+    fn wait_ready(&self, plan: &DbusPlan, host: &Host) -> Result<(), Error> {
+        let not_listening = || Error::ProxyNotListening {
             proxy: plan.proxy.clone(),
             socket: plan.socket.clone(),
-        });
+        };
+        let r = self.ready.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut fds = [
+                libc::pollfd {
+                    fd: r,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sandbox.messages_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfds.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis() as libc::c_int) };
+            if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                return Err(not_listening());
+            }
+            if fds[0].revents != 0 {
+                let mut byte = [0u8; 1];
+                // SAFETY: reading one byte into a stack buffer.
+                if unsafe { libc::read(r, byte.as_mut_ptr().cast(), 1) } == 1 {
+                    return Ok(());
+                }
+                return Err(not_listening());
+            }
+            match self.sandbox.read_message()? {
+                Some((Message::Failed { step, index, errno }, _)) => {
+                    return Err(
+                        sandbox::describe_failure(&plan.sandbox, host, step, index, errno).into(),
+                    );
+                }
+                // Init holds its signals (SIGCHLD too) until a first request.
+                Some((Message::Started { .. }, _)) => {
+                    let _ = self.sandbox.program_host_pid();
+                }
+                Some(_) => {}
+                None => return Err(not_listening()),
+            }
+        }
     }
-    Ok(proxy)
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        // Closing our end of the sync pipe tells it to go; make sure.
+        // Closing our end of the sync pipe tells it to go; the sandbox is
+        // killed and reaped when dropped.
         self.ready = None;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.socket);
+        self.sandbox.kill();
+        let _ = std::fs::remove_dir_all(&self.folder);
     }
 }

@@ -63,10 +63,13 @@ pub use verdict::exit_code;
 /// Runs the plan. `say` gets the warnings of the pre-hooks before the
 /// sandbox starts (said then, not after the program's end); the others are
 /// the outcome's.
+/// `start_lock` (a `single_instance` profile's) is released once the
+/// instance is registered.
 pub fn run(
     plan: &Plan,
     host: &Host,
     status_fd: Option<RawFd>,
+    start_lock: Option<std::os::fd::OwnedFd>,
     say: &mut dyn FnMut(Vec<String>),
 ) -> Outcome {
     // The plan's own warnings were said before the run (`commands::run`).
@@ -118,6 +121,7 @@ pub fn run(
         leftovers: Vec::new(),
         groups: Groups::default(),
         sandbox: None,
+        start_lock,
         proxy: None,
         stage: Stage::Absent,
         setup_failure: None,
@@ -180,6 +184,8 @@ enum Source {
 struct Run<'a> {
     plan: &'a Plan,
     host: &'a Host,
+    /// A `single_instance` run's lock, until its instance is registered.
+    start_lock: Option<std::os::fd::OwnedFd>,
     cx: Context,
     signals: Signals,
     /// Hooks' state, and the updates waiting for a lock.
@@ -851,6 +857,9 @@ impl Run<'_> {
                         crate::error::io_text(&e)
                     )),
                 }
+                // Registered (or not to be): a run of the same
+                // single_instance profile may look for it now.
+                self.start_lock = None;
                 if let (Some(s), Some(pid)) = (&self.status, host_pid) {
                     s.started(&self.plan.instance, pid);
                 }

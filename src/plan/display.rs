@@ -76,6 +76,24 @@ impl fmt::Display for Plan {
                 super::FORWARD_AREA
             )?;
         }
+        if let Some(c) = &self.package_config {
+            let from = if c.packages.is_empty() {
+                "no Debian package ships the program".to_string()
+            } else {
+                format!("from the package(s) {}", c.packages.join(", "))
+            };
+            writeln!(
+                f,
+                "\npackage_config ({from}): {}",
+                if c.paths.is_empty() {
+                    "no /etc configuration found".to_string()
+                } else {
+                    let paths: Vec<String> =
+                        c.paths.iter().map(|p| p.display().to_string()).collect();
+                    format!("{}, read-only (in the mounts above)", paths.join(", "))
+                }
+            )?;
+        }
         if !self.guarded.is_empty() {
             writeln!(
                 f,
@@ -159,6 +177,33 @@ impl fmt::Display for Plan {
         }
         if self.nested_userns {
             writeln!(f, "  nested user namespaces: allowed by the profile")?;
+        }
+
+        if let Some(d) = &self.dbus {
+            writeln!(
+                f,
+                "\nsession bus: {} at {}, filtered by xdg-dbus-proxy: {}",
+                d.address,
+                super::dbus::sandbox_socket(self.uid).display(),
+                d.args.join(" ")
+            )?;
+            writeln!(
+                f,
+                "  desktop portals see the application id {} (the proxy's /.flatpak-info)",
+                d.app_id
+            )?;
+            let p = &d.sandbox;
+            let argv: Vec<String> = p.argv.iter().map(|a| quote(a)).collect();
+            writeln!(
+                f,
+                "  the proxy's own sandbox ({}; landlock ABI {}, seccomp, no capabilities): {}",
+                p.namespaces.names().join(", "),
+                p.landlock.abi,
+                argv.join(" ")
+            )?;
+            for m in &p.mounts {
+                writeln!(f, "    {m}")?;
+            }
         }
 
         writeln!(f, "\nhooks (in the order they run):")?;

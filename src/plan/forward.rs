@@ -160,6 +160,9 @@ pub struct Context<'a> {
     /// antimony's working folder, for relative arguments.
     pub cwd: Option<&'a Path>,
     pub home: &'a Path,
+    /// The host's runtime folder (`$XDG_RUNTIME_DIR`): its sockets are the
+    /// desktop's, never forwarded.
+    pub runtime_dir: Option<&'a Path>,
     /// antimony's own folders, as written and as resolved.
     pub protected: &'a [(PathBuf, PathBuf)],
     /// Whether a path is already visible at its place with at least this
@@ -194,6 +197,25 @@ pub fn pick(argv: &[OsString], cx: &Context) -> (Vec<Forward>, Vec<String>) {
             continue;
         };
         let shown = n.path.display();
+        // The kernel's own file systems are the sandbox's own there.
+        if ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|k| n.path.starts_with(k) || source.starts_with(k))
+        {
+            continue;
+        }
+        if let Some(rt) = cx.runtime_dir {
+            if n.path.starts_with(rt)
+                || source.starts_with(rt)
+                || (folder && rt.starts_with(&source))
+            {
+                warnings.push(format!(
+                    "{shown} is not forwarded to the sandbox: it is (or holds) your runtime folder {}, with every socket of your desktop",
+                    rt.display()
+                ));
+                continue;
+            }
+        }
         if folder && (cx.home.starts_with(&n.path) || cx.home.starts_with(&source)) {
             warnings.push(format!(
                 "{shown} is not forwarded to the sandbox: it holds your whole home (name a folder inside it, or bind it with --ro)"
@@ -285,7 +307,9 @@ mod tests {
             .dir("/home/u/.config/antimony")
             .file("/home/u/.config/antimony/x.toml", 0o644, "")
             .link("/home/u/link.pdf", "/home/u/Documents/b.pdf")
-            .dir("/srv/shared");
+            .dir("/srv/shared")
+            .dir("/run/user/1000/app")
+            .file("/proc/cpuinfo", 0o444, "");
         let protected = vec![(
             PathBuf::from("/home/u/.config/antimony"),
             PathBuf::from("/home/u/.config/antimony"),
@@ -296,6 +320,7 @@ mod tests {
             mode: ForwardMode::Ro,
             cwd: Some(Path::new("/home/u/Documents")),
             home: Path::new("/home/u"),
+            runtime_dir: Some(Path::new("/run/user/1000")),
             protected: &protected,
             visible: &visible,
         };
@@ -311,6 +336,8 @@ mod tests {
             "/srv/shared",
             "/usr/bin/app",
             "/home/u/Documents/a.pdf",
+            "/run/user/1000/app",
+            "/proc/cpuinfo",
         ]
         .iter()
         .map(OsString::from)
@@ -351,7 +378,8 @@ mod tests {
                 (8, "/srv/shared", "/srv/shared", true, false, false),
             ]
         );
-        assert_eq!(w.len(), 3, "{w:?}");
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[3].contains("your runtime folder"), "{w:?}");
         assert!(w[0].starts_with("/home/u is not forwarded"), "{w:?}");
         assert!(w[1].starts_with("/home is not forwarded"), "{w:?}");
         assert!(w[2].contains("one of antimony's own folders"), "{w:?}");

@@ -12,7 +12,8 @@
 //!
 //! This folder owns the profile-to-plan step: `mounts` (the file system),
 //! `guard` (what a sandbox could change that a later run loads),
-//! `landlock`, `seccomp`, `dbus` (the bus proxy's plan), `hooks` (hook
+//! `landlock`, `seccomp`, `dbus` (the bus proxy's plan), `package` (the
+//! program's own `/etc` configuration), `hooks` (hook
 //! definitions: reusable hooks, drop-ins, and planning each hook). It may
 //! use `profile` and `host`; nothing here starts a process or writes a file.
 
@@ -23,6 +24,7 @@ pub mod guard;
 pub mod hooks;
 pub mod landlock;
 pub mod mounts;
+pub mod package;
 pub mod seccomp;
 #[cfg(test)]
 mod tests;
@@ -141,6 +143,8 @@ pub struct Plan {
     pub gid: u32,
     pub namespaces: Namespaces,
     pub mounts: Vec<Mount>,
+    /// `[files] package_config`: what was found (bound read-only).
+    pub package_config: Option<package::PackageConfig>,
     pub landlock: LandlockPlan,
     pub seccomp: Option<SeccompPlan>,
     pub nested_userns: bool,
@@ -269,22 +273,46 @@ pub fn build(
         HomePolicy::None => None,
         _ => Some(host.data_home.join("antimony").join(profile.home_name())),
     };
-    let dbus = profile
-        .dbus
-        .as_ref()
-        .and_then(|d| match dbus::build(d, host, fs, instance) {
-            Ok(plan) => Some(plan),
-            Err(w) => {
-                warnings.push(w.to_string());
-                None
+    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, &home);
+    let dbus = match &profile.dbus {
+        None => None,
+        Some(d) => {
+            let run = dbus::For {
+                name: &profile.name,
+                network,
+                instance,
+                facts: &facts,
+            };
+            match dbus::build(d, host, fs, &run)? {
+                Ok(plan) => Some(plan),
+                Err(w) => {
+                    warnings.push(w.to_string());
+                    None
+                }
             }
+        }
+    };
+    // Only for a profile that asks: it reads dpkg's lists.
+    let package_config = profile.package_config.then(|| {
+        let mut found = package::find(fs, &program, &profile.name);
+        // Never one of antimony's own folders (`/etc/antimony`).
+        let protected = protected_dirs(host, fs);
+        found.paths.retain(|path| {
+            let real = mounts::real_path(fs, path);
+            !protected
+                .iter()
+                .any(|(p, r)| path.starts_with(p) || real.starts_with(r))
         });
+        found
+    });
     let place = Place {
         host,
         fs,
         home: &home,
         host_home: host_home.as_deref(),
         network,
+        facts: &facts,
+        package_config: package_config.as_ref(),
     };
     let mut forward_warnings = Vec::new();
     let (mounts, forwards) = file_system(
@@ -355,6 +383,7 @@ pub fn build(
             net: !network,
         },
         mounts,
+        package_config,
         landlock,
         seccomp,
         nested_userns: sb.nested_userns,
@@ -378,6 +407,10 @@ struct Place<'a> {
     /// The persistent home's folder on the host, if the profile keeps one.
     host_home: Option<&'a Path>,
     network: bool,
+    /// What the base layout depends on, looked at once.
+    facts: &'a mounts::BaseFacts,
+    /// The program's `/etc` configuration, with `package_config`.
+    package_config: Option<&'a package::PackageConfig>,
 }
 
 /// The sandbox's file system: the base root, the home, the profile's and
@@ -394,8 +427,7 @@ fn file_system(
     forward_warnings: &mut Vec<String>,
 ) -> Result<(Vec<Mount>, Vec<Forward>), PlanError> {
     let (host, fs) = (at.host, at.fs);
-    let facts = mounts::BaseFacts::probe(fs, host.uid, host.gid, &host.user, at.home);
-    let mut list = mounts::base(&facts, host.uid, at.network);
+    let mut list = mounts::base(at.facts, host.uid, at.network);
     list.push(Mount {
         dest: at.home.to_path_buf(),
         op: match (&profile.home.policy, at.host_home) {
@@ -416,6 +448,19 @@ fn file_system(
         },
         origin: Origin::Home,
     });
+    // Before the profile's own entries, which may bind the same place
+    // otherwise.
+    for path in at.package_config.map_or(&[][..], |c| &c.paths) {
+        list.push(Mount {
+            dest: path.clone(),
+            op: Op::Bind {
+                source: path.clone(),
+                mode: BindMode::Ro,
+                optional: false,
+            },
+            origin: Origin::Profile,
+        });
+    }
     for entry in &profile.files {
         list.extend(file_entry(entry, host, Origin::Profile)?);
     }
@@ -447,14 +492,7 @@ fn file_system(
     // (a bind above them gets them masked instead, below). Compared as
     // written and as the kernel resolves them: `/var/home/u` is `~` where
     // `/home` links to `var/home`.
-    let protected: Vec<(PathBuf, PathBuf)> = host
-        .protected_dirs()
-        .into_iter()
-        .map(|p| {
-            let real = mounts::real_path(fs, &p);
-            (p, real)
-        })
-        .collect();
+    let protected = protected_dirs(host, fs);
     refuse_protected(fs, &list, &protected)?;
     if profile.sandbox.single_instance {
         list.push(Mount::new(
@@ -469,6 +507,7 @@ fn file_system(
         mode: opts.forward.unwrap_or(profile.forward),
         cwd: host.cwd.as_deref(),
         home: &host.home,
+        runtime_dir: host.runtime_dir.as_deref(),
         protected: &protected,
         visible: &visible,
     };
@@ -629,6 +668,17 @@ fn program(
                 }),
         },
     }
+}
+
+/// antimony's own folders, each as written and as the kernel resolves it.
+fn protected_dirs(host: &Host, fs: &dyn HostView) -> Vec<(PathBuf, PathBuf)> {
+    host.protected_dirs()
+        .into_iter()
+        .map(|p| {
+            let real = mounts::real_path(fs, &p);
+            (p, real)
+        })
+        .collect()
 }
 
 /// Refuses a bind a profile or the command line chose inside one of

@@ -248,10 +248,44 @@ fn the_instance_id_names_the_bus_socket() {
     let dbus = plan.dbus.as_ref().unwrap();
     assert_eq!(
         dbus.socket,
-        Path::new("/run/user/1000/antimony/dbus/0123456789abcdef.sock")
+        Path::new("/run/user/1000/antimony/dbus/0123456789abcdef/bus")
     );
     assert_eq!(dbus.address, "unix:path=/run/user/1000/bus");
     assert!(bind_at(&plan, "/run/user/1000/bus").is_some());
+    // The proxy's own sandbox: the host's bus, this run's folder and the
+    // file naming the profile's app id; nothing of the program's.
+    assert_eq!(dbus.app_id, "antimony.tool");
+    let proxy = &dbus.sandbox;
+    let places: Vec<&Path> = proxy.mounts.iter().map(|m| m.dest.as_path()).collect();
+    for want in [
+        "/usr",
+        "/run/user/1000/bus",
+        "/run/user/1000/antimony/dbus/0123456789abcdef",
+        "/.flatpak-info",
+    ] {
+        assert!(places.contains(&Path::new(want)), "{want}: {places:?}");
+    }
+    assert!(!places.contains(&Path::new("/home/user")), "{places:?}");
+    assert!(
+        proxy
+            .mounts
+            .iter()
+            .any(|m| m.dest == Path::new("/.flatpak-info")
+                && m.op
+                    == Op::File {
+                        contents: b"[Application]\nname=antimony.tool\n".to_vec(),
+                        mode: 0o444
+                    })
+    );
+    assert!(proxy.namespaces.net && proxy.env.is_empty());
+    assert_eq!(
+        &proxy.argv[1..4],
+        [
+            "--fd=1",
+            "unix:path=/run/user/1000/bus",
+            "/run/user/1000/antimony/dbus/0123456789abcdef/bus"
+        ]
+    );
     // No proxy on the host, or no bus: a warning, and no bus.
     let mut fs = host_fs();
     fs.file("/run/user/1000/bus", 0o666, "");
@@ -260,6 +294,26 @@ fn the_instance_id_names_the_bus_socket() {
     assert_eq!(plan.warnings, [dbus::NoBus::NoProxy.to_string()]);
     let plan = build(&p, &RunOptions::default(), &test_host(), &host_fs(), ID).unwrap();
     assert_eq!(plan.warnings, [dbus::NoBus::NoSessionBus.to_string()]);
+    // A bus the proxy's sandbox could not reach: no bus either.
+    let mut fs = host_fs();
+    fs.file("/usr/bin/xdg-dbus-proxy", 0o755, "");
+    for (address, warning) in [
+        (
+            "unix:path=/run/user/1000/gone",
+            dbus::NoBus::Missing("/run/user/1000/gone".into()),
+        ),
+        (
+            "tcp:host=localhost,port=4",
+            dbus::NoBus::Unsupported("tcp:host=localhost,port=4".into()),
+        ),
+    ] {
+        let mut host = test_host();
+        host.env
+            .insert("DBUS_SESSION_BUS_ADDRESS".into(), address.into());
+        let plan = build(&p, &RunOptions::default(), &host, &fs, ID).unwrap();
+        assert!(plan.dbus.is_none(), "{address}");
+        assert_eq!(plan.warnings, [warning.to_string()]);
+    }
 }
 
 #[test]
@@ -380,5 +434,49 @@ fn option_and_files_errors_are_typed_and_worded_as_before() {
     assert_eq!(
         e.to_string(),
         "files: `$NOT_SET/x`: a variable it names is not set (write `?` before it to skip it then)"
+    );
+}
+
+#[test]
+fn package_config_binds_the_programs_etc_only_when_asked() {
+    let mut fs = host_fs();
+    fs.file("/usr/bin/player", 0o755, "")
+        .file("/etc/player/player.conf", 0o644, "")
+        .file("/etc/antimony/profiles/x.toml", 0o644, "")
+        .file(
+            "/var/lib/dpkg/info/player.list",
+            0o644,
+            "/.\n/etc\n/etc/player\n/etc/player/player.conf\n/usr\n/usr/bin\n/usr/bin/player\n",
+        );
+    let without = plan(&profile("player", ""), &RunOptions::default(), &fs).unwrap();
+    assert!(without.package_config.is_none() && bind_at(&without, "/etc/player").is_none());
+
+    // Named `antimony`, it would find /etc/antimony: never bound.
+    let p = profile(
+        "antimony",
+        "path = \"/usr/bin/player\"\n[files]\npackage_config = true\nrw = [\"/srv\"]\n",
+    );
+    let with = plan(&p, &RunOptions::default(), &fs).unwrap();
+    let found = with.package_config.as_ref().unwrap();
+    assert_eq!(found.packages, ["player"]);
+    assert_eq!(found.paths, [Path::new("/etc/player")]);
+    let m = bind_at(&with, "/etc/player").unwrap();
+    assert_eq!(
+        m.op,
+        Op::Bind {
+            source: "/etc/player".into(),
+            mode: BindMode::Ro,
+            optional: false
+        }
+    );
+    assert!(bind_at(&with, "/etc/antimony").is_none());
+    let shown = with.to_string();
+    assert!(
+        shown.contains("package_config (from the package(s) player): /etc/player, read-only"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("ro      /etc/player ← /etc/player\n"),
+        "{shown}"
     );
 }

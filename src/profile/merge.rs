@@ -3,7 +3,8 @@
 //!
 //! Merge rules, from the first inherited layer to the profile itself:
 //! - single values (`path`, `arguments`, `dir`, `home.*`, `[sandbox]` keys,
-//!   `hooks.grace`, `id`, `description`): the last layer that sets one wins;
+//!   `files.package_config`, `hooks.grace`, `id`, `description`): the last
+//!   layer that sets one wins;
 //! - `[files]` entries and hooks: concatenated in merge order, so inherited
 //!   pre-hooks run before the profile's own; a later bind to the same sandbox
 //!   path replaces an earlier one;
@@ -163,6 +164,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         home: Home::default(),
         files: Vec::new(),
         forward: ForwardMode::default(),
+        package_config: false,
         environment: Default::default(),
         sandbox: SandboxSettings::default(),
         dbus: None,
@@ -203,6 +205,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         mark("dir", layer.dir.is_some());
         mark("home.policy", layer.home_policy.is_some());
         mark("home.name", layer.home_name.is_some());
+        mark("files.package_config", layer.package_config.is_some());
         mark("sandbox.network", layer.network.is_some());
         mark("sandbox.share", layer.share.is_some());
         mark("sandbox.seccomp", layer.seccomp.is_some());
@@ -228,6 +231,9 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         }
         set(&mut p.home.name, layer.home_name);
         p.files.extend(layer.files);
+        if let Some(v) = layer.package_config {
+            p.package_config = v;
+        }
         p.environment.extend(layer.environment);
         if let Some(v) = layer.network {
             p.sandbox.network = v;

@@ -379,6 +379,9 @@ pub struct Profile {
     pub files: Vec<FileEntry>,
     /// Host files the program's arguments name (`files.forward`).
     pub forward: ForwardMode,
+    /// `[files] package_config`: the program's own `/etc` configuration,
+    /// found when the run is planned (`plan::package`).
+    pub package_config: bool,
     pub environment: BTreeMap<String, EnvValue>,
     pub sandbox: SandboxSettings,
     /// `None`: no session bus in the sandbox.

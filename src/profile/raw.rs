@@ -109,6 +109,10 @@ pub struct RawFiles {
     pub dev: Option<Vec<Spanned<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<Vec<Spanned<String>>>,
+    /// Bind, read-only, the program's own `/etc/NAME` and the top-level
+    /// `/etc` folders of the Debian package that ships it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_config: Option<bool>,
     /// Host files and folders that the program's arguments name: made
     /// visible in the sandbox (`ro`, the default), writable, or not at all.
     #[serde(skip_serializing_if = "Option::is_none")]

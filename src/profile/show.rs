@@ -30,6 +30,7 @@ pub fn to_toml(p: &Profile) -> String {
         files.forward = Some(p.forward);
     }
     let has_files = !p.files.is_empty() || files.forward.is_some();
+    files.package_config = p.package_config.then_some(true);
     let environment: BTreeMap<String, Spanned<String>> = p
         .environment
         .iter()
@@ -59,7 +60,7 @@ pub fn to_toml(p: &Profile) -> String {
             policy: Some(p.home.policy),
             name: p.home.name.clone().map(s),
         }),
-        files: has_files.then_some(files),
+        files: (has_files || p.package_config).then_some(files),
         environment: (!environment.is_empty()).then_some(environment),
         sandbox: Some(RawSandbox {
             network: Some(sb.network),
@@ -260,5 +261,17 @@ mod tests {
         assert!(shown.contains("stdin = false"), "{shown}");
         let again = &load(&shown).hooks[0];
         assert!(!again.stdin && again.explicit == p.hooks[0].explicit);
+    }
+
+    #[test]
+    fn package_config_is_shown_and_read_back() {
+        let p = load("inherits = [\"sh\"]\n[files]\npackage_config = true\n");
+        assert!(p.package_config);
+        let shown = to_toml(&p);
+        assert!(shown.contains("package_config = true"), "{shown}");
+        assert!(load(&shown).package_config);
+        // A single value: the last layer that sets it wins.
+        let off = load("inherits = [\"sh\"]\n[files]\npackage_config = false\n");
+        assert!(!off.package_config && !to_toml(&off).contains("package_config"));
     }
 }

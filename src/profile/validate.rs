@@ -30,6 +30,7 @@ pub struct Layer {
     pub home_name: Option<String>,
     pub files: Vec<FileEntry>,
     pub forward: Option<ForwardMode>,
+    pub package_config: Option<bool>,
     pub environment: BTreeMap<String, EnvValue>,
     pub network: Option<bool>,
     pub share: Option<BTreeSet<ShareNamespace>>,
@@ -182,6 +183,7 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
     }
     if let Some(files) = raw.files {
         layer.forward = files.forward;
+        layer.package_config = files.package_config;
         for (mode, list) in [
             (BindMode::Ro, files.ro),
             (BindMode::Rw, files.rw),

@@ -58,6 +58,17 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         sys::exit(SETUP_FAILED);
     }
     sys::close(p.parent_fd());
+    // Other standard descriptors, if antimony gave some (they are above
+    // 2: it opened them while it had 0, 1 and 2); the originals are
+    // closed with everything else above 2 below.
+    if let Some(stdio) = &p.stdio {
+        for (target, fd) in stdio.iter().enumerate() {
+            // SAFETY: dup2 on descriptors this process inherited.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target as RawFd) } < 0 {
+                fail(chan, Step::Stdio, 0, Errno::last());
+            }
+        }
+    }
     // SAFETY: PR_SET_NAME with a static NUL-terminated name; umask cannot fail.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, c"antimony-init".as_ptr());

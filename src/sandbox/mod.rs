@@ -144,6 +144,7 @@ pub fn describe_failure(
         Step::Exec => format!("execute {}", plan.program.display()),
         Step::Dumpable => "make the sandbox's init non-dumpable".into(),
         Step::Signals => "set up the sandbox's init signal handling (signalfd)".into(),
+        Step::Stdio => "give the program its standard descriptors (dup2)".into(),
     };
     SandboxError::Setup { what, errno }
 }

@@ -38,6 +38,10 @@ pub struct Prepared {
     pub cwd_strict: bool,
     /// Init waits, set up, for antimony's go before executing the program.
     pub wait_for_go: bool,
+    /// The program's stdin, stdout and stderr instead of antimony's
+    /// (the D-Bus proxy's: its readiness pipe is its stdout). Init
+    /// moves them to 0, 1 and 2 first thing, so it holds them too.
+    pub stdio: Option<[OwnedFd; 3]>,
     pub home: CString,
     pub umask: libc::mode_t,
     /// A pidfd of antimony itself: the child checks it once, after asking
@@ -303,6 +307,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         cwd: cstring(&plan.cwd)?,
         cwd_strict: plan.cwd_explicit,
         wait_for_go: false,
+        stdio: None,
         home: cstring(&plan.home)?,
         umask,
         parent: pidfd_self()?,

@@ -57,6 +57,8 @@ pub enum Step {
     Dumpable,
     /// Setting up init's signalfd.
     Signals,
+    /// Taking the standard descriptors antimony gave (`Prepared::stdio`).
+    Stdio,
 }
 
 impl Step {
@@ -86,6 +88,7 @@ impl Step {
             21 => Exec,
             22 => Dumpable,
             23 => Signals,
+            24 => Stdio,
             _ => return None,
         })
     }

@@ -52,6 +52,14 @@ pub fn tests() -> Vec<Trial> {
         firefox_xvfb,
     ));
     t.extend(both(
+        "apps::mpv_under_xvfb_draws_through_x11_shared_memory",
+        mpv_x11_shm,
+    ));
+    t.extend(both(
+        "apps::package_config_shows_the_programs_etc_folder",
+        package_config,
+    ));
+    t.extend(both(
         "apps::chromium_headless_screenshot_shows_the_page",
         chromium_headless,
     ));
@@ -828,6 +836,17 @@ fn chromium_headless(who: Who) -> TestResult {
 /// Xvfb on a free display, with an MIT-MAGIC-COOKIE in `xauthority`
 /// (written as a FamilyWild entry, so any host name matches).
 pub(crate) fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
+    let base = 90 + (std::process::id() % 200);
+    start_xvfb_on((base..base + 100).chain(90..base), xauthority, uid, gid)
+}
+
+/// `start_xvfb` on the first free display of `numbers`.
+fn start_xvfb_on(
+    numbers: impl Iterator<Item = u32>,
+    xauthority: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<(Started, u32), String> {
     let cookie: Vec<u8> = {
         let mut c = vec![0u8; 16];
         std::fs::File::open("/dev/urandom")
@@ -835,8 +854,7 @@ pub(crate) fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Start
             .map_err(|e| format!("urandom: {e}"))?;
         c
     };
-    let base = 90 + (std::process::id() % 200);
-    for n in (base..base + 100).chain(90..base) {
+    for n in numbers {
         if Path::new(&format!("/tmp/.X{n}-lock")).exists()
             || Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
         {
@@ -1105,6 +1123,241 @@ fn exited(program: &mut Started) -> Option<String> {
         Ok(Some(status)) => Some(format!("{} exited early: {status:?}", program.what)),
         _ => None,
     }
+}
+
+/// mpv's X11 output (`--vo=x11`) draws through MIT-SHM: System V shared
+/// memory it makes and the X server attaches by id. Under a profile that
+/// inherits with-x11 (the host's IPC namespace) it shows a generated
+/// image, and the segment it shares with the X server is seen from the
+/// host (its uid's, the image's size, attached twice). The same profile
+/// with `share = []` (a private IPC namespace) shows nothing, and mpv
+/// says why: the X server finds no such segment (BadShmSeg).
+fn mpv_x11_shm(who: Who) -> TestResult {
+    need!("Xvfb", "import", "convert", "mpv");
+    let s = scratch!(who);
+    let (w, h) = (640, 480);
+    s.mkdir("media");
+    let image = s.path("media/green.png");
+    let made = Command::new("convert")
+        .args(["-size", &format!("{w}x{h}"), "xc:#11aa55"])
+        .arg(&image)
+        .status()
+        .map_err(|e| format!("convert: {e}"))?;
+    ensure!(made.success(), "convert could not make the image");
+    let media = s.path("media").display().to_string();
+    let base = Profile::inherits(&["minimal", "with-x11"])
+        .path("/usr/bin/mpv")
+        .ro(&[&media]);
+    s.profile("mpv-shm", &base);
+    s.profile(
+        "mpv-private-ipc",
+        &base.set("sandbox", "share", toml_list::<&str>(&[])),
+    );
+    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let socket_dir = Path::new("/tmp/.X11-unix");
+    let had_socket_dir = socket_dir.exists();
+    let xauthority = s.path("home/.Xauthority");
+    // mpv takes a display numbered 10 or more for a remote one (as ssh
+    // forwards them) and never uses shared memory there.
+    let (mut xvfb, display) = start_xvfb_on(1..10, &xauthority, s.uid, s.gid)?;
+    let display = format!(":{display}");
+    let screen_share = || -> Result<(usize, usize, usize), String> {
+        let shot = s.path("screen.png");
+        let ok = Command::new("import")
+            .args(["-display", &display, "-window", "root"])
+            .arg(&shot)
+            .env("XAUTHORITY", &xauthority)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        if !ok {
+            return Err("import failed".into());
+        }
+        page_share(&shot)
+    };
+    // The image covers 390‰ of the 1024x768 screen (no window manager:
+    // the window keeps the image's size).
+    let result = (|| -> TestResult {
+        for (profile, shared) in [("mpv-shm", true), ("mpv-private-ipc", false)] {
+            let log = s.path(&format!("{profile}.log"));
+            let mut run = s
+                .antimony(["run", profile, "--"])
+                .args([
+                    "--vo=x11",
+                    "--no-config",
+                    "--no-audio",
+                    "--msg-level=vo=v",
+                    "--image-display-duration=inf",
+                ])
+                .arg(&image)
+                .env("DISPLAY", &display);
+            // mpv writes its messages to stdout, its status line to stderr.
+            let file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+            let copy = file.try_clone().map_err(|e| e.to_string())?;
+            run.cmd.stdin(Stdio::null()).stdout(file).stderr(copy);
+            let mut mpv = Started {
+                child: run.cmd.spawn().map_err(|e| format!("antimony: {e}"))?,
+                what: "antimony run mpv",
+            };
+            let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+            let mut last = String::from("no screenshot taken");
+            let mut segment = false;
+            let mut shown = false;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = mpv.child.try_wait() {
+                    last = format!("antimony exited early: {status:?}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+                segment |= shared_with_the_x_server(s.uid, w * h * 4);
+                if shared && log_text().contains("X11 error") {
+                    last = "mpv reports an X11 error".into();
+                    break;
+                }
+                if !shared && log_text().contains("BadShmSeg") {
+                    // It has put its image: give the server a moment.
+                    std::thread::sleep(Duration::from_secs(1));
+                    last = match screen_share() {
+                        Ok((share, ..)) => format!("{share}‰ of the screen is the image"),
+                        Err(e) => e,
+                    };
+                    shown = screen_share().is_ok_and(|(share, ..)| share > 300);
+                    break;
+                }
+                match screen_share() {
+                    Ok((share, ..)) if share > 300 && segment => {
+                        shown = true;
+                        break;
+                    }
+                    Ok((share, w, h)) => {
+                        last = format!("{share}‰ of the {w}x{h} screen is the image")
+                    }
+                    Err(e) => last = e,
+                }
+            }
+            if !shared {
+                // Stuck waiting for the server's completion events, mpv
+                // does not quit on SIGTERM: the sandbox dies with antimony.
+                let _ = mpv.child.kill();
+            }
+            mpv.stop();
+            let text = log_text();
+            if shared {
+                ensure!(
+                    shown && segment,
+                    "{profile}: the image did not show through shared memory (segment seen: {segment}): {last}\n--- mpv\n{text}"
+                );
+                ensure!(
+                    !text.contains("Not using SHM")
+                        && !text.contains("Shared memory")
+                        && !text.contains("X11 error"),
+                    "{profile}: mpv did not use MIT-SHM:\n{text}"
+                );
+            } else {
+                ensure!(
+                    text.contains("BadShmSeg") && !shown && !segment,
+                    "{profile}: mpv should have failed to share its image ({last}; segment seen: {segment}):\n{text}"
+                );
+            }
+        }
+        pass()
+    })();
+    xvfb.stop();
+    if !had_socket_dir {
+        let _ = std::fs::remove_dir(socket_dir);
+    }
+    result
+}
+
+/// `[files] package_config = true` binds the /etc folder of the Debian
+/// package that ships the program, read-only: mpv reads its
+/// `/etc/mpv/encoding-profiles.conf` with the key and cannot without it;
+/// `--dry-run` says what it binds and from which package.
+fn package_config(who: Who) -> TestResult {
+    need!("mpv");
+    let owned = Command::new("dpkg-query")
+        .args(["-S", "/etc/mpv/encoding-profiles.conf"])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"mpv:"));
+    if !owned {
+        return skip("/etc/mpv/encoding-profiles.conf is not mpv's (apt-get install mpv)");
+    }
+    let s = scratch!(who);
+    let base = Profile::on("minimal").path("/usr/bin/mpv");
+    s.profile(
+        "mpv-etc",
+        &base.clone().set("files", "package_config", true),
+    );
+    s.profile("mpv-no-etc", &base);
+    let read = "Reading config file /etc/mpv/encoding-profiles.conf";
+    let out = s.antimony(["run", "mpv-etc", "--", "-v"]).run();
+    ensure!(
+        out.stdout.contains(read),
+        "with package_config: {}",
+        out.show()
+    );
+    let out = s.antimony(["run", "mpv-no-etc", "--", "-v"]).run();
+    ensure!(
+        out.stdout.contains("[cplayer]") && !out.stdout.contains(read),
+        "without package_config: {}",
+        out.show()
+    );
+    let dry = s.antimony(["run", "mpv-etc", "--dry-run"]).run();
+    ensure!(
+        dry.code() == Some(0)
+            && dry.stdout.contains("  ro      /etc/mpv ← /etc/mpv\n")
+            && dry
+                .stdout
+                .contains("package_config (from the package(s) mpv): /etc/mpv, read-only"),
+        "{}",
+        dry.show()
+    );
+    // Found through dpkg alone: no /etc/chromium.d is named after the
+    // program or the profile, but its package ships one.
+    if which("chromium").is_some() {
+        s.profile(
+            "web",
+            &Profile::on("minimal")
+                .path("/usr/bin/chromium")
+                .set("files", "package_config", true),
+        );
+        let dry = s.antimony(["run", "web", "--dry-run"]).run();
+        ensure!(
+            dry.code() == Some(0)
+                && dry
+                    .stdout
+                    .contains("  ro      /etc/chromium.d ← /etc/chromium.d\n")
+                && dry.stdout.contains("(from the package(s) chromium)"),
+            "{}",
+            dry.show()
+        );
+    }
+    let dry = s.antimony(["run", "mpv-no-etc", "--dry-run"]).run();
+    ensure!(
+        dry.code() == Some(0)
+            && !dry.stdout.contains("/etc/mpv")
+            && !dry.stdout.contains("package_config"),
+        "{}",
+        dry.show()
+    );
+    pass()
+}
+
+/// A System V shared memory segment of the host's IPC namespace, of this
+/// uid and size, attached twice (the client and the X server).
+fn shared_with_the_x_server(uid: u32, size: usize) -> bool {
+    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+    // key shmid perms size cpid lpid nattch uid …
+    table.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() > 7
+            && f[3] == size.to_string()
+            && f[6].parse::<u32>().is_ok_and(|n| n >= 2)
+            && f[7] == uid.to_string()
+    })
 }
 
 /// Every path under a folder (files, folders, symlinks), relative.

@@ -3,9 +3,13 @@
 //! taken (and answers the host), no other can; a name under `see` is
 //! listed but never answers, a name under no rule does not even exist;
 //! the shipped `with-dbus` fragment talks to the portals and notifications
-//! only; without `[dbus]` there is no bus.
+//! only; without `[dbus]` there is no bus. A real xdg-desktop-portal
+//! sees a sandbox as the application `antimony.PROFILE`, whose grants in
+//! the permission store are its own, shared with no host application and
+//! no other profile.
 
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,6 +26,10 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both(
         "dbus::with_dbus_talks_to_portals_and_notifications_only",
         with_dbus_fragment,
+    ));
+    t.extend(both(
+        "dbus::portal_sees_the_profiles_own_app_id",
+        portal_app_id,
     ));
     t
 }
@@ -51,11 +59,21 @@ fn as_user(cmd: &mut Command, s: &Scratch) {
 /// Starts the bus and an echo service (`dbus-test-tool echo`, which
 /// answers every call) for each name, and waits until they own them.
 fn start_bus(s: &Scratch, names: &[&str]) -> Result<Bus, String> {
+    start_bus_with(s, names, None)
+}
+
+/// `start_bus` with a configuration file of the daemon's instead of the
+/// standard session one.
+fn start_bus_with(s: &Scratch, names: &[&str], config: Option<&Path>) -> Result<Bus, String> {
     let sock = s.path("bus");
     let address = format!("unix:path={}", sock.display());
     let mut daemon = Command::new("dbus-daemon");
+    match config {
+        Some(c) => daemon.arg(format!("--config-file={}", c.display())),
+        None => daemon.arg("--session"),
+    };
     daemon
-        .args(["--session", "--nofork", "--nopidfile"])
+        .args(["--nofork", "--nopidfile"])
         .arg(format!("--address={address}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -413,5 +431,162 @@ fn with_dbus_fragment(who: Who) -> TestResult {
         "with-dbus: wanted the portal and notifications only: {}",
         out.show()
     );
+    no_proxy_left(&s)
+}
+
+/// A session bus with no activatable services at all: the portal would
+/// otherwise start the document portal, a FUSE mount. (The daemon wants a
+/// `<listen>`, though `--address` replaces it.)
+const BARE_BUS: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
+const PORTAL: &str = "/usr/libexec/xdg-desktop-portal";
+const PERMISSION_STORE: &str = "/usr/libexec/xdg-permission-store";
+
+/// A GameMode portal call (QueryStatus), which the portal first decides
+/// by the caller's entry in the permission store (table and id
+/// `gamemode`: an app whose entry says `no` is refused, naming its id);
+/// prints the error, or `answered`.
+const GAMEMODE_CALL: &str = "if err=$(gdbus call --session --timeout 30 \
+    -d org.freedesktop.portal.Desktop -o /org/freedesktop/portal/desktop \
+    -m org.freedesktop.portal.GameMode.QueryStatus 1 2>&1); then echo answered; else echo \"$err\"; fi";
+
+/// The permission store's `gamemode` entry for `app`: `no`, or removed.
+fn set_gamemode(s: &Scratch, address: &str, app: &str, deny: bool) -> TestResult {
+    let call = if deny {
+        format!(
+            "gdbus call --session -d org.freedesktop.impl.portal.PermissionStore \
+             -o /org/freedesktop/impl/portal/PermissionStore \
+             -m org.freedesktop.impl.portal.PermissionStore.SetPermission gamemode true gamemode '{app}' \"['no']\""
+        )
+    } else {
+        format!(
+            "gdbus call --session -d org.freedesktop.impl.portal.PermissionStore \
+             -o /org/freedesktop/impl/portal/PermissionStore \
+             -m org.freedesktop.impl.portal.PermissionStore.DeletePermission gamemode gamemode '{app}'"
+        )
+    };
+    let out = host_sh(s, address, &call);
+    ensure!(
+        out.status.success(),
+        "permission store: {call}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pass()
+}
+
+/// A shell command on the host, outside any sandbox, as the scratch's user.
+fn host_sh(s: &Scratch, address: &str, script: &str) -> std::process::Output {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.args(["-c", script]);
+    s.set_environment(&mut cmd);
+    cmd.env("DBUS_SESSION_BUS_ADDRESS", address)
+        .uid(s.uid)
+        .gid(s.gid)
+        .output()
+        .expect("sh")
+}
+
+/// xdg-desktop-portal tells sandboxed callers apart by the process of
+/// their connection: for a sandbox, the D-Bus proxy, which runs in a
+/// sandbox of its own whose root names the profile's application id. With
+/// a real portal and permission store on a private bus, the store's
+/// GameMode entry `no` for `antimony.portal-app` refuses that profile's
+/// call (the portal's error names the id it saw), while the same call
+/// from another profile and from the host is not refused; an entry for
+/// host applications (id "") refuses the host and no sandbox.
+fn portal_app_id(who: Who) -> TestResult {
+    for p in [PORTAL, PERMISSION_STORE, "/usr/bin/gdbus"] {
+        if !Path::new(p).exists() {
+            return skip(format!(
+                "{p} is not installed (scripts/test installs xdg-desktop-portal and libglib2.0-bin)"
+            ));
+        }
+    }
+    let s = setup!(who);
+    let config = s.path("bus.conf");
+    std::fs::write(&config, BARE_BUS).map_err(|e| e.to_string())?;
+    let mut bus = start_bus_with(&s, &[], Some(&config))?;
+    for program in [PERMISSION_STORE, PORTAL] {
+        let mut service = Command::new(program);
+        s.set_environment(&mut service);
+        service
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env("XDG_CURRENT_DESKTOP", "antimony-test")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        as_user(&mut service, &s);
+        bus.children
+            .push(service.spawn().map_err(|e| format!("{program}: {e}"))?);
+    }
+    let up = wait_until(Duration::from_secs(20), || {
+        [
+            "org.freedesktop.portal.Desktop",
+            "org.freedesktop.impl.portal.PermissionStore",
+        ]
+        .iter()
+        .all(|n| host_has_owner(&s, &bus.address, n))
+    });
+    ensure!(up, "the portal and the permission store did not come up");
+    let talk = &["org.freedesktop.portal.Desktop"];
+    s.profile("portal-app", &bus_profile("talk", talk));
+    s.profile("other-app", &bus_profile("talk", talk));
+    let in_sandbox = |profile: &str| {
+        let out = s
+            .antimony(["run", profile, "--", "-c", GAMEMODE_CALL])
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .run();
+        (out.code() == Some(0), out.stdout.clone(), out.show())
+    };
+    let on_host =
+        || String::from_utf8_lossy(&host_sh(&s, &bus.address, GAMEMODE_CALL).stdout).into_owned();
+    let refused = |text: &str, id: &str| {
+        text.contains(&format!(
+            "org.freedesktop.portal.Error.NotAllowed: GameMode is not allowed for {id}\n"
+        ))
+    };
+
+    set_gamemode(&s, &bus.address, "antimony.portal-app", true)?;
+    let (ok, text, show) = in_sandbox("portal-app");
+    ensure!(
+        ok && refused(&text, "antimony.portal-app"),
+        "the portal did not decide the sandbox's call by antimony.portal-app's entry: {show}"
+    );
+    let (ok, text, show) = in_sandbox("other-app");
+    ensure!(
+        ok && !text.contains("NotAllowed") && !text.is_empty(),
+        "another profile's sandbox got antimony.portal-app's entry: {show}"
+    );
+    let host = on_host();
+    ensure!(
+        !host.contains("NotAllowed") && !host.is_empty(),
+        "a host application got antimony.portal-app's entry: {host}"
+    );
+    // Host applications' entry: the host is refused, sandboxes are not.
+    set_gamemode(&s, &bus.address, "antimony.portal-app", false)?;
+    set_gamemode(&s, &bus.address, "", true)?;
+    let host = on_host();
+    ensure!(
+        refused(&host, ""),
+        "control: the host's entry does not refuse the host: {host}"
+    );
+    for profile in ["portal-app", "other-app"] {
+        let (ok, text, show) = in_sandbox(profile);
+        ensure!(
+            ok && !text.contains("NotAllowed") && !text.is_empty(),
+            "a sandbox got the host applications' entry: {show}"
+        );
+    }
+    drop(bus);
     no_proxy_left(&s)
 }

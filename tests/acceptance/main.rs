@@ -6,6 +6,7 @@
 mod support;
 #[macro_use]
 mod fixture;
+mod forward;
 
 mod apps;
 mod architecture;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(man::tests());
     tests.extend(apps::tests());
     tests.extend(notify::tests());
+    tests.extend(forward::tests());
     tests.extend(architecture::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
