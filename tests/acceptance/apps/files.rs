@@ -539,6 +539,7 @@ fn zathura_opens_a_pdf(who: Who) -> TestResult {
         "home/.config/mimeapps.list",
         "[Default Applications]\napplication/pdf=org.pwmt.zathura.desktop\n",
     );
+    let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
     let log = s.path("gio.log");
     let mut gio = s.command("gio").arg("open").arg(&pdf);
     let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
@@ -567,7 +568,6 @@ fn zathura_opens_a_pdf(who: Who) -> TestResult {
     } else {
         Err(format!("gio open: {status:?}"))
     };
-    let host_userns = std::fs::read_link("/proc/self/ns/user").map_err(|e| e.to_string())?;
     let outside: Vec<u32> = launched()
         .into_iter()
         .filter(|pid| {
