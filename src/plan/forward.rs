@@ -23,6 +23,20 @@ use crate::host::HostView;
 use crate::host::view::Kind;
 use crate::profile::{BindMode, ForwardMode};
 
+/// The system's secrets, never forwarded even when named (root could
+/// read them): what the base layout never binds either.
+const SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/shadow-",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+    "/etc/security/opasswd",
+];
+
 /// One argument whose file is forwarded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
@@ -204,6 +218,16 @@ pub fn pick(argv: &[OsString], cx: &Context) -> (Vec<Forward>, Vec<String>) {
         {
             continue;
         }
+        if let Some(secret) = SECRETS.iter().find(|s| {
+            n.path.starts_with(s)
+                || source.starts_with(s)
+                || (folder && Path::new(s).starts_with(&source))
+        }) {
+            warnings.push(format!(
+                "{shown} is not forwarded to the sandbox: it is (or holds) {secret}, one of the system's secrets"
+            ));
+            continue;
+        }
         if let Some(rt) = cx.runtime_dir {
             if n.path.starts_with(rt)
                 || source.starts_with(rt)
@@ -309,7 +333,8 @@ mod tests {
             .link("/home/u/link.pdf", "/home/u/Documents/b.pdf")
             .dir("/srv/shared")
             .dir("/run/user/1000/app")
-            .file("/proc/cpuinfo", 0o444, "");
+            .file("/proc/cpuinfo", 0o444, "")
+            .file("/etc/shadow", 0o640, "");
         let protected = vec![(
             PathBuf::from("/home/u/.config/antimony"),
             PathBuf::from("/home/u/.config/antimony"),
@@ -338,6 +363,7 @@ mod tests {
             "/home/u/Documents/a.pdf",
             "/run/user/1000/app",
             "/proc/cpuinfo",
+            "/etc/shadow",
         ]
         .iter()
         .map(OsString::from)
@@ -378,7 +404,8 @@ mod tests {
                 (8, "/srv/shared", "/srv/shared", true, false, false),
             ]
         );
-        assert_eq!(w.len(), 4, "{w:?}");
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(w[4].contains("one of the system's secrets"), "{w:?}");
         assert!(w[3].contains("your runtime folder"), "{w:?}");
         assert!(w[0].starts_with("/home/u is not forwarded"), "{w:?}");
         assert!(w[1].starts_with("/home is not forwarded"), "{w:?}");

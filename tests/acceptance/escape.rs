@@ -56,13 +56,18 @@ pub fn tests() -> Vec<Trial> {
 
 // ---------------------------------------------------------------- helpers
 
-/// `antimony run PROFILE --ro PROBE=/probe EXTRA… --program PROGRAM -- SUB…`
+/// `antimony run PROFILE --ro PROBE=/probe --forward off EXTRA… --program
+/// PROGRAM -- SUB…`. The paths the probe attacks are its arguments only for
+/// the test's convenience: an attack is the program's, never the caller's
+/// command line, so nothing the arguments name is forwarded.
 fn run_in(s: &Scratch, profile: &str, extra: &[String], program: &str, sub: &[&str]) -> Run {
     let mut args: Vec<String> = vec![
         "run".into(),
         profile.into(),
         "--ro".into(),
         format!("{}=/probe", world().probe.display()),
+        "--forward".into(),
+        "off".into(),
     ];
     args.extend(extra.iter().cloned());
     args.extend(["--program".into(), program.into(), "--".into()]);

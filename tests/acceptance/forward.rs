@@ -173,6 +173,7 @@ fn refused(who: Who) -> TestResult {
         ])
         .arg(&home)
         .arg(&profile)
+        .arg("/etc/shadow")
         .run();
     ensure!(
         out.code() == Some(0)
@@ -181,7 +182,10 @@ fn refused(who: Who) -> TestResult {
             && out.stderr.contains(&format!(
                 "{home} is not forwarded to the sandbox: it holds your whole home"
             ))
-            && out.stderr.contains("one of antimony's own folders"),
+            && out.stderr.contains("one of antimony's own folders")
+            && out
+                .stderr
+                .contains("/etc/shadow is not forwarded to the sandbox: it is (or holds) /etc/shadow, one of the system's secrets"),
         "home and profile arguments: {}",
         out.show()
     );

@@ -178,6 +178,8 @@ impl Fx {
 
     /// `antimony run PROFILE --ro PROBE=/probe --rw OUT EXTRA…`
     fn run(&self, profile: &str, extra: &[&str]) -> Run {
+        // The probe's targets are its arguments for the test's convenience
+        // only: nothing they name is forwarded (see escape.rs `run_in`).
         let mut args: Vec<String> = vec![
             "run".into(),
             profile.into(),
@@ -185,6 +187,8 @@ impl Fx {
             format!("{}=/probe", world().probe.display()),
             "--rw".into(),
             s(&self.out),
+            "--forward".into(),
+            "off".into(),
         ];
         args.extend(extra.iter().map(|a| self.subst(a)));
         self.s.antimony(args)
