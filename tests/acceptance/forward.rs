@@ -204,7 +204,7 @@ fn joins(who: Who) -> TestResult {
         "one",
         &format!(
             "echo first > /tmp/mark; echo $$ > @OUT@/first; {}",
-            await_until("[ -e /tmp/stop ]")
+            await_until("[ -e /tmp/stop ]") + "; sleep 0.5"
         ),
     ));
     let started = Instant::now();
@@ -294,7 +294,7 @@ fn at_once(who: Who) -> TestResult {
     f.profile("one", &sh().set("sandbox", "single_instance", "true"));
     let script = format!(
         "echo x >> /tmp/n; echo x >> @OUT@/started; {}",
-        await_until("[ -e /tmp/stop ]")
+        await_until("[ -e /tmp/stop ]") + "; sleep 0.5"
     );
     let mut a = Background::start(f.run("one", &script));
     let mut b = Background::start(f.run("one", &script));
@@ -303,9 +303,12 @@ fn at_once(who: Who) -> TestResult {
         ensure!(started.elapsed() < HANG, "both did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
+    let ps = f.s.antimony(["ps"]).run();
+    let listed = ps.stdout.lines().filter(|l| l.contains(" one ")).count();
     let count =
         f.s.antimony(["run", "one", "--", "-c", "wc -l < /tmp/n; touch /tmp/stop"])
             .run();
+    ensure!(listed == 1, "ps: {}", ps.show());
     let (a, b) = (a.finish()?, b.finish()?);
     ensure!(
         count.code() == Some(0) && count.stdout.trim() == "2",
