@@ -340,7 +340,19 @@ fn proxy_sandbox(
         },
         origin: b,
     });
-    let mounts = super::mounts::finish(mounts);
+    let mut mounts = super::mounts::finish(mounts);
+    // The proxy's sandbox has antimony's default limits.
+    let limits = super::limits::build(
+        &Default::default(),
+        &Default::default(),
+        &super::limits::For {
+            uid: host.uid,
+            instance: run.instance,
+        },
+        fs,
+        &mut mounts,
+        &mut Vec::new(),
+    )?;
     let landlock = LandlockPlan::build(
         LandlockMode::BestEffort,
         fs.landlock_abi(),
@@ -384,6 +396,7 @@ fn proxy_sandbox(
         forward_warnings: Vec::new(),
         single_instance: false,
         grace: std::time::Duration::ZERO,
+        limits,
         warnings: Vec::new(),
     })
 }

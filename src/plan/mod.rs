@@ -12,8 +12,9 @@
 //!
 //! This folder owns the profile-to-plan step: `mounts` (the file system),
 //! `guard` (what a sandbox could change that a later run loads),
-//! `landlock`, `seccomp`, `dbus` (the bus proxy's plan), `hooks` (hook
-//! definitions: reusable hooks, drop-ins, and planning each hook). It may
+//! `landlock`, `seccomp`, `limits` (resource limits and tmpfs sizes),
+//! `dbus` (the bus proxy's plan), `hooks` (hook definitions: reusable
+//! hooks, drop-ins, and planning each hook). It may
 //! use `profile` and `host`; nothing here starts a process or writes a file.
 
 pub mod dbus;
@@ -22,6 +23,7 @@ pub mod forward;
 pub mod guard;
 pub mod hooks;
 pub mod landlock;
+pub mod limits;
 pub mod mounts;
 pub mod seccomp;
 #[cfg(test)]
@@ -41,6 +43,7 @@ use crate::profile::{
 pub use forward::Forward;
 pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
+pub use limits::LimitsPlan;
 pub use mounts::{Mount, Op, Origin};
 pub use seccomp::SeccompPlan;
 
@@ -158,6 +161,8 @@ pub struct Plan {
     /// a run forwards (`FORWARD_AREA`).
     pub single_instance: bool,
     pub grace: Duration,
+    /// Resource limits (`limits`); the tmpfs sizes are in `mounts`.
+    pub limits: LimitsPlan,
     pub warnings: Vec<String>,
 }
 
@@ -192,6 +197,8 @@ pub enum PlanError {
     Landlock(#[from] landlock::LandlockError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Limits(#[from] limits::LimitsError),
 }
 
 /// Why a command-line option's value is refused.
@@ -337,13 +344,25 @@ pub fn build(
     // or the launch refused. (Landlock and the working folder above do not
     // depend on the guarding mounts.)
     let (guards, guarded) = guard::check(fs, &mounts, || loaded_files(fs, profile, &hooks))?;
-    let mounts = if guards.is_empty() {
+    let mut mounts = if guards.is_empty() {
         mounts
     } else {
         let mut all = mounts;
         all.extend(guards);
         mounts::finish(all)
     };
+    let run = limits::For {
+        uid: host.uid,
+        instance,
+    };
+    let limits = limits::build(
+        &profile.limits,
+        &profile.set_by,
+        &run,
+        fs,
+        &mut mounts,
+        &mut warnings,
+    )?;
 
     Ok(Plan {
         name: profile.name.clone(),
@@ -375,6 +394,7 @@ pub fn build(
         forward_warnings,
         single_instance: sb.single_instance,
         grace: profile.grace,
+        limits,
         warnings,
     })
 }
@@ -423,7 +443,10 @@ fn file_system(
             (HomePolicy::Overlay, Some(h)) => Op::Overlay {
                 lower: h.to_path_buf(),
             },
-            _ => Op::Tmpfs { mode: 0o700 },
+            _ => Op::Tmpfs {
+                mode: 0o700,
+                size: 0,
+            },
         },
         origin: Origin::Home,
     });
@@ -470,7 +493,10 @@ fn file_system(
     if profile.sandbox.single_instance {
         list.push(Mount::new(
             FORWARD_AREA,
-            Op::Tmpfs { mode: 0o755 },
+            Op::Tmpfs {
+                mode: 0o755,
+                size: 0,
+            },
             Origin::Base,
         ));
     }
@@ -791,7 +817,10 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
             Some(dst) if dst == Path::new("/") => Err(err(FilesError::OverRoot)),
             Some(dst) => Ok(Some(Mount {
                 dest: dst,
-                op: Op::Tmpfs { mode: 0o755 },
+                op: Op::Tmpfs {
+                    mode: 0o755,
+                    size: 0,
+                },
                 origin,
             })),
             None => Err(err(FilesError::Unset {

@@ -7,7 +7,7 @@
 //! - `[files]` entries and hooks: concatenated in merge order, so inherited
 //!   pre-hooks run before the profile's own; a later bind to the same sandbox
 //!   path replaces an earlier one;
-//! - `[environment]`: per variable, the last layer wins;
+//! - `[environment]` and `[limits]`: per variable or limit, the last layer wins;
 //! - `fragment` and `base` are never inherited, and a base's `path` and
 //!   `arguments` are its own: a profile that inherits `minimal` runs its own
 //!   program (or the one named after it), never `minimal`'s `/usr/bin/true`.
@@ -169,6 +169,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         grace: DEFAULT_GRACE,
         hooks: Vec::new(),
         user_dropins: true,
+        limits: Limits::default(),
         inherited: Vec::new(),
         set_by: Default::default(),
         read_from: Vec::new(),
@@ -211,6 +212,13 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         mark("sandbox.single_instance", layer.single_instance.is_some());
         mark("files.forward", layer.forward.is_some());
         mark("hooks.grace", layer.grace.is_some());
+        let l = &layer.limits;
+        mark("limits.processes", l.processes.is_some());
+        mark("limits.open_files", l.open_files.is_some());
+        mark("limits.core_dumps", l.core_dumps.is_some());
+        mark("limits.tmpfs", l.tmpfs.is_some());
+        mark("limits.memory", l.memory.is_some());
+        mark("limits.cpu", l.cpu.is_some());
         for var in layer.environment.keys() {
             mark(&format!("environment.{var}"), true);
         }
@@ -280,6 +288,14 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
             p.user_dropins = v;
         }
         p.hooks.extend(layer.hooks);
+        // Each limit: the last layer that sets it.
+        let (to, from) = (&mut p.limits, layer.limits);
+        set(&mut to.processes, from.processes);
+        set(&mut to.open_files, from.open_files);
+        set(&mut to.core_dumps, from.core_dumps);
+        set(&mut to.tmpfs, from.tmpfs);
+        set(&mut to.memory, from.memory);
+        set(&mut to.cpu, from.cpu);
     }
     p
 }
