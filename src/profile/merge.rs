@@ -394,6 +394,19 @@ mod tests {
     }
 
     #[test]
+    fn each_limit_comes_from_the_last_layer_that_sets_it() {
+        let base = layer("base", "[limits]\nprocesses = 100\ncpu = \"50%\"\n");
+        let top = layer("top", "[limits]\nprocesses = 200\ntmpfs = \"1G\"\n");
+        let p = merge("top".into(), vec![base, top]);
+        assert_eq!(p.limits.processes, Some(200));
+        assert_eq!(p.limits.cpu, Some(50));
+        assert_eq!(p.limits.tmpfs, Some(1 << 30));
+        assert_eq!(p.limits.memory, None);
+        assert_eq!(p.set_by["limits.processes"], "top.toml");
+        assert_eq!(p.set_by["limits.cpu"], "base.toml");
+    }
+
+    #[test]
     fn fragment_is_not_inherited() {
         let base = layer("base", "fragment = true\n");
         let top = layer("top", "");

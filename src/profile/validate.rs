@@ -835,6 +835,29 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_shares_of_the_cpu() {
+        use super::super::raw::RawSize::{Bytes, Text};
+        let size = |t: &str| parse_size(&Text(t.into()));
+        assert_eq!(size("2G"), Some(2 << 30));
+        assert_eq!(size("512m"), Some(512 << 20));
+        assert_eq!(size("1.5GiB"), Some(3 << 29));
+        assert_eq!(size("64 MB"), Some(64 << 20));
+        assert_eq!(size("4096"), Some(4096));
+        assert_eq!(parse_size(&Bytes(1 << 30)), Some(1 << 30));
+        for bad in ["", "G", "2X", "-1G", ".5G", "2.G", "1e3", "0"] {
+            assert_eq!(size(bad), None, "{bad}");
+        }
+        assert_eq!(parse_size(&Bytes(-1)), None);
+        assert_eq!(written_size(3 << 29), "1536M");
+        assert_eq!(written_size(2 << 30), "2G");
+        assert_eq!(written_size(1000), "1000");
+        assert_eq!(show_size(3 << 29), "1.5 GiB");
+        assert_eq!(parse_percent("200%"), Some(200));
+        assert_eq!(parse_percent("0%"), None);
+        assert_eq!(parse_percent("200"), None);
+    }
+
+    #[test]
     fn unknown_keys_and_types_are_positioned() {
         assert!(err("patth = 1\n").starts_with("t.toml:1:1: unknown field `patth`"));
         let e = err("[sandbox]\nnetwork = \"yes\"\n");
