@@ -2,7 +2,7 @@
 //! few questions a plan asks of the host (what is at a path, where a link
 //! leads, what a folder lists, what a file holds, where a program is on a
 //! PATH, which Landlock ABI the kernel implements, where antimony itself
-//! is).
+//! is, how much RAM the machine has).
 //!
 //! `plan::build` asks only through a `HostView`, so that a plan is a
 //! function of the profile, the options, the host and the instance id.
@@ -87,6 +87,8 @@ pub trait HostView {
     fn landlock_abi(&self) -> i32;
     /// antimony's own program.
     fn current_exe(&self) -> io::Result<PathBuf>;
+    /// The machine's RAM in bytes (0: unknown).
+    fn memory_total(&self) -> u64;
 
     /// Whether something exists at `path` (links followed).
     fn exists(&self, path: &Path) -> bool {
@@ -168,6 +170,16 @@ impl HostView for RealHost {
     fn current_exe(&self) -> io::Result<PathBuf> {
         std::env::current_exe()
     }
+
+    fn memory_total(&self) -> u64 {
+        // SAFETY: sysinfo(2) fills the struct it is given.
+        let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; a pointer to a local.
+        if unsafe { libc::sysinfo(&mut info) } != 0 {
+            return 0;
+        }
+        (info.totalram as u64).saturating_mul(u64::from(info.mem_unit.max(1)))
+    }
 }
 
 /// A host in memory, for unit tests: files, folders and links at absolute
@@ -190,6 +202,8 @@ pub mod fake {
         nodes: BTreeMap<PathBuf, Node>,
         pub abi: i32,
         pub exe: PathBuf,
+        /// RAM, in bytes.
+        pub ram: u64,
     }
 
     impl Default for FakeHost {
@@ -221,6 +235,7 @@ pub mod fake {
                 nodes,
                 abi: 0,
                 exe: "/usr/bin/antimony".into(),
+                ram: 8 << 30,
             }
         }
 
@@ -409,6 +424,10 @@ pub mod fake {
 
         fn current_exe(&self) -> io::Result<PathBuf> {
             Ok(self.exe.clone())
+        }
+
+        fn memory_total(&self) -> u64 {
+            self.ram
         }
     }
 

@@ -340,7 +340,19 @@ fn proxy_sandbox(
         },
         origin: b,
     });
-    let mounts = super::mounts::finish(mounts);
+    let mut mounts = super::mounts::finish(mounts);
+    // The proxy's sandbox has antimony's default limits.
+    let limits = super::limits::build(
+        &Default::default(),
+        &Default::default(),
+        &super::limits::For {
+            uid: host.uid,
+            instance: run.instance,
+        },
+        fs,
+        &mut mounts,
+        &mut Vec::new(),
+    )?;
     let landlock = LandlockPlan::build(
         LandlockMode::BestEffort,
         fs.landlock_abi(),
@@ -385,6 +397,7 @@ fn proxy_sandbox(
         single_instance: false,
         package_config: None,
         grace: std::time::Duration::ZERO,
+        limits,
         warnings: Vec::new(),
     })
 }

@@ -128,6 +128,9 @@ impl fmt::Display for Plan {
         writeln!(f, "  file descriptors: only 0, 1 and 2 are passed")?;
         writeln!(f, "  dies with antimony (PDEATHSIG on PID 1)")?;
 
+        writeln!(f, "\nlimits (default, or the profile file that set each):")?;
+        write!(f, "{}", self.limits)?;
+
         let ll = &self.landlock;
         if ll.mode == LandlockMode::Off {
             writeln!(f, "\nlandlock: off (profile: landlock = \"off\")")?;

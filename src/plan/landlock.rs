@@ -265,8 +265,20 @@ mod tests {
                     optional: false,
                 },
             ),
-            m("/tmp", Op::Tmpfs { mode: 0o1777 }),
-            m("/tmp/x", Op::Tmpfs { mode: 0o1777 }),
+            m(
+                "/tmp",
+                Op::Tmpfs {
+                    mode: 0o1777,
+                    size: 0,
+                },
+            ),
+            m(
+                "/tmp/x",
+                Op::Tmpfs {
+                    mode: 0o1777,
+                    size: 0,
+                },
+            ),
         ];
         let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, &[]).unwrap();
         let paths: Vec<_> = p
@@ -340,7 +352,10 @@ mod tests {
                         dest.push('/');
                     }
                     let op = match next(7) {
-                        0 => Op::Tmpfs { mode: 0o755 },
+                        0 => Op::Tmpfs {
+                            mode: 0o755,
+                            size: 0,
+                        },
                         1 => Op::Proc,
                         2 => Op::Devpts,
                         3 => Op::Mask,

@@ -12,8 +12,9 @@
 //!
 //! This folder owns the profile-to-plan step: `mounts` (the file system),
 //! `guard` (what a sandbox could change that a later run loads),
-//! `landlock`, `seccomp`, `dbus` (the bus proxy's plan), `package` (the
-//! program's own `/etc` configuration), `hooks` (hook
+//! `landlock`, `seccomp`, `limits` (resource limits and tmpfs sizes),
+//! `dbus` (the bus proxy's plan), `package` (the program's own `/etc`
+//! configuration), `forward` (files the arguments name), `hooks` (hook
 //! definitions: reusable hooks, drop-ins, and planning each hook). It may
 //! use `profile` and `host`; nothing here starts a process or writes a file.
 
@@ -23,6 +24,7 @@ pub mod forward;
 pub mod guard;
 pub mod hooks;
 pub mod landlock;
+pub mod limits;
 pub mod mounts;
 pub mod package;
 pub mod seccomp;
@@ -43,6 +45,7 @@ use crate::profile::{
 pub use forward::Forward;
 pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
+pub use limits::LimitsPlan;
 pub use mounts::{Mount, Op, Origin};
 pub use seccomp::SeccompPlan;
 
@@ -162,6 +165,8 @@ pub struct Plan {
     /// a run forwards (`FORWARD_AREA`).
     pub single_instance: bool,
     pub grace: Duration,
+    /// Resource limits (`limits`); the tmpfs sizes are in `mounts`.
+    pub limits: LimitsPlan,
     pub warnings: Vec<String>,
 }
 
@@ -196,6 +201,8 @@ pub enum PlanError {
     Landlock(#[from] landlock::LandlockError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    #[error(transparent)]
+    Limits(#[from] limits::LimitsError),
 }
 
 /// Why a command-line option's value is refused.
@@ -355,13 +362,25 @@ pub fn build(
     // or the launch refused. (Landlock and the working folder above do not
     // depend on the guarding mounts.)
     let (guards, guarded) = guard::check(fs, &mounts, || loaded_files(fs, profile, &hooks))?;
-    let mounts = if guards.is_empty() {
+    let mut mounts = if guards.is_empty() {
         mounts
     } else {
         let mut all = mounts;
         all.extend(guards);
         mounts::finish(all)
     };
+    let run = limits::For {
+        uid: host.uid,
+        instance,
+    };
+    let limits = limits::build(
+        &profile.limits,
+        &profile.set_by,
+        &run,
+        fs,
+        &mut mounts,
+        &mut warnings,
+    )?;
 
     Ok(Plan {
         name: profile.name.clone(),
@@ -394,6 +413,7 @@ pub fn build(
         forward_warnings,
         single_instance: sb.single_instance,
         grace: profile.grace,
+        limits,
         warnings,
     })
 }
@@ -444,7 +464,10 @@ fn file_system(
             (HomePolicy::Overlay, Some(h)) => Op::Overlay {
                 lower: h.to_path_buf(),
             },
-            _ => Op::Tmpfs { mode: 0o700 },
+            _ => Op::Tmpfs {
+                mode: 0o700,
+                size: 0,
+            },
         },
         origin: Origin::Home,
     });
@@ -497,7 +520,10 @@ fn file_system(
     if profile.sandbox.single_instance {
         list.push(Mount::new(
             FORWARD_AREA,
-            Op::Tmpfs { mode: 0o755 },
+            Op::Tmpfs {
+                mode: 0o755,
+                size: 0,
+            },
             Origin::Base,
         ));
     }
@@ -830,7 +856,10 @@ fn file_entry(entry: &FileEntry, host: &Host, origin: Origin) -> Result<Option<M
             Some(dst) if dst == Path::new("/") => Err(err(FilesError::OverRoot)),
             Some(dst) => Ok(Some(Mount {
                 dest: dst,
-                op: Op::Tmpfs { mode: 0o755 },
+                op: Op::Tmpfs {
+                    mode: 0o755,
+                    size: 0,
+                },
                 origin,
             })),
             None => Err(err(FilesError::Unset {

@@ -39,9 +39,11 @@ pub enum Op {
         mode: BindMode,
         optional: bool,
     },
-    /// A fresh tmpfs with this permission mode.
+    /// A fresh tmpfs with this permission mode, of at most `size` bytes
+    /// (set by `limits::size_tmpfs` once the list is final; 0 before).
     Tmpfs {
         mode: u32,
+        size: u64,
     },
     /// A fresh procfs for the sandbox's PID namespace.
     Proc,
@@ -113,7 +115,12 @@ impl fmt::Display for Mount {
                 let q = if *optional { " (optional)" } else { "" };
                 write!(f, "{:<7} {} ← {}{q}", mode.key(), d, source.display())
             }
-            Op::Tmpfs { mode } => write!(f, "tmpfs   {d} (mode {mode:04o})"),
+            Op::Tmpfs { mode, size: 0 } => write!(f, "tmpfs   {d} (mode {mode:04o})"),
+            Op::Tmpfs { mode, size } => write!(
+                f,
+                "tmpfs   {d} (mode {mode:04o}, at most {})",
+                crate::profile::validate::show_size(*size)
+            ),
             Op::Proc => write!(f, "proc    {d}"),
             Op::ReadOnly => write!(f, "ro-self {d}"),
             Op::Devpts => write!(f, "devpts  {d}"),
@@ -445,7 +452,14 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
     for p in PROC_READ_ONLY {
         m.push(Mount::new(child("/proc", p), Op::ReadOnly, b));
     }
-    m.push(Mount::new("/dev", Op::Tmpfs { mode: 0o755 }, b));
+    m.push(Mount::new(
+        "/dev",
+        Op::Tmpfs {
+            mode: 0o755,
+            size: 0,
+        },
+        b,
+    ));
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let path = child("/dev", node);
         m.push(Mount::new(
@@ -466,7 +480,14 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
         },
         b,
     ));
-    m.push(Mount::new("/dev/shm", Op::Tmpfs { mode: 0o1777 }, b));
+    m.push(Mount::new(
+        "/dev/shm",
+        Op::Tmpfs {
+            mode: 0o1777,
+            size: 0,
+        },
+        b,
+    ));
     for (name, target) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -481,11 +502,28 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
             b,
         ));
     }
-    m.push(Mount::new("/tmp", Op::Tmpfs { mode: 0o1777 }, b));
-    m.push(Mount::new("/var/tmp", Op::Tmpfs { mode: 0o1777 }, b));
+    m.push(Mount::new(
+        "/tmp",
+        Op::Tmpfs {
+            mode: 0o1777,
+            size: 0,
+        },
+        b,
+    ));
+    m.push(Mount::new(
+        "/var/tmp",
+        Op::Tmpfs {
+            mode: 0o1777,
+            size: 0,
+        },
+        b,
+    ));
     m.push(Mount::new(
         format!("/run/user/{uid}"),
-        Op::Tmpfs { mode: 0o700 },
+        Op::Tmpfs {
+            mode: 0o700,
+            size: 0,
+        },
         b,
     ));
     m
@@ -800,7 +838,10 @@ mod tests {
                         dest = "/".into();
                     }
                     let op = match rng.next(5) {
-                        0 => Op::Tmpfs { mode: 0o755 },
+                        0 => Op::Tmpfs {
+                            mode: 0o755,
+                            size: 0,
+                        },
                         1 => Op::Symlink { target: "t".into() },
                         2 => Op::Mask,
                         3 => Op::File {

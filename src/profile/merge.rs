@@ -8,7 +8,7 @@
 //! - `[files]` entries and hooks: concatenated in merge order, so inherited
 //!   pre-hooks run before the profile's own; a later bind to the same sandbox
 //!   path replaces an earlier one;
-//! - `[environment]`: per variable, the last layer wins;
+//! - `[environment]` and `[limits]`: per variable or limit, the last layer wins;
 //! - `fragment` and `base` are never inherited, and a base's `path` and
 //!   `arguments` are its own: a profile that inherits `minimal` runs its own
 //!   program (or the one named after it), never `minimal`'s `/usr/bin/true`.
@@ -171,6 +171,7 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         grace: DEFAULT_GRACE,
         hooks: Vec::new(),
         user_dropins: true,
+        limits: Limits::default(),
         inherited: Vec::new(),
         set_by: Default::default(),
         read_from: Vec::new(),
@@ -214,6 +215,13 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         mark("sandbox.single_instance", layer.single_instance.is_some());
         mark("files.forward", layer.forward.is_some());
         mark("hooks.grace", layer.grace.is_some());
+        let l = &layer.limits;
+        mark("limits.processes", l.processes.is_some());
+        mark("limits.open_files", l.open_files.is_some());
+        mark("limits.core_dumps", l.core_dumps.is_some());
+        mark("limits.tmpfs", l.tmpfs.is_some());
+        mark("limits.memory", l.memory.is_some());
+        mark("limits.cpu", l.cpu.is_some());
         for var in layer.environment.keys() {
             mark(&format!("environment.{var}"), true);
         }
@@ -286,6 +294,14 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
             p.user_dropins = v;
         }
         p.hooks.extend(layer.hooks);
+        // Each limit: the last layer that sets it.
+        let (to, from) = (&mut p.limits, layer.limits);
+        set(&mut to.processes, from.processes);
+        set(&mut to.open_files, from.open_files);
+        set(&mut to.core_dumps, from.core_dumps);
+        set(&mut to.tmpfs, from.tmpfs);
+        set(&mut to.memory, from.memory);
+        set(&mut to.cpu, from.cpu);
     }
     p
 }
@@ -381,6 +397,19 @@ mod tests {
         let over = layer("base", "[environment]\nA = \"1\"\n");
         let p = merge("base".into(), vec![base, over]);
         assert!(p.base && p.path.len() == 1 && p.arguments == ["x"]);
+    }
+
+    #[test]
+    fn each_limit_comes_from_the_last_layer_that_sets_it() {
+        let base = layer("base", "[limits]\nprocesses = 100\ncpu = \"50%\"\n");
+        let top = layer("top", "[limits]\nprocesses = 200\ntmpfs = \"1G\"\n");
+        let p = merge("top".into(), vec![base, top]);
+        assert_eq!(p.limits.processes, Some(200));
+        assert_eq!(p.limits.cpu, Some(50));
+        assert_eq!(p.limits.tmpfs, Some(1 << 30));
+        assert_eq!(p.limits.memory, None);
+        assert_eq!(p.set_by["limits.processes"], "top.toml");
+        assert_eq!(p.set_by["limits.cpu"], "base.toml");
     }
 
     #[test]

@@ -356,6 +356,23 @@ pub struct Dbus {
     pub broadcast: Vec<String>,
 }
 
+/// `[limits]` as the profile sets them; `None`: the default (decided by
+/// the plan, which knows the host: `plan::limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// Processes and threads (RLIMIT_NPROC).
+    pub processes: Option<u64>,
+    /// Open files per process (RLIMIT_NOFILE).
+    pub open_files: Option<u64>,
+    pub core_dumps: Option<bool>,
+    /// Bytes, for all the sandbox's tmpfs together.
+    pub tmpfs: Option<u64>,
+    /// Bytes (cgroup v2 `memory.max`).
+    pub memory: Option<u64>,
+    /// Percent of one CPU (cgroup v2 `cpu.max`).
+    pub cpu: Option<u32>,
+}
+
 /// The default time attached hooks get between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(3);
 
@@ -390,6 +407,7 @@ pub struct Profile {
     pub hooks: Vec<Hook>,
     /// Whether the user's drop-in hooks run for this profile.
     pub user_dropins: bool,
+    pub limits: Limits,
     /// The profiles merged under this one, in merge order (for `show`).
     pub inherited: Vec<String>,
     /// Which layer's file set each single value (`path`,

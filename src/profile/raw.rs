@@ -42,6 +42,41 @@ pub struct RawProfile {
     pub dbus: Option<RawDbus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks: Option<RawHooks>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<RawLimits>,
+}
+
+/// Resource limits of the sandbox. Every key has a default (the plan's);
+/// a profile sets those it wants otherwise.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Processes and threads of the sandbox's user (RLIMIT_NPROC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Spanned<i64>>,
+    /// Open files per process (RLIMIT_NOFILE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<Spanned<i64>>,
+    /// Whether a crashing program may dump core (default false: RLIMIT_CORE 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub core_dumps: Option<bool>,
+    /// All the sandbox's tmpfs together: `"2G"`, or bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Spanned<RawSize>>,
+    /// The cgroup v2 memory bound (`memory.max`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Spanned<RawSize>>,
+    /// The cgroup v2 CPU bound, `"200%"` for two CPUs (`cpu.max`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Spanned<String>>,
+}
+
+/// A size: `"512M"`, `"2G"` (binary units), or a number of bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
 }
 
 /// The session bus, through a filtering proxy (xdg-dbus-proxy). Without

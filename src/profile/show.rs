@@ -100,6 +100,7 @@ pub fn to_toml(p: &Profile) -> String {
                 && raw.post.is_none();
             (!empty).then_some(raw)
         },
+        limits: raw_limits(&p.limits),
     };
     let mut out = format!("# antimony show {}", p.name);
     if !p.inherited.is_empty() {
@@ -151,6 +152,23 @@ fn annotate(text: &str, set_by: &BTreeMap<String, String>) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The limits the profile sets (the others are the plan's defaults).
+fn raw_limits(l: &Limits) -> Option<RawLimits> {
+    if *l == Limits::default() {
+        return None;
+    }
+    let count = |v: Option<u64>| v.map(|n| s(n as i64));
+    let size = |v: Option<u64>| v.map(|b| s(RawSize::Text(super::validate::written_size(b))));
+    Some(RawLimits {
+        processes: count(l.processes),
+        open_files: count(l.open_files),
+        core_dumps: l.core_dumps,
+        tmpfs: size(l.tmpfs),
+        memory: size(l.memory),
+        cpu: l.cpu.map(|c| s(format!("{c}%"))),
+    })
 }
 
 fn raw_hook(h: &Hook) -> RawHook {

@@ -43,6 +43,7 @@ pub struct Layer {
     pub grace: Option<Duration>,
     pub user_dropins: Option<bool>,
     pub hooks: Vec<Hook>,
+    pub limits: Limits,
 }
 
 /// `@NAME`, as `ss -x` writes an abstract unix socket: NAME fills the rest
@@ -286,7 +287,127 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
             }
         }
     }
+    if let Some(l) = raw.limits {
+        layer.limits = limits(&cx, l)?;
+    }
     Ok(layer)
+}
+
+/// The highest `processes` and `open_files` a profile may ask for (the
+/// kernel's own ceilings are lower still: `kernel.threads-max`, `fs.nr_open`).
+const MAX_COUNT: i64 = 1 << 22;
+
+fn limits(cx: &Ctx<'_>, raw: super::raw::RawLimits) -> Result<Limits, ProfileError> {
+    let count = |v: Option<Spanned<i64>>, key: &str, min: i64| match v {
+        None => Ok(None),
+        Some(n) if (min..=MAX_COUNT).contains(n.get_ref()) => Ok(Some(*n.get_ref() as u64)),
+        Some(n) => Err(cx.err(
+            n.span(),
+            format!("limits.{key}: must be a number from {min} to {MAX_COUNT}"),
+        )),
+    };
+    let size = |v: Option<Spanned<super::raw::RawSize>>, key: &str, min: u64| {
+        match v {
+        None => Ok(None),
+        Some(s) => match parse_size(s.get_ref()) {
+            Some(b) if b >= min => Ok(Some(b)),
+            _ => Err(cx.err(
+                s.span(),
+                format!(
+                    "limits.{key}: `{}` is not a size of at least {} (a number with K, M, G or T, like \"512M\" or \"2G\", or bytes)",
+                    match s.get_ref() {
+                        super::raw::RawSize::Bytes(n) => n.to_string(),
+                        super::raw::RawSize::Text(t) => t.clone(),
+                    },
+                    show_size(min)
+                ),
+            )),
+        },
+    }
+    };
+    let cpu = match raw.cpu {
+        None => None,
+        Some(c) => match parse_percent(c.get_ref()) {
+            Some(p) => Some(p),
+            None => {
+                return Err(cx.err(
+                    c.span(),
+                    format!(
+                        "limits.cpu: `{}` is not a share of the CPUs from 1% to 100000% (\"50%\": half of one CPU, \"200%\": two)",
+                        c.get_ref()
+                    ),
+                ));
+            }
+        },
+    };
+    Ok(Limits {
+        processes: count(raw.processes, "processes", 1)?,
+        open_files: count(raw.open_files, "open_files", 16)?,
+        core_dumps: raw.core_dumps,
+        tmpfs: size(raw.tmpfs, "tmpfs", 16 << 20)?,
+        memory: size(raw.memory, "memory", 16 << 20)?,
+        cpu,
+    })
+}
+
+/// `"512M"`, `"2G"`, `"1.5G"`, `"2GiB"` (K, M, G, T: powers of 1024; any
+/// case; a `B` or `iB` after), or a number of bytes.
+pub fn parse_size(v: &super::raw::RawSize) -> Option<u64> {
+    let text = match v {
+        super::raw::RawSize::Bytes(n) => return u64::try_from(*n).ok(),
+        super::raw::RawSize::Text(t) => t.trim(),
+    };
+    let lower = text.to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(unit_at);
+    let shift = match unit.trim_start() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    if number.is_empty() || number.starts_with('.') || number.ends_with('.') {
+        return None;
+    }
+    let value: f64 = number.parse().ok()?;
+    let bytes = value * (1u64 << shift) as f64;
+    (bytes.is_finite() && bytes >= 1.0 && bytes < (1u64 << 62) as f64).then_some(bytes as u64)
+}
+
+/// A size for people: `2 GiB`, `512 MiB`, `1.5 GiB`, `4096 bytes`.
+pub fn show_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        let one = 1u64 << shift;
+        if bytes >= one {
+            let v = bytes as f64 / one as f64;
+            return if bytes % one == 0 {
+                format!("{} {unit}", bytes / one)
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// A size as a profile writes it, exactly (`"2G"`, `"1536K"`, or bytes).
+pub fn written_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes % (1u64 << shift) == 0 && bytes > 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// `"200%"`: percent of one CPU, 1 to 100000.
+fn parse_percent(v: &str) -> Option<u32> {
+    let n: u32 = v.trim().strip_suffix('%')?.trim().parse().ok()?;
+    (1..=100_000).contains(&n).then_some(n)
 }
 
 fn hook(cx: &Ctx<'_>, event: HookEvent, h: Spanned<RawHook>) -> Result<Hook, ProfileError> {
@@ -713,6 +834,29 @@ mod tests {
 
     fn err(text: &str) -> String {
         load_layer(&src(text)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn sizes_and_shares_of_the_cpu() {
+        use super::super::raw::RawSize::{Bytes, Text};
+        let size = |t: &str| parse_size(&Text(t.into()));
+        assert_eq!(size("2G"), Some(2 << 30));
+        assert_eq!(size("512m"), Some(512 << 20));
+        assert_eq!(size("1.5GiB"), Some(3 << 29));
+        assert_eq!(size("64 MB"), Some(64 << 20));
+        assert_eq!(size("4096"), Some(4096));
+        assert_eq!(parse_size(&Bytes(1 << 30)), Some(1 << 30));
+        for bad in ["", "G", "2X", "-1G", ".5G", "2.G", "1e3", "0"] {
+            assert_eq!(size(bad), None, "{bad}");
+        }
+        assert_eq!(parse_size(&Bytes(-1)), None);
+        assert_eq!(written_size(3 << 29), "1536M");
+        assert_eq!(written_size(2 << 30), "2G");
+        assert_eq!(written_size(1000), "1000");
+        assert_eq!(show_size(3 << 29), "1.5 GiB");
+        assert_eq!(parse_percent("200%"), Some(200));
+        assert_eq!(parse_percent("0%"), None);
+        assert_eq!(parse_percent("200"), None);
     }
 
     #[test]

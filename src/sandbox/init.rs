@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use super::prepare::Prepared;
 use super::protocol::{self, Message, Step};
 use super::sys::{self, Errno};
-use super::{caps, landlock, mounts, namespaces, seccomp};
+use super::{caps, landlock, limits, mounts, namespaces, seccomp};
 
 /// Exit code of init when set-up failed (antimony reads the message, not this).
 const SETUP_FAILED: i32 = 125;
@@ -78,9 +78,13 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
     if let Err(e) = namespaces::write_id_maps(&p.uid_map, &p.gid_map) {
         fail(chan, Step::IdMap, 0, e);
     }
+    // While init holds the capabilities of its user namespace.
+    if let Err(e) = limits::set_pid_max(&p.limits) {
+        fail(chan, Step::PidMax, 0, e);
+    }
 
     // The file system.
-    if let Err((step, e)) = mounts::enter_base() {
+    if let Err((step, e)) = mounts::enter_base(&p.base_options, &p.root_options) {
         fail(chan, step, 0, e);
     }
     let newroot = match mounts::open_newroot() {
@@ -100,6 +104,11 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         if let Err(e) = namespaces::loopback_up() {
             fail(chan, Step::Loopback, 0, e);
         }
+    }
+
+    // Resource limits, which everything started here inherits.
+    if let Err((i, e)) = limits::apply(&p.limits) {
+        fail(chan, Step::Limits, i, e);
     }
 
     // Confinement, which the program inherits. Non-dumpable: the program

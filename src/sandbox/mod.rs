@@ -3,7 +3,8 @@
 //! - `prepare`: the plan turned into C strings, descriptors and BPF, before the fork;
 //! - `spawn`: the fork (clone into new namespaces) and antimony's side;
 //! - `init`: the child: set-up, confinement, then PID 1;
-//! - `namespaces`, `mounts`, `landlock`, `caps`, `seccomp`: its steps;
+//! - `namespaces`, `mounts`, `landlock`, `caps`, `seccomp`, `limits`: its steps
+//!   (`limits` also makes the sandbox's cgroup, before the fork);
 //! - `sys`: the allocation-free syscall wrappers they use;
 //! - `protocol`: the typed messages from the child.
 //!
@@ -17,6 +18,7 @@ mod caps;
 pub mod forward;
 mod init;
 mod landlock;
+pub mod limits;
 mod mounts;
 mod namespaces;
 pub mod prepare;
@@ -145,6 +147,14 @@ pub fn describe_failure(
         Step::Dumpable => "make the sandbox's init non-dumpable".into(),
         Step::Signals => "set up the sandbox's init signal handling (signalfd)".into(),
         Step::Stdio => "give the program its standard descriptors (dup2)".into(),
+        Step::Limits => format!(
+            "set the sandbox's {} limit (setrlimit)",
+            limits::NAMES.get(index as usize).unwrap_or(&"resource")
+        ),
+        Step::PidMax => format!(
+            "set the PID namespace's pid_max to {} (the process limit of a root sandbox)",
+            plan.limits.pid_max.unwrap_or(0)
+        ),
     };
     SandboxError::Setup { what, errno }
 }

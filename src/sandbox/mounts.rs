@@ -85,8 +85,9 @@ fn exist_ok(r: R<()>) -> R<()> {
     }
 }
 
-/// Steps 1–2: the base and the empty new root.
-pub fn enter_base() -> Result<(), Failure> {
+/// Steps 1–2: the base and the empty new root, tmpfs with these options
+/// (mode and size).
+pub fn enter_base(base: &CStr, root: &CStr) -> Result<(), Failure> {
     sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
         .map_err(at(Step::Propagation))?;
     sys::mount(
@@ -94,7 +95,7 @@ pub fn enter_base() -> Result<(), Failure> {
         c"/tmp",
         Some(c"tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
-        Some(c"mode=0700"),
+        Some(base),
     )
     .map_err(at(Step::BaseRoot))?;
     sys::mkdir(c"/tmp/newroot", 0o755).map_err(at(Step::BaseRoot))?;
@@ -106,7 +107,7 @@ pub fn enter_base() -> Result<(), Failure> {
         c"/newroot",
         Some(c"tmpfs"),
         libc::MS_NOSUID | libc::MS_NODEV,
-        Some(c"mode=0755"),
+        Some(root),
     )
     .map_err(at(Step::NewRoot))?;
     Ok(())

@@ -24,6 +24,14 @@ pub struct Prepared {
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
     pub mounts: Vec<MountCmd>,
+    /// The options of the base tmpfs init builds the root on, and of the
+    /// root itself (their sizes).
+    pub base_options: CString,
+    pub root_options: CString,
+    pub limits: super::limits::Prepared,
+    /// The sandbox's cgroup, where the plan bounds memory or CPU: init is
+    /// born in it. Moved to the `Sandbox`, which removes it at the end.
+    pub cgroup: Option<super::limits::Cgroup>,
     pub landlock: Option<landlock::Prepared>,
     pub seccomp: Vec<Vec<libc::sock_filter>>,
     pub caps: Vec<u8>,
@@ -64,6 +72,16 @@ fn bytes(prefix: &str, path: &Path) -> Vec<u8> {
 fn cstring(s: impl AsRef<OsStr>) -> Result<CString, SandboxError> {
     CString::new(s.as_ref().as_bytes())
         .map_err(|_| SandboxError::Nul(s.as_ref().to_string_lossy().into()))
+}
+
+/// A tmpfs's mount options: its mode and, when the plan gives one, its
+/// size (`size=0` would mean no limit to the kernel).
+fn tmpfs_options(mode: u32, size: u64) -> String {
+    if size == 0 {
+        format!("mode={mode:04o}")
+    } else {
+        format!("mode={mode:04o},size={size}")
+    }
 }
 
 /// Escapes `\`, `,` and `:` for overlayfs options.
@@ -226,8 +244,8 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
                     no_symlinks: user_chosen,
                 }
             }
-            Op::Tmpfs { mode } => Kind::Tmpfs {
-                data: cstring(format!("mode={mode:04o}"))?,
+            Op::Tmpfs { mode, size } => Kind::Tmpfs {
+                data: cstring(tmpfs_options(*mode, *size))?,
             },
             Op::Proc => Kind::Proc,
             Op::ReadOnly => Kind::ReadOnly,
@@ -292,6 +310,10 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
         uid_map: format!("{0} {0} 1\n", plan.uid).into_bytes(),
         gid_map: format!("{0} {0} 1\n", plan.gid).into_bytes(),
         mounts,
+        base_options: cstring(tmpfs_options(0o700, plan.limits.base_size))?,
+        root_options: cstring(tmpfs_options(0o755, plan.limits.root_size))?,
+        limits: super::limits::prepare(&plan.limits),
+        cgroup: super::limits::Cgroup::create(&plan.limits)?,
         landlock,
         seccomp: plan
             .seccomp

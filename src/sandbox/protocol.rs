@@ -59,6 +59,10 @@ pub enum Step {
     Signals,
     /// Taking the standard descriptors antimony gave (`Prepared::stdio`).
     Stdio,
+    /// Setting a resource limit (index: which, in `limits::Prepared`).
+    Limits,
+    /// Setting the PID namespace's `pid_max` (a root sandbox's process limit).
+    PidMax,
 }
 
 impl Step {
@@ -89,6 +93,8 @@ impl Step {
             22 => Dumpable,
             23 => Signals,
             24 => Stdio,
+            25 => Limits,
+            26 => PidMax,
             _ => return None,
         })
     }

@@ -26,6 +26,8 @@ pub struct Sandbox {
     pub pidfd: OwnedFd,
     channel: OwnedFd,
     reaped: bool,
+    /// Removed when the sandbox is dropped, after it has been reaped.
+    _cgroup: Option<super::limits::Cgroup>,
 }
 
 /// How many threads this process has, from /proc/self/stat.
@@ -86,7 +88,11 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
     let flags = p.clone_flags as libc::c_ulong
         | libc::CLONE_PIDFD as libc::c_ulong
         | libc::SIGCHLD as libc::c_ulong;
-    let r = sys::clone(flags, Some(&mut pidfd));
+    let r = match &p.cgroup {
+        None => sys::clone(flags, Some(&mut pidfd)),
+        // Born in its cgroup (clone3), so nothing of it runs unbounded.
+        Some(cg) => sys::clone_into_cgroup(p.clone_flags as u64, &mut pidfd, cg.fd()),
+    };
     if let Ok(0) = r {
         // The child. Never returns.
         init::run(p, theirs.as_raw_fd());
@@ -100,6 +106,7 @@ pub fn spawn(p: &mut Prepared) -> Result<Sandbox, SandboxError> {
             pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
             channel: ours,
             reaped: false,
+            _cgroup: p.cgroup.take(),
         }),
         Err(errno) => Err(SandboxError::Clone(errno)),
     }

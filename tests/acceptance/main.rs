@@ -17,6 +17,7 @@ mod faults;
 mod hooks;
 mod hostside;
 mod instances;
+mod limits;
 mod man;
 mod manpages;
 mod notify;
@@ -36,6 +37,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(apps::tests());
     tests.extend(notify::tests());
     tests.extend(forward::tests());
+    tests.extend(limits::tests());
     tests.extend(architecture::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
