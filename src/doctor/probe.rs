@@ -227,9 +227,8 @@ fn seccomp_filter() -> bool {
 /// move processes). That is what a delegated subtree is (systemd's
 /// Delegate=yes makes the user the owner of both).
 fn cgroup(uid: u32) -> Cgroup {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
     let is_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
-        .is_ok_and(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC);
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
     if !is_v2 {
         // A v2 hierarchy mounted elsewhere (systemd's hybrid mode):
         // field 5 of a mountinfo line is the mount point, the type

@@ -12,6 +12,7 @@ mod apps;
 mod architecture;
 mod cli;
 mod dbus;
+mod doctor;
 mod escape;
 mod faults;
 mod hooks;
@@ -20,6 +21,7 @@ mod instances;
 mod man;
 mod manpages;
 mod notify;
+mod package;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -37,6 +39,8 @@ fn main() -> std::process::ExitCode {
     tests.extend(notify::tests());
     tests.extend(forward::tests());
     tests.extend(architecture::tests());
+    tests.extend(doctor::tests());
+    tests.extend(package::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
     conclusion.exit_code()
