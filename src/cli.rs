@@ -179,17 +179,48 @@ Every file it writes is marked as antimony's (X-Antimony-Profile=PROFILE) and re
 $XDG_STATE_HOME/antimony/integrations/. A file in the way that antimony did not write, or a \
 symlink that points elsewhere, is never replaced: integrate then fails before writing \
 anything. Integrating again refreshes the files. --remove removes exactly what integrate \
-wrote for the profile, and the folders it made if they are empty, and nothing else."
+wrote for the profile, and the folders it made if they are empty, and nothing else.\n\n\
+The files name the antimony that wrote them. One run from its build folder (target/release, \
+target/debug) says so in a warning and in each file's header; once antimony is installed \
+(or the checkout moved), `antimony integrate --refresh` writes every integrated profile's \
+files again with the path of the antimony it runs as."
     )]
     Integrate {
         /// Profile name
-        profile: String,
+        #[arg(required_unless_present = "refresh")]
+        profile: Option<String>,
         /// Remove what `integrate` wrote for this profile
         #[arg(long)]
         remove: bool,
         /// Integrate a command of the system's too (a shell, an interpreter, a core utility)
         #[arg(long, conflicts_with = "remove")]
         force: bool,
+        /// Write every integrated profile's files again, with this antimony's path (after installing it, or moving the build folder)
+        #[arg(long, conflicts_with_all = ["profile", "remove", "force"])]
+        refresh: bool,
+    },
+    /// Check that this host has what antimony needs, and say how to fix what it lacks
+    #[command(
+        long_about = "Checks everything antimony relies on in this host and prints, for each \
+check, `ok`, `info`, `warning` or `failure`, what was found, and for what is not ok what it \
+affects and the one command that fixes it. The checks: the sysctls that limit user namespaces \
+(user.max_user_namespaces, kernel.unprivileged_userns_clone where it exists), AppArmor's \
+restriction of user namespaces (kernel.apparmor_restrict_unprivileged_userns, as on Ubuntu 23.10 \
+and later) and whether antimony's AppArmor profile is loaded, a user namespace with a mount \
+namespace actually made (in a child process, which maps your ids and mounts a tmpfs there), \
+the Landlock ABI, seccomp filters, cgroup v2 and whether your cgroup is delegated to you (for \
+[limits]), /dev/fuse and /dev/net/tun opened as you, xdg-dbus-proxy, pasta, gocryptfs and \
+fusermount3 on PATH, XDG_RUNTIME_DIR (set, yours, private) and antimony's folder in it, and, \
+for information, a notification service on the session bus and a display. Nothing is \
+changed.\n\n\
+Exit status: 0 when `antimony run` can work (warnings name features that cannot: a missing \
+xdg-dbus-proxy, an unusable /dev/fuse…); 1 when it cannot (a failure: no user namespace, no \
+seccomp, a runtime folder antimony refuses); 125 when doctor itself fails."
+    )]
+    Doctor {
+        /// Print the checks as JSON: {"can_run": BOOL, "checks": [{"id", "status", "found", "affects", "fix"}]}
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script
     #[command(

@@ -32,6 +32,7 @@ macro_rules! after_fork {
 
 pub mod cli;
 pub mod commands;
+pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod hooks;

@@ -100,6 +100,28 @@ pub fn session_address(var: Option<&OsStr>, runtime_dir: Option<&Path>) -> Optio
 /// Sends `n` through the bus at `address`, waiting at most `limit` for
 /// the server's answer. The connection is closed when it returns.
 pub fn send(address: &str, n: &Notification, limit: Duration) -> Result<(), NotifyError> {
+    call(address, notify_call(n, 2), limit)
+}
+
+/// Whether a notification service answers on the bus at `address`
+/// (`org.freedesktop.DBus.Peer.Ping`, which every D-Bus library answers;
+/// a service the bus can start is started), within `limit`.
+pub fn ping(address: &str, limit: Duration) -> Result<(), NotifyError> {
+    let ping = method_call(
+        2,
+        "org.freedesktop.Notifications",
+        "/org/freedesktop/Notifications",
+        "org.freedesktop.DBus.Peer",
+        "Ping",
+        "",
+        &[],
+    );
+    call(address, ping, limit)
+}
+
+/// Connects, authenticates, says Hello (serial 1) and makes `message`
+/// (serial 2); returns when its answer is a method return.
+fn call(address: &str, message: Vec<u8>, limit: Duration) -> Result<(), NotifyError> {
     let deadline = Instant::now() + limit;
     let mut sock = connect_any(address)?;
     // SASL: a NUL byte, then lines. EXTERNAL with our uid (in decimal,
@@ -130,7 +152,7 @@ pub fn send(address: &str, n: &Notification, limit: Duration) -> Result<(), Noti
     // bus handles them in order.
     let mut out = b"BEGIN\r\n".to_vec();
     out.extend(hello());
-    out.extend(notify_call(n, 2));
+    out.extend(message);
     write_all(&mut sock, &out, deadline, limit)?;
     buf.clear();
     loop {

@@ -13,12 +13,24 @@ pub fn integrate(
     host: &Host,
     searcher: &Searcher,
 ) -> Result<u8, Error> {
-    use std::io::Write;
     let report = if remove {
         crate::integrate::remove(profile, host)?
     } else {
         crate::integrate::integrate(profile, force, host, searcher)?
     };
+    print(&report);
+    Ok(0)
+}
+
+/// `antimony integrate --refresh`.
+pub fn refresh(host: &Host, searcher: &Searcher) -> Result<u8, Error> {
+    let report = crate::integrate::refresh(host, searcher)?;
+    print(&report);
+    Ok(0)
+}
+
+fn print(report: &crate::integrate::Report) {
+    use std::io::Write;
     let mut out = std::io::stdout().lock();
     for done in &report.done {
         let _ = writeln!(out, "{done}");
@@ -27,7 +39,6 @@ pub fn integrate(
     for w in &report.warnings {
         super::warn(w);
     }
-    Ok(0)
 }
 
 pub fn completions(shell: CompletionShell) -> Result<u8, Error> {

@@ -17,6 +17,7 @@ macro_rules! out {
     }};
 }
 
+mod doctor;
 mod edit;
 mod instances;
 mod integrate;
@@ -212,8 +213,15 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
             profile,
             remove,
             force,
-        } => integrate::integrate(&profile, remove, force, host, &searcher),
+            refresh,
+        } => match (profile, refresh) {
+            (Some(profile), false) => {
+                integrate::integrate(&profile, remove, force, host, &searcher)
+            }
+            _ => integrate::refresh(host, &searcher),
+        },
         Command::Completions { shell } => integrate::completions(shell),
+        Command::Doctor { json } => doctor::doctor(host, json),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Context {
     pub profile: String,
     /// The running antimony, absolute.
     pub antimony: PathBuf,
+    /// It runs from its build folder: the files say so.
+    pub from_build: bool,
     /// Every program the profile may run (its `path` alternatives), as
     /// canonical host paths.
     pub programs: Vec<PathBuf>,
@@ -293,6 +295,12 @@ fn header(cx: &Context, from: Option<&Path>) -> Vec<Line> {
         "# `antimony integrate --remove {}` removes it.",
         cx.profile
     )));
+    if cx.from_build {
+        lines.push(Line::Other(format!(
+            "# Written by antimony from its build folder ({}): once antimony is installed, `antimony integrate --refresh` writes it again with the installed path.",
+            cx.antimony.display().to_string().replace(['\n', '\r'], " ")
+        )));
+    }
     lines
 }
 
@@ -396,6 +404,7 @@ mod tests {
         Context {
             profile: "sh".into(),
             antimony: "/opt/anti mony/antimony".into(),
+            from_build: false,
             programs: vec![std::fs::canonicalize("/bin/sh").unwrap()],
             search_path: vec!["/usr/bin".into(), "/bin".into()],
         }

@@ -102,6 +102,8 @@ pub enum Done {
     NothingToRemove {
         profile: String,
     },
+    /// `--refresh` found no integrated profile.
+    NothingToRefresh,
 }
 
 impl std::fmt::Display for Done {
@@ -118,6 +120,7 @@ impl std::fmt::Display for Done {
             } => write!(f, "wrote {file}"),
             Done::Removed { file } => write!(f, "removed {file}"),
             Done::NothingToRemove { profile } => write!(f, "nothing to remove for {profile}"),
+            Done::NothingToRefresh => write!(f, "no profile is integrated: nothing to refresh"),
         }
     }
 }
@@ -321,9 +324,11 @@ pub fn integrate(
     let planned = plan::build(&p, &opts, host, &RealHost, plan::CHECK_INSTANCE)?;
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("integrate: cannot find antimony's own path", e))?;
+    let from_build = is_build_folder(&exe);
     let cx = Context {
         profile: name.to_string(),
         antimony: exe.clone(),
+        from_build,
         programs: profile_programs(&p, host, &planned.program),
         search_path: search_path(host),
     };
@@ -478,12 +483,58 @@ pub fn integrate(
         }
     }
     report.warnings.extend(path_warning(name, host));
+    if from_build {
+        report.warnings.push(format!(
+            "antimony runs from its build folder ({}): the files name that path; once antimony is installed, run `antimony integrate --refresh`",
+            exe.display()
+        ));
+    }
     if let Some(system) = system_command {
         report.warnings.push(format!(
             "{} now stands for {} wherever PATH finds `{name}`: scripts (`#!/usr/bin/env {name}`) and programs that run `{name}` get the sandbox too",
             host.display_path(&local_bin(host).join(name)),
             system.display()
         ));
+    }
+    Ok(report)
+}
+
+/// Whether antimony runs from a cargo build folder (target/debug,
+/// target/release…): cargo keeps its lock file there.
+pub fn is_build_folder(exe: &Path) -> bool {
+    exe.parent()
+        .is_some_and(|dir| dir.join(".cargo-lock").exists())
+}
+
+/// `antimony integrate --refresh`: every profile integrate has a record
+/// of, integrated again by this antimony (so with its path). A profile
+/// integrated once was allowed then: it is refreshed as with --force.
+pub fn refresh(host: &Host, searcher: &Searcher) -> Result<Report, Error> {
+    let mut names: Vec<String> = std::fs::read_dir(records_dir(host))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_str()?.strip_suffix(".json")?.to_string();
+                    profile::valid_name(&name).then_some(name)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut report = Report::default();
+    for name in names {
+        let mut one = integrate(&name, true, host, searcher)?;
+        report.done.append(&mut one.done);
+        // The warning that it stands for a system command was said when
+        // it was integrated.
+        for w in one.warnings {
+            if !report.warnings.contains(&w) && !w.contains("now stands for") {
+                report.warnings.push(w);
+            }
+        }
+    }
+    if report.done.is_empty() {
+        report.done.push(Done::NothingToRefresh);
     }
     Ok(report)
 }

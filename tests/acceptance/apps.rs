@@ -80,6 +80,10 @@ pub fn tests() -> Vec<Trial> {
         integrate_dbus,
     ));
     t.extend(files::tests());
+    t.extend(both(
+        "apps::integrate_from_a_build_folder_says_so_and_refresh_rewrites",
+        integrate_refresh,
+    ));
     t.push(case("apps::completions_bash", completions_bash));
     t.push(case("apps::completions_zsh", completions_zsh));
     t.push(case("apps::completions_fish", completions_fish));
@@ -1543,6 +1547,63 @@ fn integrate_symlink(who: Who) -> TestResult {
         "{}",
         out.show()
     );
+    pass()
+}
+
+/// Entries written by an antimony in a cargo build folder name it and say
+/// so; `integrate --refresh`, run by another antimony (the installed one),
+/// writes every integration again with its own path.
+fn integrate_refresh(who: Who) -> TestResult {
+    let s = scratch!(who);
+    // A build folder: cargo's lock file beside the binary.
+    let build = s.mkdir("checkout/target/release");
+    let built = build.join("antimony");
+    std::fs::copy(&world().antimony, &built).map_err(|e| e.to_string())?;
+    s.write("checkout/target/release/.cargo-lock", "");
+    let out = s.command(&built).args(["integrate", "--force", "sh"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    ensure!(
+        out.stderr.contains("antimony runs from its build folder")
+            && out.stderr.contains("antimony integrate --refresh"),
+        "no warning about the build folder: {}",
+        out.show()
+    );
+    let entry = s.path("home/.local/share/applications/antimony-sh.desktop");
+    let link = s.path("home/.local/bin/sh");
+    let text = std::fs::read_to_string(&entry).map_err(|e| e.to_string())?;
+    ensure!(
+        text.contains("# Written by antimony from its build folder")
+            && text.contains(&format!("Exec={} run sh", built.display())),
+        "{text}"
+    );
+    ensure!(
+        std::fs::read_link(&link).ok() == Some(built.clone()),
+        "link"
+    );
+
+    let out = s.antimony(["integrate", "--refresh"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let text = std::fs::read_to_string(&entry).map_err(|e| e.to_string())?;
+    ensure!(
+        !text.contains("build folder")
+            && text.contains(&format!("Exec={} run sh", world().antimony.display())),
+        "refresh did not rewrite the entry: {text}"
+    );
+    ensure!(
+        std::fs::read_link(&link).ok().as_deref() == Some(world().antimony.as_path()),
+        "refresh did not relink {}",
+        link.display()
+    );
+    // Nothing integrated: said, and nothing written.
+    let out = s.antimony(["integrate", "--remove", "sh"]).run();
+    ensure!(out.code() == Some(0), "{}", out.show());
+    let out = s.antimony(["integrate", "--refresh"]).run();
+    ensure!(
+        out.code() == Some(0) && out.stdout.contains("nothing to refresh"),
+        "{}",
+        out.show()
+    );
+    ensure!(!entry.exists(), "refresh wrote an entry nobody integrated");
     pass()
 }
 

@@ -12,6 +12,7 @@ mod apps;
 mod architecture;
 mod cli;
 mod dbus;
+mod doctor;
 mod escape;
 mod faults;
 mod hooks;
@@ -21,6 +22,7 @@ mod limits;
 mod man;
 mod manpages;
 mod notify;
+mod package;
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
@@ -39,6 +41,8 @@ fn main() -> std::process::ExitCode {
     tests.extend(forward::tests());
     tests.extend(limits::tests());
     tests.extend(architecture::tests());
+    tests.extend(doctor::tests());
+    tests.extend(package::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
     conclusion.exit_code()

@@ -398,9 +398,56 @@ fn sections_of(command: &str) -> &'static [(&'static str, &'static str)] {
         "ps" => PS_SECTIONS,
         "enter" => ENTER_SECTIONS,
         "stop" => STOP_SECTIONS,
+        "doctor" => DOCTOR_SECTIONS,
         _ => &[],
     }
 }
+
+const DOCTOR_SECTIONS: &[(&str, &str)] = &[
+    (
+        "OUTPUT",
+        r#"One line per check: its status (\fBok\fR, \fBinfo\fR, \fBwarning\fR,
+\fBfailure\fR), its id and what was found; under each check that is not ok,
+\fBaffects:\fR what depends on it and \fBfix:\fR the command that fixes it.
+The last line says whether \fBantimony run\fR can work here. Text from the
+environment (paths, the bus address) is escaped.
+"#,
+    ),
+    (
+        "JSON OUTPUT",
+        r#"With \fB\-\-json\fR: one object, \fBcan_run\fR (boolean: no failure) and
+\fBchecks\fR, an array of objects in the order above, each with \fBid\fR
+(string: \fBuserns\-sysctls\fR, \fBapparmor\-userns\fR, \fBuserns\fR,
+\fBlandlock\fR, \fBseccomp\fR, \fBcgroup\fR, \fBfuse\fR, \fBtun\fR,
+\fBxdg\-dbus\-proxy\fR, \fBpasta\fR, \fBgocryptfs\fR, \fBruntime\-dir\fR,
+\fBruntime\-folder\fR (only when antimony's folder is refused),
+\fBnotifications\fR, \fBdisplay\fR), \fBstatus\fR (string: \fBok\fR,
+\fBinfo\fR, \fBwarning\fR, \fBfailure\fR), \fBfound\fR and \fBaffects\fR
+(strings) and \fBfix\fR (string, or null when the check is ok). Fields may
+be added: a reader should ignore those it does not know.
+"#,
+    ),
+    (
+        "FILES",
+        r#".TP
+.B /etc/apparmor.d/antimony
+antimony's AppArmor profile: it grants \fB/usr/bin/antimony\fR user
+namespaces where AppArmor restricts them. The Debian package installs and
+loads it where AppArmor can; \fBdoctor\fR reads
+\fB/sys/kernel/security/apparmor/profiles\fR to see whether it is loaded.
+"#,
+    ),
+    (
+        "EXAMPLES",
+        r#".TP
+.B antimony doctor
+Checks this host, as you.
+.TP
+.B antimony doctor \-\-json | jq \-r '.checks[] | select(.status == "failure") | .fix'
+The commands that would make \fBantimony run\fR work.
+"#,
+    ),
+];
 
 const RUN_SECTIONS: &[(&str, &str)] = &[
     (
