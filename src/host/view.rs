@@ -87,6 +87,10 @@ pub trait HostView {
     fn landlock_abi(&self) -> i32;
     /// antimony's own program.
     fn current_exe(&self) -> io::Result<PathBuf>;
+    /// The host's own IP addresses, loopback aside (none known: empty).
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        Vec::new()
+    }
 
     /// Whether something exists at `path` (links followed).
     fn exists(&self, path: &Path) -> bool {
@@ -167,6 +171,26 @@ impl HostView for RealHost {
 
     fn current_exe(&self) -> io::Result<PathBuf> {
         std::env::current_exe()
+    }
+
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        let Ok(list) = nix::ifaddrs::getifaddrs() else {
+            return Vec::new();
+        };
+        let mut out: Vec<std::net::IpAddr> = list
+            .filter_map(|i| i.address)
+            .filter_map(|a| {
+                if let Some(v4) = a.as_sockaddr_in() {
+                    Some(std::net::IpAddr::V4(v4.ip()))
+                } else {
+                    a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+                }
+            })
+            .filter(|a| !a.is_loopback())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 

@@ -23,6 +23,7 @@ pub mod guard;
 pub mod hooks;
 pub mod landlock;
 pub mod mounts;
+pub mod network;
 pub mod seccomp;
 #[cfg(test)]
 mod tests;
@@ -36,12 +37,13 @@ use crate::host::{Host, HostView};
 use crate::profile::validate::{PathError, parse_host_path};
 use crate::profile::{
     BindMode, EnvValue, FileEntry, ForwardMode, HomePolicy, HookCommand, HookEvent, HostPath,
-    Profile, ProgramRef, ShareNamespace,
+    NetworkMode, Profile, ProgramRef, ShareNamespace,
 };
 pub use forward::Forward;
 pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
 pub use mounts::{Mount, Op, Origin};
+pub use network::NetworkPlan;
 pub use seccomp::SeccompPlan;
 
 /// The PATH programs see inside the sandbox, and where a bare program name
@@ -66,8 +68,8 @@ pub struct RunOptions {
     pub rw: Vec<String>,
     /// `--env KEY=VALUE`
     pub env: Vec<String>,
-    /// `--network` / `--no-network`
-    pub network: Option<bool>,
+    /// `--network[=MODE]` / `--no-network`
+    pub network: Option<NetworkMode>,
     /// `--program PATH`
     pub program: Option<String>,
     /// Everything after `--`.
@@ -82,7 +84,7 @@ pub struct Namespaces {
     pub ipc: bool,
     pub uts: bool,
     pub cgroup: bool,
-    /// A new network namespace with only loopback.
+    /// A new network namespace (loopback only, unless pasta connects it).
     pub net: bool,
 }
 
@@ -109,7 +111,7 @@ impl Namespaces {
             (self.ipc, "ipc"),
             (self.uts, "uts"),
             (self.cgroup, "cgroup"),
-            (self.net, "net (loopback only)"),
+            (self.net, "net"),
         ] {
             if on {
                 v.push(name);
@@ -140,6 +142,7 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub namespaces: Namespaces,
+    pub network: NetworkPlan,
     pub mounts: Vec<Mount>,
     pub landlock: LandlockPlan,
     pub seccomp: Option<SeccompPlan>,
@@ -258,7 +261,7 @@ pub fn build(
     let mut warnings = Vec::new();
     let home = host.home.clone();
     let sb = &profile.sandbox;
-    let network = opts.network.unwrap_or(sb.network);
+    let network = NetworkPlan::build(opts.network.unwrap_or(sb.network), sb, fs);
 
     let program = program(profile, opts, host, fs)?;
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
@@ -275,7 +278,7 @@ pub fn build(
         Some(d) => {
             let run = dbus::For {
                 name: &profile.name,
-                network,
+                network: network.mode.any(),
                 instance,
                 facts: &facts,
             };
@@ -293,7 +296,7 @@ pub fn build(
         fs,
         home: &home,
         host_home: host_home.as_deref(),
-        network,
+        network: network.mode,
         facts: &facts,
     };
     let mut forward_warnings = Vec::new();
@@ -320,7 +323,7 @@ pub fn build(
             argv[f.arg] = f.path.clone().into_os_string();
         }
     }
-    let (landlock, seccomp) = confinement(profile, fs, &mounts, network, &mut warnings)?;
+    let (landlock, seccomp) = confinement(profile, fs, &mounts, network.mode, &mut warnings)?;
 
     let vars = hooks::library::Vars {
         profile: profile.name.clone(),
@@ -362,8 +365,9 @@ pub fn build(
             ipc: !sb.share.contains(&ShareNamespace::Ipc),
             uts: !sb.share.contains(&ShareNamespace::Uts),
             cgroup: !sb.share.contains(&ShareNamespace::Cgroup),
-            net: !network,
+            net: network.own_namespace(),
         },
+        network,
         mounts,
         landlock,
         seccomp,
@@ -387,7 +391,7 @@ struct Place<'a> {
     home: &'a Path,
     /// The persistent home's folder on the host, if the profile keeps one.
     host_home: Option<&'a Path>,
-    network: bool,
+    network: NetworkMode,
     /// What the base layout depends on, looked at once.
     facts: &'a mounts::BaseFacts,
 }
@@ -580,15 +584,45 @@ fn confinement(
     profile: &Profile,
     fs: &dyn HostView,
     mounts: &[Mount],
-    network: bool,
+    network: NetworkMode,
     warnings: &mut Vec<String>,
 ) -> Result<(LandlockPlan, Option<SeccompPlan>), PlanError> {
     let sb = &profile.sandbox;
     // Host abstract sockets exist in the sandbox only with the host's network.
-    let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
-    let landlock = LandlockPlan::build(sb.landlock, fs.landlock_abi(), mounts, abstract_sockets)?;
+    // (An isolated sandbox reaches none, and X clients then use the
+    // socket file: with-x11 names one for the host's network.)
+    let abstract_sockets: &[String] = if network == NetworkMode::Host {
+        &sb.abstract_sockets
+    } else {
+        &[]
+    };
+    let ports = landlock::Ports {
+        connect: sb.tcp_connect.clone(),
+        bind: sb.tcp_bind.clone(),
+    };
+    let landlock = LandlockPlan::build(
+        sb.landlock,
+        fs.landlock_abi(),
+        mounts,
+        abstract_sockets,
+        &ports,
+    )?;
     if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
         warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
+    }
+    if !ports.is_empty() {
+        if sb.landlock == crate::profile::LandlockMode::Off {
+            warnings.push(
+                "landlock = \"off\": the port rules (tcp_connect, tcp_bind) are not enforced"
+                    .into(),
+            );
+        } else if landlock.enforced() && landlock.abi < landlock::PORTS_ABI {
+            warnings.push(format!(
+                "this kernel's Landlock (ABI {}) has no port rules (ABI {} and later): tcp_connect and tcp_bind are not enforced",
+                landlock.abi,
+                landlock::PORTS_ABI
+            ));
+        }
     }
     let seccomp = if sb.seccomp {
         Some(SeccompPlan::build(sb.nested_userns)?)

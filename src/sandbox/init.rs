@@ -100,6 +100,9 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         if let Err(e) = namespaces::loopback_up() {
             fail(chan, Step::Loopback, 0, e);
         }
+        if let Err((i, e)) = namespaces::add_rules(&p.net_rules) {
+            fail(chan, Step::NetworkRule, i, e);
+        }
     }
 
     // Confinement, which the program inherits. Non-dumpable: the program

@@ -59,6 +59,8 @@ pub enum Step {
     Signals,
     /// Taking the standard descriptors antimony gave (`Prepared::stdio`).
     Stdio,
+    /// Adding a routing-policy rule of the isolated network (index: the rule).
+    NetworkRule,
 }
 
 impl Step {
@@ -89,6 +91,7 @@ impl Step {
             22 => Dumpable,
             23 => Signals,
             24 => Stdio,
+            25 => NetworkRule,
             _ => return None,
         })
     }

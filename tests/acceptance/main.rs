@@ -19,6 +19,7 @@ mod hostside;
 mod instances;
 mod man;
 mod manpages;
+mod network;
 mod notify;
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +37,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(apps::tests());
     tests.extend(notify::tests());
     tests.extend(forward::tests());
+    tests.extend(network::tests());
     tests.extend(architecture::tests());
     let conclusion = libtest_mimic::run(&args, tests);
     support::teardown();
