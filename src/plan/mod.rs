@@ -262,6 +262,15 @@ pub fn build(
     let home = host.home.clone();
     let sb = &profile.sandbox;
     let network = NetworkPlan::build(opts.network.unwrap_or(sb.network), sb, fs);
+    if network.mode != NetworkMode::Isolated && (!sb.forward_ports.is_empty() || sb.local_network) {
+        warnings.push(format!(
+            "forward_ports and local_network apply to the isolated network only; this run's network is {}",
+            match network.mode {
+                NetworkMode::Host => "the host's",
+                _ => "none",
+            }
+        ));
+    }
 
     let program = program(profile, opts, host, fs)?;
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
