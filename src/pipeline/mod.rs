@@ -336,7 +336,7 @@ impl Run<'_> {
             }
         }
         if let (Some(path), Some(iso), Some(sb)) = (&pasta, isolated, &self.sandbox) {
-            match network::start(path, iso, sb.pid, self.host, &self.plan.instance) {
+            match network::start(path, iso, sb, self.plan, self.host) {
                 Ok(p) => {
                     self.groups.watch_helper(p.pid, &mut self.warnings);
                     self.pasta = Some(p);
@@ -854,6 +854,8 @@ impl Run<'_> {
     /// A message from init.
     fn on_message(&mut self, m: Message) {
         match m {
+            // Read by `network::start` before the program runs.
+            Message::Network => {}
             Message::Failed { step, index, errno } => {
                 self.setup_failure = Some(sandbox::describe_failure(
                     self.plan, self.host, step, index, errno,

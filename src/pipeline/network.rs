@@ -1,7 +1,7 @@
 //! The isolated network's pasta (see `plan::network`): checked before the
 //! sandbox is cloned, started once it is (joined to its user and network
-//! namespaces by descriptors antimony opened), waited for, and ended with
-//! the sandbox. The program runs only once pasta has configured the
+//! namespaces by descriptors: init sends the network namespace's), waited
+//! for, and ended with the sandbox. The program runs only once pasta has configured the
 //! namespace: the sandbox's init waits for antimony's "go".
 //!
 //! pasta configures the namespace, then forks to the background and its
@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::host::Host;
+use crate::plan::Plan;
 use crate::plan::network::{DNS, Isolated};
+use crate::sandbox::{self, Sandbox, protocol::Message};
 
 /// How long pasta may take to configure the namespace.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,13 +75,53 @@ pub fn check(iso: &Isolated) -> Result<PathBuf, Error> {
     Ok(pasta)
 }
 
-/// A namespace file of the sandbox's init, opened now: init is
-/// antimony's child, unreaped, so its PID names it.
-fn namespace(pid: libc::pid_t, ns: &str) -> Result<OwnedFd, Error> {
-    let path = format!("/proc/{pid}/ns/{ns}");
-    std::fs::File::open(&path)
-        .map(OwnedFd::from)
-        .map_err(|e| Error::io(format!("open {path}"), e))
+/// The sandbox's network namespace, which its init sends before it
+/// becomes non-dumpable (antimony could not open /proc/PID/ns/net
+/// after), and the user namespace that owns it (NS_GET_USERNS).
+fn namespaces(sandbox: &Sandbox, plan: &Plan, host: &Host) -> Result<(OwnedFd, OwnedFd), Error> {
+    let gone = || {
+        refuse(
+            "the sandbox ended before its network was set up",
+            "see the error above",
+        )
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    let netns = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: sandbox.messages_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            return Err(gone());
+        }
+        match sandbox.read_message()? {
+            Some((Message::Network, Some(fd))) => break fd,
+            Some((Message::Failed { step, index, errno }, _)) => {
+                return Err(sandbox::describe_failure(plan, host, step, index, errno).into());
+            }
+            Some(_) => {}
+            None => return Err(gone()),
+        }
+    };
+    // NS_GET_USERNS = _IO(0xb7, 0x1).
+    // SAFETY: an ioctl on a namespace descriptor we own; no argument.
+    let fd = unsafe { libc::ioctl(netns.as_raw_fd(), 0xb701) };
+    if fd < 0 {
+        return Err(Error::io(
+            "find the sandbox's user namespace (NS_GET_USERNS)",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: the ioctl just returned this new descriptor (close-on-exec).
+    let userns = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok((userns, netns))
 }
 
 fn inheritable(fd: &OwnedFd, on: bool) -> Result<(), Error> {
@@ -140,17 +182,17 @@ fn arguments(iso: &Isolated, host: &Host, pidfile: &Path, userns: i32, netns: i3
 pub fn start(
     pasta: &Path,
     iso: &Isolated,
-    sandbox_pid: libc::pid_t,
+    sandbox: &Sandbox,
+    plan: &Plan,
     host: &Host,
-    instance: &str,
 ) -> Result<Pasta, Error> {
+    let instance = &plan.instance;
     let folder = host
         .runtime_folder("network")
         .map_err(|e| Error::io("make antimony's runtime folder for the network", e))?;
     let pidfile = folder.join(format!("{instance}.pid"));
     let _ = std::fs::remove_file(&pidfile);
-    let userns = namespace(sandbox_pid, "user")?;
-    let netns = namespace(sandbox_pid, "net")?;
+    let (userns, netns) = namespaces(sandbox, plan, host)?;
     let args = arguments(iso, host, &pidfile, userns.as_raw_fd(), netns.as_raw_fd());
     // The two descriptors cross the exec at their numbers (antimony is
     // single-threaded: no other child can inherit them meanwhile).

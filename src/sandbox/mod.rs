@@ -137,6 +137,7 @@ pub fn describe_failure(
             Some(r) => format!("add the network rule {r} in the sandbox's network namespace"),
             None => "add a network rule".into(),
         },
+        Step::NetworkNamespace => "hand the sandbox's network namespace to antimony".into(),
         Step::RootReadOnly => "make the sandbox's root read-only".into(),
         Step::PivotRoot => "switch to the sandbox's root (pivot_root)".into(),
         Step::NoNewPrivs => "set no_new_privs".into(),

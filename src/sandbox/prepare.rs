@@ -23,6 +23,9 @@ pub struct Prepared {
     pub new_net: bool,
     /// The isolated network's rules, as netlink requests (`namespaces`).
     pub net_rules: Vec<Vec<u8>>,
+    /// Send antimony the network namespace (for pasta) before init
+    /// becomes non-dumpable, after which antimony could not open it.
+    pub send_netns: bool,
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
     pub mounts: Vec<MountCmd>,
@@ -297,6 +300,7 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
             .as_ref()
             .map(|n| super::namespaces::rule_messages(&n.rules))
             .unwrap_or_default(),
+        send_netns: plan.network.isolated.is_some(),
         uid_map: format!("{0} {0} 1\n", plan.uid).into_bytes(),
         gid_map: format!("{0} {0} 1\n", plan.gid).into_bytes(),
         mounts,
