@@ -474,6 +474,7 @@ there c_utf8 /usr/lib/locale/C.utf8/LC_CTYPE
 # with-network
 var http_proxy; var NO_PROXY
 sum resolv /etc/resolv.conf
+echo "nameserver=$(grep -m1 '^nameserver' /etc/resolv.conf 2>/dev/null)"
 if [ -s /etc/ssl/certs/ca-certificates.crt ]; then echo ca_bundle=present; else echo ca_bundle=absent; fi
 echo "netns=$(readlink /proc/self/ns/net)"
 "#;
@@ -572,7 +573,6 @@ fn fragments_compose(who: Who) -> TestResult {
             Ok("absent".into())
         }
     };
-    let resolv = host_file("/etc/resolv.conf")?;
     let default_locale = host_file("/etc/default/locale")?;
     let locale_gen = host_file("/etc/locale.gen")?;
     // with-gpu: /dev/dri is an optional bind. On a host without it (most
@@ -664,11 +664,17 @@ fn fragments_compose(who: Who) -> TestResult {
             // with-network
             ("http_proxy", var("http_proxy")),
             ("NO_PROXY", var("NO_PROXY")),
-            ("resolv", resolv),
+            // The isolated network: pasta's DNS address, a namespace of
+            // its own (network.rs shows what it reaches).
+            ("nameserver", "nameserver 169.254.1.1".into()),
             ("ca_bundle", present()),
-            ("netns", host_netns.clone()),
         ],
     )?;
+    ensure!(
+        probe_values(&out).get("netns") != Some(&host_netns),
+        "with-network shares the host's network namespace: {}",
+        out.show()
+    );
     ensure!(
         reached(&pipewire) && reached(&pulse),
         "the probe's connections did not reach the host's sound sockets"
