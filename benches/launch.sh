@@ -19,6 +19,8 @@
 #      antimony's minimal sandbox: the same /usr, /etc entries, passwd and
 #      group, /proc, /dev, tmpfs folders, read-only root), and `antimony run
 #      minimal`, with hyperfine -N (no shell); prints the ratios;
+#   1b. a launch with the isolated network (pasta's start and end included)
+#      against the same profile without a network, where pasta is installed;
 #   2. a blocking pre-hook (/bin/true) against exec'ing /bin/true directly,
 #      and an attached pre-hook's effect on the program's start (the program
 #      is /usr/bin/date, which prints when it started; both variants
@@ -336,6 +338,19 @@ path = "/usr/bin/true"
 [[hooks.post]]
 content = 'while read -r k v _; do case $k in Name:|VmHWM:) echo "$k $v";; esac; done < /proc/$PPID/status'
 EOF
+# The isolated network (pasta started, waited for and ended with the
+# sandbox), against the same profile without a network: only where pasta
+# is installed (section 1b).
+HAVE_PASTA=0
+if command -v pasta >/dev/null || [ -x /usr/bin/pasta ]; then
+    HAVE_PASTA=1
+    cat >"$P/net-isolated.toml" <<'EOF'
+inherits = ["minimal"]
+path = "/usr/bin/true"
+[sandbox]
+network = "isolated"
+EOF
+fi
 mkdir -p "$W/binds"
 max_binds=${BIND_SIZES[-1]}
 for ((i = 0; i < max_binds; i++)); do mkdir "$W/binds/$i"; done
@@ -420,6 +435,22 @@ row "bwrap, antimony's minimal root" "$t_bwrap" "[${ROUND[bwrap]# }]"
 row "antimony run minimal" "$t_antimony" "[${ROUND[antimony]# }]"
 [ -z "$t_nort" ] || row "  same, XDG_RUNTIME_DIR unset" "$t_nort" "(instance registry on $(df --output=fstype "$W" | tail -n1) instead of tmpfs)"
 echo "  ratios: antimony/bwrap = $r_bwrap (bare root: $r_bwrap_bare), antimony/unshare = $r_unshare"
+echo
+
+# --- 1b. the isolated network ------------------------------------------------------
+
+t_net=""
+net_cost=""
+if ((HAVE_PASTA)); then
+    hf "$RUNS" "$WARMUP" no-network "$A run $P/hook-none.toml" isolated "$A run $P/net-isolated.toml"
+    t_net=${MED[isolated]}
+    net_cost=$(calc "${MED[isolated]} - ${MED[no-network]}")
+    echo "1b. The isolated network (network = \"isolated\": pasta's start and end included)"
+    row "no network" "${MED[no-network]}" ""
+    row "isolated network" "$t_net" "($(signed "$net_cost") ms)"
+else
+    echo "1b. The isolated network: not measured (pasta is not installed: apt-get install passt)"
+fi
 echo
 
 # --- 2. hooks ---------------------------------------------------------------------
@@ -647,6 +678,7 @@ if ((MARKDOWN)); then
     echo "| bubblewrap, every namespace, bare read-only root | $t_bwrap_bare ms |"
     echo "| bubblewrap, every namespace, antimony's minimal root | $t_bwrap ms |"
     echo "| \`antimony run minimal\` | $t_antimony ms |"
+    [ -z "$t_net" ] || echo "| the same, \`network = \"isolated\"\` (pasta started and ended) | $t_net ms ($(signed "$net_cost") ms) |"
     echo
     echo "| Goal | Measured | |"
     echo "|---|---|---|"

@@ -265,9 +265,17 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
-    /// Share the host's network for this run
-    #[arg(long, overrides_with = "no_network")]
-    pub network: bool,
+    /// Give the sandbox a network for this run: isolated (the default: its own, through pasta; not the host's loopback nor the local network) or host (the host's own)
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "isolated",
+        overrides_with = "no_network"
+    )]
+    pub network: Option<Network>,
 
     /// Give the sandbox no network (loopback only) for this run
     #[arg(long = "no-network", overrides_with = "network")]
@@ -298,6 +306,13 @@ pub struct RunArgs {
     pub args: Vec<OsString>,
 }
 
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Network {
+    Isolated,
+    Host,
+}
+
 /// `--forward`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Forward {
@@ -307,10 +322,11 @@ pub enum Forward {
 }
 
 impl RunArgs {
-    pub fn network(&self) -> Option<bool> {
+    /// `Some(None)`: `--no-network`.
+    pub fn network(&self) -> Option<Option<Network>> {
         match (self.network, self.no_network) {
-            (true, _) => Some(true),
-            (_, true) => Some(false),
+            (Some(n), _) => Some(Some(n)),
+            (_, true) => Some(None),
             _ => None,
         }
     }

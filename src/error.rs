@@ -56,6 +56,9 @@ pub enum Error {
         status: std::process::ExitStatus,
         file: std::path::PathBuf,
     },
+    /// `network = "isolated"` cannot be had: what is wrong, how to fix it.
+    #[error("isolated network: {problem}; {fix}")]
+    Network { problem: String, fix: String },
     #[error("{0}")]
     Other(String),
 }

@@ -255,7 +255,11 @@ fn no_profile(e: profile::ProfileError, host: &Host) -> Error {
 fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Result<u8, Error> {
     let profile = profile::resolve(searcher, &args.profile).map_err(|e| no_profile(e, host))?;
     let opts = RunOptions {
-        network: args.network(),
+        network: args.network().map(|n| match n {
+            None => profile::NetworkMode::Off,
+            Some(crate::cli::Network::Isolated) => profile::NetworkMode::Isolated,
+            Some(crate::cli::Network::Host) => profile::NetworkMode::Host,
+        }),
         ro: args.ro,
         rw: args.rw,
         env: args.env,

@@ -61,6 +61,24 @@ impl Groups {
         self.guardian.as_ref().and_then(Guardian::reserve)
     }
 
+    /// A helper antimony started on the host that leads a process group of
+    /// its own (pasta): registered with the guardian like a hook's group
+    /// (from its start until `forget_helper`, it is killed should antimony
+    /// die).
+    pub fn watch_helper(&mut self, pgid: libc::pid_t, warnings: &mut Vec<String>) {
+        self.guard(warnings);
+        if let Some(slot) = self.reserve() {
+            slot.store(pgid, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The helper has ended.
+    pub fn forget_helper(&mut self, pgid: libc::pid_t) {
+        if let Some(g) = &self.guardian {
+            g.remove(pgid);
+        }
+    }
+
     /// A reserved slot whose hook did not start.
     pub fn release(&self, slot: &AtomicI32) {
         if let Some(g) = &self.guardian {

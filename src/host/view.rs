@@ -89,6 +89,10 @@ pub trait HostView {
     fn current_exe(&self) -> io::Result<PathBuf>;
     /// The machine's RAM in bytes (0: unknown).
     fn memory_total(&self) -> u64;
+    /// The host's own IP addresses, loopback aside (none known: empty).
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        Vec::new()
+    }
 
     /// Whether something exists at `path` (links followed).
     fn exists(&self, path: &Path) -> bool {
@@ -179,6 +183,26 @@ impl HostView for RealHost {
             return 0;
         }
         (info.totalram as u64).saturating_mul(u64::from(info.mem_unit.max(1)))
+    }
+
+    fn addresses(&self) -> Vec<std::net::IpAddr> {
+        let Ok(list) = nix::ifaddrs::getifaddrs() else {
+            return Vec::new();
+        };
+        let mut out: Vec<std::net::IpAddr> = list
+            .filter_map(|i| i.address)
+            .filter_map(|a| {
+                if let Some(v4) = a.as_sockaddr_in() {
+                    Some(std::net::IpAddr::V4(v4.ip()))
+                } else {
+                    a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip()))
+                }
+            })
+            .filter(|a| !a.is_loopback())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 

@@ -19,6 +19,7 @@
 //! single-threaded process.
 
 mod dbus;
+mod network;
 mod scheduler;
 mod stage;
 mod verdict;
@@ -123,6 +124,7 @@ pub fn run(
         sandbox: None,
         start_lock,
         proxy: None,
+        pasta: None,
         stage: Stage::Absent,
         setup_failure: None,
         channel_open: false,
@@ -206,6 +208,8 @@ struct Run<'a> {
     sandbox: Option<Sandbox>,
     /// The session bus proxy, while the sandbox runs.
     proxy: Option<dbus::Proxy>,
+    /// pasta, for an isolated network, while the sandbox runs.
+    pasta: Option<network::Pasta>,
     /// Where the sandbox is in its life (`stage.rs`).
     stage: Stage,
     /// What init said went wrong during the set-up.
@@ -299,6 +303,16 @@ impl Run<'_> {
     fn sandbox_phase(&mut self) {
         self.phase = Phase::Running;
         self.say_warnings();
+        // An isolated network needs pasta and the TUN device: checked
+        // before anything starts.
+        let isolated = self.plan.network.isolated.as_ref();
+        let pasta = match isolated.map(network::check).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                self.launch_error = Some(e);
+                return;
+            }
+        };
         if let Some(d) = &self.plan.dbus {
             match dbus::start(d, self.host) {
                 Ok(p) => self.proxy = Some(p),
@@ -310,7 +324,8 @@ impl Run<'_> {
         }
         let pre = self.indices(HookEvent::Pre);
         let deferred = pre[self.trailing_attached(&pre)..].to_vec();
-        let waiting = !deferred.is_empty();
+        // The program waits for the network too.
+        let waiting = !deferred.is_empty() || pasta.is_some();
         let spawned = sandbox::prepare(self.plan).and_then(|mut p| {
             p.wait_for_go = waiting;
             sandbox::spawn(&mut p)
@@ -326,8 +341,20 @@ impl Run<'_> {
                 return;
             }
         }
+        if let (Some(path), Some(iso), Some(sb)) = (&pasta, isolated, &self.sandbox) {
+            match network::start(path, iso, sb, self.plan, self.host) {
+                Ok(p) => {
+                    self.groups.watch_helper(p.pid, &mut self.warnings);
+                    self.pasta = Some(p);
+                }
+                Err(e) => self.launch_error = Some(e),
+            }
+        }
         // The trailing attached pre-hooks, while init sets up the sandbox.
         for idx in deferred {
+            if self.launch_error.is_some() {
+                break;
+            }
             let result = self.start_attached(idx);
             if !self.accept(idx, result) {
                 break;
@@ -371,6 +398,11 @@ impl Run<'_> {
     fn end_background(&mut self) {
         self.phase = Phase::Ending;
         self.proxy = None;
+        if let Some(p) = self.pasta.take() {
+            let pid = p.pid;
+            drop(p);
+            self.groups.forget_helper(pid);
+        }
         self.started.clear();
         let grace = self.plan.grace;
         for t in self.slots.tasks_mut() {
@@ -828,6 +860,8 @@ impl Run<'_> {
     /// A message from init.
     fn on_message(&mut self, m: Message) {
         match m {
+            // Read by `network::start` before the program runs.
+            Message::Network => {}
             Message::Failed { step, index, errno } => {
                 self.setup_failure = Some(sandbox::describe_failure(
                     self.plan, self.host, step, index, errno,

@@ -182,7 +182,7 @@ fn find_program(name: &str, host: &Host, fs: &dyn HostView) -> Option<PathBuf> {
 pub struct For<'a> {
     /// The profile's name.
     pub name: &'a str,
-    /// Whether the sandbox has the host's network.
+    /// Whether the sandbox has a network (isolated or the host's).
     pub network: bool,
     pub instance: &'a str,
     pub facts: &'a BaseFacts,
@@ -358,6 +358,7 @@ fn proxy_sandbox(
         fs.landlock_abi(),
         &mounts,
         &abstract_sockets,
+        &super::landlock::Ports::default(),
     )?;
     let mut argv = vec![
         proxy.as_os_str().to_owned(),
@@ -384,6 +385,16 @@ fn proxy_sandbox(
             uts: true,
             cgroup: true,
             net,
+        },
+        // The proxy's network: its own (loopback only) or, for an abstract
+        // bus socket, the host's; never pasta's.
+        network: super::NetworkPlan {
+            mode: if net {
+                crate::profile::NetworkMode::Off
+            } else {
+                crate::profile::NetworkMode::Host
+            },
+            isolated: None,
         },
         mounts,
         landlock,

@@ -17,6 +17,78 @@ fn quote(s: &std::ffi::OsStr) -> String {
     }
 }
 
+fn write_network(f: &mut fmt::Formatter<'_>, n: &super::NetworkPlan) -> fmt::Result {
+    use crate::profile::NetworkMode;
+    match (n.mode, &n.isolated) {
+        (NetworkMode::Off, _) => writeln!(f, "network: none (loopback only)"),
+        (NetworkMode::Host, _) => writeln!(
+            f,
+            "network: the host's (its network namespace: the host's loopback services, abstract sockets and local network are reachable)"
+        ),
+        (NetworkMode::Isolated, None) => writeln!(f, "network: isolated"),
+        (NetworkMode::Isolated, Some(iso)) => {
+            let pasta = match &iso.pasta {
+                Some(p) => p.display().to_string(),
+                None => "not found: install passt".into(),
+            };
+            writeln!(
+                f,
+                "network: isolated (a namespace of its own, connected by pasta: {pasta}); DNS at {}, forwarded to the host's resolver; the host's loopback is not reachable",
+                super::network::DNS
+            )?;
+            if iso.forward_ports.is_empty() {
+                writeln!(f, "  ports forwarded into the sandbox: none")?;
+            } else {
+                let list: Vec<String> = iso.forward_ports.iter().map(u16::to_string).collect();
+                writeln!(
+                    f,
+                    "  ports forwarded into the sandbox: TCP {}, from the host's 127.0.0.1",
+                    list.join(", ")
+                )?;
+            }
+            if iso.local_network {
+                writeln!(
+                    f,
+                    "  local network: reachable (profile: local_network = true)"
+                )?;
+            }
+            for r in &iso.rules {
+                writeln!(f, "  {r}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Landlock's port rules (ABI 4).
+fn write_ports(f: &mut fmt::Formatter<'_>, ll: &super::LandlockPlan) -> fmt::Result {
+    // LANDLOCK_ACCESS_NET_BIND_TCP = 1, LANDLOCK_ACCESS_NET_CONNECT_TCP = 2.
+    for (bit, what, key) in [
+        (2u64, "TCP connect", "tcp_connect"),
+        (1, "TCP bind", "tcp_bind"),
+    ] {
+        if ll.handled_net & bit == 0 {
+            continue;
+        }
+        let ports: Vec<String> = ll
+            .ports
+            .iter()
+            .filter(|(_, b)| b & bit != 0)
+            .map(|(p, _)| p.to_string())
+            .collect();
+        if ports.is_empty() {
+            writeln!(f, "  {what}: no port (profile: {key} = [])")?;
+        } else {
+            writeln!(
+                f,
+                "  {what}: ports {} only (profile: {key})",
+                ports.join(", ")
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "profile: {}", self.name)?;
@@ -30,6 +102,7 @@ impl fmt::Display for Plan {
             self.uid, self.gid
         )?;
         writeln!(f, "namespaces: {}", self.namespaces.names().join(", "))?;
+        write_network(f, &self.network)?;
         let home = match &self.host_home {
             Some(h) => format!("{:?} from {}", self.home_policy, h.display()),
             None => "None (empty, private, discarded at exit)".into(),
@@ -164,6 +237,7 @@ impl fmt::Display for Plan {
             for r in &ll.rules {
                 writeln!(f, "  {:<28} {}", r.path.display(), r.grant)?;
             }
+            write_ports(f, ll)?;
         }
 
         match &self.seccomp {

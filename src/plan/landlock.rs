@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use landlock::{ABI, Access, AccessFs, BitFlags, Scope};
+use landlock::{ABI, Access, AccessFs, AccessNet, BitFlags, Scope};
 
 use super::mounts::{Mount, Op, PathMap};
 use crate::profile::{BindMode, LandlockMode};
@@ -17,6 +17,23 @@ use crate::profile::{BindMode, LandlockMode};
 /// The ABI `landlock = "strict"` demands: filesystem rights including
 /// `ioctl` on devices (v5) and scoping of signals and abstract sockets (v6).
 pub const STRICT_ABI: i32 = 6;
+
+/// The first ABI with port rules (TCP connect and bind).
+pub const PORTS_ABI: i32 = 4;
+
+/// The profile's port rules (`tcp_connect`, `tcp_bind`): `None` leaves
+/// that right unrestricted; a list allows those ports only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ports {
+    pub connect: Option<Vec<u16>>,
+    pub bind: Option<Vec<u16>>,
+}
+
+impl Ports {
+    pub fn is_empty(&self) -> bool {
+        self.connect.is_none() && self.bind.is_none()
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
@@ -57,6 +74,11 @@ pub struct LandlockPlan {
     /// abstract-socket scope is lifted (empty: scoped).
     pub abstract_sockets: Vec<String>,
     pub rules: Vec<Rule>,
+    /// `LANDLOCK_ACCESS_NET_*` bits handled (ABI 4): only those the
+    /// profile has port rules for.
+    pub handled_net: u64,
+    /// Port rules, when enforced: (port, `LANDLOCK_ACCESS_NET_*` bits).
+    pub ports: Vec<(u16, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +146,12 @@ impl LandlockPlan {
         kernel_abi: i32,
         mounts: &[Mount],
         abstract_sockets: &[String],
+        ports: &Ports,
     ) -> Result<LandlockPlan, LandlockError> {
         let abi = match mode {
             LandlockMode::Off => 0,
+            // (STRICT_ABI ≥ PORTS_ABI: strict also refuses a kernel
+            // without port rules.)
             LandlockMode::Strict if kernel_abi < STRICT_ABI => {
                 return Err(LandlockError::TooOld(kernel_abi));
             }
@@ -141,6 +166,8 @@ impl LandlockPlan {
                 scoped: 0,
                 abstract_sockets: abstract_sockets.to_vec(),
                 rules: Vec::new(),
+                handled_net: 0,
+                ports: Vec::new(),
             });
         }
         let a = abi_of(abi);
@@ -187,6 +214,27 @@ impl LandlockPlan {
                 scopes |= Scope::AbstractUnixSocket;
             }
         }
+        // Port rules (ABI 4): a right is handled only when the profile
+        // lists ports for it; best-effort below ABI 4 enforces none (the
+        // plan's caller warns).
+        let mut handled_net: BitFlags<AccessNet> = BitFlags::empty();
+        let mut port_rules: Vec<(u16, u64)> = Vec::new();
+        if abi >= PORTS_ABI {
+            for (list, right) in [
+                (&ports.connect, AccessNet::ConnectTcp),
+                (&ports.bind, AccessNet::BindTcp),
+            ] {
+                if let Some(list) = list {
+                    handled_net |= right;
+                    for &port in list {
+                        match port_rules.iter_mut().find(|(p, _)| *p == port) {
+                            Some((_, bits)) => *bits |= BitFlags::from(right).bits(),
+                            None => port_rules.push((port, BitFlags::from(right).bits())),
+                        }
+                    }
+                }
+            }
+        }
         Ok(LandlockPlan {
             mode,
             kernel_abi,
@@ -195,6 +243,8 @@ impl LandlockPlan {
             scoped: scopes.bits(),
             abstract_sockets: abstract_sockets.to_vec(),
             rules,
+            handled_net: handled_net.bits(),
+            ports: port_rules,
         })
     }
 
@@ -280,7 +330,8 @@ mod tests {
                 },
             ),
         ];
-        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, &[]).unwrap();
+        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &mounts, &[], &Ports::default())
+            .unwrap();
         let paths: Vec<_> = p
             .rules
             .iter()
@@ -289,11 +340,11 @@ mod tests {
         assert_eq!(paths, ["/", "/usr", "/tmp"]);
         assert_ne!(p.scoped, 0);
         assert!(matches!(
-            LandlockPlan::build(LandlockMode::Strict, 3, &mounts, &[]),
+            LandlockPlan::build(LandlockMode::Strict, 3, &mounts, &[], &Ports::default()),
             Err(LandlockError::TooOld(3))
         ));
         assert!(
-            !LandlockPlan::build(LandlockMode::Off, 7, &mounts, &[])
+            !LandlockPlan::build(LandlockMode::Off, 7, &mounts, &[], &Ports::default())
                 .unwrap()
                 .enforced()
         );
@@ -301,12 +352,46 @@ mod tests {
 
     #[test]
     fn abstract_sockets_stay_scoped_unless_named() {
-        let p = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &[]).unwrap();
+        let p =
+            LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &[], &Ports::default()).unwrap();
         assert_eq!(p.scoped, (Scope::Signal | Scope::AbstractUnixSocket).bits());
         let named = ["@/tmp/.X11-unix/X*".to_string()];
-        let q = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &named).unwrap();
+        let q = LandlockPlan::build(LandlockMode::BestEffort, 6, &[], &named, &Ports::default())
+            .unwrap();
         assert_eq!(q.scoped, BitFlags::from(Scope::Signal).bits());
         assert_eq!(q.abstract_sockets, named);
+    }
+
+    #[test]
+    fn port_rules_from_abi_4() {
+        let ports = Ports {
+            connect: Some(vec![443, 80]),
+            bind: Some(vec![80]),
+        };
+        let p = LandlockPlan::build(LandlockMode::BestEffort, 4, &[], &[], &ports).unwrap();
+        assert_eq!(
+            p.handled_net,
+            (AccessNet::ConnectTcp | AccessNet::BindTcp).bits()
+        );
+        assert_eq!(
+            p.ports,
+            [
+                (443, BitFlags::from(AccessNet::ConnectTcp).bits()),
+                (80, (AccessNet::ConnectTcp | AccessNet::BindTcp).bits())
+            ]
+        );
+        let only = Ports {
+            connect: Some(vec![]),
+            bind: None,
+        };
+        let q = LandlockPlan::build(LandlockMode::BestEffort, 7, &[], &[], &only).unwrap();
+        assert_eq!(q.handled_net, BitFlags::from(AccessNet::ConnectTcp).bits());
+        assert!(q.ports.is_empty());
+        let old = LandlockPlan::build(LandlockMode::BestEffort, 3, &[], &[], &ports).unwrap();
+        assert_eq!((old.handled_net, old.ports.len()), (0, 0));
+        let none =
+            LandlockPlan::build(LandlockMode::BestEffort, 7, &[], &[], &Ports::default()).unwrap();
+        assert_eq!(none.handled_net, 0);
     }
 
     /// The former pairwise rule filter, the reference for the lookup.
@@ -369,13 +454,18 @@ mod tests {
                 })
                 .collect();
             for abi in [1, 3, 5, 6, 9] {
-                let got: Vec<(PathBuf, u64)> =
-                    LandlockPlan::build(LandlockMode::BestEffort, abi, &mounts, &[])
-                        .unwrap()
-                        .rules
-                        .into_iter()
-                        .map(|r| (r.path, r.dir_access))
-                        .collect();
+                let got: Vec<(PathBuf, u64)> = LandlockPlan::build(
+                    LandlockMode::BestEffort,
+                    abi,
+                    &mounts,
+                    &[],
+                    &Ports::default(),
+                )
+                .unwrap()
+                .rules
+                .into_iter()
+                .map(|r| (r.path, r.dir_access))
+                .collect();
                 assert_eq!(
                     got,
                     reference_rules(abi, &mounts),

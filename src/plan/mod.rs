@@ -26,6 +26,7 @@ pub mod hooks;
 pub mod landlock;
 pub mod limits;
 pub mod mounts;
+pub mod network;
 pub mod package;
 pub mod seccomp;
 #[cfg(test)]
@@ -40,13 +41,14 @@ use crate::host::{Host, HostView};
 use crate::profile::validate::{PathError, parse_host_path};
 use crate::profile::{
     BindMode, EnvValue, FileEntry, ForwardMode, HomePolicy, HookCommand, HookEvent, HostPath,
-    Profile, ProgramRef, ShareNamespace,
+    NetworkMode, Profile, ProgramRef, ShareNamespace,
 };
 pub use forward::Forward;
 pub use hooks::{HookSource, PlannedHook, STOPPING_TIMEOUT, inside_state_key};
 pub use landlock::LandlockPlan;
 pub use limits::LimitsPlan;
 pub use mounts::{Mount, Op, Origin};
+pub use network::NetworkPlan;
 pub use seccomp::SeccompPlan;
 
 /// The PATH programs see inside the sandbox, and where a bare program name
@@ -71,8 +73,8 @@ pub struct RunOptions {
     pub rw: Vec<String>,
     /// `--env KEY=VALUE`
     pub env: Vec<String>,
-    /// `--network` / `--no-network`
-    pub network: Option<bool>,
+    /// `--network[=MODE]` / `--no-network`
+    pub network: Option<NetworkMode>,
     /// `--program PATH`
     pub program: Option<String>,
     /// Everything after `--`.
@@ -87,7 +89,7 @@ pub struct Namespaces {
     pub ipc: bool,
     pub uts: bool,
     pub cgroup: bool,
-    /// A new network namespace with only loopback.
+    /// A new network namespace (loopback only, unless pasta connects it).
     pub net: bool,
 }
 
@@ -114,7 +116,7 @@ impl Namespaces {
             (self.ipc, "ipc"),
             (self.uts, "uts"),
             (self.cgroup, "cgroup"),
-            (self.net, "net (loopback only)"),
+            (self.net, "net"),
         ] {
             if on {
                 v.push(name);
@@ -145,6 +147,7 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub namespaces: Namespaces,
+    pub network: NetworkPlan,
     pub mounts: Vec<Mount>,
     /// `[files] package_config`: what was found (bound read-only).
     pub package_config: Option<package::PackageConfig>,
@@ -269,7 +272,16 @@ pub fn build(
     let mut warnings = Vec::new();
     let home = host.home.clone();
     let sb = &profile.sandbox;
-    let network = opts.network.unwrap_or(sb.network);
+    let network = NetworkPlan::build(opts.network.unwrap_or(sb.network), sb, fs);
+    if network.mode != NetworkMode::Isolated && (!sb.forward_ports.is_empty() || sb.local_network) {
+        warnings.push(format!(
+            "forward_ports and local_network apply to the isolated network only; this run's network is {}",
+            match network.mode {
+                NetworkMode::Host => "the host's",
+                _ => "none",
+            }
+        ));
+    }
 
     let program = program(profile, opts, host, fs)?;
     let mut argv: Vec<OsString> = vec![program.clone().into_os_string()];
@@ -286,7 +298,7 @@ pub fn build(
         Some(d) => {
             let run = dbus::For {
                 name: &profile.name,
-                network,
+                network: network.mode.any(),
                 instance,
                 facts: &facts,
             };
@@ -317,7 +329,7 @@ pub fn build(
         fs,
         home: &home,
         host_home: host_home.as_deref(),
-        network,
+        network: network.mode,
         facts: &facts,
         package_config: package_config.as_ref(),
     };
@@ -345,7 +357,7 @@ pub fn build(
             argv[f.arg] = f.path.clone().into_os_string();
         }
     }
-    let (landlock, seccomp) = confinement(profile, fs, &mounts, network, &mut warnings)?;
+    let (landlock, seccomp) = confinement(profile, fs, &mounts, network.mode, &mut warnings)?;
 
     let vars = hooks::library::Vars {
         profile: profile.name.clone(),
@@ -399,8 +411,9 @@ pub fn build(
             ipc: !sb.share.contains(&ShareNamespace::Ipc),
             uts: !sb.share.contains(&ShareNamespace::Uts),
             cgroup: !sb.share.contains(&ShareNamespace::Cgroup),
-            net: !network,
+            net: network.own_namespace(),
         },
+        network,
         mounts,
         package_config,
         landlock,
@@ -426,7 +439,7 @@ struct Place<'a> {
     home: &'a Path,
     /// The persistent home's folder on the host, if the profile keeps one.
     host_home: Option<&'a Path>,
-    network: bool,
+    network: NetworkMode,
     /// What the base layout depends on, looked at once.
     facts: &'a mounts::BaseFacts,
     /// The program's `/etc` configuration, with `package_config`.
@@ -634,15 +647,45 @@ fn confinement(
     profile: &Profile,
     fs: &dyn HostView,
     mounts: &[Mount],
-    network: bool,
+    network: NetworkMode,
     warnings: &mut Vec<String>,
 ) -> Result<(LandlockPlan, Option<SeccompPlan>), PlanError> {
     let sb = &profile.sandbox;
     // Host abstract sockets exist in the sandbox only with the host's network.
-    let abstract_sockets: &[String] = if network { &sb.abstract_sockets } else { &[] };
-    let landlock = LandlockPlan::build(sb.landlock, fs.landlock_abi(), mounts, abstract_sockets)?;
+    // (An isolated sandbox reaches none, and X clients then use the
+    // socket file: with-x11 names one for the host's network.)
+    let abstract_sockets: &[String] = if network == NetworkMode::Host {
+        &sb.abstract_sockets
+    } else {
+        &[]
+    };
+    let ports = landlock::Ports {
+        connect: sb.tcp_connect.clone(),
+        bind: sb.tcp_bind.clone(),
+    };
+    let landlock = LandlockPlan::build(
+        sb.landlock,
+        fs.landlock_abi(),
+        mounts,
+        abstract_sockets,
+        &ports,
+    )?;
     if sb.landlock != crate::profile::LandlockMode::Off && !landlock.enforced() {
         warnings.push("this kernel does not implement Landlock: its rules are not enforced".into());
+    }
+    if !ports.is_empty() {
+        if sb.landlock == crate::profile::LandlockMode::Off {
+            warnings.push(
+                "landlock = \"off\": the port rules (tcp_connect, tcp_bind) are not enforced"
+                    .into(),
+            );
+        } else if landlock.enforced() && landlock.abi < landlock::PORTS_ABI {
+            warnings.push(format!(
+                "this kernel's Landlock (ABI {}) has no port rules (ABI {} and later): tcp_connect and tcp_bind are not enforced",
+                landlock.abi,
+                landlock::PORTS_ABI
+            ));
+        }
     }
     let seccomp = if sb.seccomp {
         Some(SeccompPlan::build(sb.nested_userns)?)

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::host::HostView;
 use crate::host::view::Kind;
 pub use crate::profile::BindMode;
+use crate::profile::NetworkMode;
 
 /// Where a mount comes from; later sources replace earlier ones at the same
 /// place (a profile's bind of `/etc` replaces the default `/etc` entries).
@@ -361,7 +362,7 @@ fn identity_from(
 }
 
 /// The skeleton every sandbox starts from.
-pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
+pub fn base(facts: &BaseFacts, uid: u32, network: NetworkMode) -> Vec<Mount> {
     let b = Origin::Base;
     let mut m = vec![Mount::new(
         "/usr",
@@ -405,14 +406,29 @@ pub fn base(facts: &BaseFacts, uid: u32, network_files: bool) -> Vec<Mount> {
             b,
         ));
     }
-    if network_files {
+    if network.any() {
+        // An isolated sandbox asks pasta's DNS address, not the host's
+        // resolver (which may be on the host's loopback).
+        if network == NetworkMode::Isolated {
+            m.push(Mount::new(
+                "/etc/resolv.conf",
+                Op::File {
+                    contents: super::network::resolv_conf(),
+                    mode: 0o644,
+                },
+                b,
+            ));
+        }
         for entry in [
-            "resolv.conf",
-            "ssl",
-            "ca-certificates",
-            "pki",
-            "crypto-policies",
-        ] {
+            (network == NetworkMode::Host).then_some("resolv.conf"),
+            Some("ssl"),
+            Some("ca-certificates"),
+            Some("pki"),
+            Some("crypto-policies"),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let path = child("/etc", entry);
             m.push(Mount::new(
                 path.clone(),

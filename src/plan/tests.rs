@@ -480,3 +480,48 @@ fn package_config_binds_the_programs_etc_only_when_asked() {
         "{shown}"
     );
 }
+
+#[test]
+fn the_network_mode_decides_the_namespace_and_resolv_conf() {
+    let mut fs = host_fs();
+    fs.file("/etc/resolv.conf", 0o644, "nameserver 127.0.0.53\n")
+        .file("/usr/bin/pasta", 0o755, "");
+    let p = profile(
+        "tool",
+        "[sandbox]\nnetwork = true\nforward_ports = [8080]\ntcp_connect = [443]\n",
+    );
+    let iso = plan(&p, &RunOptions::default(), &fs).unwrap();
+    assert!(iso.namespaces.net);
+    let n = iso.network.isolated.as_ref().unwrap();
+    assert_eq!(n.pasta.as_deref(), Some(Path::new("/usr/bin/pasta")));
+    assert_eq!(n.forward_ports, [8080]);
+    let resolv = iso
+        .mounts
+        .iter()
+        .find(|m| m.dest == Path::new("/etc/resolv.conf"))
+        .unwrap();
+    assert!(
+        matches!(&resolv.op, Op::File { contents, .. } if String::from_utf8_lossy(contents).contains("nameserver 169.254.1.1"))
+    );
+    assert!(iso.to_string().contains("TCP connect: ports 443 only"));
+    let host = RunOptions {
+        network: Some(NetworkMode::Host),
+        ..RunOptions::default()
+    };
+    let shared = plan(&p, &host, &fs).unwrap();
+    assert!(!shared.namespaces.net && shared.network.isolated.is_none());
+    assert!(bind_at(&shared, "/etc/resolv.conf").is_some());
+    assert!(shared.warnings.iter().any(|w| w.contains("forward_ports")));
+    let off = RunOptions {
+        network: Some(NetworkMode::Off),
+        ..RunOptions::default()
+    };
+    let none = plan(&p, &off, &fs).unwrap();
+    assert!(none.namespaces.net && none.network.isolated.is_none());
+    assert!(
+        !none
+            .mounts
+            .iter()
+            .any(|m| m.dest == Path::new("/etc/resolv.conf"))
+    );
+}

@@ -208,6 +208,10 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         mark("home.name", layer.home_name.is_some());
         mark("files.package_config", layer.package_config.is_some());
         mark("sandbox.network", layer.network.is_some());
+        mark("sandbox.forward_ports", layer.forward_ports.is_some());
+        mark("sandbox.local_network", layer.local_network.is_some());
+        mark("sandbox.tcp_connect", layer.tcp_connect.is_some());
+        mark("sandbox.tcp_bind", layer.tcp_bind.is_some());
         mark("sandbox.share", layer.share.is_some());
         mark("sandbox.seccomp", layer.seccomp.is_some());
         mark("sandbox.landlock", layer.landlock.is_some());
@@ -245,6 +249,18 @@ pub fn merge(name: String, layers: Vec<Layer>) -> Profile {
         p.environment.extend(layer.environment);
         if let Some(v) = layer.network {
             p.sandbox.network = v;
+        }
+        if let Some(v) = layer.forward_ports {
+            p.sandbox.forward_ports = v;
+        }
+        if let Some(v) = layer.local_network {
+            p.sandbox.local_network = v;
+        }
+        if let Some(v) = layer.tcp_connect {
+            p.sandbox.tcp_connect = Some(v);
+        }
+        if let Some(v) = layer.tcp_bind {
+            p.sandbox.tcp_bind = Some(v);
         }
         if let Some(v) = layer.share {
             p.sandbox.share = v;
@@ -341,7 +357,7 @@ mod tests {
         );
         let p = merge("top".into(), vec![base, top]);
         assert_eq!(p.path[0].to_string(), "/bin/b");
-        assert!(p.sandbox.network);
+        assert_eq!(p.sandbox.network, crate::profile::NetworkMode::Isolated);
         assert_eq!(p.environment["A"], EnvValue::Literal("1".into()));
         assert_eq!(p.environment["B"], EnvValue::Literal("2".into()));
         assert_eq!(p.files.len(), 2);

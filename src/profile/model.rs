@@ -8,7 +8,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use super::raw::{ForwardMode, HomePolicy, Identity, LandlockMode, ShareNamespace};
+pub use super::raw::{
+    ForwardMode, HomePolicy, Identity, LandlockMode, NetworkMode, ShareNamespace,
+};
 
 /// A path as a profile writes it: absolute, or relative to the home folder.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -316,15 +318,22 @@ pub struct Home {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxSettings {
-    pub network: bool,
+    pub network: NetworkMode,
+    /// TCP ports of the host forwarded into an isolated sandbox.
+    pub forward_ports: Vec<u16>,
+    /// An isolated sandbox may reach the local network.
+    pub local_network: bool,
+    /// Landlock's port rules (`None`: TCP connect / bind not restricted).
+    pub tcp_connect: Option<Vec<u16>>,
+    pub tcp_bind: Option<Vec<u16>>,
     pub share: BTreeSet<ShareNamespace>,
     pub seccomp: bool,
     pub landlock: LandlockMode,
     pub nested_userns: bool,
     /// Host abstract unix sockets the profile asks for (`@NAME`). Landlock
     /// scopes abstract sockets as a whole: naming any lifts the scope, with
-    /// `network = true` (without, the sandbox's network namespace has none
-    /// of the host's).
+    /// `network = "host"` (otherwise, the sandbox's network namespace has
+    /// none of the host's).
     pub abstract_sockets: Vec<String>,
     /// A later run joins the running instance (`single_instance`).
     pub single_instance: bool,
@@ -333,7 +342,11 @@ pub struct SandboxSettings {
 impl Default for SandboxSettings {
     fn default() -> Self {
         SandboxSettings {
-            network: false,
+            network: NetworkMode::Off,
+            forward_ports: Vec::new(),
+            local_network: false,
+            tcp_connect: None,
+            tcp_bind: None,
             share: BTreeSet::new(),
             seccomp: true,
             landlock: LandlockMode::BestEffort,

@@ -171,7 +171,19 @@ pub enum ForwardMode {
 #[serde(deny_unknown_fields)]
 pub struct RawSandbox {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<bool>,
+    pub network: Option<NetworkMode>,
+    /// TCP ports of the host forwarded into an isolated sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_ports: Option<Vec<Spanned<u16>>>,
+    /// An isolated sandbox may reach the local network (private ranges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_network: Option<bool>,
+    /// Landlock's port rules: the TCP ports the sandbox may connect to and
+    /// bind (absent: no rule; empty: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_connect: Option<Vec<u16>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_bind: Option<Vec<u16>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub share: Option<Vec<ShareNamespace>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,7 +193,7 @@ pub struct RawSandbox {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nested_userns: Option<bool>,
     /// Abstract unix sockets of the host the sandbox may connect to, by
-    /// name (`@/tmp/.X11-unix/X0`), with `network = true`.
+    /// name (`@/tmp/.X11-unix/X0`), with `network = "host"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub abstract_sockets: Option<Vec<Spanned<String>>>,
     /// One instance per user: a later `antimony run` runs its command in
@@ -192,13 +204,81 @@ pub struct RawSandbox {
 
 /// Namespaces a profile may share with the host by name. The user, mount and
 /// PID namespaces are the sandbox itself and cannot be shared; the network
-/// namespace is `network = true`.
+/// namespace is `network = "host"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ShareNamespace {
     Ipc,
     Uts,
     Cgroup,
+}
+
+/// The sandbox's network (`network`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NetworkMode {
+    /// `false`: a network namespace of its own with loopback only.
+    #[default]
+    Off,
+    /// `"isolated"` (and `true`): a network namespace of its own, connected
+    /// to the outside by pasta: the internet, not the host's loopback nor
+    /// (by default) the local network.
+    Isolated,
+    /// `"host"`: the host's network namespace, everything the host reaches.
+    Host,
+}
+
+impl NetworkMode {
+    /// The sandbox reaches a network beyond its loopback.
+    pub fn any(self) -> bool {
+        self != NetworkMode::Off
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            NetworkMode::Off => "false",
+            NetworkMode::Isolated => "isolated",
+            NetworkMode::Host => "host",
+        }
+    }
+}
+
+impl Serialize for NetworkMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            NetworkMode::Off => s.serialize_bool(false),
+            m => s.serialize_str(m.key()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "false, \"isolated\" or \"host\" (true is \"isolated\")";
+        impl serde::de::Visitor<'_> for V {
+            type Value = NetworkMode;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<NetworkMode, E> {
+                // `true` predates the modes: it means a network, and the
+                // safe one. The host's is always spelled out.
+                Ok(if v {
+                    NetworkMode::Isolated
+                } else {
+                    NetworkMode::Off
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NetworkMode, E> {
+                match v {
+                    "isolated" => Ok(NetworkMode::Isolated),
+                    "host" => Ok(NetworkMode::Host),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &EXPECTED)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// How Landlock is enforced.

@@ -64,6 +64,11 @@ pub fn to_toml(p: &Profile) -> String {
         environment: (!environment.is_empty()).then_some(environment),
         sandbox: Some(RawSandbox {
             network: Some(sb.network),
+            forward_ports: (!sb.forward_ports.is_empty())
+                .then(|| sb.forward_ports.iter().copied().map(s).collect()),
+            local_network: sb.local_network.then_some(true),
+            tcp_connect: sb.tcp_connect.clone(),
+            tcp_bind: sb.tcp_bind.clone(),
             share: Some(sb.share.iter().copied().collect()),
             seccomp: Some(sb.seccomp),
             landlock: Some(sb.landlock),

@@ -32,7 +32,11 @@ pub struct Layer {
     pub forward: Option<ForwardMode>,
     pub package_config: Option<bool>,
     pub environment: BTreeMap<String, EnvValue>,
-    pub network: Option<bool>,
+    pub network: Option<NetworkMode>,
+    pub forward_ports: Option<Vec<u16>>,
+    pub local_network: Option<bool>,
+    pub tcp_connect: Option<Vec<u16>>,
+    pub tcp_bind: Option<Vec<u16>>,
     pub share: Option<BTreeSet<ShareNamespace>>,
     pub seccomp: Option<bool>,
     pub landlock: Option<LandlockMode>,
@@ -211,6 +215,22 @@ pub fn validate(raw: RawProfile, source: &Source) -> Result<Layer, ProfileError>
     }
     if let Some(sb) = raw.sandbox {
         layer.network = sb.network;
+        if let Some(ports) = sb.forward_ports {
+            let mut list = Vec::new();
+            for p in ports {
+                if *p.get_ref() == 0 {
+                    return Err(cx.err(
+                        p.span(),
+                        "sandbox.forward_ports: port 0 is no port to forward".to_string(),
+                    ));
+                }
+                list.push(*p.get_ref());
+            }
+            layer.forward_ports = Some(list);
+        }
+        layer.local_network = sb.local_network;
+        layer.tcp_connect = sb.tcp_connect;
+        layer.tcp_bind = sb.tcp_bind;
         layer.share = sb.share.map(|s| s.into_iter().collect());
         layer.seccomp = sb.seccomp;
         layer.landlock = sb.landlock;

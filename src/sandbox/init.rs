@@ -104,6 +104,22 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         if let Err(e) = namespaces::loopback_up() {
             fail(chan, Step::Loopback, 0, e);
         }
+        if let Err((i, e)) = namespaces::add_rules(&p.net_rules) {
+            fail(chan, Step::NetworkRule, i, e);
+        }
+        // pasta joins the namespace through this descriptor: antimony
+        // cannot open /proc/PID/ns/net once init is non-dumpable (below).
+        if p.send_netns {
+            let sent = sys::open(c"/proc/self/ns/net", libc::O_RDONLY | libc::O_CLOEXEC, 0)
+                .and_then(|fd| {
+                    let r = Message::Network.send_with_fd(chan, fd);
+                    sys::close(fd);
+                    r
+                });
+            if let Err(e) = sent {
+                fail(chan, Step::NetworkNamespace, 0, e);
+            }
+        }
     }
 
     // Resource limits, which everything started here inherits.

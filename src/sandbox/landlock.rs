@@ -27,7 +27,10 @@
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use landlock::{AccessFs, BitFlags, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
+use landlock::{
+    AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope,
+};
 
 use super::protocol::Step;
 use super::sys::{self, Errno};
@@ -76,7 +79,21 @@ pub fn prepare(plan: &LandlockPlan) -> Result<Option<Prepared>, String> {
             .scope(BitFlags::<Scope>::from_bits_truncate(plan.scoped))
             .map_err(|e| e.to_string())?;
     }
-    let created = ruleset.create().map_err(|e| e.to_string())?;
+    if plan.handled_net != 0 {
+        ruleset = ruleset
+            .handle_access(BitFlags::<AccessNet>::from_bits_truncate(plan.handled_net))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut created = ruleset.create().map_err(|e| e.to_string())?;
+    // Port rules name no file: they are added here, before the fork.
+    for &(port, access) in &plan.ports {
+        created = created
+            .add_rule(NetPort::new(
+                port,
+                BitFlags::<AccessNet>::from_bits_truncate(access),
+            ))
+            .map_err(|e| format!("the rule for port {port}: {e}"))?;
+    }
     let fd: Option<OwnedFd> = created.into();
     let ruleset = fd.ok_or("the kernel refused to create a Landlock ruleset")?;
     let own_access = own_access(plan.abi);

@@ -130,6 +130,16 @@ pub fn describe_failure(
             None => "mount".into(),
         },
         Step::Loopback => "bring up the loopback interface".into(),
+        Step::NetworkRule => match plan
+            .network
+            .isolated
+            .as_ref()
+            .and_then(|n| n.rules.get(index as usize))
+        {
+            Some(r) => format!("add the network rule {r} in the sandbox's network namespace"),
+            None => "add a network rule".into(),
+        },
+        Step::NetworkNamespace => "hand the sandbox's network namespace to antimony".into(),
         Step::RootReadOnly => "make the sandbox's root read-only".into(),
         Step::PivotRoot => "switch to the sandbox's root (pivot_root)".into(),
         Step::NoNewPrivs => "set no_new_privs".into(),

@@ -21,6 +21,11 @@ use crate::profile::BindMode;
 pub struct Prepared {
     pub clone_flags: libc::c_int,
     pub new_net: bool,
+    /// The isolated network's rules, as netlink requests (`namespaces`).
+    pub net_rules: Vec<Vec<u8>>,
+    /// Send antimony the network namespace (for pasta) before init
+    /// becomes non-dumpable, after which antimony could not open it.
+    pub send_netns: bool,
     pub uid_map: Vec<u8>,
     pub gid_map: Vec<u8>,
     pub mounts: Vec<MountCmd>,
@@ -307,6 +312,13 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
     Ok(Prepared {
         clone_flags: plan.namespaces.clone_flags(),
         new_net: plan.namespaces.net,
+        net_rules: plan
+            .network
+            .isolated
+            .as_ref()
+            .map(|n| super::namespaces::rule_messages(&n.rules))
+            .unwrap_or_default(),
+        send_netns: plan.network.isolated.is_some(),
         uid_map: format!("{0} {0} 1\n", plan.uid).into_bytes(),
         gid_map: format!("{0} {0} 1\n", plan.gid).into_bytes(),
         mounts,

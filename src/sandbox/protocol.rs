@@ -63,6 +63,10 @@ pub enum Step {
     Limits,
     /// Setting the PID namespace's `pid_max` (a root sandbox's process limit).
     PidMax,
+    /// Adding a routing-policy rule of the isolated network (index: the rule).
+    NetworkRule,
+    /// Handing the network namespace to antimony (for pasta).
+    NetworkNamespace,
 }
 
 impl Step {
@@ -95,6 +99,8 @@ impl Step {
             24 => Stdio,
             25 => Limits,
             26 => PidMax,
+            27 => NetworkRule,
+            28 => NetworkNamespace,
             _ => return None,
         })
     }
@@ -119,6 +125,9 @@ pub enum Message {
     SpawnFailed { id: u32, errno: Errno },
     /// Command `id` ended with this wait status.
     Reaped { id: u32, status: i32 },
+    /// The sandbox's network namespace, whose descriptor comes with it
+    /// (an isolated network: antimony hands it to pasta).
+    Network,
 }
 
 const FAILED: u32 = 1;
@@ -127,6 +136,7 @@ const EXITED: u32 = 3;
 const SPAWNED: u32 = 4;
 const SPAWN_FAILED: u32 = 5;
 const REAPED: u32 = 6;
+const NETWORK: u32 = 7;
 
 /// Requests to init.
 pub const REQ_EXEC: u32 = 100;
@@ -171,6 +181,7 @@ impl Message {
             Message::Spawned { id, pid } => header(SPAWNED, id, 0, pid),
             Message::SpawnFailed { id, errno } => header(SPAWN_FAILED, id, 0, errno as i32),
             Message::Reaped { id, status } => header(REAPED, id, 0, status),
+            Message::Network => header(NETWORK, 0, 0, 0),
         }
     }
 
@@ -190,6 +201,7 @@ impl Message {
                 errno: Errno::from_raw(c),
             }),
             REAPED => Some(Message::Reaped { id: a, status: c }),
+            NETWORK => Some(Message::Network),
             _ => None,
         }
     }
@@ -197,6 +209,40 @@ impl Message {
     /// Sends the message (child side: no allocation).
     pub fn send(self, fd: RawFd) -> R<()> {
         sys::write_all(fd, &self.encode())
+    }
+
+    /// Sends the message with a descriptor (SCM_RIGHTS; child side: the
+    /// control buffer is on the stack).
+    pub fn send_with_fd(self, chan: RawFd, fd: RawFd) -> R<()> {
+        let mut data = self.encode();
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one descriptor's cmsghdr, aligned as the kernel wants.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero msghdr is valid; its pointers are set below
+        // to the locals above, which outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is arithmetic.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        // SAFETY: the control buffer holds one cmsghdr with an int, as
+        // CMSG_SPACE said; CMSG_FIRSTHDR points into it.
+        let r = unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if c.is_null() {
+                return Err(Errno::EINVAL);
+            }
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+            libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL)
+        };
+        if r < 0 { Err(Errno::last()) } else { Ok(()) }
     }
 }
 

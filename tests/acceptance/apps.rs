@@ -1,7 +1,7 @@
 //! The shipped profiles with the real programs, desktop and shell
 //! integration (issue 6): Firefox renders a page headless and under Xvfb,
 //! Chromium with its own sandbox takes a screenshot, curl reaches the host's
-//! loopback only with the network on; `integrate` writes entries that pass
+//! loopback only with the host's network (not the isolated one); `integrate` writes entries that pass
 //! `desktop-file-validate`, shadows D-Bus activation, refuses what is not
 //! its own, and `--remove` leaves nothing behind; the completion scripts
 //! complete profile names in bash, zsh and fish.
@@ -31,7 +31,7 @@ pub fn tests() -> Vec<Trial> {
     t.extend(both("apps::sh_bash_python3_run", shells_run));
     t.extend(both("apps::an_x11_display_is_warned_about", x11_warning));
     t.extend(both(
-        "apps::curl_reaches_the_host_loopback_only_with_network",
+        "apps::curl_reaches_the_host_loopback_only_with_the_hosts_network",
         curl_network,
     ));
     t.extend(both("apps::fragments_compose", fragments_compose));
@@ -380,8 +380,30 @@ fn curl_network(who: Who) -> TestResult {
     let s = scratch!(who);
     let server = HttpServer::start("served by the host\n");
     let url = format!("http://127.0.0.1:{}/hello", server.port);
+    // The profile's network is isolated: the host's loopback is not the
+    // sandbox's (network::isolated_reaches_the_internet_and_not_the_host
+    // shows what it reaches).
+    if installed("pasta") {
+        let out = s
+            .antimony(["run", "curl", "--", "-sS", "--max-time", "20", &url])
+            .run();
+        ensure!(
+            out.code() == Some(7) && !out.stdout.contains("served"),
+            "the isolated curl reached the host's loopback: {}",
+            out.show()
+        );
+    }
     let out = s
-        .antimony(["run", "curl", "--", "-sS", "--max-time", "20", &url])
+        .antimony([
+            "run",
+            "curl",
+            "--network=host",
+            "--",
+            "-sS",
+            "--max-time",
+            "20",
+            &url,
+        ])
         .run();
     ensure!(out.code() == Some(0), "{}", out.show());
     ensure!(out.stdout == "served by the host\n", "{}", out.show());
@@ -504,6 +526,7 @@ there c_utf8 /usr/lib/locale/C.utf8/LC_CTYPE
 # with-network
 var http_proxy; var NO_PROXY
 sum resolv /etc/resolv.conf
+echo "nameserver=$(grep -m1 '^nameserver' /etc/resolv.conf 2>/dev/null)"
 if [ -s /etc/ssl/certs/ca-certificates.crt ]; then echo ca_bundle=present; else echo ca_bundle=absent; fi
 echo "netns=$(readlink /proc/self/ns/net)"
 "#;
@@ -602,7 +625,6 @@ fn fragments_compose(who: Who) -> TestResult {
             Ok("absent".into())
         }
     };
-    let resolv = host_file("/etc/resolv.conf")?;
     let default_locale = host_file("/etc/default/locale")?;
     let locale_gen = host_file("/etc/locale.gen")?;
     // with-gpu: /dev/dri is an optional bind. On a host without it (most
@@ -694,11 +716,17 @@ fn fragments_compose(who: Who) -> TestResult {
             // with-network
             ("http_proxy", var("http_proxy")),
             ("NO_PROXY", var("NO_PROXY")),
-            ("resolv", resolv),
+            // The isolated network: pasta's DNS address, a namespace of
+            // its own (network.rs shows what it reaches).
+            ("nameserver", "nameserver 169.254.1.1".into()),
             ("ca_bundle", present()),
-            ("netns", host_netns.clone()),
         ],
     )?;
+    ensure!(
+        probe_values(&out).get("netns") != Some(&host_netns),
+        "with-network shares the host's network namespace: {}",
+        out.show()
+    );
     ensure!(
         reached(&pipewire) && reached(&pulse),
         "the probe's connections did not reach the host's sound sockets"

@@ -548,9 +548,10 @@ fn accepted_unix(l: &std::os::unix::net::UnixListener) -> usize {
 }
 
 /// A TCP listener on the host's loopback and a host abstract unix socket:
-/// refused without network (and nothing arrives); the TCP listener is
-/// reached with `--network` and with a profile that says `network = true`,
-/// the abstract socket still is not (Landlock's scope).
+/// refused without network and with the isolated one (and nothing
+/// arrives); the TCP listener is reached with `--network=host` and with a
+/// profile that says `network = "host"`, the abstract socket still is not
+/// (Landlock's scope).
 fn network(who: Who) -> TestResult {
     use std::os::linux::net::SocketAddrExt;
     let s = scratch!(who);
@@ -570,6 +571,11 @@ fn network(who: Who) -> TestResult {
 
     expect_blocked(&s, &[], &["tcp", &port])?;
     expect_blocked(&s, &[], &["unix", &name])?;
+    if installed("pasta") {
+        let isolated = ["--network".to_string()];
+        expect_blocked(&s, &isolated, &["tcp", &port])?;
+        expect_blocked(&s, &isolated, &["unix", &name])?;
+    }
     ensure!(accepted_tcp(&tcp) == 0, "a TCP connection reached the host");
     ensure!(
         accepted_unix(&unix) == 0,
@@ -578,10 +584,10 @@ fn network(who: Who) -> TestResult {
 
     s.profile(
         "escape-network",
-        "inherits = [\"minimal\"]\n\n[sandbox]\nnetwork = true\n",
+        "inherits = [\"minimal\"]\n\n[sandbox]\nnetwork = \"host\"\n",
     );
     let runs: [(&str, Vec<String>); 2] = [
-        ("minimal", vec!["--network".into()]),
+        ("minimal", vec!["--network=host".into()]),
         ("escape-network", vec![]),
     ];
     for (profile, extra) in runs {

@@ -21,6 +21,7 @@ mod instances;
 mod limits;
 mod man;
 mod manpages;
+mod network;
 mod notify;
 mod package;
 
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(notify::tests());
     tests.extend(forward::tests());
     tests.extend(limits::tests());
+    tests.extend(network::tests());
     tests.extend(architecture::tests());
     tests.extend(doctor::tests());
     tests.extend(package::tests());

@@ -484,8 +484,11 @@ relative to the current folder. They are mounted after the profile's
 entries and replace any mount at or beneath the same place.
 \fB\-\-env\fR is applied after the profile's \fB[environment]\fR; a value of
 the form \fB$\fINAME\fR copies the host's \fINAME\fR (and unsets the
-variable when the host has none). \fB\-\-network\fR and \fB\-\-no\-network\fR
-replace the profile's \fBnetwork\fR; the last one given wins.
+variable when the host has none). \fB\-\-network\fR (the isolated network,
+as \fBnetwork = "isolated"\fR), \fB\-\-network=host\fR and \fB\-\-no\-network\fR
+replace the profile's \fBnetwork\fR; the last one given wins. The value
+needs the \fB=\fR: \fB\-\-network firefox\fR runs the profile firefox
+with the isolated network.
 "#,
     ),
     (

@@ -64,6 +64,9 @@ fn main() -> ExitCode {
         ("ids", [uid]) => ids(uid),
         ("exec", [path, args @ ..]) => exec(path, args),
         ("tcp", [port]) => tcp(port),
+        ("connect", [host, port]) => connect(host, port),
+        ("serve", [port]) => serve(port),
+        ("bind", [port]) => bind(port),
         ("unix", [name]) => unix(name),
         ("procs", []) => procs(),
         ("env", [name]) => env(name),
@@ -1614,6 +1617,71 @@ fn tcp(port: &str) -> Res {
             let _ = s.write_all(b"antimony-probe\n");
             Ok(Escaped(what))
         }
+    }
+}
+
+/// A TCP connection to HOST (an address, or a name resolved as the
+/// program would) and PORT; once connected, an HTTP request, and the
+/// reply's last line on the report.
+fn connect(host: &str, port: &str) -> Res {
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port}"))?;
+    let what = format!("connect to {host}:{port}");
+    let addrs = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => return Ok(Blocked(format!("resolve {host}: {e}"))),
+    };
+    let Some(addr) = addrs.first() else {
+        return Ok(Blocked(format!("resolve {host}: no address")));
+    };
+    match std::net::TcpStream::connect_timeout(addr, Duration::from_secs(5)) {
+        Err(e) => Ok(Blocked(format!("{what} ({addr}): {}", io_name(&e)))),
+        Ok(mut s) => {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(format!("GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes());
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            let last = reply.lines().last().unwrap_or_default().to_string();
+            Ok(Escaped(format!("{what} ({addr}): {last}")))
+        }
+    }
+}
+
+/// Listens on TCP PORT (every address), answers one connection with a
+/// line, within 20 s.
+fn serve(port: &str) -> Res {
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port}"))?;
+    let l = match std::net::TcpListener::bind(("0.0.0.0", port)) {
+        Ok(l) => l,
+        Err(e) => return Ok(Blocked(format!("listen on {port}: {}", io_name(&e)))),
+    };
+    l.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok((mut c, from)) = l.accept() {
+            let _ = c.set_nonblocking(false);
+            let _ = c.write_all(b"served from the sandbox\n");
+            // Until the client has read it and closed: ending at once
+            // could end the sandbox (and its network) before the line is
+            // carried out.
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = c.read(&mut [0u8; 16]);
+            return Ok(Escaped(format!(
+                "served a connection on {port} from {from}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(Blocked(format!("no connection on {port} within 20 s")))
+}
+
+fn bind(port: &str) -> Res {
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port}"))?;
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Err(e) => Ok(Blocked(format!("bind port {port}: {}", io_name(&e)))),
+        Ok(_) => Ok(Escaped(format!("bind port {port}"))),
     }
 }
 

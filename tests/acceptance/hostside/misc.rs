@@ -51,7 +51,7 @@ fn accepted(l: &std::os::unix::net::UnixListener) -> usize {
 /// A host process listens on an abstract socket (as an X server does on
 /// `@/tmp/.X11-unix/X0`). With the host's network, the sandbox shares the
 /// namespace the socket lives in, and still cannot connect: not with
-/// `--network`, not with `network = true`, not with a profile that names
+/// `--network=host`, not with `network = "host"`, not with a profile that names
 /// other sockets without the network. The control: a profile that names
 /// it, with the network, reaches it.
 fn abstract_sockets(who: Who) -> TestResult {
@@ -65,7 +65,7 @@ fn abstract_sockets(who: Who) -> TestResult {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     s.profile(
         "net",
-        "inherits = [\"minimal\"]\n[sandbox]\nnetwork = true\n",
+        "inherits = [\"minimal\"]\n[sandbox]\nnetwork = \"host\"\n",
     );
     s.profile(
         "named-offline",
@@ -74,11 +74,11 @@ fn abstract_sockets(who: Who) -> TestResult {
     s.profile(
         "named",
         &format!(
-            "inherits = [\"minimal\"]\n[sandbox]\nnetwork = true\nabstract_sockets = [\"@{name}\"]\n"
+            "inherits = [\"minimal\"]\n[sandbox]\nnetwork = \"host\"\nabstract_sockets = [\"@{name}\"]\n"
         ),
     );
     for (profile, extra) in [
-        ("minimal", &["--network"][..]),
+        ("minimal", &["--network=host"][..]),
         ("net", &[][..]),
         ("named-offline", &[][..]),
     ] {
