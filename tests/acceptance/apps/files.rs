@@ -233,8 +233,11 @@ fn firefox_second_url_joins(who: Who) -> TestResult {
     let (_bus, address) = crate::notify::start_bus(&s)?;
     let log = s.path("firefox.log");
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    // The host's network: the test's HTTP server listens on the host's
+    // loopback, which the shipped profile's isolated network never reaches
+    // (a joining run's network options are the running instance's).
     let run = |args: &[&OsStr]| {
-        s.antimony(["run", "firefox", "--"])
+        s.antimony(["run", "firefox", "--network=host", "--"])
             .args(args)
             .env("DISPLAY", &display.name)
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
