@@ -166,9 +166,15 @@ fn bad_profiles(who: Who) -> TestResult {
         ),
         (
             "types",
-            format!("{hook}\n[sandbox]\nnetwork = \"yes\"\n"),
+            format!("{hook}\n[sandbox]\nseccomp = \"yes\"\n"),
             "6:11",
             "invalid type",
+        ),
+        (
+            "values",
+            format!("{hook}\n[sandbox]\nnetwork = \"yes\"\n"),
+            "6:11",
+            "expected false, \"isolated\" or \"host\"",
         ),
         (
             "nocommand",
