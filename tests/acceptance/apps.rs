@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -80,6 +80,7 @@ pub fn tests() -> Vec<Trial> {
         integrate_dbus,
     ));
     t.extend(files::tests());
+    t.extend(launch::tests());
     t.push(case("apps::completions_bash", completions_bash));
     t.push(case("apps::completions_zsh", completions_zsh));
     t.push(case("apps::completions_fish", completions_fish));
@@ -99,6 +100,7 @@ macro_rules! need {
 
 // After `need!`: the links and files tests use it.
 mod files;
+mod launch;
 
 fn which(name: &str) -> Option<PathBuf> {
     ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
@@ -908,7 +910,11 @@ fn start_xvfb_on(
     Err("no free X display".into())
 }
 
-pub(crate) static X_SERVER: Mutex<()> = Mutex::new(());
+/// The X servers the tests start: a test that starts one alone (it may
+/// make /tmp/.X11-unix and remove it again) holds it for writing; the
+/// launch tests (apps/launch.rs), each on a display of its own, hold it for
+/// reading, several at once.
+pub(crate) static X_SERVER: RwLock<()> = RwLock::new(());
 
 /// /dev/dri is the host's: one test at a time looks at it or stands in
 /// for it.
@@ -1010,7 +1016,7 @@ fn firefox_xvfb(who: Who) -> TestResult {
     let page = write_page(&s);
     // One X server at a time: Xvfb makes /tmp/.X11-unix when it is missing
     // and leaves it; the test removes it again if it made it.
-    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = X_SERVER.write().unwrap_or_else(|e| e.into_inner());
     let socket_dir = Path::new("/tmp/.X11-unix");
     let had_socket_dir = socket_dir.exists();
     let xauthority = s.path("home/.Xauthority");
@@ -1153,7 +1159,7 @@ fn mpv_x11_shm(who: Who) -> TestResult {
         "mpv-private-ipc",
         &base.set("sandbox", "share", toml_list::<&str>(&[])),
     );
-    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = X_SERVER.write().unwrap_or_else(|e| e.into_inner());
     let socket_dir = Path::new("/tmp/.X11-unix");
     let had_socket_dir = socket_dir.exists();
     let xauthority = s.path("home/.Xauthority");
