@@ -28,6 +28,8 @@ use super::*;
 enum Sample {
     None,
     Text,
+    /// Two text files (the second beside the first, `.2.txt`).
+    TextPair,
     Png,
     Svg,
     Pdf,
@@ -43,7 +45,7 @@ impl Sample {
     fn extension(self) -> &'static str {
         match self {
             Sample::None => "",
-            Sample::Text => "txt",
+            Sample::Text | Sample::TextPair => "txt",
             Sample::Png => "png",
             Sample::Svg => "svg",
             Sample::Pdf => "pdf",
@@ -82,6 +84,9 @@ struct App {
     shows: Shows,
     grants: &'static [Grant],
     network: bool,
+    /// The profile has `arguments` (options a shell would refuse): the
+    /// probe runs a profile that inherits it without them.
+    has_arguments: bool,
 }
 
 const fn app(profile: &'static str, package: &'static str, sample: Sample, shows: Shows) -> App {
@@ -94,6 +99,7 @@ const fn app(profile: &'static str, package: &'static str, sample: Sample, shows
         shows,
         grants: &[],
         network: false,
+        has_arguments: false,
     }
 }
 
@@ -108,6 +114,10 @@ impl App {
     }
     const fn grants(mut self, g: &'static [Grant]) -> App {
         self.grants = g;
+        self
+    }
+    const fn has_arguments(mut self) -> App {
+        self.has_arguments = true;
         self
     }
     const fn network(mut self) -> App {
@@ -141,15 +151,16 @@ const APPS: &[App] = &[
     // Office.
     app("libreoffice-writer", "libreoffice-writer", S::Odt, Named)
         .program("libreoffice")
+        .has_arguments()
         .grants(DOCUMENTS),
     app("libreoffice-calc", "libreoffice-calc", S::Ods, Named)
         .program("libreoffice")
+        .has_arguments()
         .grants(DOCUMENTS),
     app("abiword", "abiword", S::Text, Named).grants(DOCUMENTS),
     app("gnumeric", "gnumeric", S::Csv, Named).grants(DOCUMENTS),
     // Documents.
     app("evince", "evince", S::Pdf, Colour(100)),
-    app("atril", "atril", S::Pdf, Colour(100)),
     app("mupdf", "mupdf", S::Pdf, Colour(100)),
     app("xpdf", "xpdf", S::Pdf, Colour(100)),
     app("qpdfview", "qpdfview", S::Pdf, Colour(100)),
@@ -160,13 +171,12 @@ const APPS: &[App] = &[
     app("viewnior", "viewnior", S::Png, Colour(100)),
     app("nsxiv", "nsxiv", S::Png, Colour(100)),
     app("geeqie", "geeqie", S::Png, Colour(50)).grants(PICTURES_RO),
-    app("gthumb", "gthumb", S::Png, Colour(50)).grants(PICTURES_RO),
+    app("gthumb", "gthumb", S::Png, Named).grants(PICTURES_RO),
     // Media.
     app("vlc", "vlc", S::Png, Colour(100)).args(&["--image-duration=-1", "{}"]),
     app("mpv", "mpv", S::Png, Colour(100)).args(&["--image-display-duration=inf", "{}"]),
     app("celluloid", "celluloid", S::Png, Colour(100))
         .args(&["--mpv-image-display-duration=inf", "{}"]),
-    app("parole", "parole", S::Wav, Window("Parole")),
     app("audacious", "audacious", S::Wav, Window("Audacious")).grants(MUSIC_RO),
     // Image and vector editors.
     app("gimp", "gimp", S::Png, Colour(30)).grants(PICTURES_RW),
@@ -178,9 +188,9 @@ const APPS: &[App] = &[
     app("pluma", "pluma", S::Text, Named).grants(DOCUMENTS),
     app("featherpad", "featherpad", S::Text, Named).grants(DOCUMENTS),
     app("geany", "geany", S::Text, Named).grants(DOCUMENTS),
-    app("meld", "meld", S::Text, Named).args(&["{}", "{}"]),
+    app("meld", "meld", S::TextPair, Window("Meld")),
     // Chat.
-    app("pidgin", "pidgin", S::None, Window("Pidgin"))
+    app("pidgin", "pidgin", S::None, Window("Buddy List"))
         .grants(DOWNLOADS)
         .network(),
     app("hexchat", "hexchat", S::None, Window("HexChat"))
@@ -192,22 +202,55 @@ const APPS: &[App] = &[
     app("engrampa", "engrampa", S::Tar, Named).grants(DOWNLOADS),
     // Terminal helpers.
     app("xterm", "xterm", S::None, Window("antimony-xterm")).args(&["-T", "antimony-xterm"]),
-    app("zenity", "zenity", S::None, Window("antimony-zenity"))
-        .args(&["--info", "--title", "antimony-zenity", "--text", "antimony"]),
+    app("zenity", "zenity", S::None, Window("antimony-zenity")).args(&[
+        "--info",
+        "--title",
+        "antimony-zenity",
+        "--text",
+        "antimony",
+    ]),
     // Utilities.
-    app("gnome-calculator", "gnome-calculator", S::None, Window("Calculator")),
+    app(
+        "gnome-calculator",
+        "gnome-calculator",
+        S::None,
+        Window("Calculator"),
+    ),
     app("galculator", "galculator", S::None, Window("galculator")),
     app("gucharmap", "gucharmap", S::None, Window("Character Map")),
-    app("transmission-gtk", "transmission-gtk", S::None, Window("Transmission"))
-        .grants(DOWNLOADS)
-        .network(),
+    app(
+        "transmission-gtk",
+        "transmission-gtk",
+        S::None,
+        Window("Transmission"),
+    )
+    .grants(DOWNLOADS)
+    .network(),
     // Games.
-    app("gnome-mines", "gnome-mines", S::None, Window("Mines")),
-    app("gnome-sudoku", "gnome-sudoku", S::None, Window("Sudoku")),
-    app("aisleriot", "aisleriot", S::None, Window("Klondike")).program("sol"),
-    app("quadrapassel", "quadrapassel", S::None, Window("Quadrapassel")),
-    app("iagno", "iagno", S::None, Window("Reversi")),
-    app("four-in-a-row", "four-in-a-row", S::None, Window("Four-in-a-row")),
+    app("gnome-mines", "gnome-mines", S::None, Window("Mines")).program("/usr/games/gnome-mines"),
+    app(
+        "gnome-sudoku",
+        "gnome-sudoku",
+        S::None,
+        Window("Select Difficulty"),
+    )
+    .program("/usr/games/gnome-sudoku"),
+    app("aisleriot", "aisleriot", S::None, Window("Klondike")).program("/usr/games/sol"),
+    app(
+        "quadrapassel",
+        "quadrapassel",
+        S::None,
+        Window("Quadrapassel"),
+    )
+    .program("/usr/games/quadrapassel"),
+    app("iagno", "iagno", S::None, Window("Reversi")).program("/usr/games/iagno"),
+    app(
+        "four-in-a-row",
+        "four-in-a-row",
+        S::None,
+        Window("Your Turn"),
+    )
+    .program("/usr/games/four-in-a-row"),
 ];
 
 /// Shipped app profiles launched by other tests (apps.rs, apps/files.rs).
@@ -338,6 +381,10 @@ fn make_sample(s: &Scratch, kind: Sample) -> Result<Option<PathBuf>, String> {
         Sample::None => return Ok(None),
         Sample::Text => {
             s.write(&rel, "A sample text for antimony's launch test.\n");
+        }
+        Sample::TextPair => {
+            s.write(&rel, "A sample text for antimony's launch test.\n");
+            s.write(&format!("home/Samples/{SAMPLE}.2.txt"), "A second text.\n");
         }
         Sample::Csv => {
             s.write(&rel, "name,value\nantimony,1\nsample,2\n");
@@ -471,6 +518,9 @@ fn arguments(app: &App, sample: Option<&Path>) -> Vec<String> {
         })
         .collect();
     if let Some(p) = sample.filter(|_| !app.args.contains(&"{}")) {
+        if app.sample == Sample::TextPair {
+            args.push(p.replace(".txt", ".2.txt"));
+        }
         args.push(p);
     }
     args
@@ -520,8 +570,17 @@ fn probe(s: &Scratch, app: &App, sample: Option<&Path>) -> TestResult {
         };
         want.push_str(&format!("{f} {grant}\n"));
     }
+    let profile = if app.has_arguments {
+        s.profile(
+            "probe",
+            &Profile::on(app.profile).key("arguments", toml_list::<&str>(&[])),
+        );
+        "probe"
+    } else {
+        app.profile
+    };
     let out = s
-        .antimony(["run", app.profile, "--program", "/bin/sh", "--", "-c"])
+        .antimony(["run", profile, "--program", "/bin/sh", "--", "-c"])
         .arg(&script)
         .arg("sh")
         .args(arguments(app, sample))
@@ -565,11 +624,17 @@ fn windows(display: &str, xauthority: &Path) -> Vec<(String, u32, u32)> {
             let l = l.trim();
             let rest = l.strip_prefix("0x")?;
             let (_, rest) = rest.split_once(' ')?;
-            let name = rest.strip_prefix('"').and_then(|r| r.split_once("\": ").map(|(n, _)| n));
+            let name = rest
+                .strip_prefix('"')
+                .and_then(|r| r.split_once("\": ").map(|(n, _)| n));
             let geometry = rest.split_whitespace().rev().nth(1)?;
             let (w, rest) = geometry.split_once('x')?;
             let h = rest.split(['+', '-']).next()?;
-            Some((name.unwrap_or("").to_string(), w.parse().ok()?, h.parse().ok()?))
+            Some((
+                name.unwrap_or("").to_string(),
+                w.parse().ok()?,
+                h.parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -656,7 +721,10 @@ fn launch(app: &App) -> TestResult {
             let (ok, what) = match app.shows {
                 Colour(share) => {
                     let (got, ..) = colour_share(&shot, SAMPLE_RGB)?;
-                    (got > share, format!("{got}‰ of the screen is the sample's colour"))
+                    (
+                        got > share,
+                        format!("{got}‰ of the screen is the sample's colour"),
+                    )
                 }
                 Named => (named(SAMPLE), format!("no window named {SAMPLE}…")),
                 Window(text) => (named(text), format!("no window named …{text}…")),
@@ -665,7 +733,9 @@ fn launch(app: &App) -> TestResult {
             shown = ok && dominant < 990;
             last = format!(
                 "{what}; the most common colour covers {dominant}‰; windows: {:?}",
-                wins.iter().filter(|(n, ..)| !n.is_empty()).collect::<Vec<_>>()
+                wins.iter()
+                    .filter(|(n, ..)| !n.is_empty())
+                    .collect::<Vec<_>>()
             );
             if shown {
                 break;
