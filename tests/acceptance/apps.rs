@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -84,6 +84,7 @@ pub fn tests() -> Vec<Trial> {
         "apps::integrate_from_a_build_folder_says_so_and_refresh_rewrites",
         integrate_refresh,
     ));
+    t.extend(launch::tests());
     t.push(case("apps::completions_bash", completions_bash));
     t.push(case("apps::completions_zsh", completions_zsh));
     t.push(case("apps::completions_fish", completions_fish));
@@ -103,6 +104,7 @@ macro_rules! need {
 
 // After `need!`: the links and files tests use it.
 mod files;
+mod launch;
 
 fn which(name: &str) -> Option<PathBuf> {
     ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
@@ -940,7 +942,11 @@ fn start_xvfb_on(
     Err("no free X display".into())
 }
 
-pub(crate) static X_SERVER: Mutex<()> = Mutex::new(());
+/// The X servers the tests start: a test that starts one alone (it may
+/// make /tmp/.X11-unix and remove it again) holds it for writing; the
+/// launch tests (apps/launch.rs), each on a display of its own, hold it for
+/// reading, several at once.
+pub(crate) static X_SERVER: RwLock<()> = RwLock::new(());
 
 /// /dev/dri is the host's: one test at a time looks at it or stands in
 /// for it.
@@ -1042,7 +1048,7 @@ fn firefox_xvfb(who: Who) -> TestResult {
     let page = write_page(&s);
     // One X server at a time: Xvfb makes /tmp/.X11-unix when it is missing
     // and leaves it; the test removes it again if it made it.
-    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = X_SERVER.write().unwrap_or_else(|e| e.into_inner());
     let socket_dir = Path::new("/tmp/.X11-unix");
     let had_socket_dir = socket_dir.exists();
     let xauthority = s.path("home/.Xauthority");
@@ -1185,7 +1191,7 @@ fn mpv_x11_shm(who: Who) -> TestResult {
         "mpv-private-ipc",
         &base.set("sandbox", "share", toml_list::<&str>(&[])),
     );
-    let _one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = X_SERVER.write().unwrap_or_else(|e| e.into_inner());
     let socket_dir = Path::new("/tmp/.X11-unix");
     let had_socket_dir = socket_dir.exists();
     let xauthority = s.path("home/.Xauthority");
@@ -1905,7 +1911,7 @@ fn completion_script(s: &Scratch, shell: &str) -> Result<Output, Failed> {
 fn completed(out: &Output, more: &[&str]) -> TestResult {
     ensure!(out.code() == Some(0), "{}", out.show());
     let both = [
-        "antimony run fi=>firefox",
+        "antimony run fir=>firefox",
         "antimony run my-=>my-own",
         "antimony show with-x=>with-x11",
         "antimony run with-x=>",
@@ -1947,12 +1953,12 @@ complete_line() {
     "$fn" antimony "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
     echo "$1=>${COMPREPLY[*]}"
 }
-complete_line "antimony run fi"
+complete_line "antimony run fir"
 complete_line "antimony run my-"
 complete_line "antimony show with-x"
 complete_line "antimony run with-x"
 complete_line "antimony check sh py"
-complete_line "antimony run --ro /x fi"
+complete_line "antimony run --ro /x fir"
 complete_line "antimony integr"
 "#;
     let out = s
@@ -1964,7 +1970,7 @@ complete_line "antimony integr"
     completed(
         &out,
         &[
-            "antimony run --ro /x fi=>firefox",
+            "antimony run --ro /x fir=>firefox",
             "antimony integr=>integrate",
         ],
     )
@@ -1997,7 +2003,7 @@ done
         .arg(s.path("fpath"))
         .arg(&result)
         .args([
-            "antimony run fi",
+            "antimony run fir",
             "antimony run my-",
             "antimony show with-x",
             "antimony check sh py",
@@ -2033,7 +2039,7 @@ fn completions_fish() -> TestResult {
             "--no-config",
             "-c",
             "source $argv[1]; or exit 1; \
-             for line in 'antimony run fi' 'antimony run my-' 'antimony show with-x' 'antimony run with-x' 'antimony check sh py'; \
+             for line in 'antimony run fir' 'antimony run my-' 'antimony show with-x' 'antimony run with-x' 'antimony check sh py'; \
                  set -l joined (string join , (complete -C $line | string replace -r '\\t.*' '')); \
                  echo \"$line=>$joined\"; \
              end",

@@ -255,7 +255,7 @@ fn reach_the_service(who: Who) -> TestResult {
     }
     let s = scratch!(who);
     let _one = crate::apps::X_SERVER
-        .lock()
+        .write()
         .unwrap_or_else(|e| e.into_inner());
     let d = Desktop::start(&s, true)?;
     s.profile("warns", &warning_profile());
@@ -348,7 +348,7 @@ fn terminal_sends_nothing(who: Who) -> TestResult {
     }
     let s = scratch!(who);
     let _one = crate::apps::X_SERVER
-        .lock()
+        .write()
         .unwrap_or_else(|e| e.into_inner());
     let d = Desktop::start(&s, true)?;
     s.profile("warns", &warning_profile());

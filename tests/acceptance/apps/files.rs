@@ -30,7 +30,7 @@ pub fn tests() -> Vec<Trial> {
 const SECOND_RGB: [u8; 3] = [0xaa, 0x11, 0x55];
 
 /// A page that is one solid colour.
-fn solid_page(rgb: [u8; 3]) -> String {
+pub(super) fn solid_page(rgb: [u8; 3]) -> String {
     let [r, g, b] = rgb;
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>antimony</title>\
@@ -42,7 +42,7 @@ fn solid_page(rgb: [u8; 3]) -> String {
 /// A one-page PDF (A4) filled with one colour, written out by hand:
 /// the catalog, the page tree, the page, its content stream, and the
 /// cross-reference table with each object's byte offset.
-fn solid_pdf(rgb: [u8; 3]) -> String {
+pub(super) fn solid_pdf(rgb: [u8; 3]) -> String {
     let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
     let content = format!("{r:.4} {g:.4} {b:.4} rg 0 0 595 842 re f\n");
     let objects = [
@@ -83,12 +83,12 @@ struct Display {
     name: String,
     xauthority: PathBuf,
     shot: PathBuf,
-    _one: std::sync::MutexGuard<'static, ()>,
+    _one: std::sync::RwLockWriteGuard<'static, ()>,
 }
 
 impl Display {
     fn start(s: &Scratch) -> Result<Display, String> {
-        let one = X_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+        let one = X_SERVER.write().unwrap_or_else(|e| e.into_inner());
         let had_socket_dir = Path::new("/tmp/.X11-unix").exists();
         let xauthority = s.path("home/.Xauthority");
         let (xvfb, n) = start_xvfb(&xauthority, s.uid, s.gid)?;
