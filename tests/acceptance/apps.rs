@@ -869,6 +869,20 @@ fn chromium_headless(who: Who) -> TestResult {
 
 /// Xvfb on a free display, with an MIT-MAGIC-COOKIE in `xauthority`
 /// (written as a FamilyWild entry, so any host name matches).
+/// A screenshot of the whole screen of X display `display` into `shot`
+/// (ImageMagick's `import`); whether it was taken.
+pub(crate) fn screenshot(display: &str, xauthority: &Path, shot: &Path) -> bool {
+    Command::new("import")
+        .args(["-display", display, "-window", "root"])
+        .arg(shot)
+        .env("XAUTHORITY", xauthority)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success())
+}
+
 pub(crate) fn start_xvfb(xauthority: &Path, uid: u32, gid: u32) -> Result<(Started, u32), String> {
     let base = 90 + (std::process::id() % 200);
     start_xvfb_on((base..base + 100).chain(90..base), xauthority, uid, gid)
@@ -1129,16 +1143,7 @@ fn until_shown(
             return Err(why);
         }
         std::thread::sleep(Duration::from_millis(500));
-        let ok = Command::new("import")
-            .args(["-display", screen.display, "-window", "root"])
-            .arg(screen.shot)
-            .env("XAUTHORITY", screen.xauthority)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|st| st.success())
-            .unwrap_or(false);
+        let ok = screenshot(screen.display, screen.xauthority, screen.shot);
         if !ok {
             last = "import failed".into();
             continue;
@@ -1201,15 +1206,7 @@ fn mpv_x11_shm(who: Who) -> TestResult {
     let display = format!(":{display}");
     let screen_share = || -> Result<(usize, usize, usize), String> {
         let shot = s.path("screen.png");
-        let ok = Command::new("import")
-            .args(["-display", &display, "-window", "root"])
-            .arg(&shot)
-            .env("XAUTHORITY", &xauthority)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|st| st.success());
+        let ok = screenshot(&display, &xauthority, &shot);
         if !ok {
             return Err("import failed".into());
         }

@@ -699,15 +699,7 @@ fn launch(app: &App) -> TestResult {
                 break;
             }
             std::thread::sleep(Duration::from_secs(1));
-            let ok = Command::new("import")
-                .args(["-display", &display, "-window", "root"])
-                .arg(&shot)
-                .env("XAUTHORITY", &xauthority)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|st| st.success());
+            let ok = screenshot(&display, &xauthority, &shot);
             if !ok {
                 last = "import failed".into();
                 continue;
