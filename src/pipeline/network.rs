@@ -91,18 +91,7 @@ fn namespaces(sandbox: &Sandbox, plan: &Plan, host: &Host) -> Result<(OwnedFd, O
     };
     let deadline = Instant::now() + START_TIMEOUT;
     let netns = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: sandbox.messages_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
-        if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
-            continue;
-        }
-        if n <= 0 {
+        if !readable_before(sandbox.messages_fd().as_raw_fd(), deadline) {
             return Err(gone());
         }
         match sandbox.read_message()? {
@@ -270,26 +259,30 @@ fn wait_timeout(
     if fd >= 0 {
         // SAFETY: pidfd_open just returned this descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut pfd = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
-            if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                return None;
-            }
-            break;
+        if !readable_before(fd.as_raw_fd(), Instant::now() + limit) {
+            return None;
         }
     }
     child.wait().ok()
+}
+
+/// Whether `fd` becomes readable before `deadline` (a signal's
+/// interruption is waited through).
+fn readable_before(fd: std::os::fd::RawFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as libc::c_int) };
+        if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+            continue;
+        }
+        return n > 0;
+    }
 }
 
 /// What pasta wrote to stderr, without blocking (its background process
