@@ -165,7 +165,10 @@ pub fn relayed(m: Message) -> Option<Reply> {
         Message::Spawned { pid, .. } => Some(Reply::Spawned { pid }),
         Message::SpawnFailed { errno, .. } => Some(Reply::SpawnFailed { errno }),
         Message::Reaped { status, .. } => Some(Reply::Exited { status }),
-        Message::Failed { .. } | Message::Started { .. } | Message::Exited { .. } => None,
+        Message::Failed { .. }
+        | Message::Started { .. }
+        | Message::Exited { .. }
+        | Message::Listener => None,
     }
 }
 

@@ -52,11 +52,19 @@ pub fn start(plan: &DbusPlan, host: &Host) -> Result<Proxy, Error> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::io("create a pipe", e.into()))?;
     let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-    let stdio = [
-        high(&null, "/dev/null")?,
-        high(&w, "a pipe")?,
-        high(std::io::stderr(), "stderr")?,
-    ];
+    let stderr = match &plan.log {
+        // A recording run's log: a new file in antimony's private folder.
+        Some(path) => high(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| Error::io(format!("create {}", path.display()), e))?,
+            "the proxy's log",
+        )?,
+        None => high(std::io::stderr(), "stderr")?,
+    };
+    let stdio = [high(&null, "/dev/null")?, high(&w, "a pipe")?, stderr];
     drop(w);
     let spawned = sandbox::prepare(&plan.sandbox).and_then(|mut prepared| {
         prepared.stdio = Some(stdio);

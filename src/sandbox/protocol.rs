@@ -113,6 +113,10 @@ pub enum Message {
     SpawnFailed { id: u32, errno: Errno },
     /// Command `id` ended with this wait status.
     Reaped { id: u32, status: i32 },
+    /// A recording run: the seccomp listener of the program's filter
+    /// comes with this message (sent by the program's process before it
+    /// executes the program, which waits on the listener from then on).
+    Listener,
 }
 
 const FAILED: u32 = 1;
@@ -121,6 +125,7 @@ const EXITED: u32 = 3;
 const SPAWNED: u32 = 4;
 const SPAWN_FAILED: u32 = 5;
 const REAPED: u32 = 6;
+const LISTENER: u32 = 7;
 
 /// Requests to init.
 pub const REQ_EXEC: u32 = 100;
@@ -165,6 +170,7 @@ impl Message {
             Message::Spawned { id, pid } => header(SPAWNED, id, 0, pid),
             Message::SpawnFailed { id, errno } => header(SPAWN_FAILED, id, 0, errno as i32),
             Message::Reaped { id, status } => header(REAPED, id, 0, status),
+            Message::Listener => header(LISTENER, 0, 0, 0),
         }
     }
 
@@ -184,6 +190,7 @@ impl Message {
                 errno: Errno::from_raw(c),
             }),
             REAPED => Some(Message::Reaped { id: a, status: c }),
+            LISTENER => Some(Message::Listener),
             _ => None,
         }
     }
@@ -191,6 +198,45 @@ impl Message {
     /// Sends the message (child side: no allocation).
     pub fn send(self, fd: RawFd) -> R<()> {
         sys::write_all(fd, &self.encode())
+    }
+
+    /// Sends the message with a descriptor (SCM_RIGHTS; child side: the
+    /// control buffer is on the stack).
+    pub fn send_with_fd(self, chan: RawFd, fd: RawFd) -> R<()> {
+        let mut data = self.encode();
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // Room for one cmsghdr and one int, aligned as cmsghdr needs.
+        let mut control = [0u64; 4];
+        // SAFETY: an all-zero msghdr is valid; the pointers set below
+        // outlive the sendmsg call; CMSG_* compute within `control`,
+        // which is large enough for CMSG_SPACE(sizeof(int)) (24 bytes).
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            if cmsg.is_null() {
+                return Err(sys::Errno::EINVAL);
+            }
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+            loop {
+                if libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL) >= 0 {
+                    return Ok(());
+                }
+                let e = sys::Errno::last();
+                if e != sys::Errno::EINTR {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -307,6 +353,7 @@ mod tests {
                 errno: Errno::ENOENT,
             },
             Message::Reaped { id: 3, status: 256 },
+            Message::Listener,
         ] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
