@@ -115,6 +115,13 @@ pub fn recording_profile(program: &Path, bus: &Names) -> String {
     ] {
         ro.push(format!("?{p}"));
     }
+    // A program outside the system's folders (in a home, a build tree).
+    if !["/usr", "/bin", "/sbin", "/lib", "/opt"]
+        .iter()
+        .any(|d| program.starts_with(d))
+    {
+        ro.push(program.to_string_lossy().into_owned());
+    }
     let dev: Vec<String> = ["/dev/snd", "/dev/video0", "/dev/video1", "/dev/input"]
         .iter()
         .map(|d| format!("?{d}"))
@@ -182,19 +189,21 @@ fn exists(p: &Path) -> bool {
 pub fn draft(l: &Learned) -> String {
     let mut fragments = Reasons::default();
     let mut binds: Vec<(PathBuf, bool, PathBuf)> = Vec::new();
+    // A program the minimal sandbox does not show is bound by itself.
+    let own_bind = !super::shown(l.minimal, l.program);
     let mut home_read: BTreeMap<PathBuf, PathBuf> = BTreeMap::new();
     let mut home_written: BTreeSet<PathBuf> = BTreeSet::new();
     let mut not_granted: BTreeSet<String> = BTreeSet::new();
     let mut system_bus = false;
     for (p, u) in &l.rec.paths {
-        if uninteresting(p, l.runtime_dir)
+        let in_home = p.starts_with(l.home) && p != l.home;
+        if (!in_home && uninteresting(p, l.runtime_dir))
             || container(p, l.home)
             || p == l.program
             || l.forwarded.iter().any(|f| p.starts_with(f))
         {
             continue;
         }
-        let in_home = p.starts_with(l.home) && p != l.home;
         if in_home && u.write {
             home_written.insert(collapse(p, l.home));
             continue;
@@ -202,7 +211,16 @@ pub fn draft(l: &Learned) -> String {
         if !exists(p) || super::shown(l.minimal, p) {
             continue;
         }
-        if let Some((name, _)) = l.fragments.iter().find(|(_, plan)| super::shown(plan, p)) {
+        // The processor list (/sys/devices/system/cpu: GLib, Qt and the C
+        // library count processors there) is its own bind, not the GPU's
+        // /sys/devices.
+        let cpu = p.starts_with("/sys/devices/system");
+        if let Some((name, _)) = l.fragments.iter().find(|(name, plan)| {
+            // The GPU's /sys is what names its devices; the block
+            // devices' or processors' are not a reason for the GPU.
+            let gpu_reason = *name != "with-gpu" || !p.starts_with("/sys");
+            !cpu && gpu_reason && super::shown(plan, p)
+        }) {
             let how = if u.connect { "connected to" } else { "used" };
             fragments.add(name, format!("it {how} {}", written(p, l.home)));
             continue;
@@ -302,6 +320,12 @@ pub fn draft(l: &Learned) -> String {
         ));
     }
 
+    if own_bind {
+        ro.insert(
+            0,
+            (l.program.display().to_string(), "the program itself".into()),
+        );
+    }
     let mut inherits = vec![("minimal".to_string(), "the strict base".to_string())];
     for f in FRAGMENTS {
         if let Some(why) = fragments.0.get(*f) {

@@ -33,7 +33,7 @@ pub fn hidden(
 ) -> Vec<Hidden> {
     let mut found: Vec<(PathBuf, PathBuf)> = Vec::new();
     for p in rec.paths.keys() {
-        if uninteresting(p, runtime_dir)
+        if (!p.starts_with(home) && uninteresting(p, runtime_dir))
             || container(p, home)
             || std::fs::symlink_metadata(p).is_err()
             || super::shown(plan, p)

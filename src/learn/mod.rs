@@ -141,7 +141,7 @@ pub fn collapse(p: &Path, home: &Path) -> PathBuf {
         ("/usr/local", 2),
         ("/dev/snd", 0),
         ("/dev/input", 0),
-        ("/sys/devices/system", 2),
+        ("/sys/devices/system", 1),
         ("/sys", 2),
         ("/run", 1),
     ] {

@@ -17,6 +17,7 @@ mod faults;
 mod hooks;
 mod hostside;
 mod instances;
+mod learn;
 mod man;
 mod manpages;
 mod notify;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(faults::tests());
     tests.extend(man::tests());
     tests.extend(apps::tests());
+    tests.extend(learn::tests());
     tests.extend(notify::tests());
     tests.extend(forward::tests());
     tests.extend(architecture::tests());
