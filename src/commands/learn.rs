@@ -153,9 +153,6 @@ fn rounds_and_draft(
             d.log_to(log.clone());
         }
         forwarded = plan.forwards.iter().map(|f| f.source.clone()).collect();
-        if std::env::var_os("LEARN_DEBUG").is_some() {
-            eprintln!("{plan}");
-        }
         for w in &plan.warnings {
             super::warn(w);
         }

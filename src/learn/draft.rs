@@ -235,6 +235,10 @@ pub fn draft(l: &Learned) -> String {
                 .strip_prefix(l.home)
                 .ok()
                 .and_then(|r| r.components().next());
+            // A cache is not settings: never bound from the host.
+            if p.starts_with(l.home.join(".cache")) {
+                continue;
+            }
             if first.is_some_and(|f| f.as_os_str().to_string_lossy().starts_with('.')) {
                 home_read.entry(c).or_insert_with(|| p.clone());
             } else {
