@@ -44,6 +44,42 @@ Options here override the profile for this run only.",
         after_long_help = EXIT_STATUS_HELP
     )]
     Run(RunArgs),
+    /// Record a program's run and draft a profile for it
+    #[command(
+        long_about = "Runs PROGRAM (a name looked up in PATH, or a path) with ARGS in a recording \
+sandbox: the minimal sandbox with every shipped fragment (display, sound, GPU, fonts, themes, \
+locale, network, the session bus through the filtering proxy), the host's /etc, /opt, /srv, \
+/var/lib, /var/cache and /sys read-only, and an empty home thrown away at exit. Every file and \
+folder the program names (opening, looking up, executing, creating, removing, connecting to a \
+socket) is reported to antimony by a seccomp user notification and the call goes on unchanged; \
+no root is needed. The D-Bus proxy logs the names it asks for; when it asked for names the \
+recording did not allow, the run is recorded again with them (at most three rounds). Close the \
+program (or give --for) to end a round. Then the draft: the fragments whose paths it used, \
+binds of the folders it read outside them (never the home wholesale), a private persistent home \
+if it wrote in its home, its devices and D-Bus names, each with a comment saying which path \
+needed it. It is written to ~/.config/antimony/profiles/NAME.toml (NAME: the program's file \
+name) unless --output says where, checked as `antimony check` does, and never written over an \
+existing file without --force."
+    )]
+    Learn {
+        /// The program: a name looked up in PATH, or a path
+        program: String,
+        /// The draft's profile name (default: the program's file name)
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Write the draft here instead of ~/.config/antimony/profiles/NAME.toml ("-": standard output)
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Replace an existing file
+        #[arg(long)]
+        force: bool,
+        /// Stop the program (SIGTERM) after this many seconds of each round, instead of waiting for it to exit
+        #[arg(long = "for", value_name = "SECONDS")]
+        seconds: Option<u64>,
+        /// Arguments for the program; everything after `--` is the program's
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
     /// Check that profiles are valid
     #[command(
         long_about = "Loads each profile with everything it inherits, validates it, and plans a \
@@ -104,6 +140,9 @@ it also removes the records older than 30 days and all but the 200 that started 
         /// Print the records as a JSON array, oldest first
         #[arg(long)]
         json: bool,
+        /// Print the last denial report of PROFILE (from `antimony run --explain`) instead
+        #[arg(long, requires = "profile")]
+        explain: bool,
     },
     /// List running instances
     #[command(
@@ -300,6 +339,10 @@ pub struct RunArgs {
     /// Write JSON lines about the run to this open file descriptor: one when the program has started, one when it has ended (see STATUS LINES)
     #[arg(long, value_name = "FD")]
     pub status_fd: Option<i32>,
+
+    /// Record the paths the program tries (a round trip to antimony for each); if it exits with an error, name those that exist on the host but that the profile does not grant, and what to add (kept for `antimony log PROFILE`)
+    #[arg(long)]
+    pub explain: bool,
 
     /// Arguments for the program, after the profile's `arguments`; everything after `--` is the program's
     #[arg(last = true, value_name = "ARGS")]

@@ -39,6 +39,7 @@ pub mod hooks;
 pub mod host;
 pub mod instance;
 pub mod integrate;
+pub mod learn;
 pub mod notify;
 pub mod pipeline;
 pub mod plan;

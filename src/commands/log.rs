@@ -83,3 +83,22 @@ pub fn log(host: &Host, profile: Option<&str>, limit: usize, json: bool, hooks: 
     }
     0
 }
+
+/// `antimony log PROFILE --explain`: the last denial report of PROFILE.
+pub fn explain(host: &Host, profile: &str) -> u8 {
+    let file = crate::learn::explain::report_file(&host.state_home, profile);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            out!("{}", crate::text::escape_lines(&text));
+            0
+        }
+        Err(_) => {
+            crate::commands::report(&format!(
+                "no denial report for {}: run it with `antimony run --explain {}`",
+                escape_line(profile),
+                escape_line(profile)
+            ));
+            crate::error::EXIT_LAUNCHER_FAILURE
+        }
+    }
+}

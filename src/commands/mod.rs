@@ -21,6 +21,7 @@ mod doctor;
 mod edit;
 mod instances;
 mod integrate;
+mod learn;
 mod list;
 mod log;
 
@@ -205,7 +206,32 @@ fn dispatch(command: Command, host: &Host) -> Result<u8, Error> {
             limit,
             hooks,
             json,
-        } => Ok(log::log(host, profile.as_deref(), limit, json, hooks)),
+            explain,
+        } => {
+            if explain {
+                return Ok(log::explain(host, profile.as_deref().unwrap_or_default()));
+            }
+            Ok(log::log(host, profile.as_deref(), limit, json, hooks))
+        }
+        Command::Learn {
+            program,
+            name,
+            output,
+            force,
+            seconds,
+            args,
+        } => learn::learn(
+            learn::Request {
+                program,
+                name,
+                output,
+                force,
+                seconds,
+                args,
+            },
+            host,
+            &searcher,
+        ),
         Command::Ps { json } => instances::ps(host, json),
         Command::Enter { instance, command } => instances::enter(host, &instance, command),
         Command::Stop { instance } => instances::stop(host, &instance),
@@ -270,6 +296,8 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Re
             crate::cli::Forward::Rw => profile::ForwardMode::Rw,
             crate::cli::Forward::Off => profile::ForwardMode::Off,
         }),
+        record: args.explain,
+        stop_after: None,
     };
     let instance = crate::instance::instance_id();
     let plan = plan::build(&profile, &opts, host, &RealHost, &instance)?;
@@ -303,6 +331,9 @@ fn run(args: RunArgs, host: &Host, searcher: &Searcher, notices: &Notices) -> Re
         notices.warnings(&ws)
     });
     notices.warnings(&outcome.warnings);
+    if let Some(rec) = &outcome.recording {
+        learn::explain(&plan, rec, outcome.code != 0, host);
+    }
     if let Some(e) = outcome.error {
         return Err(e);
     }

@@ -168,7 +168,8 @@ pub fn relayed(m: Message) -> Option<Reply> {
         Message::Failed { .. }
         | Message::Started { .. }
         | Message::Exited { .. }
-        | Message::Network => None,
+        | Message::Network
+        | Message::Listener => None,
     }
 }
 

@@ -52,11 +52,28 @@ pub fn start(plan: &DbusPlan, host: &Host) -> Result<Proxy, Error> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| Error::io("create a pipe", e.into()))?;
     let null = std::fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-    let stdio = [
-        high(&null, "/dev/null")?,
-        high(&w, "a pipe")?,
-        high(std::io::stderr(), "stderr")?,
-    ];
+    let stdio = match &plan.log {
+        // A recording run's log (the proxy logs to its standard output):
+        // a new file in antimony's private folder; the readiness byte
+        // then goes to its standard error (`DbusPlan::log_to`).
+        Some(path) => {
+            let log = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| Error::io(format!("create {}", path.display()), e))?;
+            [
+                high(&null, "/dev/null")?,
+                high(log, "the proxy's log")?,
+                high(&w, "a pipe")?,
+            ]
+        }
+        None => [
+            high(&null, "/dev/null")?,
+            high(&w, "a pipe")?,
+            high(std::io::stderr(), "stderr")?,
+        ],
+    };
     drop(w);
     let spawned = sandbox::prepare(&plan.sandbox).and_then(|mut prepared| {
         prepared.stdio = Some(stdio);

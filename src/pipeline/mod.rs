@@ -57,6 +57,8 @@ pub struct Outcome {
     pub error: Option<Error>,
     /// Printed as warnings (hooks that may fail, failed).
     pub warnings: Vec<String>,
+    /// A recording run's record (`plan.record`).
+    pub recording: Option<crate::learn::Recording>,
 }
 
 pub use verdict::exit_code;
@@ -79,6 +81,7 @@ pub fn run(
         code: EXIT_LAUNCHER_FAILURE,
         error: Some(error),
         warnings,
+        recording: None,
     };
     let status = match status_fd.map(StatusFd::open).transpose() {
         Ok(s) => s,
@@ -125,6 +128,8 @@ pub fn run(
         start_lock,
         proxy: None,
         pasta: None,
+        recorder: None,
+        stop_at: None,
         stage: Stage::Absent,
         setup_failure: None,
         channel_open: false,
@@ -210,6 +215,10 @@ struct Run<'a> {
     proxy: Option<dbus::Proxy>,
     /// pasta, for an isolated network, while the sandbox runs.
     pasta: Option<network::Pasta>,
+    /// A recording run's recorder, once the program's listener came.
+    recorder: Option<crate::learn::Recorder>,
+    /// A recording run with a time limit: when the program is stopped.
+    stop_at: Option<Instant>,
     /// Where the sandbox is in its life (`stage.rs`).
     stage: Stage,
     /// What init said went wrong during the set-up.
@@ -506,6 +515,7 @@ impl Run<'_> {
         }
         // Unregister before saying goodbye: `antimony stop` waits for this.
         self.server = None;
+        let recording = self.recorder.take().map(crate::learn::Recorder::finish);
         // The guardian, reaped: it was told to go before the record was
         // written.
         drop(std::mem::take(&mut self.groups));
@@ -513,6 +523,7 @@ impl Run<'_> {
             code,
             error,
             warnings: self.warnings,
+            recording,
         }
     }
 
@@ -899,6 +910,8 @@ impl Run<'_> {
                 }
             }
             Message::Exited { status } => self.stage.program_exited(status),
+            // Without its descriptor, or not asked for: nothing to serve.
+            Message::Listener => {}
             Message::Spawned { id, pid } => {
                 if let Some(t) = self.inside_task(id) {
                     if let Place::Inside { pid: p, .. } = &mut t.place {
@@ -930,6 +943,26 @@ impl Run<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Serves a recording run's listener (on a thread of its own: the
+    /// program waits for an answer on every path it names, and this loop
+    /// may wait on a hook), and sets the time limit if the plan has one.
+    fn start_recorder(&mut self, fd: std::os::fd::OwnedFd) {
+        match crate::learn::Recorder::start(fd) {
+            Ok(r) => self.recorder = Some(r),
+            Err(e) => {
+                // The program would wait forever: it goes.
+                if let Some(sb) = &self.sandbox {
+                    sb.kill();
+                }
+                self.launch_error
+                    .get_or_insert(Error::io("start the recorder's thread", e));
+            }
+        }
+        if let Some(after) = self.plan.record.as_ref().and_then(|r| r.stop_after) {
+            self.stop_at = Some(Instant::now() + after);
         }
     }
 
@@ -1037,6 +1070,7 @@ impl Run<'_> {
             .iter()
             .filter_map(|(_, t)| t.deadline())
             .chain(self.stop.kill_at)
+            .chain(self.stop_at)
             .chain(until)
             .chain(
                 self.state
@@ -1070,7 +1104,13 @@ impl Run<'_> {
                 Source::Channel => {
                     let m = self.sandbox.as_ref().map(Sandbox::read_message);
                     match m {
-                        // A descriptor from init is never asked for: closed.
+                        // A recording run's listener; any other descriptor
+                        // from init is never asked for: closed.
+                        Some(Ok(Some((Message::Listener, Some(fd)))))
+                            if self.plan.record.is_some() && self.recorder.is_none() =>
+                        {
+                            self.start_recorder(fd)
+                        }
                         Some(Ok(Some((m, _)))) => self.on_message(m),
                         // A garbled channel: nothing init says can be
                         // trusted any more; the sandbox goes.
@@ -1127,6 +1167,12 @@ impl Run<'_> {
         let grace = self.plan.grace;
         for t in self.slots.tasks_mut() {
             t.tick(now, self.sandbox.as_ref(), grace);
+        }
+        if self.stop_at.is_some_and(|k| now >= k) {
+            self.stop_at = None;
+            if self.phase == Phase::Running {
+                self.begin_stop(libc::SIGTERM, true);
+            }
         }
         if self.stop.kill_at.is_some_and(|k| now >= k) {
             self.stop.kill_at = None;

@@ -58,6 +58,27 @@ pub struct DbusPlan {
     /// The proxy's own sandbox; its program is the proxy, told to write a
     /// byte to its standard output once it listens (`--fd=1`).
     pub sandbox: Box<Plan>,
+    /// A recording run's log of the program's calls (`--log`): the
+    /// proxy's standard output goes to this host file (see `log_to`).
+    pub log: Option<PathBuf>,
+}
+
+impl DbusPlan {
+    /// Has the proxy log every message to `file` (`xdg-dbus-proxy
+    /// --log`: each call with its destination, and each one its policy
+    /// filtered, with the level it required), for `antimony learn`.
+    /// The proxy logs to its standard output, which is then the file; its
+    /// readiness byte goes to its standard error instead (`--fd=2`).
+    pub fn log_to(&mut self, file: PathBuf) {
+        self.args.push("--log".into());
+        for a in self.sandbox.argv.iter_mut() {
+            if a == "--fd=1" {
+                *a = "--fd=2".into();
+            }
+        }
+        self.sandbox.argv.push("--log".into());
+        self.log = Some(file);
+    }
 }
 
 /// The sandbox's bus socket, inside.
@@ -236,6 +257,7 @@ pub fn build(
         args,
         app_id,
         sandbox: Box::new(sandbox),
+        log: None,
     }))
 }
 
@@ -399,6 +421,7 @@ fn proxy_sandbox(
         mounts,
         landlock,
         seccomp: Some(SeccompPlan::build(false)?),
+        record: None,
         nested_userns: false,
         dbus: None,
         hooks: Vec::new(),

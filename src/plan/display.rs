@@ -255,6 +255,21 @@ impl fmt::Display for Plan {
         if self.nested_userns {
             writeln!(f, "  nested user namespaces: allowed by the profile")?;
         }
+        if let Some(r) = &self.record {
+            let names: Vec<&str> = super::seccomp::RECORDED
+                .iter()
+                .chain(super::seccomp::RECORDED_ARCH)
+                .map(|c| c.name)
+                .collect();
+            writeln!(
+                f,
+                "  recording (seccomp user notification to antimony, then allowed): {}",
+                names.join(", ")
+            )?;
+            if let Some(d) = r.stop_after {
+                writeln!(f, "  the program is stopped after {} s", d.as_secs())?;
+            }
+        }
 
         if let Some(d) = &self.dbus {
             writeln!(

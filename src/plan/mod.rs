@@ -81,6 +81,11 @@ pub struct RunOptions {
     pub args: Vec<OsString>,
     /// `--forward`: overrides the profile's `files.forward`.
     pub forward: Option<ForwardMode>,
+    /// A recording run (`learn`, `run --explain`): the paths the program
+    /// names are reported to antimony (`seccomp::RecordPlan`).
+    pub record: bool,
+    /// With `record`: stop the program after this long.
+    pub stop_after: Option<Duration>,
 }
 
 /// The namespaces the sandbox gets. User, mount and PID are always new.
@@ -153,6 +158,8 @@ pub struct Plan {
     pub package_config: Option<package::PackageConfig>,
     pub landlock: LandlockPlan,
     pub seccomp: Option<SeccompPlan>,
+    /// A recording run: the notifying filter (see `seccomp::RecordPlan`).
+    pub record: Option<seccomp::RecordPlan>,
     pub nested_userns: bool,
     /// The session bus proxy, when the profile has a `[dbus]` table.
     pub dbus: Option<dbus::DbusPlan>,
@@ -418,6 +425,9 @@ pub fn build(
         package_config,
         landlock,
         seccomp,
+        record: opts
+            .record
+            .then(|| seccomp::RecordPlan::build(opts.stop_after)),
         nested_userns: sb.nested_userns,
         dbus,
         hooks,
@@ -585,6 +595,14 @@ pub const FORWARD_AREA: &str = "/run/antimony/files";
 /// Whether host path `p` is visible at its own place among `list` (not yet
 /// ordered), with at least `mode`: the deepest mount over it is a bind of
 /// the same place, and no mask hides it.
+impl Plan {
+    /// Whether the host's `p` is in the sandbox, at its own place (bound
+    /// there, or beneath a bind of a folder above it).
+    pub fn visible(&self, p: &Path) -> bool {
+        visible_in(&self.mounts, p, BindMode::Ro)
+    }
+}
+
 fn visible_in(list: &[Mount], p: &Path, mode: BindMode) -> bool {
     let over = list
         .iter()

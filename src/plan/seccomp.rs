@@ -318,6 +318,162 @@ impl SeccompPlan {
     }
 }
 
+/// The system calls a recording sandbox reports (`antimony learn`,
+/// `run --explain`): those that name a file by path, with the index of
+/// the path argument and of the folder descriptor it is relative to (-1:
+/// the working folder), and `connect` (its address, read as a
+/// `sockaddr`). `openat2` and `clone3` are not here: the default filter
+/// answers them ENOSYS and callers fall back to `openat` and `clone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub name: &'static str,
+    pub nr: i64,
+    /// The argument holding the path (or the address, for `connect`).
+    pub path: u8,
+    /// The argument holding the folder descriptor, if any.
+    pub dirfd: Option<u8>,
+    /// What a call means for the file: `Read`, or `Write` (always, or
+    /// for `open`/`openat`, when the flags at this index ask to write).
+    pub access: Access,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    /// Writes when the flags (this argument) hold O_WRONLY, O_RDWR,
+    /// O_CREAT or O_TRUNC.
+    OpenFlags(u8),
+    Write,
+    Exec,
+    Connect,
+}
+
+const fn rec(name: &'static str, nr: i64, path: u8, dirfd: Option<u8>, access: Access) -> Recorded {
+    Recorded {
+        name,
+        nr,
+        path,
+        dirfd,
+        access,
+    }
+}
+
+/// The calls recorded, on every architecture.
+pub const RECORDED: &[Recorded] = &[
+    rec("openat", libc::SYS_openat, 1, Some(0), Access::OpenFlags(2)),
+    rec("newfstatat", libc::SYS_newfstatat, 1, Some(0), Access::Read),
+    rec("statx", libc::SYS_statx, 1, Some(0), Access::Read),
+    rec("faccessat", libc::SYS_faccessat, 1, Some(0), Access::Read),
+    rec("faccessat2", libc::SYS_faccessat2, 1, Some(0), Access::Read),
+    rec("readlinkat", libc::SYS_readlinkat, 1, Some(0), Access::Read),
+    rec("execve", libc::SYS_execve, 0, None, Access::Exec),
+    rec("execveat", libc::SYS_execveat, 1, Some(0), Access::Exec),
+    rec("mkdirat", libc::SYS_mkdirat, 1, Some(0), Access::Write),
+    rec("unlinkat", libc::SYS_unlinkat, 1, Some(0), Access::Write),
+    rec("renameat2", libc::SYS_renameat2, 3, Some(2), Access::Write),
+    rec(
+        "inotify_add_watch",
+        libc::SYS_inotify_add_watch,
+        1,
+        None,
+        Access::Read,
+    ),
+    rec("chdir", libc::SYS_chdir, 0, None, Access::Read),
+    rec("connect", libc::SYS_connect, 1, None, Access::Connect),
+];
+
+/// The older calls x86_64 still has, which take paths from the working
+/// folder.
+#[cfg(target_arch = "x86_64")]
+pub const RECORDED_ARCH: &[Recorded] = &[
+    rec("open", libc::SYS_open, 0, None, Access::OpenFlags(1)),
+    rec("creat", libc::SYS_creat, 0, None, Access::Write),
+    rec("stat", libc::SYS_stat, 0, None, Access::Read),
+    rec("lstat", libc::SYS_lstat, 0, None, Access::Read),
+    rec("access", libc::SYS_access, 0, None, Access::Read),
+    rec("readlink", libc::SYS_readlink, 0, None, Access::Read),
+    rec("mkdir", libc::SYS_mkdir, 0, None, Access::Write),
+    rec("unlink", libc::SYS_unlink, 0, None, Access::Write),
+    rec("rmdir", libc::SYS_rmdir, 0, None, Access::Write),
+    rec("rename", libc::SYS_rename, 1, None, Access::Write),
+    rec("renameat", libc::SYS_renameat, 3, Some(2), Access::Write),
+];
+#[cfg(not(target_arch = "x86_64"))]
+pub const RECORDED_ARCH: &[Recorded] = &[];
+
+/// What a recording sandbox adds: a filter whose every listed call goes
+/// to antimony as a user notification (`SECCOMP_RET_USER_NOTIF`), which
+/// lets it go on unchanged. Installed by the program's process itself,
+/// just before it executes the program (so the sandbox's init is never
+/// stopped by it), with `SECCOMP_FILTER_FLAG_NEW_LISTENER`; the listener
+/// travels to antimony over the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPlan {
+    pub program: Vec<libc::sock_filter>,
+    /// Stop the program after this long (`learn --for`).
+    pub stop_after: Option<std::time::Duration>,
+}
+
+impl RecordPlan {
+    pub fn build(stop_after: Option<std::time::Duration>) -> RecordPlan {
+        RecordPlan {
+            program: notify_program(),
+            stop_after,
+        }
+    }
+
+    /// The recorded call of this number, if it is one.
+    pub fn recorded(nr: i64) -> Option<&'static Recorded> {
+        RECORDED.iter().chain(RECORDED_ARCH).find(|r| r.nr == nr)
+    }
+}
+
+/// The notifying program: the native architecture's listed calls notify,
+/// anything else is allowed (the default filter, installed first, has
+/// already refused what it refuses: of several filters the kernel takes
+/// the strictest answer, and an error or a kill outranks a notification).
+fn notify_program() -> Vec<libc::sock_filter> {
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let nrs: Vec<u32> = RECORDED
+        .iter()
+        .chain(RECORDED_ARCH)
+        .filter_map(|r| u32::try_from(r.nr).ok())
+        .collect();
+    let mut out = Vec::with_capacity(nrs.len() + 6);
+    if let Some(arch) = AUDIT_ARCH_NATIVE {
+        out.push(stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4));
+        // Not native: jump over everything to "allow".
+        out.push(libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: (nrs.len() + 1) as u8,
+            k: arch,
+        });
+    }
+    out.push(stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0));
+    let n = nrs.len();
+    for (i, nr) in nrs.into_iter().enumerate() {
+        // Match: jump to "notify", right after the last comparison.
+        out.push(libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: (n - i) as u8,
+            jf: 0,
+            k: nr,
+        });
+    }
+    out.push(stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW));
+    out.push(stmt(
+        libc::BPF_RET | libc::BPF_K,
+        libc::SECCOMP_RET_USER_NOTIF,
+    ));
+    out
+}
+
 fn to_libc(i: &seccompiler::sock_filter) -> libc::sock_filter {
     libc::sock_filter {
         code: i.code,

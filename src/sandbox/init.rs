@@ -179,6 +179,8 @@ pub fn run(p: &mut Prepared, chan: RawFd) -> ! {
         ctty: -1,
         domain,
         umask: p.umask,
+        notify: &p.notify,
+        chan,
     };
     // Ready. antimony may still be starting hooks that must run before the
     // program does (attached pre-hooks, started in parallel with this
@@ -223,7 +225,7 @@ fn close_all_but(keep: &[RawFd; 3]) {
 }
 
 /// What to execute and how.
-struct Exec {
+struct Exec<'a> {
     /// The file to execute, or a bare name to look up in `envp`'s PATH.
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -237,6 +239,10 @@ struct Exec {
     /// The ruleset of the Landlock domain to enter (-1: none).
     domain: RawFd,
     umask: libc::mode_t,
+    /// A recording run's notifying filter (empty: none): installed last,
+    /// its listener sent to antimony over `chan`.
+    notify: &'a [libc::sock_filter],
+    chan: RawFd,
 }
 
 /// Forks a process that executes `spec`. Returns its PID once it has
@@ -336,6 +342,20 @@ fn exec_child(spec: &Exec, report: RawFd) -> ! {
             if libc::chdir(spec.fallback_cwd) < 0 {
                 libc::chdir(c"/".as_ptr());
             }
+        }
+    }
+    // Recording: from here on every path the process names waits for
+    // antimony's answer, so the listener reaches antimony first (an exec
+    // that fails after this is still reported through `report`).
+    if !spec.notify.is_empty() {
+        match seccomp::install_listener(spec.notify) {
+            Ok(listener) => {
+                if let Err(e) = Message::Listener.send_with_fd(spec.chan, listener) {
+                    fail_with(Step::Seccomp, e);
+                }
+                sys::close(listener);
+            }
+            Err(e) => fail_with(Step::Seccomp, e),
         }
     }
     let _ = sys::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
@@ -688,6 +708,8 @@ fn start_command(
         ctty,
         domain,
         umask: p.umask,
+        notify: &[],
+        chan: -1,
     };
     fork_exec(&spec).map_err(|(_, e)| e)
 }

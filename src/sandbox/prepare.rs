@@ -39,6 +39,9 @@ pub struct Prepared {
     pub cgroup: Option<super::limits::Cgroup>,
     pub landlock: Option<landlock::Prepared>,
     pub seccomp: Vec<Vec<libc::sock_filter>>,
+    /// A recording run's notifying filter (empty: none), installed by the
+    /// program's process just before it executes the program.
+    pub notify: Vec<libc::sock_filter>,
     pub caps: Vec<u8>,
     pub program: CString,
     /// Kept alive for the pointer arrays below.
@@ -331,6 +334,11 @@ pub fn prepare(plan: &Plan) -> Result<Prepared, SandboxError> {
             .seccomp
             .as_ref()
             .map(|s| s.programs.clone())
+            .unwrap_or_default(),
+        notify: plan
+            .record
+            .as_ref()
+            .map(|r| r.program.clone())
             .unwrap_or_default(),
         caps: super::caps::supported(),
         program: cstring(&plan.program)?,

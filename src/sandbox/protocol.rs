@@ -128,6 +128,10 @@ pub enum Message {
     /// The sandbox's network namespace, whose descriptor comes with it
     /// (an isolated network: antimony hands it to pasta).
     Network,
+    /// A recording run: the seccomp listener of the program's filter
+    /// comes with this message (sent by the program's process before it
+    /// executes the program, which waits on the listener from then on).
+    Listener,
 }
 
 const FAILED: u32 = 1;
@@ -137,6 +141,7 @@ const SPAWNED: u32 = 4;
 const SPAWN_FAILED: u32 = 5;
 const REAPED: u32 = 6;
 const NETWORK: u32 = 7;
+const LISTENER: u32 = 8;
 
 /// Requests to init.
 pub const REQ_EXEC: u32 = 100;
@@ -182,6 +187,7 @@ impl Message {
             Message::SpawnFailed { id, errno } => header(SPAWN_FAILED, id, 0, errno as i32),
             Message::Reaped { id, status } => header(REAPED, id, 0, status),
             Message::Network => header(NETWORK, 0, 0, 0),
+            Message::Listener => header(LISTENER, 0, 0, 0),
         }
     }
 
@@ -202,6 +208,7 @@ impl Message {
             }),
             REAPED => Some(Message::Reaped { id: a, status: c }),
             NETWORK => Some(Message::Network),
+            LISTENER => Some(Message::Listener),
             _ => None,
         }
     }
@@ -219,30 +226,35 @@ impl Message {
             iov_base: data.as_mut_ptr().cast(),
             iov_len: data.len(),
         };
-        // Room for one descriptor's cmsghdr, aligned as the kernel wants.
+        // Room for one cmsghdr and one int, aligned as cmsghdr needs.
         let mut control = [0u64; 4];
-        // SAFETY: an all-zero msghdr is valid; its pointers are set below
-        // to the locals above, which outlive the call.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is arithmetic.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
-        // SAFETY: the control buffer holds one cmsghdr with an int, as
-        // CMSG_SPACE said; CMSG_FIRSTHDR points into it.
-        let r = unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            if c.is_null() {
-                return Err(Errno::EINVAL);
+        // SAFETY: an all-zero msghdr is valid; the pointers set below
+        // outlive the sendmsg call; CMSG_* compute within `control`,
+        // which is large enough for CMSG_SPACE(sizeof(int)) (24 bytes).
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            if cmsg.is_null() {
+                return Err(sys::Errno::EINVAL);
             }
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
-            libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL)
-        };
-        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+            loop {
+                if libc::sendmsg(chan, &msg, libc::MSG_NOSIGNAL) >= 0 {
+                    return Ok(());
+                }
+                let e = sys::Errno::last();
+                if e != sys::Errno::EINTR {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -359,6 +371,7 @@ mod tests {
                 errno: Errno::ENOENT,
             },
             Message::Reaped { id: 3, status: 256 },
+            Message::Listener,
         ] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }

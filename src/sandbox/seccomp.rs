@@ -26,3 +26,25 @@ pub fn install(programs: &[Vec<libc::sock_filter>]) -> Result<(), Errno> {
     }
     Ok(())
 }
+
+/// Installs a recording run's notifying filter and returns its listener
+/// (close-on-exec, as the kernel makes it).
+pub fn install_listener(prog: &[libc::sock_filter]) -> Result<i32, Errno> {
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: as in `install`; the kernel returns a new descriptor.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(r as i32)
+}

@@ -18,6 +18,7 @@ mod faults;
 mod hooks;
 mod hostside;
 mod instances;
+mod learn;
 mod limits;
 mod man;
 mod manpages;
@@ -38,6 +39,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(faults::tests());
     tests.extend(man::tests());
     tests.extend(apps::tests());
+    tests.extend(learn::tests());
     tests.extend(notify::tests());
     tests.extend(forward::tests());
     tests.extend(limits::tests());

@@ -392,6 +392,7 @@ fn sections_of(command: &str) -> &'static [(&'static str, &'static str)] {
     match command {
         "run" => RUN_SECTIONS,
         "check" => CHECK_SECTIONS,
+        "learn" => LEARN_SECTIONS,
         "show" => SHOW_SECTIONS,
         "list" => LIST_SECTIONS,
         "edit" => EDIT_SECTIONS,
@@ -768,6 +769,53 @@ one line \fBantimony: error: \fIFILE\fB:\fILINE\fB:\fICOLUMN\fB: \fImessage\fR
 on standard error when it has a position.
 "#,
 )];
+
+const LEARN_SECTIONS: &[(&str, &str)] = &[
+    (
+        "HOW IT RECORDS",
+        r#"The program's process installs, just before it executes the program, a
+seccomp filter that turns the calls naming a file (\fBopenat\fR, \fBopen\fR,
+the \fBstat\fR family, \fBaccess\fR, \fBreadlink\fR, \fBexecve\fR,
+\fBmkdir\fR, \fBunlink\fR, \fBrename\fR, \fBchdir\fR,
+\fBinotify_add_watch\fR) and \fBconnect\fR into user notifications
+(\fBSECCOMP_RET_USER_NOTIF\fR), and sends the filter's listener to antimony.
+antimony reads each path from the program's memory and lets the call go on
+unchanged (\fBSECCOMP_USER_NOTIF_FLAG_CONTINUE\fR): the program does what it
+would do, failed look-ups included (a missing \fB/etc/libreoffice\fR is a
+failed \fBopenat\fR). No privilege is needed, and nothing but the recorded
+run pays the round trip. The session bus goes through the filtering proxy
+with \fB--log\fR, which names each bus name the program calls or asks to own.
+"#,
+    ),
+    (
+        "THE DRAFT",
+        r#"What the minimal sandbox shows is left out. A path a shipped fragment
+shows (the X server's socket, the font cache, \fB/etc/papersize\fR...) is
+that fragment, inherited. Any other file or folder that exists on the host
+is a read-only bind of the folder it lies in (\fB/etc/\fINAME\fR,
+\fB/var/lib/\fINAME\fR, \fB~/.config/\fINAME\fR...), read-write where it
+wrote and may; devices under \fBdev\fR; the home is never bound wholesale.
+A program that wrote in its home gets \fB[home] policy = "Enabled"\fR. Bus
+names other than the portal's and the notifications' go to \fB[dbus]\fR. Each
+grant carries a comment naming the path that needed it. The draft is planned
+as \fBantimony check\fR does before it is written.
+"#,
+    ),
+    (
+        "EXIT STATUS",
+        "0 when the draft was written, 125 when it was not (the program was not found, the file exists, the recording could not run).\n",
+    ),
+    (
+        "EXAMPLES",
+        r#".B antimony learn xcalc
+Records xcalc until you close it and writes
+\fB~/.config/antimony/profiles/xcalc.toml\fR.
+.PP
+.B antimony learn --for 20 -o - mupdf -- ~/Documents/report.pdf
+Records mupdf showing a document for 20 seconds and prints the draft.
+"#,
+    ),
+];
 
 const SHOW_SECTIONS: &[(&str, &str)] = &[(
     "EXIT STATUS",

@@ -161,9 +161,7 @@ const APPS: &[App] = &[
     app("gnumeric", "gnumeric", S::Csv, Named).grants(DOCUMENTS),
     // Documents.
     app("evince", "evince", S::Pdf, Colour(100)),
-    app("mupdf", "mupdf", S::Pdf, Colour(100)),
     app("xpdf", "xpdf", S::Pdf, Colour(100)),
-    app("qpdfview", "qpdfview", S::Pdf, Colour(100)),
     // Images.
     app("eog", "eog", S::Png, Colour(100)),
     app("ristretto", "ristretto", S::Png, Colour(100)),
@@ -184,9 +182,7 @@ const APPS: &[App] = &[
     app("mtpaint", "mtpaint", S::Png, Colour(30)).grants(PICTURES_RW),
     // Text editors.
     app("gedit", "gedit", S::Text, Named).grants(DOCUMENTS),
-    app("mousepad", "mousepad", S::Text, Named).grants(DOCUMENTS),
     app("pluma", "pluma", S::Text, Named).grants(DOCUMENTS),
-    app("featherpad", "featherpad", S::Text, Named).grants(DOCUMENTS),
     app("geany", "geany", S::Text, Named).grants(DOCUMENTS),
     app("meld", "meld", S::TextPair, Window("Meld")),
     // Chat.
@@ -216,8 +212,6 @@ const APPS: &[App] = &[
         S::None,
         Window("Calculator"),
     ),
-    app("galculator", "galculator", S::None, Window("galculator")),
-    app("gucharmap", "gucharmap", S::None, Window("Character Map")),
     app(
         "transmission-gtk",
         "transmission-gtk",
