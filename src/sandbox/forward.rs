@@ -177,6 +177,11 @@ fn child(
     trees: &mut [RawFd; MAX_ITEMS],
 ) -> Result<(), ChildError> {
     let ns = |step| move |e| (None, step, e);
+    // Every capability in the sandbox's user namespace, soon: nothing in
+    // the sandbox may ptrace or read this process meanwhile (Landlock's
+    // domain and the seccomp filter already keep the sandbox from it, and
+    // it is in no PID namespace the sandbox sees; this is one more wall).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).map_err(ns(ForwardStep::JoinUserNamespace))?;
     setns(pidfd, libc::CLONE_NEWUSER).map_err(ns(ForwardStep::JoinUserNamespace))?;
     // SAFETY: unshare with a flag; no pointers.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } < 0 {
