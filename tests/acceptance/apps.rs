@@ -103,7 +103,7 @@ macro_rules! need {
 }
 
 // After `need!`: the links and files tests use it.
-mod files;
+pub(crate) mod files;
 mod launch;
 
 fn which(name: &str) -> Option<PathBuf> {

@@ -50,12 +50,6 @@ impl Drop for Bus {
     }
 }
 
-fn as_user(cmd: &mut Command, s: &Scratch) {
-    if world().is_root && s.who == Who::User {
-        cmd.uid(s.uid).gid(s.gid);
-    }
-}
-
 /// Starts the bus and an echo service (`dbus-test-tool echo`, which
 /// answers every call) for each name, and waits until they own them.
 fn start_bus(s: &Scratch, names: &[&str]) -> Result<Bus, String> {

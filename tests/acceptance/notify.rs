@@ -7,7 +7,6 @@
 //! by the notification's time limit.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,12 +81,6 @@ impl Drop for Desktop {
                 let _ = std::fs::remove_dir("/tmp/.X11-unix");
             }
         }
-    }
-}
-
-fn as_user(cmd: &mut Command, s: &Scratch) {
-    if world().is_root && s.who == Who::User {
-        cmd.uid(s.uid).gid(s.gid);
     }
 }
 

@@ -1328,3 +1328,12 @@ impl Display for Hook {
         Ok(())
     }
 }
+
+/// Runs `cmd` as the scratch's user (when the suite runs as root and the
+/// test is the ordinary user's half).
+pub fn as_user(cmd: &mut Command, s: &Scratch) {
+    use std::os::unix::process::CommandExt;
+    if world().is_root && s.who == Who::User {
+        cmd.uid(s.uid).gid(s.gid);
+    }
+}

@@ -42,7 +42,7 @@ pub(super) fn solid_page(rgb: [u8; 3]) -> String {
 /// A one-page PDF (A4) filled with one colour, written out by hand:
 /// the catalog, the page tree, the page, its content stream, and the
 /// cross-reference table with each object's byte offset.
-pub(super) fn solid_pdf(rgb: [u8; 3]) -> String {
+pub(crate) fn solid_pdf(rgb: [u8; 3]) -> String {
     let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
     let content = format!("{r:.4} {g:.4} {b:.4} rg 0 0 595 842 re f\n");
     let objects = [
