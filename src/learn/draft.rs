@@ -83,6 +83,22 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// Text for a `#` comment: it comes from the recorded program (a file name
+/// it wrote, a path it read), so no control character of it may end the
+/// comment and start a line of TOML (a hook, a bind) in a profile that a
+/// later run loads; each is written as `\uXXXX`.
+fn comment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\t' {
+            let _ = write!(out, "\\u{:04X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn list(items: &[String]) -> String {
     items
         .iter()
@@ -358,7 +374,7 @@ pub fn draft(l: &Learned) -> String {
         t,
         "# Drafted by `antimony learn` from a recorded run of {}.\n\
          # Each grant says which path needed it. Check it, then: antimony run {}",
-        l.program.display(),
+        comment(&l.program.display().to_string()),
         l.name
     );
     let _ = writeln!(
@@ -373,7 +389,7 @@ pub fn draft(l: &Learned) -> String {
     let _ = writeln!(t, "path = {}", quote(&l.program.to_string_lossy()));
     let _ = writeln!(t, "inherits = [");
     for (f, why) in &inherits {
-        let _ = writeln!(t, "    {},  # {}", quote(f), why.replace('\n', " "));
+        let _ = writeln!(t, "    {},  # {}", quote(f), comment(why));
     }
     let _ = writeln!(t, "]");
     if !home_written.is_empty() {
@@ -385,7 +401,7 @@ pub fn draft(l: &Learned) -> String {
         let _ = writeln!(
             t,
             "\n[home]\n# It wrote {} : a private home of its own, kept\n# (~/.local/share/antimony/{}); your own files stay out of reach.\npolicy = \"Enabled\"",
-            shown.join(", "),
+            comment(&shown.join(", ")),
             l.name
         );
     }
@@ -397,7 +413,7 @@ pub fn draft(l: &Learned) -> String {
             }
             let _ = writeln!(t, "{key} = [");
             for (p, why) in items {
-                let _ = writeln!(t, "    {},  # {}", quote(p), why.replace('\n', " "));
+                let _ = writeln!(t, "    {},  # {}", quote(p), comment(why));
             }
             let _ = writeln!(t, "]");
         }
@@ -406,7 +422,7 @@ pub fn draft(l: &Learned) -> String {
             let _ = writeln!(
                 t,
                 "# Not granted (it looked, and ran without them): {}",
-                shown.join(", ").replace('\n', " ")
+                comment(&shown.join(", "))
             );
         }
     }
@@ -436,4 +452,21 @@ pub fn draft(l: &Learned) -> String {
         );
     }
     t
+}
+
+#[cfg(test)]
+mod comment_tests {
+    use super::comment;
+
+    #[test]
+    fn a_recorded_name_never_ends_its_comment() {
+        let hostile = "a\n[[hooks.pre]]\ncontent = \"touch /tmp/x\"\r\u{b}b";
+        let c = comment(hostile);
+        assert!(!c.chars().any(|c| c.is_control()), "{c}");
+        assert_eq!(
+            c,
+            "a\\u000A[[hooks.pre]]\\u000Acontent = \"touch /tmp/x\"\\u000D\\u000Bb"
+        );
+        assert_eq!(comment("tab\tkept"), "tab\tkept");
+    }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::apps::files::solid_pdf;
 use crate::apps::{X_SERVER, start_xvfb};
 use crate::support::*;
 
@@ -213,40 +214,6 @@ fn compare(base: &[u8], now: &[u8], rgb: [u8; 3]) -> (usize, usize) {
         .filter(|p| p.iter().zip(rgb).all(|(&a, b)| a.abs_diff(b) <= 8))
         .count();
     (changed * 1000 / total, coloured * 1000 / total)
-}
-
-/// A one-page PDF filled with one colour.
-fn solid_pdf(rgb: [u8; 3]) -> String {
-    let [r, g, b] = rgb.map(|c| f64::from(c) / 255.0);
-    let content = format!("{r:.4} {g:.4} {b:.4} rg 0 0 595 842 re f\n");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>".to_string(),
-        format!(
-            "<< /Length {} >>\nstream\n{content}endstream",
-            content.len()
-        ),
-    ];
-    let mut pdf = String::from("%PDF-1.4\n");
-    let mut offsets = Vec::new();
-    for (i, o) in objects.iter().enumerate() {
-        offsets.push(pdf.len());
-        pdf.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
-    }
-    let xref = pdf.len();
-    pdf.push_str(&format!(
-        "xref\n0 {}\n0000000000 65535 f \n",
-        objects.len() + 1
-    ));
-    for o in offsets {
-        pdf.push_str(&format!("{o:010} 00000 n \n"));
-    }
-    pdf.push_str(&format!(
-        "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-        objects.len() + 1
-    ));
-    pdf
 }
 
 /// The sample document for `app`, in the scratch home's Documents.
@@ -544,7 +511,10 @@ fn shell_program(who: Who) -> TestResult {
     let s = scratch!(who);
     let script = s.script(
         "bin/reader",
-        "#!/bin/sh\ncat /etc/debconf.conf >/dev/null\nmkdir -p \"$HOME/.config/reader\" && echo x > \"$HOME/.config/reader/state\"\n",
+        "#!/bin/sh\ncat /etc/debconf.conf >/dev/null\nmkdir -p \"$HOME/.config/reader\" && echo x > \"$HOME/.config/reader/state\"\n\
+         # A hostile program names a file so that its draft, a profile a\n\
+         # later run loads, would gain a host hook.\n\
+         echo x > \"$HOME/a\n[[hooks.pre]]\ncontent = 'id'\n#\"\n",
     );
     let draft = s.path("reader.toml");
     let out = s.antimony(["learn", "-o"]).arg(&draft).arg(&script).run();
@@ -558,6 +528,15 @@ fn shell_program(who: Who) -> TestResult {
     );
     let check = s.antimony(["check"]).arg(&draft).run();
     ensure!(check.code() == Some(0), "{}", check.show());
+    // The file name it wrote stays inside a comment: no hook in the draft.
+    let show = s.antimony(["show"]).arg(&draft).run();
+    ensure!(
+        show.code() == Some(0)
+            && !show.stdout.contains("hooks")
+            && text.contains("\\u000A[[hooks.pre]]"),
+        "{text}\n{}",
+        show.show()
+    );
     // An existing draft is kept without --force.
     let again = s.antimony(["learn", "-o"]).arg(&draft).arg(&script).run();
     ensure!(
