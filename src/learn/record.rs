@@ -57,7 +57,22 @@ pub struct Recording {
     pub calls: u64,
 }
 
+/// The most distinct paths, and abstract socket names, a recording keeps:
+/// far more than a program opens (the apps learned here name a few
+/// thousand), and a bound on what a program that names new paths in a
+/// loop can make antimony hold in memory.
+const MAX_PATHS: usize = 65_536;
+const MAX_SOCKETS: usize = 1_024;
+
 impl Recording {
+    /// The record of `path`; `None` for a new one past `MAX_PATHS`.
+    fn entry(&mut self, path: PathBuf) -> Option<&mut Use> {
+        if self.paths.len() >= MAX_PATHS && !self.paths.contains_key(&path) {
+            return None;
+        }
+        Some(self.paths.entry(path).or_default())
+    }
+
     /// Adds another round's record.
     pub fn merge(&mut self, other: Recording) {
         for (p, u) in other.paths {
@@ -206,8 +221,9 @@ fn note(rec: &mut Recording, req: &libc::seccomp_notif) {
             _ => return,
         }
     };
-    let path = normalize(&path);
-    let u = rec.paths.entry(path).or_default();
+    let Some(u) = rec.entry(normalize(&path)) else {
+        return;
+    };
     match call.access {
         Access::Read => u.read = true,
         Access::Write => u.write = true,
@@ -241,13 +257,18 @@ fn connect(rec: &mut Recording, pid: libc::pid_t, addr: u64, len: u64) {
             if let Some(rest) = name.strip_prefix(&[0]) {
                 // Abstract: the name is every byte of the length given.
                 let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-                rec.abstract_sockets
-                    .push(format!("@{}", String::from_utf8_lossy(&rest[..end])));
+                let name = format!("@{}", String::from_utf8_lossy(&rest[..end]));
+                if !rec.abstract_sockets.contains(&name) && rec.abstract_sockets.len() < MAX_SOCKETS
+                {
+                    rec.abstract_sockets.push(name);
+                }
             } else {
                 let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
                 let path = PathBuf::from(std::ffi::OsStr::from_bytes(&name[..end]));
                 if path.is_absolute() {
-                    rec.paths.entry(normalize(&path)).or_default().connect = true;
+                    if let Some(u) = rec.entry(normalize(&path)) {
+                        u.connect = true;
+                    }
                 }
             }
         }
@@ -318,6 +339,21 @@ fn read_string(pid: libc::pid_t, addr: u64) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recording_holds_a_bounded_number_of_paths() {
+        let mut rec = Recording::default();
+        for i in 0..MAX_PATHS + 10 {
+            if let Some(u) = rec.entry(PathBuf::from(format!("/p/{i}"))) {
+                u.read = true;
+            }
+        }
+        assert_eq!(rec.paths.len(), MAX_PATHS);
+        // One already recorded is still updated.
+        rec.entry(PathBuf::from("/p/0")).unwrap().write = true;
+        assert!(rec.paths[Path::new("/p/0")].write);
+        assert!(rec.entry(PathBuf::from("/p/new")).is_none());
+    }
 
     #[test]
     fn normalizes() {
